@@ -1,0 +1,90 @@
+"""Public value classes and the one cattrs converter for the wire format."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from typing import Any
+
+import attrs
+import cattrs
+
+
+class Operation(str, enum.Enum):
+    """What a job does to its image."""
+
+    UPSCALE = "upscale"
+    REMOVE_BACKGROUND = "remove-background"
+
+
+class TaskState(str, enum.Enum):
+    """A task's state as the service reports it."""
+
+    PROCESSING = "processing"
+    SUCCESS = "success"
+    FAILED = "failed"
+    CREATE_FAILED = "create-failed"
+
+    @property
+    def finished(self) -> bool:
+        """Whether the service will not change this state any more."""
+        return self is not TaskState.PROCESSING
+
+
+@attrs.frozen
+class TaskRecord:
+    """One status read of a task, normalised from either wire dialect."""
+
+    task_id: str
+    state: TaskState
+    result_urls: tuple[str, ...] = ()
+    error_code: str | int | None = None
+    error_message: str | None = None
+    created_at: dt.datetime | None = None
+    completed_at: dt.datetime | None = None
+    raw: dict[str, Any] = attrs.field(factory=dict, eq=False, repr=False)
+
+
+@attrs.frozen
+class Result:
+    """A finished, successful job."""
+
+    task_id: str
+    operation: Operation
+    urls: tuple[str, ...]
+    created_at: dt.datetime | None
+    completed_at: dt.datetime | None
+    record: TaskRecord = attrs.field(repr=False)
+    # The local file or URL the job was made from; download() names its output after it.
+    source: str | None = attrs.field(default=None, repr=False)
+
+    @property
+    def url(self) -> str:
+        """The first (usually the only) result URL."""
+        return self.urls[0]
+
+
+def _from_epoch(value: object) -> dt.datetime | None:
+    """KIE timestamps are epoch milliseconds; tolerate seconds, strings and nulls."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    if number > 1e11:  # milliseconds since 1973 and later
+        number /= 1000.0
+    try:
+        return dt.datetime.fromtimestamp(number, tz=dt.timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def _make_converter() -> cattrs.Converter:
+    # Never the global converter: our hooks must not leak into the user's cattrs use.
+    converter = cattrs.Converter(forbid_extra_keys=False)
+    converter.register_structure_hook(dt.datetime | None, lambda v, _: _from_epoch(v))
+    return converter
+
+
+wire = _make_converter()

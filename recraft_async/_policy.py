@@ -1,0 +1,108 @@
+"""Rate, PollPolicy and the retry arithmetic: pure functions and values, no I/O."""
+
+from __future__ import annotations
+
+import email.utils
+import math
+import random
+import time
+
+import attrs
+
+# Retries of one request (a status read, an upload, a provably unsent submit).
+INITIAL_RETRY_DELAY = 0.5
+MAX_RETRY_DELAY = 8.0
+RETRY_JITTER = 0.25
+# The longest pause a 429's Retry-After may impose on the whole client; a misbehaving
+# proxy must not be able to park a batch for an hour.
+MAX_RETRY_AFTER = 60.0
+# A task can answer "not found" for a short moment after its creation.
+NOT_FOUND_GRACE = 10.0
+
+
+def _positive(_inst: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if not (isinstance(value, (int, float)) and not isinstance(value, bool)):
+        raise TypeError(f"{attribute.name} must be a number, got {type(value).__name__}")
+    if not value > 0 or math.isinf(value):
+        raise ValueError(f"{attribute.name} must be a finite number > 0, got {value!r}")
+
+
+@attrs.frozen
+class Rate:
+    """At most ``n`` submissions in any window of ``per`` seconds (a sliding window)."""
+
+    n: int = attrs.field()
+    per: float = attrs.field(kw_only=True, default=1.0, validator=_positive)
+
+    @n.validator
+    def _check_n(self, _attribute: attrs.Attribute[int], value: int) -> None:
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"Rate.n must be an integer >= 1, got {value!r}")
+
+
+@attrs.frozen
+class PollPolicy:
+    """When to read a task's status: a growing interval within bounds, and a deadline."""
+
+    initial: float = attrs.field(default=2.0, validator=_positive)
+    factor: float = attrs.field(default=1.5, validator=_positive)
+    max_interval: float = attrs.field(default=15.0, validator=_positive)
+    timeout: float = attrs.field(default=900.0, validator=_positive)
+    adaptive: bool = attrs.field(default=True, kw_only=True)
+
+    def __attrs_post_init__(self) -> None:
+        if self.factor < 1:
+            raise ValueError(f"PollPolicy.factor must be >= 1, got {self.factor!r}")
+        if self.max_interval < self.initial:
+            raise ValueError("PollPolicy.max_interval must be >= initial")
+
+    def interval(self, reads_done: int) -> float:
+        """Seconds between read ``reads_done`` and the next one, the fixed schedule."""
+        if reads_done <= 0:
+            return self.initial
+        grown = self.initial * self.factor**reads_done
+        return min(grown, self.max_interval)
+
+
+def _should_retry(attempt: int, max_retries: int) -> bool:
+    """Whether a retryable failure on attempt ``attempt`` (0-based) gets another try."""
+    return attempt < max_retries
+
+
+def _retry_delay(attempt: int, retry_after: float | None = None) -> float:
+    """Seconds to wait before retry ``attempt + 1``: the server's word, else jittered backoff."""
+    if retry_after is not None:
+        return min(max(retry_after, 0.0), MAX_RETRY_AFTER)
+    backoff = min(INITIAL_RETRY_DELAY * 2.0**attempt, MAX_RETRY_DELAY)
+    # Jitter downwards only, so the cap holds; spreads clients that failed together.
+    return backoff * (1.0 - RETRY_JITTER * random.random())  # noqa: S311 - not cryptographic
+
+
+def _parse_retry_after(headers: dict[str, str], now: float | None = None) -> float | None:
+    """Seconds from ``Retry-After`` (seconds or HTTP date) or ``retry-after-ms``, else None."""
+    lowered = {k.lower(): v for k, v in headers.items()}
+    millis = lowered.get("retry-after-ms")
+    if millis is not None:
+        try:
+            return _finite_or_none(float(millis) / 1000.0)
+        except ValueError:
+            pass
+    value = lowered.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return _finite_or_none(float(value))
+    except ValueError:
+        pass
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    wall = time.time() if now is None else now
+    return max(moment.timestamp() - wall, 0.0)
+
+
+def _finite_or_none(value: float) -> float | None:
+    if math.isnan(value) or math.isinf(value):
+        return None
+    return max(value, 0.0)

@@ -1,0 +1,195 @@
+"""The exceptions recraft-async raises.
+
+::
+
+    RecraftError
+    ├── InvalidInputError (also ValueError)
+    ├── ClientNotOpenError (also RuntimeError)
+    ├── APIError
+    │   ├── AuthenticationError            401
+    │   ├── InsufficientCreditsError       402
+    │   ├── NotFoundError                  404
+    │   ├── InvalidRequestError            400, 422
+    │   ├── RateLimitError                 429
+    │   ├── ServiceUnavailableError        455, 503
+    │   ├── GenerationFailedError          501
+    │   ├── FeatureDisabledError           505
+    │   └── ServerError                    other 5xx
+    ├── APIConnectionError
+    │   └── APITimeoutError
+    ├── SubmissionUncertainError
+    ├── TaskFailedError
+    ├── JobTimeoutError
+    ├── JobCancelledError
+    └── ProtocolError
+
+No exception text ever contains the API key: messages are built from the service's
+answer and our own words only.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._models import Operation
+
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "ClientNotOpenError",
+    "FeatureDisabledError",
+    "GenerationFailedError",
+    "InsufficientCreditsError",
+    "InvalidInputError",
+    "InvalidRequestError",
+    "JobCancelledError",
+    "JobTimeoutError",
+    "NotFoundError",
+    "ProtocolError",
+    "RateLimitError",
+    "RecraftError",
+    "ServerError",
+    "ServiceUnavailableError",
+    "SubmissionUncertainError",
+    "TaskFailedError",
+]
+
+
+class RecraftError(Exception):
+    """Base class of every error this library raises."""
+
+
+class InvalidInputError(RecraftError, ValueError):
+    """An argument was rejected before anything was sent."""
+
+
+class ClientNotOpenError(RecraftError, RuntimeError):
+    """The client was used outside its ``async with`` block."""
+
+
+class APIError(RecraftError):
+    """The service answered with an error code."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: int,
+        http_status: int,
+        body: str | None = None,
+    ) -> None:
+        super().__init__(f"[{code}] {message}")
+        self.code = code
+        self.http_status = http_status
+        self.message = message
+        self.body = body
+
+
+class AuthenticationError(APIError):
+    """The API key is missing or wrong (401)."""
+
+
+class InsufficientCreditsError(APIError):
+    """The account has too few credits (402)."""
+
+
+class NotFoundError(APIError):
+    """The task or resource does not exist (404)."""
+
+
+class InvalidRequestError(APIError):
+    """The service rejected the request's content (400, 422)."""
+
+
+class RateLimitError(APIError):
+    """Too many requests; the request was rejected, not queued (429)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: int,
+        http_status: int,
+        body: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, code=code, http_status=http_status, body=body)
+        self.retry_after = retry_after
+
+
+class ServiceUnavailableError(APIError):
+    """The service is down for maintenance or overloaded (455, 503)."""
+
+
+class GenerationFailedError(APIError):
+    """The service could not generate the result (501)."""
+
+
+class FeatureDisabledError(APIError):
+    """The feature is disabled for this account (505)."""
+
+
+class ServerError(APIError):
+    """The service failed with a 5xx error."""
+
+
+class APIConnectionError(RecraftError):
+    """The request could not be completed over the network."""
+
+
+class APITimeoutError(APIConnectionError):
+    """The request timed out."""
+
+
+class SubmissionUncertainError(RecraftError):
+    """A submit may have reached the service; it was not retried, to avoid paying twice."""
+
+    def __init__(self, message: str, *, operation: Operation, image: str) -> None:
+        super().__init__(message)
+        self.operation = operation
+        self.image = image
+
+
+class TaskFailedError(RecraftError):
+    """The service reports that the task failed."""
+
+    def __init__(
+        self,
+        message: str | None,
+        *,
+        task_id: str,
+        state: str,
+        code: str | int | None = None,
+    ) -> None:
+        super().__init__(f"task {task_id} {state}: {message or 'no message'} (code {code})")
+        self.task_id = task_id
+        self.state = state
+        self.code = code
+        self.message = message
+
+
+class JobTimeoutError(RecraftError):
+    """The task did not finish within the poll policy's timeout."""
+
+    def __init__(self, message: str, *, task_id: str | None) -> None:
+        super().__init__(message)
+        self.task_id = task_id
+
+
+class JobCancelledError(RecraftError):
+    """The job was cancelled; a submitted task id is kept for resume."""
+
+    def __init__(self, message: str, *, task_id: str | None = None) -> None:
+        super().__init__(message)
+        self.task_id = task_id
+
+
+class ProtocolError(RecraftError):
+    """The service's answer did not have the documented shape; ``.body`` holds it raw."""
+
+    def __init__(self, message: str, *, body: str | None) -> None:
+        super().__init__(message)
+        self.body = body
