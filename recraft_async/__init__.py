@@ -2,6 +2,7 @@
 
 from ._client import AsyncRecraft
 from ._jobs import InvalidStateError, Job, JobStatus
+from ._journal import Journal, JournalEntry, JournalState
 from ._models import Operation, Result, TaskRecord, TaskState
 from ._policy import PollPolicy, Rate
 from ._webhooks import parse_callback, webhook_signature
@@ -48,6 +49,9 @@ __all__ = [
     "JobCancelledError",
     "JobStatus",
     "JobTimeoutError",
+    "Journal",
+    "JournalEntry",
+    "JournalState",
     "NotFoundError",
     "Operation",
     "PollPolicy",
