@@ -175,7 +175,9 @@ def _parse_market(body: object) -> _Parsed | str:
         scale = given.get("scale", 2)
         if scale not in (2, 4) or isinstance(scale, bool):
             return "input.scale must be 2 or 4"
-    return _common(op, given.get("image"), int(scale), "PNG", body.get("callBackUrl"), "input.image")
+    return _common(
+        op, given.get("image"), int(scale), "PNG", body.get("callBackUrl"), "input.image"
+    )
 
 
 def _common(

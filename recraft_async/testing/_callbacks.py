@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import hmac
 import heapq
+import hmac
 import ipaddress
 import itertools
 import json

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from ._faults import Fault, Target
+from ._faults import Fault, FaultPlan, Target
 from ._http import base_of, json_body
 from ._images import sniff_mime
 
@@ -72,16 +72,19 @@ class ControlRoutes:
         """Script faults: ``{"target", "next": [spec|null], "chance": [[spec, p]], "clear"}``."""
         body = await json_body(request)
         try:
-            if not isinstance(body, dict):
-                raise TypeError("body must be a JSON object")
-            target = Target(body["target"])
-            plan = self._emu.faults
-            if body.get("clear"):
-                plan.clear(target)
-            scripted = [None if s is None else Fault.parse(s) for s in body.get("next", [])]
-            plan.next(target, *scripted)
-            for spec, probability in body.get("chance", []):
-                plan.chance(target, Fault.parse(spec), float(probability))
+            target = _apply(self._emu.faults, body)
         except (KeyError, TypeError, ValueError) as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
-        return JSONResponse({"ok": True, "pending": plan.pending(target)})
+        return JSONResponse({"ok": True, "pending": self._emu.faults.pending(target)})
+
+
+def _apply(plan: FaultPlan, body: object) -> Target:
+    if not isinstance(body, dict):
+        raise TypeError("body must be a JSON object")
+    target = Target(body["target"])
+    if body.get("clear"):
+        plan.clear(target)
+    plan.next(target, *[None if s is None else Fault.parse(s) for s in body.get("next", [])])
+    for spec, probability in body.get("chance", []):
+        plan.chance(target, Fault.parse(spec), float(probability))
+    return target

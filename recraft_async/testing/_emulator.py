@@ -30,7 +30,8 @@ from ._tasks import CREATE_FAILED, FAILED, SUCCESS, Task, TaskInfo
 if TYPE_CHECKING:
     from starlette.types import ASGIApp
 
-DEFAULT_BASE_URL = "http://kie-emulator"
+# A ".localhost" name: the client accepts plain http to it, and it can never leave the machine.
+DEFAULT_BASE_URL = "http://kie-emulator.localhost"
 FILES_PREFIX = "/_emulator/files/"
 RESULTS_PREFIX = "/_emulator/results/"
 
@@ -114,7 +115,7 @@ class KieEmulator:
         """The account's balance; assign to it to test 402s."""
         return self._credits
 
-    @credits.setter
+    @credits.setter  # noqa: A003 - "credits" is the documented name of the balance
     def credits(self, value: float) -> None:
         self._credits = float(value)
 
@@ -150,7 +151,7 @@ class KieEmulator:
         """Creation and exact finish moments of every task, for latency measurements."""
         return [task.info() for task in list(self._tasks.values())]
 
-    def http_client(self, **kwargs: Any) -> httpx.AsyncClient:  # noqa: ANN401 - httpx's own
+    def http_client(self, **kwargs: Any) -> httpx.AsyncClient:
         """An httpx client that reaches this emulator in-process (no socket)."""
         kwargs.setdefault("base_url", self.base_url)
         return httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app), **kwargs)
@@ -224,7 +225,8 @@ class KieEmulator:
         fault = self.faults.draw(Target.TASK)
         key = self._resolve(image_url)
         task = Task(
-            task_id=_ID_PREFIX[operation] + uuid.uuid4().hex[:20] if dialect == "recraft"
+            task_id=_ID_PREFIX[operation] + uuid.uuid4().hex[:20]
+            if dialect == "recraft"
             else uuid.uuid4().hex,
             operation=operation,
             dialect=dialect,
@@ -254,7 +256,11 @@ class KieEmulator:
             if problem is not None:
                 task.outcome, task.error_code, task.error_message = FAILED, 422, problem
             elif fault is not None and fault.kind is FaultKind.TASK_FAILED:
-                task.outcome, task.error_code, task.error_message = FAILED, fault.code, fault.message
+                task.outcome, task.error_code, task.error_message = (
+                    FAILED,
+                    fault.code,
+                    fault.message,
+                )
         if fault is not None and fault.kind is FaultKind.NOT_FOUND:
             task.not_found_reads = fault.count
         self._note_pending(now, task.finished)

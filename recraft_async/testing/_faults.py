@@ -36,7 +36,13 @@ class FaultKind(str, enum.Enum):
 
 
 _REQUEST_KINDS = frozenset(
-    {FaultKind.HTTP_ERROR, FaultKind.BODY_ERROR, FaultKind.DROP, FaultKind.DELAY, FaultKind.NON_JSON}
+    {
+        FaultKind.HTTP_ERROR,
+        FaultKind.BODY_ERROR,
+        FaultKind.DROP,
+        FaultKind.DELAY,
+        FaultKind.NON_JSON,
+    }
 )
 _TARGET_KINDS = {
     Target.SUBMIT: _REQUEST_KINDS,
@@ -80,7 +86,7 @@ class Fault:
 
     @classmethod
     def delay(cls, seconds: float, *, processed: bool = False) -> Fault:
-        """Answer ``seconds`` late; with ``processed=False`` a caller gone by then changes nothing."""
+        """Answer ``seconds`` late; unprocessed, a caller gone by then leaves no trace."""
         return cls(FaultKind.DELAY, seconds=seconds, processed=processed)
 
     @classmethod
@@ -207,9 +213,7 @@ class FaultPlan:
             if script:
                 fault = script.popleft()
             else:
-                fault = next(
-                    (f for f, p in self._chances[target] if self._rng.random() < p), None
-                )
+                fault = next((f for f, p in self._chances[target] if self._rng.random() < p), None)
             if fault is not None:
                 self.injected[f"{target.value}:{fault.kind.value}"] += 1
             return fault

@@ -30,7 +30,7 @@ _REASONS = {
 _GATEWAY_PAGE = "<html><head><title>{code}</title></head><body><h1>{code}</h1></body></html>"
 
 
-def envelope(code: int, msg: str, data: Any = None, *, status: int = 200) -> JSONResponse:  # noqa: ANN401
+def envelope(code: int, msg: str, data: Any = None, *, status: int = 200) -> JSONResponse:
     """KIE's answer: the body carries its own code; the HTTP status is usually 200."""
     return JSONResponse({"code": code, "msg": msg, "data": data}, status_code=status)
 
@@ -40,7 +40,7 @@ def base_of(request: Request) -> str:
     return str(request.base_url).rstrip("/")
 
 
-async def json_body(request: Request) -> Any:  # noqa: ANN401 - any JSON value
+async def json_body(request: Request) -> Any:
     """The request's JSON, or None when it is not JSON."""
     try:
         return json.loads(await request.body())

@@ -28,7 +28,9 @@ class Limits:
     max_side: int
 
 
-UPSCALE_LIMITS = Limits(max_bytes=10 * 1024 * 1024, max_pixels=MEGAPIXELS_16, min_side=1, max_side=4096)
+UPSCALE_LIMITS = Limits(
+    max_bytes=10 * 1024 * 1024, max_pixels=MEGAPIXELS_16, min_side=1, max_side=4096
+)
 REMOVE_BG_LIMITS = Limits(
     max_bytes=5 * 1024 * 1024, max_pixels=MEGAPIXELS_16, min_side=256, max_side=4096
 )

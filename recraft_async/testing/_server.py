@@ -33,9 +33,9 @@ _START_TIMEOUT = 10.0
 class _AbortableH11(H11Protocol):
     """uvicorn's h11 protocol, registered so that a fault can drop the connection unanswered."""
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:  # type: ignore[override]
-        super().connection_made(transport)  # type: ignore[arg-type]
-        _connections.register(self.server, self.client, transport.abort)  # type: ignore[attr-defined]
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        _connections.register(self.server, self.client, transport.abort)
 
     def connection_lost(self, exc: Exception | None) -> None:
         _connections.unregister(self.server, self.client)
@@ -74,7 +74,8 @@ async def run_server(
     server = uvicorn.Server(config)
     async with emulator, anyio.create_task_group() as group:
         group.start_soon(lambda: server.serve(sockets=[sock]))
-        while not server.started and not server.should_exit:
+        # uvicorn offers a flag, not an event, for "listening".
+        while not server.started and not server.should_exit:  # noqa: ASYNC110
             await anyio.sleep(_READY_POLL)
         ready(server)
 

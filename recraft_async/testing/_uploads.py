@@ -75,7 +75,7 @@ class UploadRoutes:
         return await self._authorised(request, handle)
 
     async def base64(self, request: Request) -> Response:
-        """JSON upload: ``base64Data`` (optionally a ``data:`` URL), ``uploadPath``, ``fileName``."""
+        """JSON upload: ``base64Data`` (a ``data:`` URL too), ``uploadPath``, ``fileName``."""
 
         async def handle() -> Response:
             body = await json_body(request)
@@ -108,7 +108,7 @@ class UploadRoutes:
 
         return await self._authorised(request, handle)
 
-    async def _authorised(self, request: Request, handle: Any) -> Response:  # noqa: ANN401
+    async def _authorised(self, request: Request, handle: Any) -> Response:
         async def checked() -> Response:
             if not self._emu.check_key(request.headers.get("authorization")):
                 return _answer(401, "You do not have access permissions")
