@@ -1,0 +1,238 @@
+"""One benchmark contender per process: drives N jobs and prints what it measured as JSON.
+
+Run by ``benchmarks/run.py``; each contender is its own process so that its CPU time and
+peak RSS are its own. The emulator runs in another process, so its work is not counted.
+
+    python benchmarks/contenders.py recraft --base-url URL --image URL --n 60 ...
+    python benchmarks/contenders.py fixed --interval 0.05 ...
+    python benchmarks/contenders.py queued-recraft --n 100000
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import resource
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import recraft_async as ra  # noqa: E402 - after the path fix, for a plain checkout
+
+API_KEY = "emulator-key"
+SUBMIT = "/api/v1/recraft/upscale"
+STATUS = "/api/v1/recraft/upscale/record-info"
+PROCESSING = 0
+
+
+def _peak_rss_kb() -> int:
+    # Linux reports ru_maxrss in kilobytes.
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def _current_rss_kb() -> int:
+    with Path("/proc/self/statm").open() as statm:
+        pages = int(statm.read().split()[1])
+    return pages * resource.getpagesize() // 1024
+
+
+def _report(started: float, cpu: float, learnt: dict[str, float], errors: int) -> dict[str, Any]:
+    return {
+        "started": started,
+        "cpu_seconds": cpu,
+        "learnt": learnt,  # task id -> time.time() when the client learnt the result
+        "errors": errors,
+        "peak_rss_kb": _peak_rss_kb(),
+    }
+
+
+# -- 1. recraft-async ---------------------------------------------------------------------
+
+
+async def run_recraft(args: argparse.Namespace) -> dict[str, Any]:
+    """Drive N upscales through AsyncRecraft, noting when each result became known."""
+    scale = args.time_scale
+    poll = ra.PollPolicy(
+        initial=2.0 * scale,
+        factor=1.5,
+        max_interval=15.0 * scale,
+        timeout=900.0 * scale,
+        reads_per_job=args.reads_per_job,
+    )
+    learnt: dict[str, float] = {}
+    errors = 0
+    cpu0, started = time.process_time(), time.time()
+    async with ra.AsyncRecraft(
+        api_key=API_KEY,
+        base_url=args.base_url,
+        upload_base_url=args.base_url,
+        max_in_flight=args.max_in_flight,
+        submit_rate=ra.Rate(args.rate_n, per=args.rate_per),
+        poll=poll,
+    ) as client:
+        jobs = [client.upscale(args.image, scale=2) for _ in range(args.n)]
+        async for job in client.as_completed(jobs):
+            now = time.time()
+            if job.exception() is None and job.task_id is not None:
+                learnt[job.task_id] = now
+            else:
+                errors += 1
+    return _report(started, time.process_time() - cpu0, learnt, errors)
+
+
+# -- 2. and 3. plain httpx, the way KIE's examples do it ----------------------------------
+
+
+async def _naive_job(
+    http: httpx.AsyncClient,
+    image: str,
+    interval: float,
+    retry_sleep: float,
+    learnt: dict[str, float],
+) -> None:
+    """Submit (sleeping and retrying on 429), then poll at a fixed interval until done."""
+    while True:
+        answer = (await http.post(SUBMIT, json={"image_url": image, "scale": 2})).json()
+        if answer["code"] == 429:
+            await asyncio.sleep(retry_sleep)
+            continue
+        if answer["code"] != 200:
+            raise RuntimeError(f"submit refused: {answer}")
+        task_id: str = answer["data"]["taskId"]
+        break
+    while True:
+        await asyncio.sleep(interval)
+        record = (await http.get(STATUS, params={"taskId": task_id})).json()["data"]
+        if int(record["successFlag"]) != PROCESSING:
+            learnt[task_id] = time.time()
+            return
+
+
+async def run_fixed(args: argparse.Namespace) -> dict[str, Any]:
+    """asyncio.gather over one coroutine per job, polling every ``interval`` seconds."""
+    learnt: dict[str, float] = {}
+    cpu0, started = time.process_time(), time.time()
+    async with httpx.AsyncClient(
+        base_url=args.base_url,
+        headers={"Authorization": f"Bearer {API_KEY}"},
+        timeout=30.0,
+    ) as http:
+        outcomes = await asyncio.gather(
+            *(
+                _naive_job(http, args.image, args.interval, args.retry_sleep, learnt)
+                for _ in range(args.n)
+            ),
+            return_exceptions=True,
+        )
+    errors = sum(isinstance(outcome, BaseException) for outcome in outcomes)
+    return _report(started, time.process_time() - cpu0, learnt, errors)
+
+
+# -- the memory of 100,000 queued jobs ----------------------------------------------------
+
+
+class _Silent:
+    """A service that answers nothing until told to refuse: every job stays queued."""
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+
+    async def __call__(self, _request: httpx.Request) -> httpx.Response:
+        await self.release.wait()
+        return httpx.Response(503, json={"code": 503, "msg": "stopping", "data": None})
+
+
+async def queued_recraft(args: argparse.Namespace) -> dict[str, Any]:
+    """RSS growth of N jobs queued behind one in-flight submit that never returns."""
+    service = _Silent()
+    http = httpx.AsyncClient(transport=httpx.MockTransport(service))
+    urls = [f"{args.image}?n={i}" for i in range(args.n)]  # distinct inputs, made up front
+    baseline = 0
+    try:
+        async with ra.AsyncRecraft(
+            api_key=API_KEY,
+            base_url="http://127.0.0.1:9",
+            max_in_flight=1,
+            http_client=http,
+        ) as client:
+            gc.collect()
+            baseline = _current_rss_kb()
+            jobs = [client.upscale(url, scale=2) for url in urls]
+            await asyncio.sleep(0.2)  # the dispatcher takes the first job
+            gc.collect()
+            grown = _current_rss_kb() - baseline
+            queued = sum(job.status is ra.JobStatus.QUEUED for job in jobs)
+            service.release.set()  # the one submit on the wire may end now
+            raise _Stop
+    except _Stop:
+        pass
+    finally:
+        await http.aclose()
+    return {"n": args.n, "queued": queued, "rss_growth_kb": grown}
+
+
+async def queued_naive(args: argparse.Namespace) -> dict[str, Any]:
+    """RSS growth of N gathered per-job coroutines, all waiting before their submit."""
+    urls = [f"{args.image}?n={i}" for i in range(args.n)]
+    gate = asyncio.Event()
+
+    async def job(url: str) -> str:
+        await gate.wait()
+        return url
+
+    gc.collect()
+    baseline = _current_rss_kb()
+    gathered = asyncio.gather(*(job(url) for url in urls))
+    await asyncio.sleep(0.2)  # every task starts and parks at the gate
+    gc.collect()
+    grown = _current_rss_kb() - baseline
+    gate.set()
+    await gathered
+    return {"n": args.n, "queued": args.n, "rss_growth_kb": grown}
+
+
+class _Stop(Exception):  # noqa: N818 - a signal, not an error
+    """Leaves ``async with`` by an exception: the client stops its jobs at once."""
+
+
+def parser() -> argparse.ArgumentParser:
+    """The contender's options."""
+    cli = argparse.ArgumentParser(description=__doc__)
+    cli.add_argument("kind", choices=["recraft", "fixed", "queued-recraft", "queued-naive"])
+    cli.add_argument("--base-url", default="http://127.0.0.1:9")
+    cli.add_argument("--image", default="http://127.0.0.1:9/_emulator/files/images/a.png")
+    cli.add_argument("--n", type=int, default=60)
+    cli.add_argument("--time-scale", type=float, default=0.1)
+    cli.add_argument("--rate-n", type=int, default=20)
+    cli.add_argument("--rate-per", type=float, default=10.0)
+    cli.add_argument("--max-in-flight", type=int, default=64)
+    cli.add_argument("--reads-per-job", type=float, default=3.0)
+    cli.add_argument("--interval", type=float, default=0.3, help="real seconds")
+    cli.add_argument("--retry-sleep", type=float, default=1.0, help="real seconds after a 429")
+    return cli
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one contender and print its measurements as one JSON line."""
+    args = parser().parse_args(argv)
+    runners = {
+        "recraft": run_recraft,
+        "fixed": run_fixed,
+        "queued-recraft": queued_recraft,
+        "queued-naive": queued_naive,
+    }
+    result = asyncio.run(runners[args.kind](args))
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
