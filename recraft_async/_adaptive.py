@@ -1,59 +1,174 @@
 """The adaptive poll schedule: learn how long tasks take, read near their likely finish.
 
 Pure arithmetic and in-memory state, no I/O. With nothing learned yet a job reads on the
-PollPolicy's fixed schedule. Once enough tasks of an operation have finished, reads are
-placed where a constant share of the still-running tasks is expected to have finished
-(a constant hazard per read): the expected number of reads per job is then
-``PollPolicy.reads_per_job`` whatever the shape of the distribution, and the reads bunch
-where finishes bunch, which is where a read buys the most latency.
+PollPolicy's fixed schedule. Once a few tasks of an operation have finished, a log-normal
+distribution is fitted to the recent tasks' processing times, counting the tasks still
+running as "at least this long" (right-censored), so that the first, fast finishes of a
+batch do not pass for the whole distribution. Reads are then placed where a constant
+share of the still-running tasks is expected to have finished (a constant hazard per
+read): the expected number of reads per job is about ``PollPolicy.reads_per_job``, and
+the reads bunch where finishes bunch, which is where a read buys the most latency.
+
+Costs: a fit is a few dozen passes over at most ``MAX_SAMPLES`` numbers, made after each
+finish while little is known and after every ``REFIT_EVERY`` finishes later; it yields a
+list of read moments, and each read's decision is a binary search in it.
 """
 
 from __future__ import annotations
 
 import bisect
 import math
-from collections import deque
+from collections import OrderedDict
+from collections.abc import Hashable
+from statistics import NormalDist
 
 from ._models import Operation
 from ._policy import PollPolicy
 
-# Enough finished tasks to place a quantile with some confidence.
-MIN_SAMPLES = 8
+# Finished tasks needed before reads follow the fitted distribution (censored tasks help:
+# they say how many are still running).
+MIN_SAMPLES = 5
 # Recent tasks only: the service's speed drifts with its load.
 MAX_SAMPLES = 256
 # Two reads closer than this (seconds) would learn nothing new.
 MIN_GAP = 0.01
+# Refit after every finish until this many are known, then after every REFIT_EVERY.
+EAGER_FITS = 32
+REFIT_EVERY = 16
+# The fit's floor on the spread (of the log): identical durations must not give a
+# zero-width distribution.
+MIN_SIGMA = 0.05
+# The schedule ends where this share of tasks is still running: the fixed schedule's
+# growing intervals take over beyond it.
+TAIL_SURVIVAL = 1e-4
+_EM_ROUNDS = 60
+_EM_TOLERANCE = 1e-5
+_STANDARD = NormalDist()
+_SQRT2 = math.sqrt(2.0)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
+
+def fit_lognormal(finished: list[float], running: list[float]) -> tuple[float, float]:
+    """(mu, sigma) of the log-normal that best explains ``finished`` processing times
+    when the ``running`` tasks have taken at least as long as given (all seconds > 0).
+
+    Maximum likelihood with right-censored data, by expectation-maximisation on the logs.
+    """
+    logs = [math.log(value) for value in finished]
+    censored = [math.log(value) for value in running]
+    count = len(logs) + len(censored)
+    total = math.fsum(logs)
+    squares = math.fsum(value * value for value in logs)
+    mu = total / len(logs)
+    sigma = max(math.sqrt(max(squares / len(logs) - mu * mu, 0.0)), MIN_SIGMA)
+    for _ in range(_EM_ROUNDS):
+        s1, s2 = total, squares
+        for c in censored:
+            # E[X | X > c] and E[X^2 | X > c] for X ~ N(mu, sigma^2).
+            z = (c - mu) / sigma
+            tail = 0.5 * math.erfc(z / _SQRT2)
+            ratio = z if tail < 1e-300 else _INV_SQRT_2PI * math.exp(-0.5 * z * z) / tail
+            s1 += mu + sigma * ratio
+            s2 += mu * mu + sigma * sigma + sigma * (mu + c) * ratio
+        new_mu = s1 / count
+        new_sigma = max(math.sqrt(max(s2 / count - new_mu * new_mu, 0.0)), MIN_SIGMA)
+        done = abs(new_mu - mu) < _EM_TOLERANCE and abs(new_sigma - sigma) < _EM_TOLERANCE
+        mu, sigma = new_mu, new_sigma
+        if done:
+            break
+    return mu, sigma
+
+
+def constant_hazard_schedule(mu: float, sigma: float, reads_per_job: float) -> list[float]:
+    """Read moments (seconds after submit) where (1 - 1/reads_per_job)**k of the tasks
+    of log-normal(mu, sigma) are still running, k = 1, 2, ..., increasing strictly.
+    """
+    keep = 1.0 - 1.0 / reads_per_job
+    moments: list[float] = []
+    survival = keep
+    while survival >= TAIL_SURVIVAL:
+        at = math.exp(mu + sigma * _STANDARD.inv_cdf(1.0 - survival))
+        if not moments or at > moments[-1] + MIN_GAP:
+            moments.append(at)
+        survival *= keep
+    return moments
 
 
 class DurationModel:
-    """The recent processing times of one operation, kept sorted for quantiles."""
+    """The recent tasks of one operation, in start order: how long the finished ones took,
+    and how long the running ones have run so far.
+    """
 
-    __slots__ = ("_recent", "_sorted")
+    __slots__ = ("_cohort", "_finished", "_fitted_at", "_schedule", "_sorted")
 
     def __init__(self) -> None:
-        self._recent: deque[float] = deque()
+        # key -> (processing time, None) once finished, or (None, seconds run so far).
+        self._cohort: OrderedDict[Hashable, tuple[float | None, float]] = OrderedDict()
         self._sorted: list[float] = []
+        self._finished = 0  # finishes ever observed, to pace the refits
+        self._fitted_at = -1
+        self._schedule: tuple[float, list[float]] | None = None  # (reads_per_job, moments)
 
     def __len__(self) -> int:
         return len(self._sorted)
 
-    def observe(self, seconds: float) -> None:
+    def running(self, key: Hashable, seconds: float) -> None:
+        """Note that the task ``key`` is still running ``seconds`` after its submit."""
+        entry = self._cohort.get(key)
+        if entry is None:
+            self._add(key, (None, seconds))
+        elif entry[0] is None and seconds > entry[1]:
+            self._cohort[key] = (None, seconds)
+
+    def forget(self, key: Hashable) -> None:
+        """Drop a task that ended without a usable processing time (failed, cancelled)."""
+        entry = self._cohort.get(key)
+        if entry is not None and entry[0] is None:
+            del self._cohort[key]
+
+    def observe(self, seconds: float, key: Hashable | None = None) -> None:
         """Add one finished task's processing time."""
         if not math.isfinite(seconds) or seconds < 0:
+            if key is not None:
+                self.forget(key)
             return
-        if len(self._recent) >= MAX_SAMPLES:
-            oldest = self._recent.popleft()
-            del self._sorted[bisect.bisect_left(self._sorted, oldest)]
-        self._recent.append(seconds)
+        entry = self._cohort.get(key) if key is not None else None
+        if entry is not None and entry[0] is None:
+            self._cohort[key] = (seconds, 0.0)
+        else:
+            self._add(object() if key is None or entry is not None else key, (seconds, 0.0))
         bisect.insort(self._sorted, seconds)
+        self._finished += 1
+
+    def _add(self, key: Hashable, entry: tuple[float | None, float]) -> None:
+        if len(self._cohort) >= MAX_SAMPLES:
+            _, (oldest, _) = self._cohort.popitem(last=False)
+            if oldest is not None:
+                del self._sorted[bisect.bisect_left(self._sorted, oldest)]
+        self._cohort[key] = entry
 
     def quantile(self, level: float) -> float:
-        """The empirical quantile at ``level`` in [0, 1], linearly interpolated."""
+        """The empirical quantile of the finished tasks at ``level`` in [0, 1], interpolated."""
         values = self._sorted
         position = min(max(level, 0.0), 1.0) * (len(values) - 1)
         low = math.floor(position)
         high = min(low + 1, len(values) - 1)
         return values[low] + (values[high] - values[low]) * (position - low)
+
+    def fit(self) -> tuple[float, float]:
+        """(mu, sigma) of the log-normal fitted to the cohort (censoring the running)."""
+        finished = [max(d, MIN_GAP) for d, _ in self._cohort.values() if d is not None]
+        running = [r for d, r in self._cohort.values() if d is None and r > 0]
+        return fit_lognormal(finished, running)
+
+    def schedule(self, reads_per_job: float) -> list[float]:
+        """The read moments for ``reads_per_job``, refitted when enough has changed."""
+        due = self._finished - self._fitted_at >= (1 if self._finished < EAGER_FITS else REFIT_EVERY)
+        if self._schedule is None or due or self._schedule[0] != reads_per_job:
+            mu, sigma = self.fit()
+            self._schedule = (reads_per_job, constant_hazard_schedule(mu, sigma, reads_per_job))
+            self._fitted_at = self._finished
+        return self._schedule[1]
 
 
 class PollPlanner:
@@ -63,32 +178,48 @@ class PollPlanner:
         self.policy = policy
         self._models: dict[Operation, DurationModel] = {}
 
-    def observe(self, operation: Operation, seconds: float) -> None:
-        """Learn from one finished task of ``operation``."""
-        self._models.setdefault(operation, DurationModel()).observe(seconds)
+    def observe(self, operation: Operation, seconds: float, key: Hashable | None = None) -> None:
+        """Learn from one finished task of ``operation`` (``key``: as given to next_delay)."""
+        self._model(operation).observe(seconds, key)
 
-    def next_delay(self, operation: Operation, elapsed: float, reads_done: int) -> float:
-        """Seconds from now to the next read of a task submitted ``elapsed`` seconds ago."""
-        policy = self.policy
+    def forget(self, operation: Operation, key: Hashable) -> None:
+        """The task ``key`` ended without teaching anything (failed, cancelled, timed out)."""
         model = self._models.get(operation)
-        fixed = policy.interval(reads_done)
-        if not policy.adaptive or model is None or len(model) < MIN_SAMPLES:
-            return fixed
-        target = self._next_read_at(model, elapsed, reads_done)
-        if target is None:
-            # Slower than anything seen lately: fall back to the fixed, growing schedule.
-            return fixed
-        return min(max(target - elapsed, MIN_GAP), policy.max_interval)
+        if model is not None:
+            model.forget(key)
 
-    def _next_read_at(self, model: DurationModel, elapsed: float, reads_done: int) -> float | None:
-        # Read k (1-based) comes where the share of tasks still running is (1 - h)**k.
-        hazard = 1.0 / self.policy.reads_per_job
-        k = reads_done + 1
-        while True:
-            survival = (1.0 - hazard) ** k
-            if survival < 1.0 / (2 * len(model)):
-                return None
-            at = model.quantile(1.0 - survival)
-            if at > elapsed + MIN_GAP:
-                return at
-            k += 1
+    def next_delay(
+        self,
+        operation: Operation,
+        elapsed: float,
+        reads_done: int,
+        key: Hashable | None = None,
+    ) -> float:
+        """Seconds from now to the next read of a task submitted ``elapsed`` seconds ago.
+
+        With a ``key`` (any hashable naming the task) the planner also learns that the
+        task is still running: the fit then counts it as "at least ``elapsed`` long".
+        """
+        policy = self.policy
+        fixed = policy.interval(reads_done)
+        if not policy.adaptive:
+            return fixed
+        model = self._models.get(operation)
+        if key is not None:
+            if model is None:
+                model = self._model(operation)
+            model.running(key, elapsed)
+        if model is None or len(model) < MIN_SAMPLES:
+            return fixed
+        moments = model.schedule(policy.reads_per_job)
+        index = bisect.bisect_right(moments, elapsed + MIN_GAP)
+        if index >= len(moments):
+            # Slower than nearly every task: fall back to the fixed, growing schedule.
+            return fixed
+        return min(max(moments[index] - elapsed, MIN_GAP), policy.max_interval)
+
+    def _model(self, operation: Operation) -> DurationModel:
+        model = self._models.get(operation)
+        if model is None:
+            model = self._models[operation] = DurationModel()
+        return model

@@ -282,11 +282,23 @@ class Scheduler:
         """Read the task's status on the planner's schedule until it ends."""
         assert job.task_id is not None  # noqa: S101 - submitted or resumed
         deadline = started + self.poll.timeout
+        # Only a task this run submitted has a known start: its running time teaches.
+        key = job if learn else None
+        try:
+            return await self._poll_until_final(job, started, deadline, key)
+        finally:
+            if key is not None:
+                self.planner.forget(job.operation, key)  # a no-op once it was learned
+
+    async def _poll_until_final(
+        self, job: Job, started: float, deadline: float, key: Job | None
+    ) -> Result:
+        assert job.task_id is not None  # noqa: S101 - submitted or resumed
         reads = 0
         while True:
             now = anyio.current_time()
-            delay = 0.0 if not learn and reads == 0 else self.planner.next_delay(
-                job.operation, now - started, reads
+            delay = 0.0 if key is None and reads == 0 else self.planner.next_delay(
+                job.operation, now - started, reads, key
             )
             await anyio.sleep(max(min(delay, deadline - now), 0.0))
             try:
@@ -304,14 +316,14 @@ class Scheduler:
                         task_id=job.task_id,
                     )
                 continue
-            if learn:
-                self._learn(job.operation, record, anyio.current_time() - started)
+            if key is not None:
+                self._learn(job.operation, record, anyio.current_time() - started, key)
             return _outcome(job, record)
 
-    def _learn(self, operation: Operation, record: TaskRecord, observed: float) -> None:
+    def _learn(self, operation: Operation, record: TaskRecord, observed: float, key: Job) -> None:
         if record.created_at is not None and record.completed_at is not None:
             observed = (record.completed_at - record.created_at).total_seconds()
-        self.planner.observe(operation, observed)
+        self.planner.observe(operation, observed, key)
 
 
 async def _local_bytes(job: Job) -> bytes | None:
