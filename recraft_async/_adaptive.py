@@ -49,10 +49,10 @@ _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 
 def fit_lognormal(finished: list[float], running: list[float]) -> tuple[float, float]:
-    """(mu, sigma) of the log-normal that best explains ``finished`` processing times
-    when the ``running`` tasks have taken at least as long as given (all seconds > 0).
+    """(mu, sigma) of the log-normal best explaining finished and still-running tasks.
 
-    Maximum likelihood with right-censored data, by expectation-maximisation on the logs.
+    ``finished`` are processing times, ``running`` how long unfinished tasks have taken so
+    far (all seconds > 0). Maximum likelihood with right-censored data, by expectation-maximisation on the logs.
     """
     logs = [math.log(value) for value in finished]
     censored = [math.log(value) for value in running]
@@ -80,8 +80,10 @@ def fit_lognormal(finished: list[float], running: list[float]) -> tuple[float, f
 
 
 def constant_hazard_schedule(mu: float, sigma: float, reads_per_job: float) -> list[float]:
-    """Read moments (seconds after submit) where (1 - 1/reads_per_job)**k of the tasks
-    of log-normal(mu, sigma) are still running, k = 1, 2, ..., increasing strictly.
+    """Read moments (seconds after submit) at a constant hazard.
+
+    Read k comes where (1 - 1/reads_per_job)**k of the tasks of log-normal(mu, sigma) are
+    still running, k = 1, 2, ...; the moments increase strictly.
     """
     keep = 1.0 - 1.0 / reads_per_job
     moments: list[float] = []
@@ -95,8 +97,9 @@ def constant_hazard_schedule(mu: float, sigma: float, reads_per_job: float) -> l
 
 
 class DurationModel:
-    """The recent tasks of one operation, in start order: how long the finished ones took,
-    and how long the running ones have run so far.
+    """The recent tasks of one operation, in start order.
+
+    It keeps how long the finished ones took, and how long the running ones have run so far.
     """
 
     __slots__ = ("_cohort", "_finished", "_fitted_at", "_schedule", "_sorted")
@@ -163,7 +166,8 @@ class DurationModel:
 
     def schedule(self, reads_per_job: float) -> list[float]:
         """The read moments for ``reads_per_job``, refitted when enough has changed."""
-        due = self._finished - self._fitted_at >= (1 if self._finished < EAGER_FITS else REFIT_EVERY)
+        every = 1 if self._finished < EAGER_FITS else REFIT_EVERY
+        due = self._finished - self._fitted_at >= every
         if self._schedule is None or due or self._schedule[0] != reads_per_job:
             mu, sigma = self.fit()
             self._schedule = (reads_per_job, constant_hazard_schedule(mu, sigma, reads_per_job))
