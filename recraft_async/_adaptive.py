@@ -52,7 +52,8 @@ def fit_lognormal(finished: list[float], running: list[float]) -> tuple[float, f
     """(mu, sigma) of the log-normal best explaining finished and still-running tasks.
 
     ``finished`` are processing times, ``running`` how long unfinished tasks have taken so
-    far (all seconds > 0). Maximum likelihood with right-censored data, by expectation-maximisation on the logs.
+    far (all seconds > 0). Maximum likelihood with right-censored data, by
+    expectation-maximisation on the logs.
     """
     logs = [math.log(value) for value in finished]
     censored = [math.log(value) for value in running]
