@@ -4,10 +4,11 @@ Pure arithmetic and in-memory state, no I/O. With nothing learned yet a job read
 PollPolicy's fixed schedule. Once a few tasks of an operation have finished, a log-normal
 distribution is fitted to the recent tasks' processing times, counting the tasks still
 running as "at least this long" (right-censored), so that the first, fast finishes of a
-batch do not pass for the whole distribution. Reads are then placed where a constant
-share of the still-running tasks is expected to have finished (a constant hazard per
-read): the expected number of reads per job is about ``PollPolicy.reads_per_job``, and
-the reads bunch where finishes bunch, which is where a read buys the most latency.
+batch do not pass for the whole distribution. The first read then comes where about 60 %
+of the tasks are still running, and each next one where a constant share of the
+still-running tasks is expected to have finished (a constant hazard per read): the
+expected number of reads per job is about ``PollPolicy.reads_per_job``, and the reads
+bunch where finishes bunch, which is where a read buys the most latency.
 
 Costs: a fit is a few dozen passes over at most ``MAX_SAMPLES`` numbers, made after each
 finish while little is known and after every ``REFIT_EVERY`` finishes later; it yields a
@@ -41,6 +42,9 @@ MIN_SIGMA = 0.05
 # The schedule ends where this share of tasks is still running: the fixed schedule's
 # growing intervals take over beyond it.
 TAIL_SURVIVAL = 1e-4
+# The first read waits until no more than this share of tasks is still running: the
+# reads saved on the fast few pay for denser reads where most tasks finish.
+FIRST_SURVIVAL = 0.6
 _EM_ROUNDS = 60
 _EM_TOLERANCE = 1e-5
 _STANDARD = NormalDist()
@@ -81,14 +85,17 @@ def fit_lognormal(finished: list[float], running: list[float]) -> tuple[float, f
 
 
 def constant_hazard_schedule(mu: float, sigma: float, reads_per_job: float) -> list[float]:
-    """Read moments (seconds after submit) at a constant hazard.
+    """Read moments (seconds after submit) at a constant hazard after the first read.
 
-    Read k comes where (1 - 1/reads_per_job)**k of the tasks of log-normal(mu, sigma) are
-    still running, k = 1, 2, ...; the moments increase strictly.
+    The first read comes where FIRST_SURVIVAL of the tasks of log-normal(mu, sigma) are
+    still running (or 1 - 1/reads_per_job, if that is later); each next read where a
+    constant share h of those still running at the previous one has finished, h chosen so
+    that a job reads ``reads_per_job`` times on average. The moments increase strictly.
     """
-    keep = 1.0 - 1.0 / reads_per_job
+    first = min(FIRST_SURVIVAL, 1.0 - 1.0 / reads_per_job)
+    keep = 1.0 - first / (reads_per_job - 1.0)
     moments: list[float] = []
-    survival = keep
+    survival = first
     while survival >= TAIL_SURVIVAL:
         at = math.exp(mu + sigma * _STANDARD.inv_cdf(1.0 - survival))
         if not moments or at > moments[-1] + MIN_GAP:
@@ -218,6 +225,12 @@ class PollPlanner:
             return fixed
         moments = model.schedule(policy.reads_per_job)
         index = bisect.bisect_right(moments, elapsed + MIN_GAP)
+        if index < len(moments):
+            # Already past half the way to that moment (a read capped by max_interval came
+            # early): that read stood in for it, go on to the next one.
+            before = moments[index - 1] if index else 0.0
+            if moments[index] - elapsed < (moments[index] - before) / 2:
+                index += 1
         if index >= len(moments):
             # Slower than nearly every task: fall back to the fixed, growing schedule.
             return fixed
