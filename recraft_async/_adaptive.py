@@ -42,6 +42,8 @@ MIN_SIGMA = 0.05
 # The schedule ends where this share of tasks is still running: the fixed schedule's
 # growing intervals take over beyond it.
 TAIL_SURVIVAL = 1e-4
+# Below this share of tasks still running, the gaps between reads grow geometrically.
+TAIL_START = 0.2
 # The first read waits until no more than this share of tasks is still running: the
 # reads saved on the fast few pay for denser reads where most tasks finish.
 FIRST_SURVIVAL = 0.6
@@ -84,23 +86,32 @@ def fit_lognormal(finished: list[float], running: list[float]) -> tuple[float, f
     return mu, sigma
 
 
-def constant_hazard_schedule(mu: float, sigma: float, reads_per_job: float) -> list[float]:
-    """Read moments (seconds after submit) at a constant hazard after the first read.
+def constant_hazard_schedule(
+    mu: float, sigma: float, reads_per_job: float, growth: float = 1.5
+) -> list[float]:
+    """Read moments (seconds after submit): a constant hazard through the bulk, then growing.
 
     The first read comes where FIRST_SURVIVAL of the tasks of log-normal(mu, sigma) are
     still running (or 1 - 1/reads_per_job, if that is later); each next read where a
     constant share h of those still running at the previous one has finished, h chosen so
-    that a job reads ``reads_per_job`` times on average. The moments increase strictly.
+    that a job reads ``reads_per_job`` times on average. Once fewer than TAIL_START are
+    still running, the gaps grow by ``growth`` per read instead: the few slow tasks do not
+    each pay for many reads. The moments increase strictly.
     """
     first = min(FIRST_SURVIVAL, 1.0 - 1.0 / reads_per_job)
     keep = 1.0 - first / (reads_per_job - 1.0)
     moments: list[float] = []
     survival = first
-    while survival >= TAIL_SURVIVAL:
+    while survival >= TAIL_START:
         at = math.exp(mu + sigma * _STANDARD.inv_cdf(1.0 - survival))
         if not moments or at > moments[-1] + MIN_GAP:
             moments.append(at)
         survival *= keep
+    end = math.exp(mu + sigma * _STANDARD.inv_cdf(1.0 - TAIL_SURVIVAL))
+    gap = moments[-1] - moments[-2] if len(moments) > 1 else moments[-1] * (1 - keep)
+    while moments[-1] < end:
+        gap = max(gap * growth, MIN_GAP)
+        moments.append(moments[-1] + gap)
     return moments
 
 
@@ -178,7 +189,8 @@ class DurationModel:
         due = self._finished - self._fitted_at >= every
         if self._schedule is None or due or self._schedule[0] != reads_per_job:
             mu, sigma = self.fit()
-            self._schedule = (reads_per_job, constant_hazard_schedule(mu, sigma, reads_per_job))
+            moments = constant_hazard_schedule(mu, sigma, reads_per_job)
+            self._schedule = (reads_per_job, moments)
             self._fitted_at = self._finished
         return self._schedule[1]
 
