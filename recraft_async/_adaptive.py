@@ -43,7 +43,7 @@ MIN_SIGMA = 0.05
 # growing intervals take over beyond it.
 TAIL_SURVIVAL = 1e-4
 # Below this share of tasks still running, the gaps between reads grow geometrically.
-TAIL_START = 0.2
+TAIL_START = 0.1
 # The first read waits until no more than this share of tasks is still running: the
 # reads saved on the fast few pay for denser reads where most tasks finish.
 FIRST_SURVIVAL = 0.6
