@@ -25,7 +25,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import recraft_async as ra  # noqa: E402 - after the path fix, for a plain checkout
+import recraft_async as ra
 
 API_KEY = "emulator-key"
 SUBMIT = "/api/v1/recraft/upscale"
@@ -160,6 +160,22 @@ async def run_fixed(args: argparse.Namespace) -> dict[str, Any]:
     return {"batches": [batch], "peak_rss_kb": _peak_rss_kb()}
 
 
+# -- what one plain httpx request costs here ----------------------------------------------
+
+
+async def httpx_floor(args: argparse.Namespace) -> dict[str, Any]:
+    """CPU per status read for a bare httpx client, one request at a time (the floor)."""
+    async with httpx.AsyncClient(
+        base_url=args.base_url, headers={"Authorization": f"Bearer {API_KEY}"}
+    ) as http:
+        await http.get(STATUS, params={"taskId": "warm-up"})
+        cpu0 = time.process_time()
+        for _ in range(args.n):
+            (await http.get(STATUS, params={"taskId": "floor"})).json()
+        cpu = time.process_time() - cpu0
+    return {"n": args.n, "cpu_ms_per_request": cpu * 1000 / args.n}
+
+
 # -- the memory of 100,000 queued jobs ----------------------------------------------------
 
 
@@ -195,7 +211,7 @@ async def queued_recraft(args: argparse.Namespace) -> dict[str, Any]:
             grown = _current_rss_kb() - baseline
             queued = sum(job.status is ra.JobStatus.QUEUED for job in jobs)
             service.release.set()  # the one submit on the wire may end now
-            raise _Stop
+            _stop()
     except _Stop:
         pass
     finally:
@@ -227,10 +243,16 @@ class _Stop(Exception):  # noqa: N818 - a signal, not an error
     """Leaves ``async with`` by an exception: the client stops its jobs at once."""
 
 
+def _stop() -> None:
+    raise _Stop
+
+
 def parser() -> argparse.ArgumentParser:
     """The contender's options."""
     cli = argparse.ArgumentParser(description=__doc__)
-    cli.add_argument("kind", choices=["recraft", "fixed", "queued-recraft", "queued-naive"])
+    cli.add_argument(
+        "kind", choices=["recraft", "fixed", "httpx-floor", "queued-recraft", "queued-naive"]
+    )
     cli.add_argument("--base-url", default="http://127.0.0.1:9")
     cli.add_argument("--image", default="http://127.0.0.1:9/_emulator/files/images/a.png")
     cli.add_argument("--n", type=int, default=60)
@@ -251,6 +273,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     runners = {
         "recraft": run_recraft,
         "fixed": run_fixed,
+        "httpx-floor": httpx_floor,
         "queued-recraft": queued_recraft,
         "queued-naive": queued_naive,
     }

@@ -16,6 +16,7 @@ is installed, ``polling.png`` (status reads per job against p50 detection latenc
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import os
@@ -149,21 +150,15 @@ def contenders(scenario: Scenario, *, quick: bool) -> list[Contender]:
             f"interval={NAIVE_INTERVAL:g}s",
         )
     )
-    for interval in (1.0,) if quick else FIXED_INTERVALS:
-        found.append(
-            Contender(
-                f"fixed poll {interval:g} s",
-                "fixed",
-                (
-                    "fixed",
-                    "--interval",
-                    str(interval * scale),
-                    "--retry-sleep",
-                    str(NAIVE_RETRY_SLEEP),
-                ),
-                f"interval={interval:g}s",
-            )
+    found.extend(
+        Contender(
+            f"fixed poll {interval:g} s",
+            "fixed",
+            ("fixed", "--interval", str(interval * scale), "--retry-sleep", str(NAIVE_RETRY_SLEEP)),
+            f"interval={interval:g}s",
         )
+        for interval in ((1.0,) if quick else FIXED_INTERVALS)
+    )
     return found
 
 
@@ -304,6 +299,15 @@ def run_contender(scenario: Scenario, contender: Contender, warm_n: int) -> list
     return rows
 
 
+def httpx_floor(scenario: Scenario, requests: int) -> float:
+    """CPU milliseconds one bare httpx status read costs on this machine."""
+    with emulator(scenario) as (base_url, _image):
+        measured = _contender_process(
+            ["httpx-floor", "--base-url", base_url, "--n", str(requests)], timeout=120
+        )
+    return float(measured["cpu_ms_per_request"])
+
+
 def queued_memory(jobs: int) -> dict[str, float]:
     """Bytes of RSS per queued job: recraft-async's queue against gathered coroutines."""
     found = {"jobs": float(jobs)}
@@ -314,7 +318,11 @@ def queued_memory(jobs: int) -> dict[str, float]:
 
 
 def table(
-    scenario: Scenario, rows: Sequence[Row], memory: dict[str, float], warm_n: int
+    scenario: Scenario,
+    rows: Sequence[Row],
+    memory: dict[str, float],
+    warm_n: int,
+    floor_ms: float,
 ) -> str:
     """The markdown report."""
     med = scenario.median_real
@@ -331,8 +339,10 @@ def table(
             else ""
         ),
         "",
-        "| contender | makespan s | / bound | requests/job | status reads/job | 429s "
-        "| detect p50 | detect p95 | CPU ms/job | peak RSS MB | errors |",
+        (
+            "| contender | makespan s | / bound | requests/job | status reads/job | 429s "
+            "| detect p50 | detect p95 | CPU ms/job | peak RSS MB | errors |"
+        ),
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     lines.extend(
@@ -346,11 +356,21 @@ def table(
     if memory:
         lines += [
             "",
-            f"RSS of {memory['jobs']:,.0f} queued jobs: recraft-async "
-            f"{memory['queued-recraft']:.0f} B/job; asyncio.gather of per-job coroutines "
-            f"{memory['queued-naive']:.0f} B/job.",
+            (
+                f"RSS of {memory['jobs']:,.0f} queued jobs: recraft-async "
+                f"{memory['queued-recraft']:.0f} B/job; asyncio.gather of per-job coroutines "
+                f"{memory['queued-naive']:.0f} B/job."
+            ),
         ]
-    lines += ["", *comparison(rows, med)]
+    lines += [
+        "",
+        (
+            f"A bare httpx status read (one at a time, keep-alive) costs {floor_ms:.2f} ms of "
+            "CPU here: the floor under any httpx-based client's CPU per request."
+        ),
+        "",
+        *comparison(rows, med),
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -361,9 +381,9 @@ def fixed_reads_at(rows: Sequence[Row], latency: float) -> float:
         for r in rows
         if r.family in ("fixed", "naive") and r.latency_p50 > 0 and r.reads_per_job > 0
     )
-    if len(curve) < 2:  # noqa: PLR2004 - a line needs two points
+    if len(curve) < 2:
         return math.nan
-    for (x0, y0), (x1, y1) in zip(curve, curve[1:]):
+    for (x0, y0), (x1, y1) in itertools.pairwise(curve):
         if x0 <= latency <= x1 or (x1, y1) == curve[-1]:
             if x1 == x0:
                 return y0
@@ -375,17 +395,20 @@ def fixed_reads_at(rows: Sequence[Row], latency: float) -> float:
 def comparison(rows: Sequence[Row], median: float) -> list[str]:
     """recraft-async's status reads against fixed-interval polling at equal p50 latency."""
     lines = [
-        "| recraft-async setting | detect p50 | its reads/job | fixed-interval reads/job "
-        "at that p50 | ratio (target <= 0.70) |",
+        (
+            "| recraft-async setting | detect p50 | its reads/job | fixed-interval reads/job "
+            "at that p50 | ratio (target <= 0.70) |"
+        ),
         "|---|---:|---:|---:|---:|",
     ]
     for r in rows:
         if not r.family.startswith("recraft-async"):
             continue
         fixed = fixed_reads_at(rows, r.latency_p50)
+        warm = " (warm)" if "warm" in r.family else ""
         lines.append(
-            f"| {r.setting}{' (warm)' if 'warm' in r.family else ''} | {100 * r.latency_p50 / median:.1f} % | {r.reads_per_job:.2f} "
-            f"| {fixed:.2f} | {r.reads_per_job / fixed:.2f} |"
+            f"| {r.setting}{warm} | {100 * r.latency_p50 / median:.1f} % "
+            f"| {r.reads_per_job:.2f} | {fixed:.2f} | {r.reads_per_job / fixed:.2f} |"
         )
     return lines
 
@@ -412,7 +435,8 @@ def plot(rows: Sequence[Row], median: float, path: Path) -> bool:
             if r.family == family
         )
         if points:
-            xs, ys, labels = zip(*points)
+            xs = [x for x, _, _ in points]
+            ys = [y for _, y, _ in points]
             axes.plot(xs, ys, style, color=colour, label=family)
             for x, y, text in points:
                 axes.annotate(text, (x, y), fontsize=7, xytext=(4, 3), textcoords="offset points")
@@ -493,8 +517,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             rows.append(row)
     memory = queued_memory(args.queued) if args.queued else {}
+    floor_ms = httpx_floor(scenario, 50 if args.quick else 500)
     args.out.mkdir(parents=True, exist_ok=True)
-    report = table(scenario, rows, memory, args.warm_n)
+    report = table(scenario, rows, memory, args.warm_n, floor_ms)
     report += f"\nMachine: {machine()}. Run took {time.monotonic() - began:.0f} s.\n"
     (args.out / "results.md").write_text(report)
     (args.out / "results.json").write_text(
@@ -503,6 +528,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "scenario": attrs.asdict(scenario),
                 "rows": [attrs.asdict(r) for r in rows],
                 "queued_bytes_per_job": memory,
+                "httpx_cpu_ms_per_request": floor_ms,
             },
             indent=2,
         )

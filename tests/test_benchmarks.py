@@ -1,0 +1,102 @@
+"""A small-N smoke run of the benchmark runner, so that it cannot rot.
+
+It checks that every number is produced and sane, never how fast anything is.
+"""
+
+import importlib.util
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+RUNNER = ROOT / "benchmarks" / "run.py"
+N = 6
+
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("uvicorn") is None, reason="needs the emulator extra"
+)
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench")
+    command = [
+        sys.executable,
+        str(RUNNER),
+        "--quick",
+        "--n",
+        str(N),
+        "--warm-n",
+        "3",
+        "--rate",
+        "20/1",
+        "--time-scale",
+        "0.01",
+        "--queued",
+        "2000",
+        "--out",
+        str(out),
+    ]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(  # noqa: S603 - our own runner, loopback only
+        command, capture_output=True, text=True, env=env, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return out, json.loads((out / "results.json").read_text())
+
+
+def test_every_family_reports_a_row(results):
+    """The quick run has recraft-async (cold and warm), the naive loop and fixed polling."""
+    _, data = results
+    families = [row["family"] for row in data["rows"]]
+    assert families == ["recraft-async", "recraft-async (warm)", "naive", "fixed"]
+
+
+def test_numbers_are_sane(results):
+    """Every job finishes; requests, latencies, CPU and RSS are finite and plausible."""
+    _, data = results
+    for row in data["rows"]:
+        n = 3 if "warm" in row["family"] else N
+        assert row["jobs"] == n, row
+        assert row["errors"] == 0, row
+        assert row["reads_per_job"] >= 1
+        assert row["requests_per_job"] >= row["reads_per_job"] + 1  # a submit each
+        assert 0 <= row["latency_p50"] <= row["latency_p95"] < 60
+        assert 0 < row["makespan"] < 60
+        assert row["makespan_ratio"] > 0
+        assert 0 < row["cpu_ms_per_job"] < 10_000
+        assert 1 < row["peak_rss_mb"] < 2_000
+        for value in row.values():
+            assert not (isinstance(value, float) and math.isnan(value)), row
+
+
+def test_recraft_async_paces_its_submits(results):
+    """With submit_rate matching the emulator, recraft-async gets no 429."""
+    _, data = results
+    assert all(r["rate_limited"] == 0 for r in data["rows"] if r["family"].startswith("recraft"))
+
+
+def test_queued_memory_is_measured(results):
+    """The RSS per queued job is measured for recraft-async and for gathered coroutines."""
+    _, data = results
+    memory = data["queued_bytes_per_job"]
+    assert memory["jobs"] == 2000
+    assert math.isfinite(memory["queued-recraft"])
+    assert math.isfinite(memory["queued-naive"])
+    assert data["httpx_cpu_ms_per_request"] > 0
+
+
+def test_table_and_plot_are_written(results):
+    """results.md holds the table; polling.png exists when matplotlib is installed."""
+    out, _ = results
+    table = (out / "results.md").read_text()
+    assert "| contender |" in table
+    assert "fixed poll" in table
+    assert "ratio" in table
+    has_matplotlib = importlib.util.find_spec("matplotlib") is not None
+    assert (out / "polling.png").exists() == has_matplotlib
