@@ -39,13 +39,20 @@ class Receiver:
         self.app = Starlette(routes=[Route("/hook", self.hook, methods=["POST"])])
 
     async def hook(self, request: Request) -> Response:
+        """Record one callback."""
         self.calls.append((dict(request.headers), await request.json(), time.time()))
         return Response(status_code=self._statuses.pop(0) if self._statuses else 200)
 
-    async def wait_for(self, count: int, timeout: float = 5.0) -> None:
-        with anyio.fail_after(timeout):
-            while len(self.calls) < count:
-                await anyio.sleep(0.01)
+    async def wait_for(self, count: int) -> None:
+        """Wait until ``count`` callbacks arrived."""
+        await eventually(lambda: len(self.calls) >= count)
+
+
+async def eventually(condition, timeout: float = 5.0) -> None:
+    """Wait until ``condition()`` holds; it changes in other threads, so poll it."""
+    with anyio.fail_after(timeout):
+        while not condition():  # noqa: ASYNC110 - no event crosses the server's thread
+            await anyio.sleep(0.01)
 
 
 @contextlib.asynccontextmanager
@@ -55,9 +62,7 @@ async def listening(receiver: Receiver):
     server = uvicorn.Server(uvicorn.Config(receiver.app, log_level="warning", lifespan="off"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
-    with anyio.fail_after(5):
-        while not server.started:
-            await anyio.sleep(0.01)
+    await eventually(lambda: server.started)
     try:
         yield f"{url_of(sock)}/hook"
     finally:
@@ -154,9 +159,7 @@ async def test_delivery_gives_up_after_the_retries():
     async with listening(receiver) as hook, emu:
         await submit(emu, {"image_url": url, "callBackUrl": hook})
         await receiver.wait_for(3)
-        with anyio.fail_after(5):
-            while emu.stats.callbacks_failed == 0:
-                await anyio.sleep(0.01)
+        await eventually(lambda: emu.stats.callbacks_failed > 0)
     assert len(receiver.calls) == 3
     assert emu.callbacks_pending == 0
 
@@ -169,9 +172,7 @@ async def test_unreachable_receiver_counts_as_a_failed_delivery():
     emu, url = make()
     async with emu:
         await submit(emu, {"image_url": url, "callBackUrl": dead})
-        with anyio.fail_after(5):
-            while emu.stats.callbacks_failed == 0:
-                await anyio.sleep(0.01)
+        await eventually(lambda: emu.stats.callbacks_failed > 0)
     assert emu.stats.callbacks_sent == 3
 
 
@@ -197,9 +198,7 @@ async def test_callbacks_only_go_to_loopback_addresses():
     emu, url = make(duration=Duration.fixed(0))
     async with emu:
         await submit(emu, {"image_url": url, "callBackUrl": "http://example.invalid/hook"})
-        with anyio.fail_after(5):
-            while emu.stats.callbacks_refused == 0:
-                await anyio.sleep(0.01)
+        await eventually(lambda: emu.stats.callbacks_refused > 0)
     assert emu.stats.callbacks_sent == 0
 
 

@@ -122,7 +122,7 @@ async def test_client_pacing_avoids_429s(mode):
 
 
 async def test_503s_before_processing_are_resubmitted_once_they_pass(mode):
-    """"The next 2 submits answer 503": the job still succeeds, with one task."""
+    """The next 2 submits answer 503: the job still succeeds, with one task."""
     emu = make()
     url = emu.add_image(*SAMPLES[0])
     emu.faults.next("submit", Fault.http(503), Fault.http(503))

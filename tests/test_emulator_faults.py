@@ -9,8 +9,15 @@ import pytest
 pytest.importorskip("PIL")
 pytest.importorskip("starlette")
 
-from recraft_async.testing import Duration, Fault, FaultKind, FaultPlan, KieEmulator, Target
-from recraft_async.testing import sample_images
+from recraft_async.testing import (
+    Duration,
+    Fault,
+    FaultKind,
+    FaultPlan,
+    KieEmulator,
+    Target,
+    sample_images,
+)
 
 KEY = {"Authorization": "Bearer emulator-key"}
 UPSCALE = "/api/v1/recraft/upscale"
@@ -27,7 +34,7 @@ def make(**options) -> tuple[KieEmulator, str]:
 
 @pytest.mark.anyio
 async def test_scripted_503s_hit_the_next_submits_then_pass():
-    """"The next 2 submits answer 503": HTTP 503 with code 503, no task; the third lands."""
+    """The next 2 submits answer 503 (HTTP and body), make no task; the third lands."""
     emu, url = make()
     emu.faults.next("submit", Fault.http(503), Fault.http(503))
     async with emu.http_client(headers=KEY) as client:
@@ -102,7 +109,7 @@ async def test_drop_in_process_raises_what_httpx_raises_for_a_hang_up():
 
 @pytest.mark.anyio
 async def test_drop_after_processing_leaves_a_paid_task_behind():
-    """"Processed, then the connection drops": one task, one charge, no answer."""
+    """Processed, then the connection drops: one task, one charge, no answer."""
     emu, url = make()
     emu.faults.next("submit", Fault.drop(processed=True))
     async with emu.http_client(headers=KEY) as client:

@@ -105,7 +105,7 @@ async def test_serve_refuses_addresses_other_than_loopback():
 
 
 def test_the_process_runner_prints_its_url_and_serves(tmp_path):
-    """python -m recraft_async.testing: base URL on stdout when ready, samples on stderr."""
+    """Python -m recraft_async.testing: base URL on stdout when ready, samples on stderr."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     command = [
         sys.executable,
@@ -157,7 +157,7 @@ def test_the_process_runner_prints_its_url_and_serves(tmp_path):
 def test_the_process_runner_refuses_bad_options():
     """Bad durations exit with a usage error."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run(  # noqa: S603
+    done = subprocess.run(
         [sys.executable, "-m", "recraft_async.testing", "--duration", "gamma:1"],
         capture_output=True,
         text=True,
