@@ -93,7 +93,7 @@ class ApiRoutes:
             refusal = self._emu.admit(operation, scale)
             if refusal is not None:
                 return _refuse(*refusal)
-            task = await self._emu.create_task(
+            task = self._emu.create_task(
                 operation,
                 dialect="market" if market else "recraft",
                 image_url=image_url,
@@ -117,6 +117,7 @@ class ApiRoutes:
             task = self._emu.read_task(task_id, op)
             if task is None:
                 return envelope(404, f"task not found: {task_id}")
+            await self._emu.settle(task)
             record = task.record(time.time(), base_of(request), market=market)
             return envelope(200, "success", record)
 

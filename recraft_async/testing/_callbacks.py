@@ -12,7 +12,7 @@ import json
 import math
 import time
 import urllib.parse
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import anyio
@@ -52,7 +52,7 @@ class CallbackDispatcher:
     def __init__(
         self,
         stats: EmulatorStats,
-        build: Callable[[str], tuple[str, dict[str, Any]] | None],
+        build: Callable[[str], Awaitable[tuple[str, dict[str, Any]] | None]],
         *,
         webhook_key: str | None,
         retry_delays: Sequence[float],
@@ -101,7 +101,7 @@ class CallbackDispatcher:
     async def _deliver(
         self, http: httpx.AsyncClient, limiter: anyio.CapacityLimiter, task_id: str, attempt: int
     ) -> None:
-        built = self._build(task_id)
+        built = await self._build(task_id)
         if built is None:
             return
         url, envelope = built

@@ -208,7 +208,7 @@ class KieEmulator:
             self._window.append(now)
         return None
 
-    async def create_task(
+    def create_task(
         self,
         operation: Operation,
         *,
@@ -251,16 +251,16 @@ class KieEmulator:
         else:
             self._charge(task, price(operation, scale))
             task.finished = now + self.duration.sample(self._rng) * self.time_scale
-            task.outcome = SUCCESS
-            problem = await self._check(key, operation)
-            if problem is not None:
-                task.outcome, task.error_code, task.error_message = FAILED, 422, problem
-            elif fault is not None and fault.kind is FaultKind.TASK_FAILED:
+            if fault is not None and fault.kind is FaultKind.TASK_FAILED:
                 task.outcome, task.error_code, task.error_message = (
                     FAILED,
                     fault.code,
                     fault.message,
                 )
+            else:
+                # The input is checked when the task ends (see settle), not here: the
+                # service answers a submit at once and finds bad images while processing.
+                task.outcome, task.unchecked = SUCCESS, True
         if fault is not None and fault.kind is FaultKind.NOT_FOUND:
             task.not_found_reads = fault.count
         self._note_pending(now, task.finished)
@@ -283,6 +283,15 @@ class KieEmulator:
             task.first_final_read = now
         return task
 
+    async def settle(self, task: Task) -> None:
+        """Fix the outcome of a task that has ended: check its input (off the event loop)."""
+        if not task.unchecked or time.time() < task.finished or task.image_key is None:
+            return
+        problem = await self._check(task.image_key, task.operation)
+        if task.unchecked and problem is not None:
+            task.outcome, task.error_code, task.error_message = FAILED, 422, problem
+        task.unchecked = False
+
     def task(self, task_id: str) -> Task | None:
         """A task without counting a read."""
         return self._tasks.get(task_id)
@@ -293,6 +302,7 @@ class KieEmulator:
 
     async def render(self, task: Task) -> bytes | None:
         """The result of a successful task, computed (off the event loop) on first demand."""
+        await self.settle(task)
         if task.status(time.time()) != SUCCESS or task.image_key is None:
             return None
         cache_key = (task.image_key, task.operation, task.scale, task.format)
@@ -360,10 +370,11 @@ class KieEmulator:
         for _ in range(copies):
             self._callbacks.schedule(due, task.task_id)
 
-    def _callback_for(self, task_id: str) -> tuple[str, dict[str, Any]] | None:
+    async def _callback_for(self, task_id: str) -> tuple[str, dict[str, Any]] | None:
         task = self._tasks.get(task_id)
         if task is None or not task.callback_url:
             return None
+        await self.settle(task)
         record = task.record(time.time(), task.base_url, market=task.dialect == "market")
         ok = task.outcome == SUCCESS
         envelope = {
