@@ -167,3 +167,15 @@ def test_the_process_runner_refuses_bad_options():
     )
     assert done.returncode == 2
     assert "duration" in done.stderr
+
+
+@pytest.mark.anyio
+async def test_answers_do_not_wait_for_delayed_acks():
+    """TCP_NODELAY is on: sequential requests take about a millisecond, not 40."""
+    async with serve(make()) as base_url, httpx.AsyncClient(base_url=base_url) as client:
+        await client.get("/_emulator/stats")
+        started = anyio.current_time()
+        for _ in range(20):
+            await client.get("/_emulator/stats")
+        elapsed = anyio.current_time() - started
+    assert elapsed < 0.4
