@@ -101,7 +101,10 @@ def remove_background(data: bytes) -> bytes:
     distance = ImageChops.lighter(ImageChops.lighter(red, green), blue)
     span = _OPAQUE_ABOVE - _CLEAR_BELOW
     ramp = [min(255, max(0, (v - _CLEAR_BELOW) * 255 // span)) for v in range(256)]
-    alpha = distance.point(ramp).filter(ImageFilter.GaussianBlur(_EDGE_BLUR))
+    # Shrink the mask by a pixel before softening it, so the blur does not spread
+    # background-coloured pixels outwards as a pale halo.
+    mask = distance.point(ramp).filter(ImageFilter.MinFilter(3))
+    alpha = mask.filter(ImageFilter.GaussianBlur(_EDGE_BLUR))
     result = image.convert("RGBA")
     result.putalpha(alpha)
     return _encode(result, "PNG")
