@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 import urllib.parse
 from collections.abc import AsyncIterator, Iterable
+from pathlib import Path
 from types import TracebackType
 
+import anyio
 import httpx
 
 from . import _jobs
@@ -19,14 +21,18 @@ from ._check import (
     is_loopback_host,
 )
 from ._dialects import DIALECTS
+from ._files import download_to, safe_output_name
 from ._jobs import Job
-from ._models import Operation, TaskRecord
+from ._journal import Journal
+from ._models import Operation, Result, TaskRecord
 from ._policy import PollPolicy, Rate
 from ._scheduler import Scheduler
 from ._transport import Secret, Transport
 from .errors import ClientNotOpenError, InvalidInputError, ProtocolError
 
 DEFAULT_BASE_URL = "https://api.kie.ai"
+DEFAULT_UPLOAD_BASE_URL = "https://kieai.redpandaai.co"
+DEFAULT_MAX_DOWNLOAD_BYTES = 200_000_000
 DEFAULT_SUBMIT_RATE = Rate(20, per=10.0)
 DEFAULT_POLL = PollPolicy()
 # Connections beyond max_in_flight: one status read and one submit may overlap per job
@@ -49,12 +55,20 @@ class AsyncRecraft:
         http_client: httpx.AsyncClient | None = None,
         *,
         dialect: str = "recraft",
+        upload_base_url: str | None = None,
+        journal: Journal | None = None,
     ) -> None:
         key = api_key if api_key is not None else os.environ.get("KIE_API_KEY")
         if not key:
             raise InvalidInputError("no API key: pass api_key= or set KIE_API_KEY")
         url = base_url or os.environ.get("KIE_BASE_URL") or DEFAULT_BASE_URL
         _check_base_url(url)
+        upload_url = (
+            upload_base_url or os.environ.get("KIE_UPLOAD_BASE_URL") or DEFAULT_UPLOAD_BASE_URL
+        )
+        _check_base_url(upload_url)
+        if journal is not None and not isinstance(journal, Journal):
+            raise InvalidInputError("journal must be a recraft_async.Journal")
         _check_int("max_in_flight", max_in_flight, minimum=1)
         _check_int("max_retries", max_retries, minimum=0)
         if submit_rate is not None and not isinstance(submit_rate, Rate):
@@ -72,6 +86,9 @@ class AsyncRecraft:
         self.max_retries = max_retries
         self.timeout = float(timeout)
         self.dialect = dialect
+        self.upload_base_url = upload_url.rstrip("/")
+        self.journal = journal
+        self._owns_journal = False
         self._api_key = Secret(key)
         self._user_http = http_client
         self._http: httpx.AsyncClient | None = None
@@ -105,11 +122,16 @@ class AsyncRecraft:
             submit_rate=self.submit_rate,
             poll=self.poll,
             max_retries=self.max_retries,
+            upload_base_url=self.upload_base_url,
+            journal=self.journal,
         )
         try:
+            if self.journal is not None and not self.journal.is_open:
+                await self.journal.__aenter__()
+                self._owns_journal = True
             await scheduler.__aenter__()
         except BaseException:
-            await self._close_http()
+            await self._close_owned()
             raise
         self._scheduler = scheduler
         self._state = "open"
@@ -128,12 +150,17 @@ class AsyncRecraft:
                 await scheduler.__aexit__(exc_type, exc, tb)
         finally:
             self._state = "closed"
-            await self._close_http()
+            await self._close_owned()
 
-    async def _close_http(self) -> None:
-        if self._http is not None and self._http is not self._user_http:
-            await self._http.aclose()
-        self._http = None
+    async def _close_owned(self) -> None:
+        """Close what this client opened, and nothing the caller brought."""
+        with anyio.CancelScope(shield=True):
+            if self._http is not None and self._http is not self._user_http:
+                await self._http.aclose()
+            self._http = None
+            if self._owns_journal and self.journal is not None:
+                await self.journal.__aexit__(None, None, None)
+                self._owns_journal = False
 
     def _open_scheduler(self) -> Scheduler:
         if self._scheduler is None:
@@ -144,24 +171,28 @@ class AsyncRecraft:
 
     def upscale(
         self,
-        image_url: str,
+        image_url: str | os.PathLike[str] | bytes,
         *,
         scale: int = 2,
         format: str = "png",
         callback_url: str | None = None,
     ) -> Job:
-        """Schedule a crisp upscale of ``image_url``; returns its Job at once."""
+        """Schedule a crisp upscale; returns its Job at once.
+
+        ``image_url`` is an http(s) URL, a local file's path or the image's bytes; local
+        images are checked at once and uploaded just before their submit.
+        """
         request = check_upscale(image_url, scale, format, callback_url)
         return self._schedule(request)
 
     def remove_background(
         self,
-        image_url: str,
+        image_url: str | os.PathLike[str] | bytes,
         *,
         output_format: str = "png",
         callback_url: str | None = None,
     ) -> Job:
-        """Schedule a background removal of ``image_url``; returns its Job at once."""
+        """Schedule a background removal (URL, path or bytes); returns its Job at once."""
         request = check_remove_background(image_url, output_format, callback_url)
         return self._schedule(request)
 
@@ -188,6 +219,23 @@ class AsyncRecraft:
             raise ProtocolError("credit answer is not a number", body=body)
         return int(data)
 
+    async def download(
+        self,
+        result: Result,
+        dest: str | os.PathLike[str],
+        *,
+        max_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
+    ) -> Path:
+        """Stream ``result``'s image into the folder ``dest``; the file appears only whole.
+
+        The name comes from the input's name (else the task id) and the image's real type;
+        nothing is ever written outside ``dest``.
+        """
+        self._open_scheduler()
+        assert self._http is not None  # noqa: S101 - open clients have one
+        name = safe_output_name(result.source, result.task_id, _extension(result))
+        return await download_to(self._http, result.url, Path(dest), name, max_bytes=max_bytes)
+
     async def as_completed(self, jobs: Iterable[Job]) -> AsyncIterator[Job]:
         """Yield ``jobs`` in the order they finish."""
         async for job in _jobs.as_completed(jobs):
@@ -195,9 +243,15 @@ class AsyncRecraft:
 
     def _schedule(self, request: SubmitRequest) -> Job:
         scheduler = self._open_scheduler()
-        job = Job(request.operation, request, source=request.image_url)
+        job = Job(request.operation, request, source=request.source)
         scheduler.schedule(job)
         return job
+
+
+def _extension(result: Result) -> str:
+    # A first guess only: download_to renames by the bytes it actually received.
+    suffix = urllib.parse.urlsplit(result.url).path.rpartition(".")[2].lower()
+    return suffix if suffix in ("png", "jpg", "jpeg", "webp") else "png"
 
 
 def _check_base_url(url: str) -> None:
