@@ -74,7 +74,7 @@ class ApiRoutes:
 
     async def credit(self, request: Request) -> Response:
         """``GET /api/v1/chat/credit``: the balance."""
-        if not self._emu.check_key(request.headers.get("authorization")):
+        if not self._emu._check_key(request.headers.get("authorization")):
             return _unauthorised()
         balance = self._emu.credits
         return envelope(200, "success", int(balance) if balance.is_integer() else balance)
@@ -83,17 +83,17 @@ class ApiRoutes:
         self._emu.stats.submit_requests += 1
 
         async def handle() -> Response:
-            if not self._emu.check_key(request.headers.get("authorization")):
+            if not self._emu._check_key(request.headers.get("authorization")):
                 return _unauthorised()
             body = await json_body(request)
             parsed = _parse_market(body) if market else _parse_recraft(body, op)
             if isinstance(parsed, str):
                 return envelope(422, parsed)
             operation, image_url, scale, fmt, callback = parsed
-            refusal = self._emu.admit(operation, scale)
+            refusal = self._emu._admit(operation, scale)
             if refusal is not None:
                 return _refuse(*refusal)
-            task = self._emu.create_task(
+            task = self._emu._create_task(
                 operation,
                 dialect="market" if market else "recraft",
                 image_url=image_url,
@@ -109,15 +109,15 @@ class ApiRoutes:
 
     async def _read(self, request: Request, op: Operation | None, *, market: bool) -> Response:
         async def handle() -> Response:
-            if not self._emu.check_key(request.headers.get("authorization")):
+            if not self._emu._check_key(request.headers.get("authorization")):
                 return _unauthorised()
             task_id = request.query_params.get("taskId")
             if not task_id:
                 return envelope(422, "taskId is required")
-            task = self._emu.read_task(task_id, op)
+            task = self._emu._read_task(task_id, op)
             if task is None:
                 return envelope(404, f"task not found: {task_id}")
-            await self._emu.settle(task)
+            await self._emu._settle(task)
             record = task.record(time.time(), base_of(request), market=market)
             return envelope(200, "success", record)
 

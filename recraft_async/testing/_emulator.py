@@ -126,14 +126,14 @@ class KieEmulator:
 
     def add_image(self, name: str, data: bytes) -> str:
         """Store ``data`` under ``name``; answer the URL to pass as ``image_url``."""
-        return self.url_for(self.store(f"images/{name.lstrip('/')}", data))
+        return self.url_for(self._store(f"images/{name.lstrip('/')}", data))
 
     def url_for(self, key: str, base_url: str | None = None) -> str:
         """The URL under which the stored file ``key`` is served."""
         base = self.base_url if base_url is None else base_url
         return f"{base}{FILES_PREFIX}{urllib.parse.quote(key)}"
 
-    def store(self, key: str, data: bytes) -> str:
+    def _store(self, key: str, data: bytes) -> str:
         """Store ``data`` under ``key`` (replacing it) and answer the key."""
         with self._lock:
             self._files[key] = bytes(data)
@@ -143,7 +143,7 @@ class KieEmulator:
                 del self._renders[render]
         return key
 
-    def file(self, key: str) -> bytes | None:
+    def _file(self, key: str) -> bytes | None:
         """The stored file ``key``, or None."""
         return self._files.get(key)
 
@@ -177,9 +177,9 @@ class KieEmulator:
         group.cancel_scope.cancel()
         return await group.__aexit__(exc_type, exc, tb)
 
-    # -- the rules, used by the application -----------------------------------------------
+    # -- the rules, used by the application (private to the package) ------------------------
 
-    def check_key(self, authorization: str | None) -> bool:
+    def _check_key(self, authorization: str | None) -> bool:
         """Whether the ``Authorization`` header carries this account's key."""
         import hmac  # noqa: PLC0415 - only here
 
@@ -188,7 +188,7 @@ class KieEmulator:
             token.strip().encode(), self.api_key.encode()
         )
 
-    def admit(self, operation: Operation, scale: int) -> tuple[int, str, float | None] | None:
+    def _admit(self, operation: Operation, scale: int) -> tuple[int, str, float | None] | None:
         """Rate limit and balance for one submit: None to go ahead, else (code, msg, retry).
 
         Synchronous on purpose: checking and taking the window slot happen with no await
@@ -208,7 +208,7 @@ class KieEmulator:
             self._window.append(now)
         return None
 
-    def create_task(
+    def _create_task(
         self,
         operation: Operation,
         *,
@@ -268,7 +268,7 @@ class KieEmulator:
             self._schedule_callbacks(task)
         return task
 
-    def read_task(self, task_id: str, operation: Operation | None) -> Task | None:
+    def _read_task(self, task_id: str, operation: Operation | None) -> Task | None:
         """The task for a status read (counted), or None for "not found"."""
         self.stats.status_reads += 1
         task = self._tasks.get(task_id)
@@ -283,7 +283,7 @@ class KieEmulator:
             task.first_final_read = now
         return task
 
-    async def settle(self, task: Task) -> None:
+    async def _settle(self, task: Task) -> None:
         """Fix the outcome of a task that has ended: check its input (off the event loop)."""
         if not task.unchecked or time.time() < task.finished or task.image_key is None:
             return
@@ -292,17 +292,13 @@ class KieEmulator:
             task.outcome, task.error_code, task.error_message = FAILED, 422, problem
         task.unchecked = False
 
-    def task(self, task_id: str) -> Task | None:
+    def _task(self, task_id: str) -> Task | None:
         """A task without counting a read."""
         return self._tasks.get(task_id)
 
-    def resolve_image(self, url: str) -> str | None:
-        """The store key behind ``url``, if it is one of the emulator's own files."""
-        return self._resolve(url)
-
-    async def render(self, task: Task) -> bytes | None:
+    async def _render(self, task: Task) -> bytes | None:
         """The result of a successful task, computed (off the event loop) on first demand."""
-        await self.settle(task)
+        await self._settle(task)
         if task.status(time.time()) != SUCCESS or task.image_key is None:
             return None
         cache_key = (task.image_key, task.operation, task.scale, task.format)
@@ -320,6 +316,7 @@ class KieEmulator:
     # -- inside ------------------------------------------------------------------------------
 
     def _resolve(self, url: str) -> str | None:
+        """The store key behind ``url``, if it is one of the emulator's own files."""
         path = urllib.parse.unquote(urllib.parse.urlsplit(url).path)
         if path.startswith(FILES_PREFIX):
             key = path[len(FILES_PREFIX) :]
@@ -334,10 +331,10 @@ class KieEmulator:
     async def _check(self, key: str, operation: Operation) -> str | None:
         if key.startswith("results/") and key not in self._files:
             task = self._tasks[key.removeprefix("results/").rpartition(".")[0]]
-            rendered = await self.render(task)
+            rendered = await self._render(task)
             if rendered is None:
                 return "unreachable image"
-            self.store(key, rendered)
+            self._store(key, rendered)
         cached = self._checks.get((key, operation), ...)
         if cached is not ...:
             return cached
@@ -374,7 +371,7 @@ class KieEmulator:
         task = self._tasks.get(task_id)
         if task is None or not task.callback_url:
             return None
-        await self.settle(task)
+        await self._settle(task)
         record = task.record(time.time(), task.base_url, market=task.dialect == "market")
         ok = task.outcome == SUCCESS
         envelope = {
