@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import time
 
 import httpx
 import pytest
@@ -109,6 +110,20 @@ async def test_rate_limited_submits_are_retried_without_paying_twice(mode):
     assert len(results) == 15
     assert emu.stats.rate_limited > 0
     assert sorted(emu.stats.submits.values()) == [1] * 15
+
+
+async def test_an_injected_429_pauses_the_client_for_its_retry_after(mode):
+    """A scripted 429 with Retry-After: the job waits that long, then lands once."""
+    emu = make()
+    url = emu.add_image(*SAMPLES[0])
+    emu.faults.next("submit", Fault.http(429, retry_after=0.3))
+    async with connected(emu, mode) as (client, _):
+        started = time.time()
+        await client.upscale(url)
+    (info,) = emu.task_info()
+    assert emu.stats.submit_requests == 2
+    assert emu.stats.submits[("upscale", url)] == 1
+    assert info.created - started >= 0.29
 
 
 async def test_client_pacing_avoids_429s(mode):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 from typing import TYPE_CHECKING
 
@@ -12,7 +11,7 @@ from starlette.routing import Route
 from recraft_async._models import Operation
 
 from ._faults import Target
-from ._http import FaultGuard, base_of, envelope, json_body
+from ._http import FaultGuard, base_of, envelope, json_body, retry_after_headers
 from ._tasks import MARKET_MODELS
 from ._uploads import UploadRoutes
 
@@ -131,12 +130,8 @@ def _unauthorised() -> JSONResponse:
 def _refuse(code: int, msg: str, retry_after: float | None) -> JSONResponse:
     if code != 429 or retry_after is None:
         return envelope(code, msg)
-    headers = {
-        "Retry-After": str(max(1, math.ceil(retry_after))),
-        "retry-after-ms": str(math.ceil(retry_after * 1000)),
-    }
     response = envelope(429, msg, status=429)
-    response.headers.update(headers)
+    response.headers.update(retry_after_headers(retry_after))
     return response
 
 

@@ -263,6 +263,7 @@ class KieEmulator:
                 task.outcome, task.unchecked = SUCCESS, True
         if fault is not None and fault.kind is FaultKind.NOT_FOUND:
             task.not_found_reads = fault.count
+            task.hidden_until = now + fault.seconds
         self._note_pending(now, task.finished)
         if callback_url:
             self._schedule_callbacks(task)
@@ -275,10 +276,10 @@ class KieEmulator:
         if task is None or (operation is not None and task.operation is not operation):
             return None
         task.reads += 1
-        if task.not_found_reads > 0:
-            task.not_found_reads -= 1
-            return None
         now = time.time()
+        if task.not_found_reads > 0 or now < task.hidden_until:
+            task.not_found_reads = max(task.not_found_reads - 1, 0)
+            return None
         if task.first_final_read is None and task.status(now) != 0:
             task.first_final_read = now
         return task
