@@ -41,7 +41,11 @@ def _fault(plan: FaultPlan, text: str) -> None:
 
 def parser() -> argparse.ArgumentParser:
     """The command line's options."""
-    cli = argparse.ArgumentParser(prog="python -m recraft_async.testing", description=__doc__)
+    cli = argparse.ArgumentParser(
+        prog="python -m recraft_async.testing",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     cli.add_argument("--host", default="127.0.0.1", help="a loopback address")
     cli.add_argument("--port", type=int, default=0, help="0 picks a free port")
     cli.add_argument("--api-key", default="emulator-key")

@@ -10,6 +10,7 @@ from starlette.routing import Route
 
 from recraft_async._models import Operation
 
+from ._control import ControlRoutes
 from ._faults import Target
 from ._http import FaultGuard, base_of, envelope, json_body, retry_after_headers
 from ._tasks import MARKET_MODELS
@@ -190,8 +191,6 @@ def _common(
 
 def build_app(emulator: KieEmulator) -> Starlette:
     """The emulator's ASGI application."""
-    from ._control import ControlRoutes  # noqa: PLC0415 - keeps the import graph one-way
-
     guard = FaultGuard(emulator)
     routes = (
         ApiRoutes(emulator, guard).routes()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import heapq
+import hmac
 import random
 import threading
 import time
@@ -105,7 +106,7 @@ class KieEmulator:
     def app(self) -> ASGIApp:
         """The ASGI application serving every endpoint."""
         if self._app is None:
-            from ._app import build_app  # noqa: PLC0415 - the app imports this module
+            from ._app import build_app  # noqa: PLC0415 - starlette loads only when asked for
 
             self._app = build_app(self)
         return self._app
@@ -181,8 +182,6 @@ class KieEmulator:
 
     def _check_key(self, authorization: str | None) -> bool:
         """Whether the ``Authorization`` header carries this account's key."""
-        import hmac  # noqa: PLC0415 - only here
-
         scheme, _, token = (authorization or "").partition(" ")
         return scheme.lower() == "bearer" and hmac.compare_digest(
             token.strip().encode(), self.api_key.encode()
@@ -220,7 +219,7 @@ class KieEmulator:
         base_url: str,
         params: dict[str, Any],
     ) -> Task:
-        """Create (and charge) a task after :meth:`admit` let it through."""
+        """Create (and charge) a task after ``_admit`` let it through."""
         now = time.time()
         fault = self.faults.draw(Target.TASK)
         key = self._resolve(image_url)
