@@ -1,6 +1,8 @@
 """Run the emulator as its own process (for benchmarks); prints its base URL when ready.
 
-python -m recraft_async.testing --port 0 --rate 20/10 --time-scale 0.1 \
+For example (one line)::
+
+    python -m recraft_async.testing --port 0 --rate 20/10 --time-scale 0.1
         --duration lognormal:median=20,sigma=0.5 --fault status=http:500@0.05
 """
 
