@@ -101,6 +101,21 @@ async def test_hundreds_of_jobs_each_paid_once(mode):
     assert emu.stats.max_pending > 1
 
 
+async def test_a_thousand_jobs_in_process():
+    """A thousand real jobs on one emulator, each paid once, in seconds."""
+    emu = make(duration=Duration.lognormal(median=20, sigma=0.5), time_scale=0.005)
+    urls = [emu.add_image(name, data) for name, data in SAMPLES]
+    async with connected(emu, "in-process", max_in_flight=200) as (client, _):
+        jobs = [
+            client.upscale(urls[i % 3], scale=2) if i % 2 else client.remove_background(urls[i % 3])
+            for i in range(1000)
+        ]
+        results = [await job for job in jobs]
+    assert len({r.task_id for r in results}) == 1000
+    assert sum(emu.stats.submits.values()) == 1000
+    assert emu.stats.credits_spent == 500 * 2 + 500 * 1
+
+
 async def test_rate_limited_submits_are_retried_without_paying_twice(mode):
     """The emulator's 429s (client pacing off) delay jobs but never duplicate them."""
     emu = make(rate=ra.Rate(5, per=0.2))
