@@ -1,0 +1,420 @@
+"""Local image files: cheap header checks, uploads, safe names and atomic downloads."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import struct
+import tempfile
+import unicodedata
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Literal, Protocol
+
+import anyio
+import anyio.to_thread
+import attrs
+import httpx
+
+from ._models import Operation
+from .errors import (
+    APIConnectionError,
+    APITimeoutError,
+    InvalidInputError,
+    ProtocolError,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+# Pillow is not a core dependency (only the emulator extra needs it), so image headers
+# are read by hand: a few bytes of PNG, JPEG and WEBP are enough for format and size.
+
+ImageFormat = Literal["PNG", "JPEG", "WEBP"]
+
+# Decimal units, as the service publishes them; reading "MB" as 10**6 is the stricter
+# choice, so a file we accept is never refused for its size after a paid upload.
+_MB = 1_000_000
+_MP = 1_000_000
+# JPEG metadata segments come before the frame header; a file that needs more hops than
+# this to reach it is corrupt or hostile, and probing must stay cheap.
+_MAX_JPEG_SEGMENTS = 256
+_HEAD_BYTES = 32
+
+UPLOAD_PATH = "recraft-async"
+_UPLOAD_ENDPOINT = "/api/file-stream-upload"
+_MAX_NAME_CHARS = 120
+_CHUNK = 64 * 1024
+
+
+@attrs.frozen
+class ImageInfo:
+    """Format and dimensions of an image, read from its header."""
+
+    format: ImageFormat
+    width: int
+    height: int
+    size_bytes: int
+
+
+@attrs.frozen
+class _Limits:
+    max_bytes: int
+    max_pixels: int
+    min_side: int
+    max_side: int
+
+
+_LIMITS: dict[Operation, _Limits] = {
+    Operation.UPSCALE: _Limits(10 * _MB, 16 * _MP, 1, 4096),
+    Operation.REMOVE_BACKGROUND: _Limits(5 * _MB, 16 * _MP, 256, 4096),
+}
+_OPERATION_WORDS = {Operation.UPSCALE: "upscale", Operation.REMOVE_BACKGROUND: "remove background"}
+
+
+def probe_image_file(path: Path, operation: Operation) -> ImageInfo:
+    """Check a local image against ``operation``'s input limits; cheap: a stat and a short read."""
+    name = str(path)
+    try:
+        stat = path.stat()
+        if not path.is_file():
+            raise InvalidInputError(f"{name}: not a regular file")
+        _check_size(name, stat.st_size, operation)
+        with path.open("rb") as handle:
+            fmt, width, height = _sniff(name, _file_reader(handle))
+    except FileNotFoundError:
+        raise InvalidInputError(f"{name}: no such file") from None
+    except PermissionError:
+        raise InvalidInputError(f"{name}: permission denied") from None
+    except OSError as exc:
+        raise InvalidInputError(f"{name}: cannot be read ({exc.strerror or exc})") from None
+    return _checked(name, ImageInfo(fmt, width, height, stat.st_size), operation)
+
+
+def probe_image_bytes(data: bytes, operation: Operation, *, name: str) -> ImageInfo:
+    """Check in-memory image bytes against ``operation``'s input limits."""
+    _check_size(name, len(data), operation)
+    fmt, width, height = _sniff(name, _bytes_reader(data))
+    return _checked(name, ImageInfo(fmt, width, height, len(data)), operation)
+
+
+def sniff_format(head: bytes) -> ImageFormat | None:
+    """Name the image format that ``head`` (the first bytes of a file) starts with, if any."""
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "PNG"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "JPEG"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WEBP"
+    return None
+
+
+def _check_size(name: str, size: int, operation: Operation) -> None:
+    limit = _LIMITS[operation].max_bytes
+    if size == 0:
+        raise InvalidInputError(f"{name}: the file is empty")
+    if size > limit:
+        raise InvalidInputError(
+            f"{name}: {size / _MB:.1f} MB is over the {limit // _MB} MB limit"
+            f" for {_OPERATION_WORDS[operation]}"
+        )
+
+
+def _checked(name: str, info: ImageInfo, operation: Operation) -> ImageInfo:
+    limits = _LIMITS[operation]
+    words = _OPERATION_WORDS[operation]
+    size = f"{info.width}x{info.height}"
+    if info.width > limits.max_side or info.height > limits.max_side:
+        raise InvalidInputError(
+            f"{name}: {size} has a side over {limits.max_side} px, the limit for {words}"
+        )
+    if info.width < limits.min_side or info.height < limits.min_side:
+        raise InvalidInputError(
+            f"{name}: {size} has a side under {limits.min_side} px, the minimum for {words}"
+        )
+    if info.width * info.height > limits.max_pixels:
+        raise InvalidInputError(
+            f"{name}: {size} is {info.width * info.height / _MP:.1f} MP, over the"
+            f" {limits.max_pixels // _MP} MP limit for {words}"
+        )
+    return info
+
+
+# A reader answers "the bytes at this offset, at most n of them": files seek, bytes slice.
+def _file_reader(handle: IO[bytes]) -> Callable[[int, int], bytes]:
+    def read(offset: int, n: int) -> bytes:
+        handle.seek(offset)
+        return handle.read(n)
+
+    return read
+
+
+def _bytes_reader(data: bytes) -> Callable[[int, int], bytes]:
+    return lambda offset, n: data[offset : offset + n]
+
+
+def _sniff(name: str, read: Callable[[int, int], bytes]) -> tuple[ImageFormat, int, int]:
+    head = read(0, _HEAD_BYTES)
+    fmt = sniff_format(head)
+    if fmt is None:
+        raise InvalidInputError(f"{name}: not a PNG, JPEG or WEBP image")
+    if fmt == "PNG":
+        width, height = _png_size(name, head)
+    elif fmt == "JPEG":
+        width, height = _jpeg_size(name, read)
+    else:
+        width, height = _webp_size(name, head)
+    if width <= 0 or height <= 0:
+        raise InvalidInputError(f"{name}: the {fmt} header gives an empty {width}x{height} image")
+    return fmt, width, height
+
+
+def _truncated(name: str, fmt: str) -> InvalidInputError:
+    return InvalidInputError(f"{name}: truncated or damaged {fmt} header")
+
+
+def _png_size(name: str, head: bytes) -> tuple[int, int]:
+    if len(head) < 24 or head[12:16] != b"IHDR":
+        raise _truncated(name, "PNG")
+    width, height = struct.unpack(">II", head[16:24])
+    return int(width), int(height)
+
+
+def _jpeg_size(name: str, read: Callable[[int, int], bytes]) -> tuple[int, int]:
+    offset = 2
+    for _ in range(_MAX_JPEG_SEGMENTS):
+        marker = read(offset, 4)
+        if len(marker) < 4 or marker[0] != 0xFF:
+            break
+        kind = marker[1]
+        if kind == 0xFF:  # fill byte before a marker
+            offset += 1
+            continue
+        if kind in (0x01, *range(0xD0, 0xD8)):  # markers without a length field
+            offset += 2
+            continue
+        (length,) = struct.unpack(">H", marker[2:4])
+        # SOF0..SOF15 carry the frame size; C4 (DHT), C8 (JPG), CC (DAC) share the range.
+        if 0xC0 <= kind <= 0xCF and kind not in (0xC4, 0xC8, 0xCC):
+            frame = read(offset + 5, 4)
+            if len(frame) < 4:
+                break
+            height, width = struct.unpack(">HH", frame)
+            return int(width), int(height)
+        if kind in (0xD9, 0xDA) or length < 2:  # end of image, or scan data before a frame
+            break
+        offset += 2 + length
+    raise _truncated(name, "JPEG")
+
+
+def _webp_size(name: str, head: bytes) -> tuple[int, int]:
+    chunk = head[12:16]
+    if chunk == b"VP8 " and len(head) >= 30 and head[23:26] == b"\x9d\x01\x2a":
+        width, height = struct.unpack("<HH", head[26:30])
+        return width & 0x3FFF, height & 0x3FFF
+    if chunk == b"VP8L" and len(head) >= 25 and head[20] == 0x2F:
+        (bits,) = struct.unpack("<I", head[21:25])
+        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+    if chunk == b"VP8X" and len(head) >= 30:
+        width = int.from_bytes(head[24:27], "little") + 1
+        height = int.from_bytes(head[27:30], "little") + 1
+        return width, height
+    raise _truncated(name, "WEBP")
+
+
+class JsonTransport(Protocol):
+    """The part of the client's transport that uploads use."""
+
+    async def request_json(
+        self,
+        method: str,
+        url: str,
+        *,
+        json: object = None,
+        params: object = None,
+        files: object = None,
+        data: object = None,
+        idempotent: bool,
+    ) -> object:
+        """Send one request with auth and retries; return the KIE envelope's ``data``."""
+
+
+async def upload_image(
+    transport: JsonTransport, upload_base_url: str, data: bytes, filename: str
+) -> str:
+    """Upload image bytes to KIE's file store and return the ``downloadUrl`` to submit."""
+    safe = safe_output_name(filename, "upload", _extension_of(filename, data))
+    mime = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}.get(
+        sniff_format(data[:_HEAD_BYTES]) or "", "application/octet-stream"
+    )
+    answer = await transport.request_json(
+        "POST",
+        upload_base_url.rstrip("/") + _UPLOAD_ENDPOINT,
+        files={"file": (safe, data, mime)},
+        data={"uploadPath": UPLOAD_PATH, "fileName": safe},
+        # A repeated upload stores a second copy and costs nothing: safe to retry.
+        idempotent=True,
+    )
+    url: object = answer.get("downloadUrl") if isinstance(answer, dict) else None
+    if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+        raise ProtocolError(
+            "the upload answer has no usable data.downloadUrl", body=_short_repr(answer)
+        )
+    return url
+
+
+def _short_repr(value: object) -> str:
+    return repr(value)[:2000]
+
+
+def _extension_of(filename: str, data: bytes) -> str:
+    fmt = sniff_format(data[:_HEAD_BYTES])
+    if fmt is not None:
+        return {"PNG": "png", "JPEG": "jpg", "WEBP": "webp"}[fmt]
+    return filename.rpartition(".")[2] if "." in filename else "bin"
+
+
+_UNSAFE = re.compile(r"[^\w.\- ]+")
+_WINDOWS_RESERVED = re.compile(r"^(con|prn|aux|nul|com\d|lpt\d)$", re.IGNORECASE)
+
+
+def _clean_component(text: str, limit: int) -> str:
+    text = unicodedata.normalize("NFC", text)
+    text = "".join(ch for ch in text if unicodedata.category(ch)[0] != "C")
+    text = _UNSAFE.sub("_", text)
+    text = re.sub(r"\.{2,}", ".", text)
+    text = text.strip(" .")[:limit].strip(" .")
+    if _WINDOWS_RESERVED.match(text):
+        text = "_" + text
+    return text
+
+
+def safe_output_name(hint: str | None, task_id: str, extension: str) -> str:
+    """Make a file name from an input's name (else the task id) and ``extension``; never a path."""
+    ext = re.sub(r"[^a-z0-9]", "", extension.lower().lstrip("."))[:8] or "png"
+    stem = ""
+    if hint:
+        # The last component of a path or URL, minus query, fragment and old extension.
+        last = re.split(r"[/\\]", hint.split("?", 1)[0].split("#", 1)[0].rstrip("/\\"))[-1]
+        last = last.lstrip(". ")  # a leading dot would hide the file; "..." is no extension
+        stem = _clean_component(last.rsplit(".", 1)[0] if "." in last else last, 100)
+    if not stem:
+        stem = _clean_component(task_id, 100)
+    return f"{stem or 'image'}.{ext}"
+
+
+async def download_to(
+    http: httpx.AsyncClient,
+    url: str,
+    dest_dir: Path,
+    name: str,
+    *,
+    max_bytes: int = 200_000_000,
+) -> Path:
+    """Stream ``url`` into ``dest_dir/name`` atomically; return the path written (or reused)."""
+    root = Path(await anyio.Path(dest_dir).resolve())
+    await anyio.Path(root).mkdir(parents=True, exist_ok=True)
+    wanted_ext = name.rpartition(".")[2] if "." in name else "png"
+    stem, _, ext = safe_output_name(name, "download", wanted_ext).rpartition(".")
+    fd, tmp_name = await anyio.to_thread.run_sync(_make_temp, root)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as raw:
+            digest, fmt = await _stream_into(http, url, anyio.wrap_file(raw), max_bytes)
+            await anyio.to_thread.run_sync(_flush_and_sync, raw)
+        if fmt is not None:
+            ext = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp"}[fmt]
+        return await anyio.to_thread.run_sync(_place, tmp, root, stem, ext, digest)
+    finally:
+        # Runs on failure and on cancellation too; one unlink is cheap enough to do inline.
+        tmp.unlink(missing_ok=True)  # noqa: ASYNC240
+
+
+def _make_temp(root: Path) -> tuple[int, str]:
+    # Hidden and in the destination folder, so the final rename never crosses file systems.
+    fd, name = tempfile.mkstemp(dir=root, prefix=".recraft-", suffix=".part")
+    if hasattr(os, "fchmod"):  # not on Windows before 3.13
+        os.fchmod(fd, 0o644)  # mkstemp's 0600 would be a surprise on an output file
+    return fd, name
+
+
+def _flush_and_sync(raw: IO[bytes]) -> None:
+    raw.flush()
+    os.fsync(raw.fileno())
+
+
+async def _stream_into(
+    http: httpx.AsyncClient, url: str, out: anyio.AsyncFile[bytes], max_bytes: int
+) -> tuple[str, ImageFormat | None]:
+    request = http.build_request("GET", url)
+    # Result URLs are third-party storage: our API key must never travel there.
+    request.headers.pop("Authorization", None)
+    digest = hashlib.sha256()
+    head = b""
+    total = 0
+    try:
+        response = await http.send(request, stream=True, auth=None, follow_redirects=True)
+        try:
+            kind = _check_response(response, url, max_bytes)
+            async for chunk in response.aiter_bytes(_CHUNK):
+                total += len(chunk)
+                if total > max_bytes:
+                    raise ProtocolError(f"download of {url} exceeds {max_bytes} bytes", body=None)
+                if len(head) < _HEAD_BYTES:
+                    head += chunk[: _HEAD_BYTES - len(head)]
+                digest.update(chunk)
+                await out.write(chunk)
+        finally:
+            await response.aclose()
+    except httpx.TimeoutException as exc:
+        raise APITimeoutError(f"download of {url} timed out") from exc
+    except httpx.TransportError as exc:
+        raise APIConnectionError(f"download of {url} failed: {type(exc).__name__}") from exc
+    fmt = sniff_format(head)
+    if total == 0 or (fmt is None and not kind.startswith("image/")):
+        raise ProtocolError(f"download of {url} is not a PNG, JPEG or WEBP image", body=None)
+    length = response.headers.get("Content-Length")
+    encoded = "Content-Encoding" in response.headers  # then the length counts encoded bytes
+    if length is not None and length.isdigit() and int(length) != total and not encoded:
+        raise ProtocolError(f"download of {url} ended after {total} of {length} bytes", body=None)
+    return digest.hexdigest(), fmt
+
+
+def _check_response(response: httpx.Response, url: str, max_bytes: int) -> str:
+    if response.status_code != 200:
+        raise ProtocolError(f"download of {url} answered HTTP {response.status_code}", body=None)
+    length = response.headers.get("Content-Length")
+    if length is not None and length.isdigit() and int(length) > max_bytes:
+        raise ProtocolError(f"download of {url} is {length} bytes, over {max_bytes}", body=None)
+    kind = str(response.headers.get("Content-Type", "")).split(";")[0].strip().lower()
+    if not (kind.startswith("image/") or kind in ("", "application/octet-stream")):
+        raise ProtocolError(f"download of {url} is {kind}, not an image", body=None)
+    return kind
+
+
+def _place(tmp: Path, root: Path, stem: str, ext: str, digest: str) -> Path:
+    """Move the finished temp file to the first free ``stem[-n].ext``, or reuse an identical one."""
+    for n in range(10_000):
+        target = root / (f"{stem}.{ext}" if n == 0 else f"{stem}-{n}.{ext}")
+        try:
+            # link() fails if the name is taken, so two downloads can never clobber each other.
+            os.link(tmp, target)
+        except FileExistsError:
+            if not target.is_symlink() and target.is_file() and _sha256_file(target) == digest:
+                return target  # the same bytes: this job was downloaded before
+            continue
+        except OSError:
+            # File systems without hard links: check, then rename (a narrow race, same process).
+            if target.exists() or target.is_symlink():
+                continue
+            tmp.replace(target)
+        return target
+    raise ProtocolError(f"no free file name for {stem}.{ext} in {root}", body=None)
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
