@@ -1,0 +1,324 @@
+"""A durable, write-ahead record of submitted tasks, so a killed run resumes without paying twice.
+
+Protocol (each step committed before the next network action)::
+
+    PENDING -> SUBMITTING -> SUBMITTED -> SUCCEEDED -> DOWNLOADED
+                   |             |            |
+                   +-> UNCERTAIN +-> FAILED <-+
+
+SUBMITTING is written *before* the submit request leaves, and the task id the moment the
+answer arrives. A SUBMITTING row found when the journal is opened means a run died between
+those two points: the task may exist and be billed, so it becomes UNCERTAIN and is never
+resubmitted silently.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import hashlib
+import json
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import anyio.to_thread
+import attrs
+
+from ._models import Operation
+from .errors import RecraftError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping
+    from types import TracebackType
+
+    from typing_extensions import Self
+
+_T = TypeVar("_T")
+
+_SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS entries (
+    fingerprint TEXT PRIMARY KEY,
+    operation   TEXT NOT NULL,
+    source      TEXT NOT NULL,
+    params      TEXT NOT NULL,
+    state       TEXT NOT NULL,
+    task_id     TEXT,
+    result_urls TEXT NOT NULL DEFAULT '[]',
+    output_path TEXT,
+    error       TEXT,
+    created_at  REAL NOT NULL,
+    updated_at  REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS entries_state ON entries (state);
+"""
+_LOST_SUBMIT = "the run stopped while submitting; the task may exist (check before resubmitting)"
+
+
+class JournalState(str, enum.Enum):
+    """Where an input stands in the write-ahead protocol."""
+
+    PENDING = "PENDING"
+    SUBMITTING = "SUBMITTING"
+    SUBMITTED = "SUBMITTED"
+    SUCCEEDED = "SUCCEEDED"
+    DOWNLOADED = "DOWNLOADED"
+    FAILED = "FAILED"
+    UNCERTAIN = "UNCERTAIN"
+
+
+_S = JournalState
+# The states each transition may start from; anything else is a bug in the caller that
+# could cost a duplicate submit, so it raises instead of being papered over.
+_ALLOWED_FROM: dict[JournalState, frozenset[JournalState | None]] = {
+    _S.PENDING: frozenset({None, _S.PENDING}),
+    _S.SUBMITTING: frozenset({None, _S.PENDING, _S.FAILED}),
+    _S.SUBMITTED: frozenset({_S.SUBMITTING, _S.UNCERTAIN, _S.SUBMITTED}),
+    _S.SUCCEEDED: frozenset({_S.SUBMITTED, _S.SUCCEEDED}),
+    _S.DOWNLOADED: frozenset({_S.SUCCEEDED, _S.DOWNLOADED}),
+    _S.FAILED: frozenset(set(_S) - {_S.DOWNLOADED} | {None}),
+    _S.UNCERTAIN: frozenset({_S.SUBMITTING, _S.UNCERTAIN}),
+}
+
+
+class JournalStateError(RecraftError, RuntimeError):
+    """A journal transition that the write-ahead protocol forbids (e.g. a second submit)."""
+
+
+@attrs.frozen
+class JournalEntry:
+    """One input's row in the journal."""
+
+    fingerprint: str
+    operation: Operation
+    source: str
+    params: Mapping[str, Any] = attrs.field(hash=False)
+    state: JournalState
+    task_id: str | None
+    result_urls: tuple[str, ...]
+    output_path: Path | None
+    error: str | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+def fingerprint(operation: Operation, source: bytes | str | Path, params: Mapping[str, Any]) -> str:
+    """Identify one unit of work: the operation, the input (bytes' hash or URL), the parameters."""
+    if isinstance(source, Path):
+        digest = hashlib.sha256()
+        with source.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        key = "sha256:" + digest.hexdigest()
+    elif isinstance(source, bytes):
+        key = "sha256:" + hashlib.sha256(source).hexdigest()
+    else:
+        key = "url:" + source
+    clean = {k: v for k, v in params.items() if v is not None}
+    text = json.dumps([Operation(operation).value, key, clean], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class Journal:
+    """SQLite journal of bulk work; ``async with Journal(path) as j`` opens it."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._conn: sqlite3.Connection | None = None
+        # One connection for every worker thread; sqlite3 objects are not safe to share
+        # without it, and the lock also makes each read-check-write step atomic.
+        self._lock = threading.Lock()
+
+    async def __aenter__(self) -> Self:
+        await anyio.to_thread.run_sync(self._open)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await anyio.to_thread.run_sync(self._close)
+
+    def _open(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                return
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            try:
+                _prepare(conn, self.path)
+            except BaseException:
+                conn.close()
+                raise
+            self._conn = conn
+
+    def _close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
+        def locked() -> _T:
+            with self._lock:
+                if self._conn is None:
+                    raise JournalStateError("the journal is not open (use `async with`)")
+                return fn(self._conn)
+
+        # Not abandoned on cancellation: a write that started always finishes and commits.
+        return await anyio.to_thread.run_sync(locked)
+
+    async def get(self, fp: str) -> JournalEntry | None:
+        """Return the entry for fingerprint ``fp``, if any."""
+        return await self._run(lambda c: _get(c, fp))
+
+    async def entries(self, states: Iterable[JournalState] | None = None) -> list[JournalEntry]:
+        """Return every entry (or those in ``states``), oldest first."""
+        wanted = None if states is None else [JournalState(s).value for s in states]
+
+        def query(conn: sqlite3.Connection) -> list[JournalEntry]:
+            rows = conn.execute("SELECT * FROM entries ORDER BY created_at, rowid").fetchall()
+            return [_entry(r) for r in rows if wanted is None or r[4] in wanted]
+
+        return await self._run(query)
+
+    async def add(
+        self, fp: str, operation: Operation, source: str, params: Mapping[str, Any]
+    ) -> JournalEntry:
+        """Record an input as PENDING unless it is known; return its entry either way."""
+
+        def insert(conn: sqlite3.Connection) -> JournalEntry:
+            existing = _get(conn, fp)
+            if existing is not None:
+                return existing
+            _insert(conn, fp, operation=operation, source=source, params=params, state=_S.PENDING)
+            entry = _get(conn, fp)
+            assert entry is not None  # noqa: S101 - just inserted under the lock
+            return entry
+
+        return await self._run(insert)
+
+    async def mark_submitting(
+        self, fp: str, operation: Operation, source: str, params: Mapping[str, Any]
+    ) -> None:
+        """Commit the intent to submit; call it *before* the submit request is sent."""
+
+        def write(conn: sqlite3.Connection) -> None:
+            current = _current_state(conn, fp)
+            _check(fp, current, _S.SUBMITTING)
+            if current is None:
+                _insert(
+                    conn, fp, operation=operation, source=source, params=params, state=_S.SUBMITTING
+                )
+            else:
+                _update(conn, fp, state=_S.SUBMITTING, task_id=None, error=None)
+
+        await self._run(write)
+
+    async def mark_submitted(self, fp: str, task_id: str) -> None:
+        """Record the task id the moment the submit answer arrives."""
+        await self._transition(fp, _S.SUBMITTED, task_id=task_id, error=None)
+
+    async def mark_succeeded(self, fp: str, urls: Iterable[str]) -> None:
+        """Record the result URLs of a finished task."""
+        await self._transition(fp, _S.SUCCEEDED, result_urls=json.dumps(list(urls)))
+
+    async def mark_downloaded(self, fp: str, path: str | Path) -> None:
+        """Record where the result was written."""
+        await self._transition(fp, _S.DOWNLOADED, output_path=str(path))
+
+    async def mark_failed(self, fp: str, error: str) -> None:
+        """Record a definite failure (no task, or a task that failed)."""
+        await self._transition(fp, _S.FAILED, error=error)
+
+    async def mark_uncertain(self, fp: str, error: str) -> None:
+        """Record that a submit may have landed without us learning the task id."""
+        await self._transition(fp, _S.UNCERTAIN, error=error)
+
+    async def _transition(self, fp: str, state: JournalState, **values: object) -> None:
+        def write(conn: sqlite3.Connection) -> None:
+            _check(fp, _current_state(conn, fp), state)
+            _update(conn, fp, state=state, **values)
+
+        await self._run(write)
+
+
+def _prepare(conn: sqlite3.Connection, path: Path) -> None:
+    conn.execute("PRAGMA journal_mode=WAL")
+    # FULL: a commit survives power loss too, not only a killed process.
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA busy_timeout=5000")
+    if conn.execute("PRAGMA user_version").fetchone()[0] > _SCHEMA_VERSION:
+        raise JournalStateError(f"{path}: written by a newer recraft-async")
+    conn.executescript(_SCHEMA)
+    conn.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
+    # A run died between committing SUBMITTING and learning the task id: maybe billed.
+    conn.execute(
+        "UPDATE entries SET state=?, error=?, updated_at=? WHERE state=? AND task_id IS NULL",
+        (_S.UNCERTAIN.value, _LOST_SUBMIT, time.time(), _S.SUBMITTING.value),
+    )
+
+
+def _check(fp: str, current: JournalState | None, target: JournalState) -> None:
+    if current not in _ALLOWED_FROM[target]:
+        was = "unknown" if current is None else current.value
+        raise JournalStateError(f"journal entry {fp[:12]}: cannot go from {was} to {target.value}")
+
+
+def _current_state(conn: sqlite3.Connection, fp: str) -> JournalState | None:
+    row = conn.execute("SELECT state FROM entries WHERE fingerprint=?", (fp,)).fetchone()
+    return None if row is None else JournalState(row[0])
+
+
+def _insert(
+    conn: sqlite3.Connection,
+    fp: str,
+    *,
+    operation: Operation,
+    source: str,
+    params: Mapping[str, Any],
+    state: JournalState,
+) -> None:
+    now = time.time()
+    conn.execute(
+        "INSERT INTO entries (fingerprint, operation, source, params, state, created_at,"
+        " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (fp, Operation(operation).value, source, json.dumps(dict(params), sort_keys=True),
+         state.value, now, now),
+    )  # fmt: skip
+
+
+def _update(conn: sqlite3.Connection, fp: str, *, state: JournalState, **values: object) -> None:
+    columns = {"state": state.value, **values, "updated_at": time.time()}
+    assignments = ", ".join(f"{name}=?" for name in columns)  # names are ours, not input
+    conn.execute(
+        f"UPDATE entries SET {assignments} WHERE fingerprint=?",  # noqa: S608
+        (*columns.values(), fp),
+    )
+
+
+def _get(conn: sqlite3.Connection, fp: str) -> JournalEntry | None:
+    row = conn.execute("SELECT * FROM entries WHERE fingerprint=?", (fp,)).fetchone()
+    return None if row is None else _entry(row)
+
+
+def _entry(row: tuple[Any, ...]) -> JournalEntry:
+    (fp, operation, source, params, state, task_id, urls, output, error, created, updated) = row
+    return JournalEntry(
+        fingerprint=fp,
+        operation=Operation(operation),
+        source=source,
+        params=json.loads(params),
+        state=JournalState(state),
+        task_id=task_id,
+        result_urls=tuple(json.loads(urls)),
+        output_path=None if output is None else Path(output),
+        error=error,
+        created_at=dt.datetime.fromtimestamp(created, tz=dt.timezone.utc),
+        updated_at=dt.datetime.fromtimestamp(updated, tz=dt.timezone.utc),
+    )
