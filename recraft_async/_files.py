@@ -9,7 +9,7 @@ import struct
 import tempfile
 import unicodedata
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Literal, Protocol
+from typing import IO, TYPE_CHECKING, Any, Literal, Protocol
 
 import anyio
 import anyio.to_thread
@@ -230,13 +230,13 @@ class JsonTransport(Protocol):
         method: str,
         url: str,
         *,
-        json: object = None,
-        params: object = None,
-        files: object = None,
-        data: object = None,
+        json: Any = None,  # noqa: ANN401 - mirrors httpx's own parameters
+        params: dict[str, str] | None = None,
+        files: Any = None,  # noqa: ANN401
+        data: Any = None,  # noqa: ANN401
         idempotent: bool,
-    ) -> object:
-        """Send one request with auth and retries; return the KIE envelope's ``data``."""
+    ) -> tuple[Any, str]:
+        """Send one request with auth and retries; answer the envelope's data and raw body."""
 
 
 async def upload_image(
@@ -247,7 +247,7 @@ async def upload_image(
     mime = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}.get(
         sniff_format(data[:_HEAD_BYTES]) or "", "application/octet-stream"
     )
-    answer = await transport.request_json(
+    answer, body = await transport.request_json(
         "POST",
         upload_base_url.rstrip("/") + _UPLOAD_ENDPOINT,
         files={"file": (safe, data, mime)},
@@ -257,14 +257,8 @@ async def upload_image(
     )
     url: object = answer.get("downloadUrl") if isinstance(answer, dict) else None
     if not isinstance(url, str) or not url.startswith(("https://", "http://")):
-        raise ProtocolError(
-            "the upload answer has no usable data.downloadUrl", body=_short_repr(answer)
-        )
+        raise ProtocolError("the upload answer has no usable data.downloadUrl", body=body)
     return url
-
-
-def _short_repr(value: object) -> str:
-    return repr(value)[:2000]
 
 
 def _extension_of(filename: str, data: bytes) -> str:

@@ -205,7 +205,7 @@ class FakeTransport:
     async def request_json(self, method, url, **kwargs):
         """Record the call; answer the canned value."""
         self.calls.append((method, url, kwargs))
-        return self.answer
+        return self.answer, f"raw:{self.answer!r}"
 
 
 @pytest.mark.anyio
@@ -228,7 +228,7 @@ async def test_upload_image_bad_answer_is_protocol_error(answer):
     """A missing or ill-typed downloadUrl is a ProtocolError carrying the body."""
     with pytest.raises(ProtocolError) as info:
         await upload_image(FakeTransport(answer), "http://127.0.0.1:9", b"\xff\xd8\xff", "a.jpg")
-    assert info.value.body == repr(answer)
+    assert info.value.body == f"raw:{answer!r}"
 
 
 # --- downloads ------------------------------------------------------------------------
