@@ -64,7 +64,7 @@ class Result:
         return self.urls[0]
 
 
-def _from_epoch(value: object) -> dt.datetime | None:
+def from_epoch(value: object) -> dt.datetime | None:
     """KIE timestamps are epoch milliseconds; tolerate seconds, strings and nulls."""
     if value is None or isinstance(value, bool):
         return None
@@ -80,10 +80,18 @@ def _from_epoch(value: object) -> dt.datetime | None:
         return None
 
 
+def _loose_scalar(value: object, _type: object) -> int | str | None:
+    # The service sends codes and flags as int or as str; anything else is malformed.
+    if value is None or (isinstance(value, (int, str)) and not isinstance(value, bool)):
+        return value
+    raise TypeError(f"expected a number or string, got {type(value).__name__}")
+
+
 def _make_converter() -> cattrs.Converter:
     # Never the global converter: our hooks must not leak into the user's cattrs use.
+    # Unknown keys are ignored so that the service can grow its answers.
     converter = cattrs.Converter(forbid_extra_keys=False)
-    converter.register_structure_hook(dt.datetime | None, lambda v, _: _from_epoch(v))
+    converter.register_structure_hook(int | str | None, _loose_scalar)
     return converter
 
 

@@ -9,6 +9,14 @@ import time
 
 import attrs
 
+from .errors import (
+    APIConnectionError,
+    ProtocolError,
+    RateLimitError,
+    ServerError,
+    ServiceUnavailableError,
+)
+
 # Retries of one request (a status read, an upload, a provably unsent submit).
 INITIAL_RETRY_DELAY = 0.5
 MAX_RETRY_DELAY = 8.0
@@ -48,13 +56,18 @@ class PollPolicy:
     factor: float = attrs.field(default=1.5, validator=_positive)
     max_interval: float = attrs.field(default=15.0, validator=_positive)
     timeout: float = attrs.field(default=900.0, validator=_positive)
+    # Once processing times are learned, reads move to where tasks are likely to finish,
+    # aiming at about this many status reads per job (within the bounds above).
     adaptive: bool = attrs.field(default=True, kw_only=True)
+    reads_per_job: float = attrs.field(default=3.0, kw_only=True, validator=_positive)
 
     def __attrs_post_init__(self) -> None:
         if self.factor < 1:
             raise ValueError(f"PollPolicy.factor must be >= 1, got {self.factor!r}")
         if self.max_interval < self.initial:
             raise ValueError("PollPolicy.max_interval must be >= initial")
+        if self.reads_per_job <= 1:
+            raise ValueError("PollPolicy.reads_per_job must be > 1")
 
     def interval(self, reads_done: int) -> float:
         """Seconds between read ``reads_done`` and the next one, the fixed schedule."""
@@ -64,9 +77,26 @@ class PollPolicy:
         return min(grown, self.max_interval)
 
 
-def _should_retry(attempt: int, max_retries: int) -> bool:
-    """Whether a retryable failure on attempt ``attempt`` (0-based) gets another try."""
-    return attempt < max_retries
+def _is_transient(error: BaseException) -> bool:
+    """Whether the same idempotent request may well succeed if sent again."""
+    return isinstance(
+        error,
+        (APIConnectionError, RateLimitError, ServiceUnavailableError, ServerError, ProtocolError),
+    )
+
+
+def _should_retry(error: BaseException, attempt: int, max_retries: int) -> bool:
+    """Whether an idempotent request that failed on ``attempt`` (0-based) gets another try."""
+    return attempt < max_retries and _is_transient(error)
+
+
+def _should_resubmit(error: BaseException, attempt: int, max_retries: int) -> bool:
+    """Whether a submit may be sent again: only when the first provably never landed."""
+    if attempt >= max_retries:
+        return False
+    if isinstance(error, APIConnectionError):
+        return not error.request_sent
+    return isinstance(error, (RateLimitError, ServiceUnavailableError))
 
 
 def _retry_delay(attempt: int, retry_after: float | None = None) -> float:

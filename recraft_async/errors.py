@@ -139,6 +139,11 @@ class ServerError(APIError):
 class APIConnectionError(RecraftError):
     """The request could not be completed over the network."""
 
+    def __init__(self, message: str, *, request_sent: bool = True) -> None:
+        super().__init__(message)
+        # False only when the request provably never left this machine (connect failed).
+        self.request_sent = request_sent
+
 
 class APITimeoutError(APIConnectionError):
     """The request timed out."""

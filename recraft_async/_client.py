@@ -1,0 +1,216 @@
+"""AsyncRecraft: configuration, lifecycle and the operations."""
+
+from __future__ import annotations
+
+import os
+import urllib.parse
+from collections.abc import AsyncIterator, Iterable
+from types import TracebackType
+
+import httpx
+
+from . import _jobs
+from ._check import (
+    SubmitRequest,
+    check_operation,
+    check_remove_background,
+    check_task_id,
+    check_upscale,
+    is_loopback_host,
+)
+from ._dialects import DIALECTS
+from ._jobs import Job
+from ._models import Operation, TaskRecord
+from ._policy import PollPolicy, Rate
+from ._scheduler import Scheduler
+from ._transport import Secret, Transport
+from .errors import ClientNotOpenError, InvalidInputError, ProtocolError
+
+DEFAULT_BASE_URL = "https://api.kie.ai"
+DEFAULT_SUBMIT_RATE = Rate(20, per=10.0)
+DEFAULT_POLL = PollPolicy()
+# Connections beyond max_in_flight: one status read and one submit may overlap per job
+# only briefly, and downloads share the pool.
+_EXTRA_CONNECTIONS = 8
+
+
+class AsyncRecraft:
+    """The async client of KIE.ai's Recraft services; use it as ``async with``."""
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        max_in_flight: int = 32,
+        submit_rate: Rate | None = DEFAULT_SUBMIT_RATE,
+        poll: PollPolicy = DEFAULT_POLL,
+        max_retries: int = 3,
+        timeout: float = 30.0,
+        http_client: httpx.AsyncClient | None = None,
+        *,
+        dialect: str = "recraft",
+    ) -> None:
+        key = api_key if api_key is not None else os.environ.get("KIE_API_KEY")
+        if not key:
+            raise InvalidInputError("no API key: pass api_key= or set KIE_API_KEY")
+        url = base_url or os.environ.get("KIE_BASE_URL") or DEFAULT_BASE_URL
+        _check_base_url(url)
+        _check_int("max_in_flight", max_in_flight, minimum=1)
+        _check_int("max_retries", max_retries, minimum=0)
+        if submit_rate is not None and not isinstance(submit_rate, Rate):
+            raise InvalidInputError("submit_rate must be a Rate or None")
+        if not isinstance(poll, PollPolicy):
+            raise InvalidInputError("poll must be a PollPolicy")
+        if not isinstance(timeout, (int, float)) or not timeout > 0:
+            raise InvalidInputError(f"timeout must be a number > 0, got {timeout!r}")
+        if dialect not in DIALECTS:
+            raise InvalidInputError(f"dialect must be one of {sorted(DIALECTS)}, got {dialect!r}")
+        self.base_url = url.rstrip("/")
+        self.max_in_flight = max_in_flight
+        self.submit_rate = submit_rate
+        self.poll = poll
+        self.max_retries = max_retries
+        self.timeout = float(timeout)
+        self.dialect = dialect
+        self._api_key = Secret(key)
+        self._user_http = http_client
+        self._http: httpx.AsyncClient | None = None
+        self._scheduler: Scheduler | None = None
+        self._state = "new"
+
+    def __repr__(self) -> str:
+        return f"<AsyncRecraft base_url={self.base_url!r} state={self._state}>"
+
+    async def __aenter__(self) -> AsyncRecraft:
+        if self._state != "new":
+            raise ClientNotOpenError(f"this client is {self._state}; make a new one")
+        self._http = self._user_http or httpx.AsyncClient(
+            limits=httpx.Limits(
+                max_connections=self.max_in_flight + _EXTRA_CONNECTIONS,
+                max_keepalive_connections=self.max_in_flight + _EXTRA_CONNECTIONS,
+            ),
+            timeout=httpx.Timeout(self.timeout, pool=None),
+        )
+        transport = Transport(
+            self._http,
+            base_url=self.base_url,
+            api_key=self._api_key,
+            max_retries=self.max_retries,
+            timeout=self.timeout,
+        )
+        scheduler = Scheduler(
+            transport,
+            DIALECTS[self.dialect],
+            max_in_flight=self.max_in_flight,
+            submit_rate=self.submit_rate,
+            poll=self.poll,
+            max_retries=self.max_retries,
+        )
+        try:
+            await scheduler.__aenter__()
+        except BaseException:
+            await self._close_http()
+            raise
+        self._scheduler = scheduler
+        self._state = "open"
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        scheduler, self._scheduler = self._scheduler, None
+        self._state = "closing"
+        try:
+            if scheduler is not None:
+                await scheduler.__aexit__(exc_type, exc, tb)
+        finally:
+            self._state = "closed"
+            await self._close_http()
+
+    async def _close_http(self) -> None:
+        if self._http is not None and self._http is not self._user_http:
+            await self._http.aclose()
+        self._http = None
+
+    def _open_scheduler(self) -> Scheduler:
+        if self._scheduler is None:
+            raise ClientNotOpenError(
+                f"the client is {self._state}: use it inside 'async with AsyncRecraft(...)'"
+            )
+        return self._scheduler
+
+    def upscale(
+        self,
+        image_url: str,
+        *,
+        scale: int = 2,
+        format: str = "png",
+        callback_url: str | None = None,
+    ) -> Job:
+        """Schedule a crisp upscale of ``image_url``; returns its Job at once."""
+        request = check_upscale(image_url, scale, format, callback_url)
+        return self._schedule(request)
+
+    def remove_background(
+        self,
+        image_url: str,
+        *,
+        output_format: str = "png",
+        callback_url: str | None = None,
+    ) -> Job:
+        """Schedule a background removal of ``image_url``; returns its Job at once."""
+        request = check_remove_background(image_url, output_format, callback_url)
+        return self._schedule(request)
+
+    def resume(self, task_id: str, operation: Operation | str) -> Job:
+        """A Job that polls a task submitted earlier, without submitting anything."""
+        op = check_operation(operation)
+        job = Job(op, None, task_id=check_task_id(task_id))
+        self._open_scheduler().schedule(job)
+        return job
+
+    async def get_task(self, task_id: str, operation: Operation | str) -> TaskRecord:
+        """One status read of a task."""
+        op = check_operation(operation)
+        checked = check_task_id(task_id)
+        return await self._open_scheduler().read_record(op, checked)
+
+    async def credits(self) -> int:
+        """The account's credit balance."""
+        scheduler = self._open_scheduler()
+        data, body = await scheduler.transport.request_json(
+            "GET", "/api/v1/chat/credit", idempotent=True
+        )
+        if isinstance(data, bool) or not isinstance(data, (int, float)):
+            raise ProtocolError("credit answer is not a number", body=body)
+        return int(data)
+
+    async def as_completed(self, jobs: Iterable[Job]) -> AsyncIterator[Job]:
+        """Yield ``jobs`` in the order they finish."""
+        async for job in _jobs.as_completed(jobs):
+            yield job
+
+    def _schedule(self, request: SubmitRequest) -> Job:
+        scheduler = self._open_scheduler()
+        job = Job(request.operation, request, source=request.image_url)
+        scheduler.schedule(job)
+        return job
+
+
+def _check_base_url(url: str) -> None:
+    parsed = urllib.parse.urlsplit(url)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise InvalidInputError(f"base_url must be an http(s) URL, got {url!r}")
+    if parsed.scheme == "http" and not is_loopback_host(parsed.hostname):
+        raise InvalidInputError(
+            "refusing to send the API key over plain http to a host other than loopback; "
+            "use https"
+        )
+
+
+def _check_int(name: str, value: object, *, minimum: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise InvalidInputError(f"{name} must be an int >= {minimum}, got {value!r}")

@@ -1,0 +1,226 @@
+"""The two wire dialects: the seed's per-product endpoints and KIE's unified jobs API.
+
+Each dialect is data (paths, body builders) plus a parser that turns a loose answer into
+a strict TaskRecord. Parsers raise ProtocolError with the raw body; never KeyError.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Protocol
+
+import attrs
+import cattrs
+
+from ._check import SubmitRequest
+from ._models import Operation, TaskRecord, TaskState, from_epoch, wire
+from .errors import ProtocolError
+
+_SEED_STATES = {
+    0: TaskState.PROCESSING,
+    1: TaskState.SUCCESS,
+    2: TaskState.FAILED,
+    3: TaskState.CREATE_FAILED,
+}
+_MARKET_STATES = {
+    "waiting": TaskState.PROCESSING,
+    "queuing": TaskState.PROCESSING,
+    "generating": TaskState.PROCESSING,
+    "success": TaskState.SUCCESS,
+    "fail": TaskState.FAILED,
+}
+_MARKET_MODELS = {
+    Operation.UPSCALE: "recraft/crisp-upscale",
+    Operation.REMOVE_BACKGROUND: "recraft/remove-background",
+}
+
+
+class Dialect(Protocol):
+    """How one family of endpoints spells submits and status reads."""
+
+    @property
+    def name(self) -> str:
+        """The dialect's name, as given to ``AsyncRecraft(dialect=...)``."""
+        ...
+
+    def submit(self, request: SubmitRequest) -> tuple[str, dict[str, Any]]:
+        """The path and JSON body of a submit."""
+        ...
+
+    def status(self, operation: Operation, task_id: str) -> tuple[str, dict[str, str]]:
+        """The path and query parameters of a status read."""
+        ...
+
+    def parse_record(self, data: object, body: str) -> TaskRecord:
+        """A status answer's ``data`` as a TaskRecord."""
+        ...
+
+
+def parse_task_id(data: object, body: str) -> str:
+    """The task id of a submit answer (both dialects answer ``{"taskId": ...}``)."""
+    try:
+        return wire.structure(data, _SubmitData).taskId
+    except (cattrs.BaseValidationError, TypeError, ValueError) as exc:
+        raise ProtocolError("submit answer has no taskId", body=body) from exc
+
+
+@attrs.frozen
+class _SubmitData:
+    taskId: str = attrs.field()  # noqa: N815 - the wire's spelling
+
+    @taskId.validator
+    def _non_empty(self, _attribute: attrs.Attribute[str], value: str) -> None:
+        if not value:
+            raise ValueError("empty taskId")
+
+
+@attrs.frozen
+class _SeedResponse:
+    resultUrls: list[str] | None = None  # noqa: N815 - the wire's spelling
+    resultImageUrl: str | None = None  # noqa: N815
+    resultUrl: str | None = None  # noqa: N815
+
+
+@attrs.frozen
+class _SeedRecord:
+    taskId: str  # noqa: N815 - the wire's spelling
+    successFlag: int | str | None = None  # noqa: N815
+    status: int | str | None = None
+    response: _SeedResponse | None = None
+    resultUrls: list[str] | None = None  # noqa: N815
+    errorCode: int | str | None = None  # noqa: N815
+    errorMessage: str | None = None  # noqa: N815
+
+
+@attrs.frozen
+class _MarketRecord:
+    taskId: str  # noqa: N815 - the wire's spelling
+    state: str
+    resultJson: str | None = None  # noqa: N815
+    failCode: int | str | None = None  # noqa: N815
+    failMsg: str | None = None  # noqa: N815
+
+
+def _structure(data: object, cls: type[Any], body: str) -> Any:
+    if not isinstance(data, dict):
+        raise ProtocolError("status answer's data is not an object", body=body)
+    try:
+        return wire.structure(data, cls)
+    except (cattrs.BaseValidationError, TypeError, ValueError) as exc:
+        raise ProtocolError(f"status answer does not parse: {exc}", body=body) from exc
+
+
+def _record(
+    data: dict[str, Any], task_id: str, state: TaskState, urls: tuple[str, ...], **error: Any
+) -> TaskRecord:
+    return TaskRecord(
+        task_id=task_id,
+        state=state,
+        result_urls=urls,
+        created_at=from_epoch(data.get("createTime")),
+        completed_at=from_epoch(data.get("completeTime")),
+        raw=data,
+        **error,
+    )
+
+
+def _require_urls(state: TaskState, urls: tuple[str, ...], body: str) -> None:
+    if state is TaskState.SUCCESS and not urls:
+        raise ProtocolError("task succeeded but the answer has no result URL", body=body)
+
+
+@attrs.frozen
+class RecraftDialect:
+    """The seed's endpoints: ``/api/v1/recraft/<operation>``."""
+
+    name: str = "recraft"
+
+    def submit(self, request: SubmitRequest) -> tuple[str, dict[str, Any]]:
+        """The path and JSON body of a submit, spelled exactly as the seed."""
+        body: dict[str, Any] = {"image_url": request.image_url}
+        if request.operation is Operation.UPSCALE:
+            body["scale"] = request.scale
+            body["format"] = request.format
+        else:
+            body["output_format"] = request.output_format
+        if request.callback_url is not None:
+            body["callBackUrl"] = request.callback_url
+        return f"/api/v1/recraft/{request.operation.value}", body
+
+    def status(self, operation: Operation, task_id: str) -> tuple[str, dict[str, str]]:
+        """The record-info path and query of one task."""
+        return f"/api/v1/recraft/{operation.value}/record-info", {"taskId": task_id}
+
+    def parse_record(self, data: object, body: str) -> TaskRecord:
+        """Read either status field, int or str, and any of the result URL spellings."""
+        raw = _structure(data, _SeedRecord, body)
+        assert isinstance(data, dict)  # noqa: S101 - _structure checked it
+        flag = raw.successFlag if raw.successFlag is not None else raw.status
+        try:
+            state = _SEED_STATES[int(flag)]
+        except (KeyError, TypeError, ValueError):
+            raise ProtocolError(f"unknown task status {flag!r}", body=body) from None
+        urls = _seed_urls(raw)
+        _require_urls(state, urls, body)
+        return _record(
+            data,
+            raw.taskId,
+            state,
+            urls,
+            error_code=raw.errorCode,
+            error_message=raw.errorMessage,
+        )
+
+
+def _seed_urls(raw: _SeedRecord) -> tuple[str, ...]:
+    response = raw.response or _SeedResponse()
+    for candidate in (response.resultUrls, raw.resultUrls):
+        if candidate:
+            return tuple(candidate)
+    single = response.resultImageUrl or response.resultUrl
+    return (single,) if single else ()
+
+
+@attrs.frozen
+class MarketDialect:
+    """KIE's unified jobs API: ``/api/v1/jobs/createTask`` and ``recordInfo``."""
+
+    name: str = "market"
+
+    def submit(self, request: SubmitRequest) -> tuple[str, dict[str, Any]]:
+        """The createTask body: the model name and ``input.image``."""
+        body: dict[str, Any] = {
+            "model": _MARKET_MODELS[request.operation],
+            "input": {"image": request.image_url},
+        }
+        if request.callback_url is not None:
+            body["callBackUrl"] = request.callback_url
+        return "/api/v1/jobs/createTask", body
+
+    def status(self, operation: Operation, task_id: str) -> tuple[str, dict[str, str]]:  # noqa: ARG002 - one endpoint serves every model
+        """The recordInfo path and query of one task."""
+        return "/api/v1/jobs/recordInfo", {"taskId": task_id}
+
+    def parse_record(self, data: object, body: str) -> TaskRecord:
+        """Read ``state`` and the JSON string ``resultJson``."""
+        raw = _structure(data, _MarketRecord, body)
+        assert isinstance(data, dict)  # noqa: S101 - _structure checked it
+        state = _MARKET_STATES.get(raw.state)
+        if state is None:
+            raise ProtocolError(f"unknown task state {raw.state!r}", body=body)
+        urls: tuple[str, ...] = ()
+        if raw.resultJson:
+            try:
+                parsed = wire.structure(json.loads(raw.resultJson), _SeedResponse)
+            except (ValueError, TypeError, cattrs.BaseValidationError) as exc:
+                raise ProtocolError("resultJson does not parse", body=body) from exc
+            urls = tuple(parsed.resultUrls or ())
+        _require_urls(state, urls, body)
+        return _record(
+            data, raw.taskId, state, urls, error_code=raw.failCode, error_message=raw.failMsg
+        )
+
+
+_RECRAFT: Dialect = RecraftDialect()
+_MARKET: Dialect = MarketDialect()
+DIALECTS: dict[str, Dialect] = {"recraft": _RECRAFT, "market": _MARKET}

@@ -1,0 +1,253 @@
+"""The scheduler: queue, in-flight bound, submit pacing, and each job's submit-then-poll."""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from types import TracebackType
+
+import anyio
+from anyio.abc import TaskGroup
+
+from ._adaptive import PollPlanner
+from ._dialects import Dialect, parse_task_id
+from ._jobs import Job
+from ._models import Operation, Result, TaskRecord, TaskState
+from ._pacer import SubmitPacer
+from ._policy import NOT_FOUND_GRACE, PollPolicy, Rate, _retry_delay, _should_resubmit
+from ._transport import Transport
+from .errors import (
+    APIConnectionError,
+    APIError,
+    JobTimeoutError,
+    NotFoundError,
+    ProtocolError,
+    RateLimitError,
+    RecraftError,
+    ServerError,
+    SubmissionUncertainError,
+    TaskFailedError,
+)
+
+logger = logging.getLogger("recraft_async")
+
+_SubmitFailure = APIError | APIConnectionError | ProtocolError
+
+
+class Scheduler:
+    """Runs jobs in a task group: at most ``max_in_flight`` at once, submits paced."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        dialect: Dialect,
+        *,
+        max_in_flight: int,
+        submit_rate: Rate | None,
+        poll: PollPolicy,
+        max_retries: int,
+    ) -> None:
+        self.transport = transport
+        self.dialect = dialect
+        self.poll = poll
+        self.planner = PollPlanner(poll)
+        self._max_retries = max_retries
+        self._pacer = SubmitPacer(submit_rate)
+        self._in_flight = anyio.Semaphore(max_in_flight)
+        # Queued jobs are plain objects here, not tasks: 100,000 of them stay cheap.
+        self._queue: deque[Job] = deque()
+        self._running: set[Job] = set()
+        self._wakeup = anyio.Event()
+        self._closing = False
+        self._task_group: TaskGroup | None = None
+
+    async def __aenter__(self) -> Scheduler:
+        self._task_group = anyio.create_task_group()
+        await self._task_group.__aenter__()
+        self._task_group.start_soon(self._dispatch)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        assert self._task_group is not None  # noqa: S101 - entered before exited
+        self._closing = True
+        self._wakeup.set()
+        stopped: list[Job] = []
+        if exc is not None:
+            stopped = self._stop_all()
+            self._task_group.cancel_scope.cancel()
+        try:
+            return await self._task_group.__aexit__(exc_type, exc, tb)
+        finally:
+            # Logged after the task group ended: a submit that was on the wire when we
+            # stopped has recorded its task id by now.
+            resumable = [job for job in stopped if job.task_id is not None]
+            if resumable:
+                logger.warning(
+                    "stopped %d submitted job(s) before they finished; resume them with "
+                    "client.resume(task_id, operation): %s",
+                    len(resumable),
+                    ", ".join(f"{job.operation.value}:{job.task_id}" for job in resumable),
+                )
+
+    def schedule(self, job: Job) -> None:
+        """Queue ``job``; it starts when the in-flight bound allows."""
+        self._queue.append(job)
+        self._wakeup.set()
+        logger.info("job %s queued: %s", job.operation.value, job.source or job.task_id)
+
+    async def read_record(self, operation: Operation, task_id: str) -> TaskRecord:
+        """One status read (transient failures retried)."""
+        path, params = self.dialect.status(operation, task_id)
+        data, body = await self.transport.request_json(
+            "GET", path, params=params, idempotent=True
+        )
+        return self.dialect.parse_record(data, body)
+
+    def _stop_all(self) -> list[Job]:
+        jobs = [*self._running, *self._queue]
+        self._queue.clear()
+        for job in jobs:
+            job.cancel()
+        return jobs
+
+    async def _dispatch(self) -> None:
+        assert self._task_group is not None  # noqa: S101 - started by __aenter__
+        while True:
+            while not self._queue:
+                if self._closing and not self._running:
+                    return
+                self._wakeup = anyio.Event()
+                await self._wakeup.wait()
+            job = self._queue.popleft()
+            if job.done():  # cancelled while queued
+                continue
+            await self._in_flight.acquire()
+            if job.done():
+                self._in_flight.release()
+                continue
+            self._running.add(job)
+            self._task_group.start_soon(self._run, job)
+
+    async def _run(self, job: Job) -> None:
+        try:
+            if job.done():  # cancelled between dispatch and start
+                return
+            with anyio.CancelScope() as scope:
+                job._cancel_hook = scope.cancel
+                started = anyio.current_time()
+                fresh = job.task_id is None
+                if fresh:
+                    started = await self._submit(job)
+                job._succeed(await self._poll(job, started, learn=fresh))
+        except RecraftError as exc:
+            job._fail(exc)
+        except Exception as exc:
+            logger.exception("job %s failed unexpectedly", job.operation.value)
+            job._fail(exc)
+        finally:
+            self._running.discard(job)
+            self._in_flight.release()
+            self._wakeup.set()
+
+    async def _submit(self, job: Job) -> float:
+        """Submit ``job`` once (resending only what provably never landed)."""
+        assert job.request is not None  # noqa: S101 - fresh jobs carry their request
+        path, body = self.dialect.submit(job.request)
+        attempt = 0
+        while True:
+            error: _SubmitFailure | None = None
+            async with self._pacer.slot():
+                # Shielded: a cancel must not cut a submit off mid-air and lose its task id.
+                with anyio.CancelScope(shield=True):
+                    started = anyio.current_time()
+                    try:
+                        data, raw = await self.transport.send("POST", path, json=body)
+                        job._mark_submitted(parse_task_id(data, raw))
+                    except (APIError, APIConnectionError, ProtocolError) as exc:
+                        error = exc
+                if isinstance(error, RateLimitError):
+                    self._pacer.pause(_retry_delay(attempt, error.retry_after))
+            if error is None:
+                return started
+            if not _should_resubmit(error, attempt, self._max_retries):
+                raise _submit_failure(error, job)
+            if not isinstance(error, RateLimitError):  # a 429 already paused the pacer
+                await anyio.sleep(_retry_delay(attempt))
+            attempt += 1
+            logger.info("job %s: resubmitting after %s", job.operation.value, error)
+
+    async def _poll(self, job: Job, started: float, *, learn: bool) -> Result:
+        """Read the task's status on the planner's schedule until it ends."""
+        assert job.task_id is not None  # noqa: S101 - submitted or resumed
+        deadline = started + self.poll.timeout
+        reads = 0
+        while True:
+            now = anyio.current_time()
+            delay = 0.0 if not learn and reads == 0 else self.planner.next_delay(
+                job.operation, now - started, reads
+            )
+            await anyio.sleep(max(min(delay, deadline - now), 0.0))
+            try:
+                record = await self.read_record(job.operation, job.task_id)
+            except NotFoundError:
+                # A task just created can be "not found" for a moment.
+                if anyio.current_time() - started > NOT_FOUND_GRACE:
+                    raise
+                record = None
+            reads += 1
+            if record is None or record.state is TaskState.PROCESSING:
+                if anyio.current_time() >= deadline:
+                    raise JobTimeoutError(
+                        f"task {job.task_id} still running after {self.poll.timeout:g}s",
+                        task_id=job.task_id,
+                    )
+                continue
+            if learn:
+                self._learn(job.operation, record, anyio.current_time() - started)
+            return _outcome(job, record)
+
+    def _learn(self, operation: Operation, record: TaskRecord, observed: float) -> None:
+        if record.created_at is not None and record.completed_at is not None:
+            observed = (record.completed_at - record.created_at).total_seconds()
+        self.planner.observe(operation, observed)
+
+
+def _outcome(job: Job, record: TaskRecord) -> Result:
+    if record.state is not TaskState.SUCCESS:
+        raise TaskFailedError(
+            record.error_message,
+            task_id=record.task_id,
+            state=record.state.value,
+            code=record.error_code,
+        )
+    return Result(
+        task_id=record.task_id,
+        operation=job.operation,
+        urls=record.result_urls,
+        created_at=record.created_at,
+        completed_at=record.completed_at,
+        record=record,
+        source=job.source,
+    )
+
+
+def _submit_failure(error: _SubmitFailure, job: Job) -> RecraftError:
+    """The error a failed submit ends in: uncertain unless provably not processed."""
+    assert job.request is not None  # noqa: S101
+    if isinstance(error, APIConnectionError) and not error.request_sent:
+        return error
+    if isinstance(error, APIError) and not isinstance(error, ServerError):
+        return error  # a definite refusal (4xx, 455/503, 501, 505): nothing was created
+    uncertain = SubmissionUncertainError(
+        f"the submit of {job.request.image_url} may have created a task ({error}); "
+        "it was not resent, to avoid paying twice",
+        operation=job.operation,
+        image=job.request.image_url,
+    )
+    uncertain.__cause__ = error
+    return uncertain
