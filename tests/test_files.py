@@ -19,6 +19,7 @@ from recraft_async._files import (
     upload_image,
 )
 from recraft_async._models import Operation
+from recraft_async._transport import Secret, Transport
 from recraft_async.errors import (
     APIConnectionError,
     InvalidInputError,
@@ -384,3 +385,33 @@ async def test_download_cancelled_midway_leaves_no_temp_file(tmp_path):
             await download_to(http, RESULT, tmp_path, "x.png")
     assert scope.cancelled_caught
     assert files_in(tmp_path) == []
+
+
+@pytest.mark.anyio
+@respx.mock
+async def test_upload_image_through_the_real_transport():
+    """With the client's transport: auth header, multipart fields, envelope decoded."""
+    answer = {
+        "success": True,
+        "code": 200,
+        "msg": "ok",
+        "data": {"fileName": "a.png", "downloadUrl": "https://files.test/u/a.png"},
+    }
+    route = respx.post("http://127.0.0.1:9/api/file-stream-upload").respond(200, json=answer)
+    data = image_bytes("PNG")
+    async with httpx.AsyncClient() as http:
+        transport = Transport(
+            http, base_url="http://127.0.0.1:9", api_key=Secret("k-1"), max_retries=0, timeout=5
+        )
+        url = await upload_image(transport, "http://127.0.0.1:9", data, "a.png")
+        route.respond(200, json={"code": 200, "msg": "ok", "data": {"fileName": "a.png"}})
+        with pytest.raises(ProtocolError) as info:
+            await upload_image(transport, "http://127.0.0.1:9", data, "a.png")
+    assert url == "https://files.test/u/a.png"
+    request = route.calls[0].request
+    assert request.headers["authorization"] == "Bearer k-1"
+    body = request.content
+    assert b'name="uploadPath"\r\n\r\nrecraft-async' in body
+    assert b'name="fileName"\r\n\r\na.png' in body
+    assert b'name="file"; filename="a.png"' in body
+    assert "fileName" in (info.value.body or "")
