@@ -230,10 +230,10 @@ class JsonTransport(Protocol):
         method: str,
         url: str,
         *,
-        json: Any = None,  # noqa: ANN401 - mirrors httpx's own parameters
+        json: Any = None,
         params: dict[str, str] | None = None,
-        files: Any = None,  # noqa: ANN401
-        data: Any = None,  # noqa: ANN401
+        files: Any = None,
+        data: Any = None,
         idempotent: bool,
     ) -> tuple[Any, str]:
         """Send one request with auth and retries; answer the envelope's data and raw body."""
