@@ -85,7 +85,7 @@ def _expand_list(arg: str, base: Path, skip: Path | None, *, depth: int) -> Iter
 def _expand_path(arg: str, path: Path, skip: Path | None) -> Iterator[InputItem]:
     try:
         if path.is_dir():
-            yield from _walk(path, skip)
+            yield from _walk(arg, path, skip)
             return
         if not path.exists():
             yield InputItem(arg, problem=f"{arg}: no such file or folder")
@@ -97,7 +97,7 @@ def _expand_path(arg: str, path: Path, skip: Path | None) -> Iterator[InputItem]
     yield InputItem(arg, path=path.resolve())
 
 
-def _walk(folder: Path, skip: Path | None) -> Iterator[InputItem]:
+def _walk(arg: str, folder: Path, skip: Path | None) -> Iterator[InputItem]:
     if skip is not None and folder.resolve() == skip:
         return
     found: list[Path] = []
@@ -111,7 +111,9 @@ def _walk(folder: Path, skip: Path | None) -> Iterator[InputItem]:
             if not f.startswith(".") and Path(f).suffix.lower() in IMAGE_SUFFIXES
         )
     for path in sorted(found):
-        yield InputItem(str(path), path=path.resolve())
+        # Labels read as the user typed the folder: "photos/a.png", not an absolute path.
+        label = os.path.normpath(os.path.join(arg, path.relative_to(folder)))  # noqa: PTH118
+        yield InputItem(label, path=path.resolve())
 
 
 def _reason(exc: BaseException) -> str:

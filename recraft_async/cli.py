@@ -1,4 +1,4 @@
-"""The ``recraft-async`` command line: bulk upscale / background removal with a journal.
+"""The recraft-async command line: bulk upscale / background removal with a journal.
 
 Exit status: 0 when every input succeeded, 1 when some failed or are uncertain,
 2 for usage errors, 130 when interrupted (the journal is intact; ``resume`` finishes).
@@ -311,3 +311,7 @@ async def _write_samples(folder: Path) -> int:
         await anyio.Path(folder / name).write_bytes(data)
         _say(folder / name)
     return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
