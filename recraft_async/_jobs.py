@@ -85,9 +85,10 @@ class Job:
         """
         if self.done():
             return False
+        hook = self._cancel_hook
         self._finish(JobStatus.CANCELLED)
-        if self._cancel_hook is not None:
-            self._cancel_hook()
+        if hook is not None:
+            hook()
         return True
 
     def result(self) -> Result:

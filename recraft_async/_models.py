@@ -87,11 +87,27 @@ def _loose_scalar(value: object, _type: object) -> int | str | None:
     raise TypeError(f"expected a number or string, got {type(value).__name__}")
 
 
+def _strict_str(value: object, _type: object) -> str:
+    # cattrs would turn 5 into "5"; a task id or URL of the wrong type is a broken answer.
+    if not isinstance(value, str):
+        raise TypeError(f"expected a string, got {type(value).__name__}")
+    return value
+
+
+def _strict_str_list(value: object, _type: object) -> list[str]:
+    # cattrs would turn "https://x" into a list of characters.
+    if not isinstance(value, list):
+        raise TypeError(f"expected a list, got {type(value).__name__}")
+    return [_strict_str(item, str) for item in value]
+
+
 def _make_converter() -> cattrs.Converter:
     # Never the global converter: our hooks must not leak into the user's cattrs use.
     # Unknown keys are ignored so that the service can grow its answers.
     converter = cattrs.Converter(forbid_extra_keys=False)
     converter.register_structure_hook(int | str | None, _loose_scalar)
+    converter.register_structure_hook(str, _strict_str)
+    converter.register_structure_hook_func(lambda t: t == list[str], _strict_str_list)
     return converter
 
 

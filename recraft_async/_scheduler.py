@@ -56,7 +56,7 @@ class Scheduler:
         self._in_flight = anyio.Semaphore(max_in_flight)
         # Queued jobs are plain objects here, not tasks: 100,000 of them stay cheap.
         self._queue: deque[Job] = deque()
-        self._running: set[Job] = set()
+        self._running: dict[Job, None] = {}  # an ordered set
         self._wakeup = anyio.Event()
         self._closing = False
         self._task_group: TaskGroup | None = None
@@ -81,7 +81,9 @@ class Scheduler:
             stopped = self._stop_all()
             self._task_group.cancel_scope.cancel()
         try:
-            return await self._task_group.__aexit__(exc_type, exc, tb)
+            # Our tasks never raise, so after the cancel above the group ends cleanly; the
+            # caller's exception then propagates as it is, not wrapped in an ExceptionGroup.
+            await self._task_group.__aexit__(None, None, None)
         finally:
             # Logged after the task group ended: a submit that was on the wire when we
             # stopped has recorded its task id by now.
@@ -93,6 +95,7 @@ class Scheduler:
                     len(resumable),
                     ", ".join(f"{job.operation.value}:{job.task_id}" for job in resumable),
                 )
+        return None
 
     def schedule(self, job: Job) -> None:
         """Queue ``job``; it starts when the in-flight bound allows."""
@@ -123,15 +126,21 @@ class Scheduler:
                     return
                 self._wakeup = anyio.Event()
                 await self._wakeup.wait()
-            job = self._queue.popleft()
-            if job.done():  # cancelled while queued
-                continue
+            # Capacity first, then the job: a queued job stays visible to _stop_all.
             await self._in_flight.acquire()
-            if job.done():
+            job = self._next_live_job()
+            if job is None:
                 self._in_flight.release()
                 continue
-            self._running.add(job)
+            self._running[job] = None
             self._task_group.start_soon(self._run, job)
+
+    def _next_live_job(self) -> Job | None:
+        while self._queue:
+            job = self._queue.popleft()
+            if not job.done():  # else cancelled while queued
+                return job
+        return None
 
     async def _run(self, job: Job) -> None:
         try:
@@ -150,7 +159,7 @@ class Scheduler:
             logger.exception("job %s failed unexpectedly", job.operation.value)
             job._fail(exc)
         finally:
-            self._running.discard(job)
+            self._running.pop(job, None)
             self._in_flight.release()
             self._wakeup.set()
 

@@ -1,0 +1,126 @@
+"""Rate, PollPolicy and the pure retry arithmetic."""
+
+import email.utils
+
+import pytest
+
+from recraft_async import PollPolicy, Rate
+from recraft_async._policy import (
+    MAX_RETRY_AFTER,
+    MAX_RETRY_DELAY,
+    _parse_retry_after,
+    _retry_delay,
+    _should_resubmit,
+    _should_retry,
+)
+from recraft_async.errors import (
+    APIConnectionError,
+    APITimeoutError,
+    AuthenticationError,
+    GenerationFailedError,
+    InvalidRequestError,
+    ProtocolError,
+    RateLimitError,
+    ServerError,
+    ServiceUnavailableError,
+)
+
+
+def _api(cls, code):
+    return cls("x", code=code, http_status=200)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "3"])
+def test_rate_rejects_bad_counts(bad):
+    """Rate(n) needs a positive integer."""
+    with pytest.raises((ValueError, TypeError)):
+        Rate(bad)
+
+
+@pytest.mark.parametrize("bad", [0, -2.0, float("inf")])
+def test_rate_rejects_bad_windows(bad):
+    """Rate(per=) needs a finite positive window."""
+    with pytest.raises(ValueError):
+        Rate(3, per=bad)
+
+
+def test_poll_policy_fixed_schedule_grows_and_caps():
+    """Intervals start at initial, grow by factor, stop at max_interval."""
+    policy = PollPolicy(initial=2.0, factor=1.5, max_interval=4.0, timeout=60.0)
+    assert [policy.interval(k) for k in range(4)] == [2.0, 3.0, 4.0, 4.0]
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"factor": 0.5}, {"initial": 5.0, "max_interval": 1.0}, {"timeout": 0}, {"reads_per_job": 1}],
+)
+def test_poll_policy_rejects_inconsistent_bounds(kwargs):
+    """A shrinking factor, a cap below the first interval or a zero timeout are refused."""
+    with pytest.raises(ValueError):
+        PollPolicy(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("error", "retry"),
+    [
+        (APIConnectionError("x"), True),
+        (APITimeoutError("x"), True),
+        (_api(ServerError, 500), True),
+        (_api(ServiceUnavailableError, 455), True),
+        (RateLimitError("x", code=429, http_status=429), True),
+        (ProtocolError("x", body="<html>"), True),
+        (_api(AuthenticationError, 401), False),
+        (_api(InvalidRequestError, 422), False),
+        (_api(GenerationFailedError, 501), False),
+    ],
+)
+def test_should_retry_reads(error, retry):
+    """Idempotent reads retry transient failures only, and only within the budget."""
+    assert _should_retry(error, 0, 3) is retry
+    assert _should_retry(error, 3, 3) is False
+
+
+@pytest.mark.parametrize(
+    ("error", "resubmit"),
+    [
+        (APIConnectionError("connect refused", request_sent=False), True),
+        (APITimeoutError("connect timeout", request_sent=False), True),
+        (RateLimitError("x", code=429, http_status=200), True),
+        (_api(ServiceUnavailableError, 503), True),
+        (APITimeoutError("read timeout", request_sent=True), False),
+        (APIConnectionError("server disconnected", request_sent=True), False),
+        (_api(ServerError, 500), False),
+        (ProtocolError("x", body="garbage"), False),
+    ],
+)
+def test_should_resubmit_only_what_never_landed(error, resubmit):
+    """A submit is resent only when the first provably did not reach the service."""
+    assert _should_resubmit(error, 0, 3) is resubmit
+    assert _should_resubmit(error, 3, 3) is False
+
+
+def test_retry_delay_grows_with_jitter_and_cap():
+    """Backoff doubles per attempt, jitters downwards, and never passes the cap."""
+    for attempt in range(10):
+        delay = _retry_delay(attempt)
+        assert 0 < delay <= MAX_RETRY_DELAY
+    assert _retry_delay(0) <= 0.5
+    assert _retry_delay(3) > 0.5
+
+
+def test_retry_delay_honours_and_caps_retry_after():
+    """The server's Retry-After wins, within the cap."""
+    assert _retry_delay(0, 2.5) == 2.5
+    assert _retry_delay(0, 10_000) == MAX_RETRY_AFTER
+
+
+def test_parse_retry_after_forms():
+    """Seconds, an HTTP date and retry-after-ms are all understood."""
+    assert _parse_retry_after({"Retry-After": "3"}) == 3.0
+    assert _parse_retry_after({"retry-after-ms": "250"}) == 0.25
+    now = 1_700_000_000.0
+    date = email.utils.formatdate(now + 7, usegmt=True)
+    assert _parse_retry_after({"Retry-After": date}, now=now) == pytest.approx(7, abs=1)
+    assert _parse_retry_after({}) is None
+    assert _parse_retry_after({"Retry-After": "soon"}) is None
+    assert _parse_retry_after({"Retry-After": "nan"}) is None
