@@ -134,12 +134,11 @@ class Batch:
         label = work.item.label
         entry = await self.journal.get(fp)
         try:
-            if entry is not None and entry.state is _S.DOWNLOADED and entry.output_path:
-                if await anyio.Path(entry.output_path).is_file():
-                    return self._end(
-                        work, Outcome(label, "done", entry.output_path, None, entry.task_id)
-                    )
-                entry = None  # the output was deleted: download it again below
+            # A DOWNLOADED entry whose file was deleted is fetched again from its URLs.
+            if entry is not None and await _still_there(entry):
+                return self._end(
+                    work, Outcome(label, "done", entry.output_path, None, entry.task_id)
+                )
             if entry is not None and entry.state is _S.UNCERTAIN:
                 return self._end(work, _uncertain(label, entry.error))
             urls, task_id = await self._result_urls(work, fp, entry)
@@ -185,6 +184,12 @@ class Batch:
         # The client journals submits itself and may have recorded this step already.
         with contextlib.suppress(JournalStateError):
             await mark(fp, value)
+
+
+async def _still_there(entry: JournalEntry) -> bool:
+    if entry.state is not _S.DOWNLOADED or entry.output_path is None:
+        return False
+    return await anyio.Path(entry.output_path).is_file()
 
 
 def _uncertain(label: str, error: str | None) -> Outcome:
