@@ -13,8 +13,9 @@ import attrs
 from ._files import download_to, probe_image_file, safe_output_name
 from ._inputs import InputItem, is_url
 from ._journal import Journal, JournalEntry, JournalState, JournalStateError, fingerprint
+from ._local import params_for
 from ._models import Operation
-from .errors import InvalidInputError, RecraftError, SubmissionUncertainError
+from .errors import InvalidInputError, RecraftError, SubmissionUncertainError, TaskFailedError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -30,11 +31,16 @@ _S = JournalState
 
 @attrs.frozen
 class Work:
-    """One input with what to do to it."""
+    """One input, and the keyword options of the client call to make on it."""
 
     item: InputItem
     operation: Operation
-    params: Mapping[str, Any] = attrs.field(hash=False)
+    options: Mapping[str, Any] = attrs.field(hash=False)
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The parameters the journal keys this work by (the client computes the same)."""
+        return params_for(self.operation, dict(self.options))
 
 
 @attrs.frozen
@@ -147,10 +153,10 @@ class Batch:
             await self._mark(self.journal.mark_downloaded, fp, output)
             return self._end(work, Outcome(label, "done", output, None, task_id))
         except SubmissionUncertainError as exc:
-            await self._mark(self.journal.mark_uncertain, fp, str(exc))
             return self._end(work, _uncertain(label, str(exc)))
         except RecraftError as exc:
-            await self._mark(self.journal.mark_failed, fp, str(exc))
+            # The client journals failures of its own submits; a failed download or a
+            # poll that timed out leaves the entry as it was, for `resume` to finish.
             return self._end(work, Outcome(label, "failed", error=str(exc)))
 
     async def _result_urls(
@@ -160,28 +166,32 @@ class Batch:
         if entry is not None and entry.state in done and entry.result_urls and entry.task_id:
             return entry.result_urls, entry.task_id
         if entry is not None and entry.state is _S.SUBMITTED and entry.task_id:
-            job = self.client.resume(entry.task_id, work.operation)
+            # Polled by task id: this works even if the input file has gone since.
+            try:
+                result = await self.client.resume(entry.task_id, work.operation)
+            except TaskFailedError as exc:
+                await self._mark(self.journal.mark_failed, fp, str(exc))
+                raise
         else:
             self.reporter.update(work.item.label, "submitting")
-            job = self._submit(work)
-        result = await job
+            result = await self._submit(work)
         await self._mark(self.journal.mark_succeeded, fp, result.urls)
         return result.urls, result.task_id
 
     def _submit(self, work: Work) -> Job:
         source: Any = work.item.path if work.item.path is not None else work.item.source
         if work.operation is Operation.UPSCALE:
-            return self.client.upscale(source, **work.params)
-        return self.client.remove_background(source, **work.params)
+            return self.client.upscale(source, **work.options)
+        return self.client.remove_background(source, **work.options)
 
     async def _download(self, work: Work, urls: tuple[str, ...], task_id: str) -> Path:
         hint = work.item.path.name if work.item.path is not None else work.item.source
-        extension = str(work.params.get("format", "png")).lower()
+        extension = str(work.options.get("format", "png")).lower()
         name = safe_output_name(hint, task_id, "jpg" if extension == "jpeg" else extension)
         return await download_to(self.http, urls[0], self.out_dir, name)
 
     async def _mark(self, mark: Any, fp: str, value: Any) -> None:
-        # The client journals submits itself and may have recorded this step already.
+        # The client journals its own jobs and may have recorded this step already.
         with contextlib.suppress(JournalStateError):
             await mark(fp, value)
 

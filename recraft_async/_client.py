@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import urllib.parse
 from collections.abc import AsyncIterator, Iterable
+from pathlib import Path
 from types import TracebackType
 
 import httpx
@@ -19,14 +20,18 @@ from ._check import (
     is_loopback_host,
 )
 from ._dialects import DIALECTS
+from ._files import download_to, safe_output_name
 from ._jobs import Job
-from ._models import Operation, TaskRecord
+from ._journal import Journal
+from ._local import LocalImage, local_image
+from ._models import Operation, Result, TaskRecord
 from ._policy import PollPolicy, Rate
 from ._scheduler import Scheduler
 from ._transport import Secret, Transport
 from .errors import ClientNotOpenError, InvalidInputError, ProtocolError
 
 DEFAULT_BASE_URL = "https://api.kie.ai"
+DEFAULT_UPLOAD_BASE_URL = "https://kieai.redpandaai.co"
 DEFAULT_SUBMIT_RATE = Rate(20, per=10.0)
 DEFAULT_POLL = PollPolicy()
 # Connections beyond max_in_flight: one status read and one submit may overlap per job
@@ -49,6 +54,8 @@ class AsyncRecraft:
         http_client: httpx.AsyncClient | None = None,
         *,
         dialect: str = "recraft",
+        journal: Journal | None = None,
+        upload_base_url: str | None = None,
     ) -> None:
         key = api_key if api_key is not None else os.environ.get("KIE_API_KEY")
         if not key:
@@ -72,6 +79,10 @@ class AsyncRecraft:
         self.max_retries = max_retries
         self.timeout = float(timeout)
         self.dialect = dialect
+        if journal is not None and not isinstance(journal, Journal):
+            raise InvalidInputError("journal must be a recraft_async.Journal")
+        self.journal = journal
+        self.upload_base_url = _upload_base_url(upload_base_url, self.base_url)
         self._api_key = Secret(key)
         self._user_http = http_client
         self._http: httpx.AsyncClient | None = None
@@ -105,6 +116,8 @@ class AsyncRecraft:
             submit_rate=self.submit_rate,
             poll=self.poll,
             max_retries=self.max_retries,
+            journal=self.journal,
+            upload_base_url=self.upload_base_url,
         )
         try:
             await scheduler.__aenter__()
@@ -144,26 +157,38 @@ class AsyncRecraft:
 
     def upscale(
         self,
-        image_url: str,
+        image: str | Path | bytes,
         *,
         scale: int = 2,
         format: str = "png",
         callback_url: str | None = None,
     ) -> Job:
-        """Schedule a crisp upscale of ``image_url``; returns its Job at once."""
-        request = check_upscale(image_url, scale, format, callback_url)
-        return self._schedule(request)
+        """Schedule a crisp upscale of a URL, a local file or bytes; returns its Job at once."""
+        url, local = local_image(image, Operation.UPSCALE)
+        request = check_upscale(url, scale, format, callback_url)
+        return self._schedule(request, local)
 
     def remove_background(
         self,
-        image_url: str,
+        image: str | Path | bytes,
         *,
         output_format: str = "png",
         callback_url: str | None = None,
     ) -> Job:
-        """Schedule a background removal of ``image_url``; returns its Job at once."""
-        request = check_remove_background(image_url, output_format, callback_url)
-        return self._schedule(request)
+        """Schedule a background removal of a URL, a local file or bytes; returns its Job."""
+        url, local = local_image(image, Operation.REMOVE_BACKGROUND)
+        request = check_remove_background(url, output_format, callback_url)
+        return self._schedule(request, local)
+
+    async def download(self, result: Result, dest: str | Path) -> Path:
+        """Stream ``result``'s image into the folder ``dest`` (atomic; the key is not sent)."""
+        http = self._http
+        if http is None or self._scheduler is None:
+            raise ClientNotOpenError(f"the client is {self._state}: use it inside 'async with'")
+        hint = Path(result.source).name if result.source and "://" not in result.source else None
+        suffix = result.url.split("?", 1)[0].rpartition(".")[2]
+        name = safe_output_name(hint or result.source, result.task_id, suffix or "png")
+        return await download_to(http, result.url, Path(dest), name)
 
     def resume(self, task_id: str, operation: Operation | str) -> Job:
         """A Job that polls a task submitted earlier, without submitting anything."""
@@ -193,9 +218,10 @@ class AsyncRecraft:
         async for job in _jobs.as_completed(jobs):
             yield job
 
-    def _schedule(self, request: SubmitRequest) -> Job:
+    def _schedule(self, request: SubmitRequest, local: LocalImage | None = None) -> Job:
         scheduler = self._open_scheduler()
-        job = Job(request.operation, request, source=request.image_url)
+        source = local.source if local is not None else request.image_url
+        job = Job(request.operation, request, source=source, local=local)
         scheduler.schedule(job)
         return job
 
@@ -209,6 +235,15 @@ def _check_base_url(url: str) -> None:
             "refusing to send the API key over plain http to a host other than loopback; "
             "use https"
         )
+
+
+def _upload_base_url(url: str | None, base_url: str) -> str:
+    if url is not None:
+        _check_base_url(url)
+        return url.rstrip("/")
+    # Testing against a local emulator must never ship local files to the real service.
+    host = urllib.parse.urlsplit(base_url).hostname or ""
+    return base_url if is_loopback_host(host) else DEFAULT_UPLOAD_BASE_URL
 
 
 def _check_int(name: str, value: object, *, minimum: int) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 import anyio
 
 from ._check import SubmitRequest
+from ._local import LocalImage
 from ._models import Operation, Result
 from .errors import JobCancelledError, RecraftError
 
@@ -44,6 +45,8 @@ class Job:
         "_error",
         "_event",
         "_result",
+        "fingerprint",
+        "local",
         "operation",
         "request",
         "source",
@@ -58,12 +61,16 @@ class Job:
         *,
         task_id: str | None = None,
         source: str | None = None,
+        local: LocalImage | None = None,
     ) -> None:
         self.operation = operation
         # None for a resumed task: there is nothing to submit.
         self.request = request
         self.task_id = task_id
         self.source = source
+        # A file or bytes to upload before the submit, and the job's journal key.
+        self.local = local
+        self.fingerprint: str | None = None
         self.status = JobStatus.QUEUED if task_id is None else JobStatus.SUBMITTED
         self._result: Result | None = None
         self._error: BaseException | None = None

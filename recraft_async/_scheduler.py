@@ -9,9 +9,11 @@ from types import TracebackType
 import anyio
 from anyio.abc import TaskGroup
 
+from . import _local
 from ._adaptive import PollPlanner
 from ._dialects import Dialect, parse_task_id
 from ._jobs import Job
+from ._journal import Journal
 from ._models import Operation, Result, TaskRecord, TaskState
 from ._pacer import SubmitPacer
 from ._policy import NOT_FOUND_GRACE, PollPolicy, Rate, _retry_delay, _should_resubmit
@@ -19,6 +21,7 @@ from ._transport import Transport
 from .errors import (
     APIConnectionError,
     APIError,
+    InvalidInputError,
     JobTimeoutError,
     NotFoundError,
     ProtocolError,
@@ -46,8 +49,12 @@ class Scheduler:
         submit_rate: Rate | None,
         poll: PollPolicy,
         max_retries: int,
+        journal: Journal | None = None,
+        upload_base_url: str | None = None,
     ) -> None:
         self.transport = transport
+        self.journal = journal
+        self.upload_base_url = upload_base_url
         self.dialect = dialect
         self.poll = poll
         self.planner = PollPlanner(poll)
@@ -149,11 +156,22 @@ class Scheduler:
             with anyio.CancelScope() as scope:
                 job._cancel_hook = scope.cancel
                 started = anyio.current_time()
+                known = await self._recall(job)
+                if known is not None:
+                    job._succeed(known)
+                    return
                 fresh = job.task_id is None
                 if fresh:
+                    if job.local is not None:
+                        await _local.upload(self.transport, self._upload_url(), job)
                     started = await self._submit(job)
-                job._succeed(await self._poll(job, started, learn=fresh))
+                result = await self._poll(job, started, learn=fresh)
+                if self.journal is not None:
+                    await _local.finished(self.journal, job, result)
+                job._succeed(result)
         except RecraftError as exc:
+            if self.journal is not None:
+                await _local.finished(self.journal, job, exc)
             job._fail(exc)
         except Exception as exc:
             logger.exception("job %s failed unexpectedly", job.operation.value)
@@ -163,22 +181,40 @@ class Scheduler:
             self._in_flight.release()
             self._wakeup.set()
 
+    async def _recall(self, job: Job) -> Result | None:
+        """A journalled fresh job may be finished, or submitted, already."""
+        if self.journal is None or job.task_id is not None or job.request is None:
+            return None
+        return await _local.recall(self.journal, job)
+
+    def _upload_url(self) -> str:
+        if self.upload_base_url is None:
+            raise InvalidInputError("local files need upload_base_url (the file upload API)")
+        return self.upload_base_url
+
     async def _submit(self, job: Job) -> float:
         """Submit ``job`` once (resending only what provably never landed)."""
         assert job.request is not None  # noqa: S101 - fresh jobs carry their request
         path, body = self.dialect.submit(job.request)
+        journaled = self.journal is None
         attempt = 0
         while True:
             error: _SubmitFailure | None = None
             async with self._pacer.slot():
                 # Shielded: a cancel must not cut a submit off mid-air and lose its task id.
                 with anyio.CancelScope(shield=True):
+                    if not journaled and self.journal is not None:
+                        # Write-ahead: committed before the request leaves, once per job.
+                        await _local.submitting(self.journal, job)
+                        journaled = True
                     started = anyio.current_time()
                     try:
                         data, raw = await self.transport.send("POST", path, json=body)
                         job._mark_submitted(parse_task_id(data, raw))
                     except (APIError, APIConnectionError, ProtocolError) as exc:
                         error = exc
+                    if error is None and self.journal is not None:
+                        await _local.submitted(self.journal, job)
                 if isinstance(error, RateLimitError):
                     self._pacer.pause(_retry_delay(attempt, error.retry_after))
             if error is None:

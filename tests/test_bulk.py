@@ -13,6 +13,7 @@ from PIL import Image
 from recraft_async._bulk import Batch, Work, work_from_entry
 from recraft_async._inputs import InputItem
 from recraft_async._journal import Journal, JournalState, fingerprint
+from recraft_async._local import params_for
 from recraft_async._models import Operation, Result, TaskRecord, TaskState
 from recraft_async._progress import Reporter
 from recraft_async.errors import SubmissionUncertainError, TaskFailedError
@@ -50,6 +51,7 @@ class FakeClient:
         return self._finish(None, task_id)
 
     async def _submit(self, source, params):
+        params = params_for(UP, params)
         fp = fingerprint(UP, source, params)
         await self.journal.mark_submitting(fp, UP, str(source), params)
         if source.name in self.uncertain:
@@ -164,10 +166,10 @@ async def test_uncertain_is_never_resubmitted(tmp_path, results):
 async def test_resume_polls_submitted_and_downloads_succeeded(tmp_path, results):
     """SUBMITTED entries are polled by task id, SUCCEEDED ones only downloaded."""
     works = inputs(tmp_path, "s.png", "d.png")
-    fps = [fingerprint(UP, w.item.path, PARAMS) for w in works]
+    fps = [fingerprint(UP, w.item.path, w.params) for w in works]
     async with Journal(tmp_path / "j.sqlite") as journal:
         for work, fp in zip(works, fps, strict=True):
-            await journal.mark_submitting(fp, UP, str(work.item.path), PARAMS)
+            await journal.mark_submitting(fp, UP, str(work.item.path), work.params)
         await journal.mark_submitted(fps[0], "task-old")
         await journal.mark_submitted(fps[1], "task-done")
         await journal.mark_succeeded(fps[1], ["https://results.test/task-done.png"])
