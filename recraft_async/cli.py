@@ -81,6 +81,13 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--upload-base-url", default=None, help="file upload base URL")
     common.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     common.add_argument(
+        "--poll-initial",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="wait before the first status read (default 2; lower it for a local emulator)",
+    )
+    common.add_argument(
         "--emulator",
         action="store_true",
         help="run against the built-in emulator on loopback; no key needed",
@@ -146,6 +153,9 @@ async def _run(args: argparse.Namespace) -> int:
             status = await _command(args)
         except UsageError as exc:
             usage, status = exc, EXIT_USAGE
+        except RecraftError as exc:  # the run as a whole failed: wrong key, bad journal...
+            _say(f"recraft-async: error: {exc}", file=sys.stderr)
+            status = EXIT_FAILED
         tg.cancel_scope.cancel()
     if usage is not None:
         raise usage
@@ -209,6 +219,16 @@ async def _client(args: argparse.Namespace) -> AsyncIterator[AsyncRecraft]:
     from ._client import AsyncRecraft  # noqa: PLC0415 - keeps `--help` fast
 
     options: dict[str, Any] = {"max_in_flight": args.concurrency}
+    if args.poll_initial is not None:
+        if not args.poll_initial > 0:
+            raise UsageError("--poll-initial must be > 0")
+        default = PollPolicy()
+        options["poll"] = PollPolicy(
+            initial=args.poll_initial,
+            factor=default.factor,
+            max_interval=max(default.max_interval, args.poll_initial),
+            timeout=default.timeout,
+        )
     if args.emulator:
         try:
             from .testing import KieEmulator, serve  # noqa: PLC0415 - optional extra
@@ -216,13 +236,10 @@ async def _client(args: argparse.Namespace) -> AsyncIterator[AsyncRecraft]:
             raise UsageError(
                 "--emulator needs the extra: pip install 'recraft-async[emulator]'"
             ) from exc
-        emulator = KieEmulator(
-            time_scale=float(os.environ.get("RECRAFT_EMULATOR_TIME_SCALE", "0.01"))
-        )
+        emulator = KieEmulator()
         async with serve(emulator) as url:
-            options.update(
-                api_key=emulator.api_key, base_url=url, upload_base_url=url, poll=EMULATOR_POLL
-            )
+            options.setdefault("poll", EMULATOR_POLL)
+            options.update(api_key=emulator.api_key, base_url=url, upload_base_url=url)
             async with AsyncRecraft(**options) as client:
                 yield client
         return
