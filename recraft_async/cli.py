@@ -166,26 +166,30 @@ async def _run(args: argparse.Namespace) -> int:
 
 
 async def _command(args: argparse.Namespace) -> int:
-    async with _client(args) as client:
-        if args.command == "credits":
+    if args.command == "credits":
+        async with _client(args, None) as client:
             balance = await client.credits()
-            _say(json.dumps({"credits": balance}) if args.json else balance)
-            return EXIT_OK
-        journal_path = _journal_path(args)
-        async with Journal(journal_path) as journal:
-            works = await _works(args, journal)
-            reporter = Reporter() if args.json else make_reporter()
-            async with httpx.AsyncClient(timeout=httpx.Timeout(60.0)) as http:
-                with reporter:
-                    batch = Batch(
-                        client,
-                        journal,
-                        http,
-                        out_dir=args.out,
-                        reporter=reporter,
-                        concurrency=args.concurrency,
-                    )
-                    outcomes = await batch.run(works)
+        _say(json.dumps({"credits": balance}) if args.json else balance)
+        return EXIT_OK
+    journal_path = _journal_path(args)
+    async with Journal(journal_path) as journal:
+        works = await _works(args, journal)
+        reporter = Reporter() if args.json else make_reporter()
+        # Downloads use their own connection pool, which has never seen the API key.
+        async with (
+            _client(args, journal) as client,
+            httpx.AsyncClient(timeout=httpx.Timeout(60.0)) as http,
+        ):
+            with reporter:
+                batch = Batch(
+                    client,
+                    journal,
+                    http,
+                    out_dir=args.out,
+                    reporter=reporter,
+                    concurrency=args.concurrency,
+                )
+                outcomes = await batch.run(works)
     return _summarise(args, outcomes, journal_path)
 
 
@@ -215,10 +219,10 @@ async def _works(args: argparse.Namespace, journal: Journal) -> list[Work]:
 
 
 @contextlib.asynccontextmanager
-async def _client(args: argparse.Namespace) -> AsyncIterator[AsyncRecraft]:
+async def _client(args: argparse.Namespace, journal: Journal | None) -> AsyncIterator[AsyncRecraft]:
     from ._client import AsyncRecraft  # noqa: PLC0415 - keeps `--help` fast
 
-    options: dict[str, Any] = {"max_in_flight": args.concurrency}
+    options: dict[str, Any] = {"max_in_flight": args.concurrency, "journal": journal}
     if args.poll_initial is not None:
         if not args.poll_initial > 0:
             raise UsageError("--poll-initial must be > 0")
