@@ -2,8 +2,10 @@
 
 from ._client import AsyncRecraft
 from ._jobs import InvalidStateError, Job, JobStatus
+from ._journal import Journal, JournalEntry, JournalState
 from ._models import Operation, Result, TaskRecord, TaskState
 from ._policy import PollPolicy, Rate
+from ._webhooks import parse_callback, webhook_signature
 from .errors import (
     APIConnectionError,
     APIError,
@@ -25,6 +27,7 @@ from .errors import (
     ServiceUnavailableError,
     SubmissionUncertainError,
     TaskFailedError,
+    WebhookVerificationError,
 )
 
 __version__ = "0.1.0.dev0"
@@ -46,6 +49,9 @@ __all__ = [
     "JobCancelledError",
     "JobStatus",
     "JobTimeoutError",
+    "Journal",
+    "JournalEntry",
+    "JournalState",
     "NotFoundError",
     "Operation",
     "PollPolicy",
@@ -60,5 +66,8 @@ __all__ = [
     "TaskFailedError",
     "TaskRecord",
     "TaskState",
+    "WebhookVerificationError",
     "__version__",
+    "parse_callback",
+    "webhook_signature",
 ]

@@ -10,10 +10,10 @@ import anyio
 import anyio.to_thread
 import attrs
 
+from ._check import check_remove_background, check_upscale
 from ._files import download_to, probe_image_file, safe_output_name
 from ._inputs import InputItem, is_url
 from ._journal import Journal, JournalEntry, JournalState, JournalStateError, fingerprint
-from ._local import params_for
 from ._models import Operation
 from .errors import InvalidInputError, RecraftError, SubmissionUncertainError, TaskFailedError
 
@@ -52,6 +52,18 @@ class Outcome:
     output: Path | None = None
     error: str | None = None
     task_id: str | None = None
+
+
+def params_for(operation: Operation, options: Mapping[str, Any]) -> dict[str, Any]:
+    """The journal parameters the client records for ``options`` (the same key, always)."""
+    placeholder = "https://placeholder.invalid/"  # only the options are checked here
+    if operation is Operation.UPSCALE:
+        request = check_upscale(
+            placeholder, options.get("scale", 2), options.get("format", "png"), None
+        )
+    else:
+        request = check_remove_background(placeholder, options.get("output_format", "png"), None)
+    return request.params
 
 
 def work_from_entry(entry: JournalEntry) -> Work:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import urllib.parse
+from pathlib import Path
+from typing import Any
 
 import attrs
 
+from ._files import probe_image_bytes, probe_image_file
 from ._models import Operation
 from .errors import InvalidInputError
 
@@ -16,15 +20,53 @@ _MAX_URL_LENGTH = 4096
 
 
 @attrs.frozen
+class LocalImage:
+    """A checked local input, uploaded just before its submit."""
+
+    name: str
+    path: Path | None = None
+    data: bytes | None = attrs.field(default=None, repr=False)
+
+
+@attrs.frozen
 class SubmitRequest:
     """A checked request: everything a dialect needs to build the submit body."""
 
     operation: Operation
-    image_url: str
+    # None while a local image waits for its upload.
+    image_url: str | None
     scale: int | None = None
     format: str | None = None
     output_format: str | None = None
     callback_url: str | None = None
+    local: LocalImage | None = None
+
+    @property
+    def source(self) -> str:
+        """What the job was made from: the URL, the file, or a note for raw bytes."""
+        if self.local is None:
+            return self.image_url or ""
+        return str(self.local.path) if self.local.path is not None else self.local.name
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The parameters that decide the output, in the user's spelling (for journals)."""
+        if self.operation is Operation.UPSCALE:
+            return {"scale": self.scale, "format": (self.format or "").lower()}
+        return {"output_format": (self.output_format or "").lower()}
+
+
+def check_image(value: object, operation: Operation) -> tuple[str | None, LocalImage | None]:
+    """An image is an http(s) URL, a path to a local file, or the image's bytes."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        data = bytes(value)
+        probe_image_bytes(data, operation, name="image bytes")
+        return None, LocalImage(name="image", data=data)
+    if isinstance(value, os.PathLike):
+        path = Path(value)
+        probe_image_file(path, operation)
+        return None, LocalImage(name=path.name, path=path)
+    return check_url(value, "image"), None
 
 
 def check_url(value: object, what: str) -> str:
@@ -54,35 +96,42 @@ def check_format(value: object, what: str) -> str:
 
 
 def check_upscale(
-    image_url: object, scale: object, format: object, callback_url: object
+    image: object, scale: object, format: object, callback_url: object
 ) -> SubmitRequest:
     """Check an upscale call's arguments."""
     if not isinstance(scale, int) or isinstance(scale, bool):
         raise InvalidInputError(f"scale must be an int, got {type(scale).__name__}")
     if scale not in _SCALES:
         raise InvalidInputError(f"scale must be 2 or 4, got {scale!r}")
+    wire_format = check_format(format, "format")
+    callback = _optional_url(callback_url)
+    image_url, local = check_image(image, Operation.UPSCALE)
     return SubmitRequest(
         operation=Operation.UPSCALE,
-        image_url=check_url(image_url, "image_url"),
+        image_url=image_url,
         scale=scale,
-        format=check_format(format, "format"),
-        callback_url=_optional_url(callback_url),
+        format=wire_format,
+        callback_url=callback,
+        local=local,
     )
 
 
 def check_remove_background(
-    image_url: object, output_format: object, callback_url: object
+    image: object, output_format: object, callback_url: object
 ) -> SubmitRequest:
     """Check a remove_background call's arguments."""
     wire_format = check_format(output_format, "output_format")
     if wire_format != "PNG":
         # A transparent background needs an alpha channel; JPG has none.
         raise InvalidInputError("output_format must be 'png' for background removal")
+    callback = _optional_url(callback_url)
+    image_url, local = check_image(image, Operation.REMOVE_BACKGROUND)
     return SubmitRequest(
         operation=Operation.REMOVE_BACKGROUND,
-        image_url=check_url(image_url, "image_url"),
+        image_url=image_url,
         output_format=wire_format,
-        callback_url=_optional_url(callback_url),
+        callback_url=callback,
+        local=local,
     )
 
 

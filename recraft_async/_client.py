@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from types import TracebackType
 
+import anyio
 import httpx
 
 from . import _jobs
@@ -23,7 +24,6 @@ from ._dialects import DIALECTS
 from ._files import download_to, safe_output_name
 from ._jobs import Job
 from ._journal import Journal
-from ._local import LocalImage, local_image
 from ._models import Operation, Result, TaskRecord
 from ._policy import PollPolicy, Rate
 from ._scheduler import Scheduler
@@ -32,6 +32,7 @@ from .errors import ClientNotOpenError, InvalidInputError, ProtocolError
 
 DEFAULT_BASE_URL = "https://api.kie.ai"
 DEFAULT_UPLOAD_BASE_URL = "https://kieai.redpandaai.co"
+DEFAULT_MAX_DOWNLOAD_BYTES = 200_000_000
 DEFAULT_SUBMIT_RATE = Rate(20, per=10.0)
 DEFAULT_POLL = PollPolicy()
 # Connections beyond max_in_flight: one status read and one submit may overlap per job
@@ -54,14 +55,20 @@ class AsyncRecraft:
         http_client: httpx.AsyncClient | None = None,
         *,
         dialect: str = "recraft",
-        journal: Journal | None = None,
         upload_base_url: str | None = None,
+        journal: Journal | None = None,
     ) -> None:
         key = api_key if api_key is not None else os.environ.get("KIE_API_KEY")
         if not key:
             raise InvalidInputError("no API key: pass api_key= or set KIE_API_KEY")
         url = base_url or os.environ.get("KIE_BASE_URL") or DEFAULT_BASE_URL
         _check_base_url(url)
+        upload_url = (
+            upload_base_url or os.environ.get("KIE_UPLOAD_BASE_URL") or DEFAULT_UPLOAD_BASE_URL
+        )
+        _check_base_url(upload_url)
+        if journal is not None and not isinstance(journal, Journal):
+            raise InvalidInputError("journal must be a recraft_async.Journal")
         _check_int("max_in_flight", max_in_flight, minimum=1)
         _check_int("max_retries", max_retries, minimum=0)
         if submit_rate is not None and not isinstance(submit_rate, Rate):
@@ -79,10 +86,9 @@ class AsyncRecraft:
         self.max_retries = max_retries
         self.timeout = float(timeout)
         self.dialect = dialect
-        if journal is not None and not isinstance(journal, Journal):
-            raise InvalidInputError("journal must be a recraft_async.Journal")
+        self.upload_base_url = upload_url.rstrip("/")
         self.journal = journal
-        self.upload_base_url = _upload_base_url(upload_base_url, self.base_url)
+        self._owns_journal = False
         self._api_key = Secret(key)
         self._user_http = http_client
         self._http: httpx.AsyncClient | None = None
@@ -116,13 +122,16 @@ class AsyncRecraft:
             submit_rate=self.submit_rate,
             poll=self.poll,
             max_retries=self.max_retries,
-            journal=self.journal,
             upload_base_url=self.upload_base_url,
+            journal=self.journal,
         )
         try:
+            if self.journal is not None and not self.journal.is_open:
+                await self.journal.__aenter__()
+                self._owns_journal = True
             await scheduler.__aenter__()
         except BaseException:
-            await self._close_http()
+            await self._close_owned()
             raise
         self._scheduler = scheduler
         self._state = "open"
@@ -141,12 +150,17 @@ class AsyncRecraft:
                 await scheduler.__aexit__(exc_type, exc, tb)
         finally:
             self._state = "closed"
-            await self._close_http()
+            await self._close_owned()
 
-    async def _close_http(self) -> None:
-        if self._http is not None and self._http is not self._user_http:
-            await self._http.aclose()
-        self._http = None
+    async def _close_owned(self) -> None:
+        """Close what this client opened, and nothing the caller brought."""
+        with anyio.CancelScope(shield=True):
+            if self._http is not None and self._http is not self._user_http:
+                await self._http.aclose()
+            self._http = None
+            if self._owns_journal and self.journal is not None:
+                await self.journal.__aexit__(None, None, None)
+                self._owns_journal = False
 
     def _open_scheduler(self) -> Scheduler:
         if self._scheduler is None:
@@ -157,38 +171,30 @@ class AsyncRecraft:
 
     def upscale(
         self,
-        image: str | Path | bytes,
+        image_url: str | os.PathLike[str] | bytes,
         *,
         scale: int = 2,
         format: str = "png",
         callback_url: str | None = None,
     ) -> Job:
-        """Schedule a crisp upscale of a URL, a local file or bytes; returns its Job at once."""
-        url, local = local_image(image, Operation.UPSCALE)
-        request = check_upscale(url, scale, format, callback_url)
-        return self._schedule(request, local)
+        """Schedule a crisp upscale; returns its Job at once.
+
+        ``image_url`` is an http(s) URL, a local file's path or the image's bytes; local
+        images are checked at once and uploaded just before their submit.
+        """
+        request = check_upscale(image_url, scale, format, callback_url)
+        return self._schedule(request)
 
     def remove_background(
         self,
-        image: str | Path | bytes,
+        image_url: str | os.PathLike[str] | bytes,
         *,
         output_format: str = "png",
         callback_url: str | None = None,
     ) -> Job:
-        """Schedule a background removal of a URL, a local file or bytes; returns its Job."""
-        url, local = local_image(image, Operation.REMOVE_BACKGROUND)
-        request = check_remove_background(url, output_format, callback_url)
-        return self._schedule(request, local)
-
-    async def download(self, result: Result, dest: str | Path) -> Path:
-        """Stream ``result``'s image into the folder ``dest`` (atomic; the key is not sent)."""
-        http = self._http
-        if http is None or self._scheduler is None:
-            raise ClientNotOpenError(f"the client is {self._state}: use it inside 'async with'")
-        hint = Path(result.source).name if result.source and "://" not in result.source else None
-        suffix = result.url.split("?", 1)[0].rpartition(".")[2]
-        name = safe_output_name(hint or result.source, result.task_id, suffix or "png")
-        return await download_to(http, result.url, Path(dest), name)
+        """Schedule a background removal (URL, path or bytes); returns its Job at once."""
+        request = check_remove_background(image_url, output_format, callback_url)
+        return self._schedule(request)
 
     def resume(self, task_id: str, operation: Operation | str) -> Job:
         """A Job that polls a task submitted earlier, without submitting anything."""
@@ -213,17 +219,39 @@ class AsyncRecraft:
             raise ProtocolError("credit answer is not a number", body=body)
         return int(data)
 
+    async def download(
+        self,
+        result: Result,
+        dest: str | os.PathLike[str],
+        *,
+        max_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
+    ) -> Path:
+        """Stream ``result``'s image into the folder ``dest``; the file appears only whole.
+
+        The name comes from the input's name (else the task id) and the image's real type;
+        nothing is ever written outside ``dest``.
+        """
+        self._open_scheduler()
+        assert self._http is not None  # noqa: S101 - open clients have one
+        name = safe_output_name(result.source, result.task_id, _extension(result))
+        return await download_to(self._http, result.url, Path(dest), name, max_bytes=max_bytes)
+
     async def as_completed(self, jobs: Iterable[Job]) -> AsyncIterator[Job]:
         """Yield ``jobs`` in the order they finish."""
         async for job in _jobs.as_completed(jobs):
             yield job
 
-    def _schedule(self, request: SubmitRequest, local: LocalImage | None = None) -> Job:
+    def _schedule(self, request: SubmitRequest) -> Job:
         scheduler = self._open_scheduler()
-        source = local.source if local is not None else request.image_url
-        job = Job(request.operation, request, source=source, local=local)
+        job = Job(request.operation, request, source=request.source)
         scheduler.schedule(job)
         return job
+
+
+def _extension(result: Result) -> str:
+    # A first guess only: download_to renames by the bytes it actually received.
+    suffix = urllib.parse.urlsplit(result.url).path.rpartition(".")[2].lower()
+    return suffix if suffix in ("png", "jpg", "jpeg", "webp") else "png"
 
 
 def _check_base_url(url: str) -> None:
@@ -235,15 +263,6 @@ def _check_base_url(url: str) -> None:
             "refusing to send the API key over plain http to a host other than loopback; "
             "use https"
         )
-
-
-def _upload_base_url(url: str | None, base_url: str) -> str:
-    if url is not None:
-        _check_base_url(url)
-        return url.rstrip("/")
-    # Testing against a local emulator must never ship local files to the real service.
-    host = urllib.parse.urlsplit(base_url).hostname or ""
-    return base_url if is_loopback_host(host) else DEFAULT_UPLOAD_BASE_URL
 
 
 def _check_int(name: str, value: object, *, minimum: int) -> None:

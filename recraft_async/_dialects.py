@@ -137,7 +137,7 @@ class RecraftDialect:
 
     def submit(self, request: SubmitRequest) -> tuple[str, dict[str, Any]]:
         """The path and JSON body of a submit, spelled exactly as the seed."""
-        body: dict[str, Any] = {"image_url": request.image_url}
+        body: dict[str, Any] = {"image_url": _uploaded(request)}
         if request.operation is Operation.UPSCALE:
             body["scale"] = request.scale
             body["format"] = request.format
@@ -172,6 +172,12 @@ class RecraftDialect:
         )
 
 
+def _uploaded(request: SubmitRequest) -> str:
+    if request.image_url is None:
+        raise RuntimeError("a local image must be uploaded before its submit")
+    return request.image_url
+
+
 def _seed_urls(raw: _SeedRecord) -> tuple[str, ...]:
     response = raw.response or _SeedResponse()
     for candidate in (response.resultUrls, raw.resultUrls):
@@ -191,7 +197,7 @@ class MarketDialect:
         """The createTask body: the model name and ``input.image``."""
         body: dict[str, Any] = {
             "model": _MARKET_MODELS[request.operation],
-            "input": {"image": request.image_url},
+            "input": {"image": _uploaded(request)},
         }
         if request.callback_url is not None:
             body["callBackUrl"] = request.callback_url

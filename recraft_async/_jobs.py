@@ -11,7 +11,6 @@ from typing import Any
 import anyio
 
 from ._check import SubmitRequest
-from ._local import LocalImage
 from ._models import Operation, Result
 from .errors import JobCancelledError, RecraftError
 
@@ -45,8 +44,6 @@ class Job:
         "_error",
         "_event",
         "_result",
-        "fingerprint",
-        "local",
         "operation",
         "request",
         "source",
@@ -61,16 +58,12 @@ class Job:
         *,
         task_id: str | None = None,
         source: str | None = None,
-        local: LocalImage | None = None,
     ) -> None:
         self.operation = operation
         # None for a resumed task: there is nothing to submit.
         self.request = request
         self.task_id = task_id
         self.source = source
-        # A file or bytes to upload before the submit, and the job's journal key.
-        self.local = local
-        self.fingerprint: str | None = None
         self.status = JobStatus.QUEUED if task_id is None else JobStatus.SUBMITTED
         self._result: Result | None = None
         self._error: BaseException | None = None
@@ -167,13 +160,14 @@ class Job:
     def _finish(self, status: JobStatus) -> None:
         self.status = status
         self._cancel_hook = None
-        logger.info(
-            "job %s %s: task %s%s",
-            self.operation.value,
-            status.value,
-            self.task_id,
-            f" ({self._error})" if self._error is not None else "",
-        )
+        if logger.isEnabledFor(logging.INFO):  # str(error) is not free; skip it when unused
+            logger.info(
+                "job %s %s: task %s%s",
+                self.operation.value,
+                status.value,
+                self.task_id,
+                f" ({self._error})" if self._error is not None else "",
+            )
         if self._event is not None:
             self._event.set()
         callbacks, self._callbacks = self._callbacks, None

@@ -133,6 +133,11 @@ class Journal:
         # without it, and the lock also makes each read-check-write step atomic.
         self._lock = threading.Lock()
 
+    @property
+    def is_open(self) -> bool:
+        """Whether the journal's database is open."""
+        return self._conn is not None
+
     async def __aenter__(self) -> Self:
         await anyio.to_thread.run_sync(self._open)
         return self

@@ -7,13 +7,15 @@ from collections import deque
 from types import TracebackType
 
 import anyio
+import anyio.to_thread
+import attrs
 from anyio.abc import TaskGroup
 
-from . import _local
 from ._adaptive import PollPlanner
 from ._dialects import Dialect, parse_task_id
+from ._files import upload_image
 from ._jobs import Job
-from ._journal import Journal
+from ._journal import Journal, JournalState, fingerprint
 from ._models import Operation, Result, TaskRecord, TaskState
 from ._pacer import SubmitPacer
 from ._policy import NOT_FOUND_GRACE, PollPolicy, Rate, _retry_delay, _should_resubmit
@@ -35,6 +37,7 @@ from .errors import (
 logger = logging.getLogger("recraft_async")
 
 _SubmitFailure = APIError | APIConnectionError | ProtocolError
+_RESUMABLE = frozenset({JournalState.SUBMITTED, JournalState.SUCCEEDED, JournalState.DOWNLOADED})
 
 
 class Scheduler:
@@ -49,13 +52,13 @@ class Scheduler:
         submit_rate: Rate | None,
         poll: PollPolicy,
         max_retries: int,
+        upload_base_url: str,
         journal: Journal | None = None,
-        upload_base_url: str | None = None,
     ) -> None:
         self.transport = transport
-        self.journal = journal
-        self.upload_base_url = upload_base_url
         self.dialect = dialect
+        self.upload_base_url = upload_base_url
+        self.journal = journal
         self.poll = poll
         self.planner = PollPlanner(poll)
         self._max_retries = max_retries
@@ -150,28 +153,25 @@ class Scheduler:
         return None
 
     async def _run(self, job: Job) -> None:
+        fp: str | None = None
         try:
             if job.done():  # cancelled between dispatch and start
                 return
             with anyio.CancelScope() as scope:
                 job._cancel_hook = scope.cancel
                 started = anyio.current_time()
-                known = await self._recall(job)
-                if known is not None:
-                    job._succeed(known)
-                    return
                 fresh = job.task_id is None
                 if fresh:
-                    if job.local is not None:
-                        await _local.upload(self.transport, self._upload_url(), job)
-                    started = await self._submit(job)
+                    data = await _local_bytes(job)
+                    fp = await self._fingerprint(job, data)
+                    started, fresh = await self._start(job, fp, data)
                 result = await self._poll(job, started, learn=fresh)
-                if self.journal is not None:
-                    await _local.finished(self.journal, job, result)
+                if fp is not None:
+                    await self._journal_success(fp, result)
                 job._succeed(result)
         except RecraftError as exc:
-            if self.journal is not None:
-                await _local.finished(self.journal, job, exc)
+            if fp is not None:
+                await self._journal_failure(fp, exc)
             job._fail(exc)
         except Exception as exc:
             logger.exception("job %s failed unexpectedly", job.operation.value)
@@ -181,40 +181,92 @@ class Scheduler:
             self._in_flight.release()
             self._wakeup.set()
 
-    async def _recall(self, job: Job) -> Result | None:
-        """A journalled fresh job may be finished, or submitted, already."""
-        if self.journal is None or job.task_id is not None or job.request is None:
+    async def _fingerprint(self, job: Job, data: bytes | None) -> str | None:
+        request = job.request
+        if self.journal is None or request is None:
             return None
-        return await _local.recall(self.journal, job)
+        return await anyio.to_thread.run_sync(
+            fingerprint, request.operation, data or request.source, request.params
+        )
 
-    def _upload_url(self) -> str:
-        if self.upload_base_url is None:
-            raise InvalidInputError("local files need upload_base_url (the file upload API)")
-        return self.upload_base_url
+    async def _start(self, job: Job, fp: str | None, data: bytes | None) -> tuple[float, bool]:
+        """Upload and submit a fresh job, or resume the task a journal holds for it.
 
-    async def _submit(self, job: Job) -> float:
+        Returns the moment polling starts from, and whether this run submitted the task
+        (only then does its duration teach the planner).
+        """
+        request = job.request
+        assert request is not None  # noqa: S101 - fresh jobs carry their request
+        if fp is not None and await self._resume_from_journal(job, fp):
+            return anyio.current_time(), False
+        if request.local is not None and data is not None:
+            url = await upload_image(
+                self.transport, self.upload_base_url, data, request.local.name
+            )
+            job.request = request = attrs.evolve(request, image_url=url)
+        if fp is not None and self.journal is not None:
+            await self.journal.mark_submitting(
+                fp, request.operation, request.source, request.params
+            )
+        return await self._submit(job, fp), True
+
+    async def _resume_from_journal(self, job: Job, fp: str) -> bool:
+        assert self.journal is not None  # noqa: S101
+        entry = await self.journal.get(fp)
+        if entry is None:
+            return False
+        if entry.task_id is not None and entry.state in _RESUMABLE:
+            logger.info("job %s: the journal holds task %s", job.operation.value, entry.task_id)
+            job._mark_submitted(entry.task_id)
+            return True
+        if entry.state in (JournalState.SUBMITTING, JournalState.UNCERTAIN):
+            raise SubmissionUncertainError(
+                f"the journal says an earlier submit of {entry.source} may have created a "
+                "task; not resubmitting (check the account, then clear the journal entry)",
+                operation=job.operation,
+                image=entry.source,
+            )
+        return False
+
+    async def _journal_success(self, fp: str, result: Result) -> None:
+        assert self.journal is not None  # noqa: S101
+        entry = await self.journal.get(fp)
+        if entry is not None and entry.state is JournalState.SUBMITTED:
+            await self.journal.mark_succeeded(fp, result.urls)
+
+    async def _journal_failure(self, fp: str, error: RecraftError) -> None:
+        assert self.journal is not None  # noqa: S101
+        with anyio.CancelScope(shield=True):
+            entry = await self.journal.get(fp)
+            state = entry.state if entry is not None else None
+            if isinstance(error, SubmissionUncertainError):
+                if state is JournalState.SUBMITTING:
+                    await self.journal.mark_uncertain(fp, str(error))
+            elif state is JournalState.SUBMITTING or isinstance(error, TaskFailedError):
+                # Refused before a task existed, or the task itself failed: a rerun may
+                # submit again. Other failures after a submit keep the task resumable.
+                await self.journal.mark_failed(fp, str(error))
+
+    async def _submit(self, job: Job, fp: str | None) -> float:
         """Submit ``job`` once (resending only what provably never landed)."""
         assert job.request is not None  # noqa: S101 - fresh jobs carry their request
         path, body = self.dialect.submit(job.request)
-        journaled = self.journal is None
         attempt = 0
         while True:
             error: _SubmitFailure | None = None
             async with self._pacer.slot():
                 # Shielded: a cancel must not cut a submit off mid-air and lose its task id.
                 with anyio.CancelScope(shield=True):
-                    if not journaled and self.journal is not None:
-                        # Write-ahead: committed before the request leaves, once per job.
-                        await _local.submitting(self.journal, job)
-                        journaled = True
                     started = anyio.current_time()
                     try:
                         data, raw = await self.transport.send("POST", path, json=body)
-                        job._mark_submitted(parse_task_id(data, raw))
+                        task_id = parse_task_id(data, raw)
                     except (APIError, APIConnectionError, ProtocolError) as exc:
                         error = exc
-                    if error is None and self.journal is not None:
-                        await _local.submitted(self.journal, job)
+                    else:
+                        job._mark_submitted(task_id)
+                        if fp is not None and self.journal is not None:
+                            await self.journal.mark_submitted(fp, task_id)
                 if isinstance(error, RateLimitError):
                     self._pacer.pause(_retry_delay(attempt, error.retry_after))
             if error is None:
@@ -262,6 +314,19 @@ class Scheduler:
         self.planner.observe(operation, observed)
 
 
+async def _local_bytes(job: Job) -> bytes | None:
+    local = job.request.local if job.request is not None else None
+    if local is None:
+        return None
+    if local.data is not None:
+        return local.data
+    assert local.path is not None  # noqa: S101 - a LocalImage has one or the other
+    try:
+        return await anyio.Path(local.path).read_bytes()
+    except OSError as exc:  # changed or removed since it was checked
+        raise InvalidInputError(f"{local.path}: cannot be read ({exc.strerror or exc})") from exc
+
+
 def _outcome(job: Job, record: TaskRecord) -> Result:
     if record.state is not TaskState.SUCCESS:
         raise TaskFailedError(
@@ -289,10 +354,10 @@ def _submit_failure(error: _SubmitFailure, job: Job) -> RecraftError:
     if isinstance(error, APIError) and not isinstance(error, ServerError):
         return error  # a definite refusal (4xx, 455/503, 501, 505): nothing was created
     uncertain = SubmissionUncertainError(
-        f"the submit of {job.request.image_url} may have created a task ({error}); "
+        f"the submit of {job.request.source} may have created a task ({error}); "
         "it was not resent, to avoid paying twice",
         operation=job.operation,
-        image=job.request.image_url,
+        image=job.request.source,
     )
     uncertain.__cause__ = error
     return uncertain

@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import sys
+import urllib.parse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +20,7 @@ import anyio
 import httpx
 
 from ._bulk import Batch, Outcome, Work, work_from_entry
+from ._check import is_loopback_host
 from ._inputs import expand_inputs
 from ._journal import Journal, JournalState
 from ._models import Operation
@@ -253,6 +255,9 @@ async def _client(args: argparse.Namespace, journal: Journal | None) -> AsyncIte
     options.update(api_key=key, base_url=args.base_url)
     if args.upload_base_url:
         options["upload_base_url"] = args.upload_base_url
+    elif args.base_url and is_loopback_host(urllib.parse.urlsplit(args.base_url).hostname or ""):
+        # A local server under test must not have our files sent to the real upload API.
+        options["upload_base_url"] = args.base_url
     try:
         client = AsyncRecraft(**options)
     except RecraftError as exc:

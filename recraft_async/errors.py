@@ -21,7 +21,8 @@
     ├── TaskFailedError
     ├── JobTimeoutError
     ├── JobCancelledError
-    └── ProtocolError
+    ├── ProtocolError
+    └── WebhookVerificationError
 
 No exception text ever contains the API key: messages are built from the service's
 answer and our own words only.
@@ -55,6 +56,7 @@ __all__ = [
     "ServiceUnavailableError",
     "SubmissionUncertainError",
     "TaskFailedError",
+    "WebhookVerificationError",
 ]
 
 
@@ -198,3 +200,7 @@ class ProtocolError(RecraftError):
     def __init__(self, message: str, *, body: str | None) -> None:
         super().__init__(message)
         self.body = body
+
+
+class WebhookVerificationError(RecraftError):
+    """A callback's signature or timestamp did not verify."""

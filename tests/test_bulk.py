@@ -10,10 +10,9 @@ import pytest
 import respx
 from PIL import Image
 
-from recraft_async._bulk import Batch, Work, work_from_entry
+from recraft_async._bulk import Batch, Work, params_for, work_from_entry
 from recraft_async._inputs import InputItem
 from recraft_async._journal import Journal, JournalState, fingerprint
-from recraft_async._local import params_for
 from recraft_async._models import Operation, Result, TaskRecord, TaskState
 from recraft_async._progress import Reporter
 from recraft_async.errors import SubmissionUncertainError, TaskFailedError

@@ -1,0 +1,374 @@
+"""KieEmulator: the state of one emulated KIE account, and the rules it follows."""
+
+from __future__ import annotations
+
+import collections
+import heapq
+import random
+import threading
+import time
+import urllib.parse
+import uuid
+from collections.abc import Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import anyio.to_thread
+import httpx
+
+from recraft_async._models import Operation
+from recraft_async._policy import Rate
+
+from . import _images
+from ._callbacks import CallbackDispatcher
+from ._duration import Duration
+from ._faults import Fault, FaultKind, FaultPlan, Target
+from ._stats import EmulatorStats
+from ._tasks import CREATE_FAILED, FAILED, SUCCESS, Task, TaskInfo
+
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp
+
+# A ".localhost" name: the client accepts plain http to it, and it can never leave the machine.
+DEFAULT_BASE_URL = "http://kie-emulator.localhost"
+FILES_PREFIX = "/_emulator/files/"
+RESULTS_PREFIX = "/_emulator/results/"
+
+_LIMITS = {
+    Operation.UPSCALE: _images.UPSCALE_LIMITS,
+    Operation.REMOVE_BACKGROUND: _images.REMOVE_BG_LIMITS,
+}
+_ID_PREFIX = {Operation.UPSCALE: "recraft_upscale_", Operation.REMOVE_BACKGROUND: "recraft_bg_"}
+
+
+def price(operation: Operation, scale: int) -> float:
+    """Credits one task costs: upscale 2 at 2x and 4 at 4x, background removal 1."""
+    return float(scale) if operation is Operation.UPSCALE else 1.0
+
+
+class KieEmulator:
+    """A faithful stand-in for one KIE account: both dialects, uploads, callbacks, faults.
+
+    ``.app`` is its ASGI application; drive it in-process with ``httpx.ASGITransport`` or
+    on a real loopback port with :func:`serve`. Callbacks are sent only while the emulator
+    runs: inside ``async with emulator:`` (the fixtures and ``serve`` do it for you).
+    Processing times are ``duration`` samples multiplied by ``time_scale``.
+    """
+
+    def __init__(
+        self,
+        *,
+        api_key: str = "emulator-key",
+        credits: float = 100_000.0,
+        rate: Rate | None = Rate(20, per=10.0),  # noqa: B008 - a frozen value
+        webhook_key: str | None = None,
+        duration: Duration = Duration.lognormal(median=20.0, sigma=0.5),  # noqa: B008
+        time_scale: float = 0.01,
+        faults: FaultPlan | None = None,
+        seed: int | None = None,
+        base_url: str = DEFAULT_BASE_URL,
+        callback_retry_delays: Sequence[float] = (0.2, 0.5, 1.0),
+        callback_transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        if time_scale < 0:
+            raise ValueError("time_scale must be >= 0")
+        self.api_key = api_key
+        self.rate = rate
+        self.duration = duration
+        self.time_scale = time_scale
+        self.base_url = base_url.rstrip("/")
+        self.faults = faults if faults is not None else FaultPlan(seed)
+        self.stats = EmulatorStats(faults=self.faults.injected)
+        self._credits = float(credits)
+        self._rng = random.Random(seed)  # noqa: S311 - reproducible timing, not cryptography
+        self._lock = threading.Lock()  # the test's thread may add images while a server runs
+        self._files: dict[str, bytes] = {}
+        self._checks: dict[tuple[str, Operation], str | None] = {}
+        self._renders: dict[tuple[str, Operation, int, str], bytes] = {}
+        self._tasks: dict[str, Task] = {}
+        self._window: collections.deque[float] = collections.deque()
+        self._pending: list[float] = []
+        self._callbacks = CallbackDispatcher(
+            self.stats,
+            self._callback_for,
+            webhook_key=webhook_key,
+            retry_delays=callback_retry_delays,
+            transport=callback_transport,
+        )
+        self._group: anyio.abc.TaskGroup | None = None
+        self._app: ASGIApp | None = None
+
+    # -- the public surface -------------------------------------------------------------
+
+    @property
+    def app(self) -> ASGIApp:
+        """The ASGI application serving every endpoint."""
+        if self._app is None:
+            from ._app import build_app  # noqa: PLC0415 - the app imports this module
+
+            self._app = build_app(self)
+        return self._app
+
+    @property
+    def credits(self) -> float:
+        """The account's balance; assign to it to test 402s."""
+        return self._credits
+
+    @credits.setter  # noqa: A003 - "credits" is the documented name of the balance
+    def credits(self, value: float) -> None:
+        self._credits = float(value)
+
+    @property
+    def callbacks_pending(self) -> int:
+        """Callback deliveries scheduled and not yet attempted."""
+        return self._callbacks.pending
+
+    def add_image(self, name: str, data: bytes) -> str:
+        """Store ``data`` under ``name``; answer the URL to pass as ``image_url``."""
+        return self.url_for(self.store(f"images/{name.lstrip('/')}", data))
+
+    def url_for(self, key: str, base_url: str | None = None) -> str:
+        """The URL under which the stored file ``key`` is served."""
+        base = self.base_url if base_url is None else base_url
+        return f"{base}{FILES_PREFIX}{urllib.parse.quote(key)}"
+
+    def store(self, key: str, data: bytes) -> str:
+        """Store ``data`` under ``key`` (replacing it) and answer the key."""
+        with self._lock:
+            self._files[key] = bytes(data)
+            for op in Operation:
+                self._checks.pop((key, op), None)
+            for render in [r for r in self._renders if r[0] == key]:
+                del self._renders[render]
+        return key
+
+    def file(self, key: str) -> bytes | None:
+        """The stored file ``key``, or None."""
+        return self._files.get(key)
+
+    def task_info(self) -> list[TaskInfo]:
+        """Creation and exact finish moments of every task, for latency measurements."""
+        return [task.info() for task in list(self._tasks.values())]
+
+    def http_client(self, **kwargs: Any) -> httpx.AsyncClient:
+        """An httpx client that reaches this emulator in-process (no socket)."""
+        kwargs.setdefault("base_url", self.base_url)
+        return httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app), **kwargs)
+
+    async def __aenter__(self) -> KieEmulator:
+        if self._group is not None:
+            raise RuntimeError("this emulator is already running")
+        group = anyio.create_task_group()
+        await group.__aenter__()
+        group.start_soon(self._callbacks.run)
+        self._group = group
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        group, self._group = self._group, None
+        if group is None:
+            return None
+        group.cancel_scope.cancel()
+        return await group.__aexit__(exc_type, exc, tb)
+
+    # -- the rules, used by the application -----------------------------------------------
+
+    def check_key(self, authorization: str | None) -> bool:
+        """Whether the ``Authorization`` header carries this account's key."""
+        import hmac  # noqa: PLC0415 - only here
+
+        scheme, _, token = (authorization or "").partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(
+            token.strip().encode(), self.api_key.encode()
+        )
+
+    def admit(self, operation: Operation, scale: int) -> tuple[int, str, float | None] | None:
+        """Rate limit and balance for one submit: None to go ahead, else (code, msg, retry).
+
+        Synchronous on purpose: checking and taking the window slot happen with no await
+        between them, so concurrent submits cannot slip past the limit together.
+        """
+        now = time.monotonic()
+        if self.rate is not None:
+            while self._window and self._window[0] <= now - self.rate.per:
+                self._window.popleft()
+            if len(self._window) >= self.rate.n:
+                self.stats.rate_limited += 1
+                retry = max(self._window[0] + self.rate.per - now, 0.001)
+                return 429, "rate limited: too many requests, retry later", retry
+        if self._credits < price(operation, scale):
+            return 402, "insufficient credits", None
+        if self.rate is not None:
+            self._window.append(now)
+        return None
+
+    async def create_task(
+        self,
+        operation: Operation,
+        *,
+        dialect: str,
+        image_url: str,
+        scale: int,
+        format: str,
+        callback_url: str | None,
+        base_url: str,
+        params: dict[str, Any],
+    ) -> Task:
+        """Create (and charge) a task after :meth:`admit` let it through."""
+        now = time.time()
+        fault = self.faults.draw(Target.TASK)
+        key = self._resolve(image_url)
+        task = Task(
+            task_id=_ID_PREFIX[operation] + uuid.uuid4().hex[:20]
+            if dialect == "recraft"
+            else uuid.uuid4().hex,
+            operation=operation,
+            dialect=dialect,
+            image_url=image_url,
+            image_key=key,
+            scale=scale,
+            format=format,
+            created=now,
+            finished=now,
+            outcome=CREATE_FAILED,
+            callback_url=callback_url,
+            base_url=base_url,
+            params=params,
+        )
+        self._tasks[task.task_id] = task
+        self.stats.tasks_created += 1
+        self.stats.submits[(operation.value, image_url)] += 1
+        if key is None:
+            task.error_code, task.error_message = 404, f"unreachable image: {image_url}"
+        elif fault is not None and fault.kind is FaultKind.CREATE_FAILED:
+            task.error_code, task.error_message = fault.code, fault.message
+        else:
+            self._charge(task, price(operation, scale))
+            task.finished = now + self.duration.sample(self._rng) * self.time_scale
+            task.outcome = SUCCESS
+            problem = await self._check(key, operation)
+            if problem is not None:
+                task.outcome, task.error_code, task.error_message = FAILED, 422, problem
+            elif fault is not None and fault.kind is FaultKind.TASK_FAILED:
+                task.outcome, task.error_code, task.error_message = (
+                    FAILED,
+                    fault.code,
+                    fault.message,
+                )
+        if fault is not None and fault.kind is FaultKind.NOT_FOUND:
+            task.not_found_reads = fault.count
+        self._note_pending(now, task.finished)
+        if callback_url:
+            self._schedule_callbacks(task)
+        return task
+
+    def read_task(self, task_id: str, operation: Operation | None) -> Task | None:
+        """The task for a status read (counted), or None for "not found"."""
+        self.stats.status_reads += 1
+        task = self._tasks.get(task_id)
+        if task is None or (operation is not None and task.operation is not operation):
+            return None
+        task.reads += 1
+        if task.not_found_reads > 0:
+            task.not_found_reads -= 1
+            return None
+        now = time.time()
+        if task.first_final_read is None and task.status(now) != 0:
+            task.first_final_read = now
+        return task
+
+    def task(self, task_id: str) -> Task | None:
+        """A task without counting a read."""
+        return self._tasks.get(task_id)
+
+    def resolve_image(self, url: str) -> str | None:
+        """The store key behind ``url``, if it is one of the emulator's own files."""
+        return self._resolve(url)
+
+    async def render(self, task: Task) -> bytes | None:
+        """The result of a successful task, computed (off the event loop) on first demand."""
+        if task.status(time.time()) != SUCCESS or task.image_key is None:
+            return None
+        cache_key = (task.image_key, task.operation, task.scale, task.format)
+        cached = self._renders.get(cache_key)
+        if cached is not None:
+            return cached
+        data = self._files[task.image_key]
+        if task.operation is Operation.UPSCALE:
+            out = await anyio.to_thread.run_sync(_images.upscale, data, task.scale, task.format)
+        else:
+            out = await anyio.to_thread.run_sync(_images.remove_background, data)
+        self._renders[cache_key] = out
+        return out
+
+    # -- inside ------------------------------------------------------------------------------
+
+    def _resolve(self, url: str) -> str | None:
+        path = urllib.parse.unquote(urllib.parse.urlsplit(url).path)
+        if path.startswith(FILES_PREFIX):
+            key = path[len(FILES_PREFIX) :]
+            return key if key in self._files else None
+        if path.startswith(RESULTS_PREFIX):
+            # A result used as input (remove the background, then upscale): made on demand.
+            task = self._tasks.get(path[len(RESULTS_PREFIX) :].rpartition(".")[0])
+            if task is not None and task.status(time.time()) == SUCCESS:
+                return f"results/{task.result_name}"
+        return None
+
+    async def _check(self, key: str, operation: Operation) -> str | None:
+        if key.startswith("results/") and key not in self._files:
+            task = self._tasks[key.removeprefix("results/").rpartition(".")[0]]
+            rendered = await self.render(task)
+            if rendered is None:
+                return "unreachable image"
+            self.store(key, rendered)
+        cached = self._checks.get((key, operation), ...)
+        if cached is not ...:
+            return cached
+        problem = await anyio.to_thread.run_sync(
+            _images.check_input, self._files[key], _LIMITS[operation]
+        )
+        self._checks[(key, operation)] = problem
+        return problem
+
+    def _charge(self, task: Task, cost: float) -> None:
+        task.cost = cost
+        self._credits -= cost
+        self.stats.credits_spent += cost
+
+    def _note_pending(self, now: float, finished: float) -> None:
+        # Pending tasks only grow at a submit, so the maximum is always seen right here.
+        while self._pending and self._pending[0] <= now:
+            heapq.heappop(self._pending)
+        if finished > now:
+            heapq.heappush(self._pending, finished)
+        self.stats.max_pending = max(self.stats.max_pending, len(self._pending))
+
+    def _schedule_callbacks(self, task: Task) -> None:
+        fault: Fault | None = self.faults.draw(Target.CALLBACK)
+        due, copies = task.finished, 1
+        if fault is not None and fault.kind is FaultKind.LATE_CALLBACK:
+            due += fault.seconds
+        elif fault is not None and fault.kind is FaultKind.DUPLICATE_CALLBACK:
+            copies = fault.count
+        for _ in range(copies):
+            self._callbacks.schedule(due, task.task_id)
+
+    def _callback_for(self, task_id: str) -> tuple[str, dict[str, Any]] | None:
+        task = self._tasks.get(task_id)
+        if task is None or not task.callback_url:
+            return None
+        record = task.record(time.time(), task.base_url, market=task.dialect == "market")
+        ok = task.outcome == SUCCESS
+        envelope = {
+            "code": 200 if ok else 501,
+            "msg": "success" if ok else (task.error_message or "failed"),
+            "data": record,
+        }
+        return task.callback_url, envelope

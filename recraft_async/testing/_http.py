@@ -1,0 +1,90 @@
+"""Shared HTTP pieces: KIE's envelope, request helpers, and the fault guard."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import httpx
+from starlette.responses import HTMLResponse, JSONResponse, Response
+
+from . import _connections
+from ._faults import Fault, FaultKind, Target
+
+if TYPE_CHECKING:
+    from starlette.requests import Request
+
+    from ._emulator import KieEmulator
+
+_REASONS = {
+    400: "bad request",
+    404: "not found",
+    422: "validation error",
+    455: "service unavailable: maintenance",
+    500: "internal server error",
+    502: "bad gateway",
+    503: "service unavailable",
+}
+_GATEWAY_PAGE = "<html><head><title>{code}</title></head><body><h1>{code}</h1></body></html>"
+
+
+def envelope(code: int, msg: str, data: Any = None, *, status: int = 200) -> JSONResponse:
+    """KIE's answer: the body carries its own code; the HTTP status is usually 200."""
+    return JSONResponse({"code": code, "msg": msg, "data": data}, status_code=status)
+
+
+def base_of(request: Request) -> str:
+    """The base URL the caller used, so that answered URLs reach this same app."""
+    return str(request.base_url).rstrip("/")
+
+
+async def json_body(request: Request) -> Any:
+    """The request's JSON, or None when it is not JSON."""
+    try:
+        return json.loads(await request.body())
+    except ValueError:
+        return None
+
+
+class FaultGuard:
+    """Runs a handler under the fault plan's next fault for its target."""
+
+    def __init__(self, emulator: KieEmulator) -> None:
+        self._emu = emulator
+
+    async def __call__(
+        self, request: Request, target: Target, handle: Callable[[], Awaitable[Response]]
+    ) -> Response:
+        """Answer ``request`` with ``handle``, or with the fault that strikes it."""
+        # Read the body first: the disconnect check below must not swallow it.
+        await request.body()
+        fault = self._emu.faults.draw(target)
+        if fault is None:
+            return await handle()
+        if fault.kind is FaultKind.DELAY and not fault.processed:
+            await anyio.sleep(fault.seconds)
+            if await request.is_disconnected():
+                # The caller gave up while the request waited: it is never processed.
+                return Response(status_code=499)
+            return await handle()
+        answer = await handle() if fault.processed else None
+        if fault.kind is FaultKind.DELAY and answer is not None:
+            await anyio.sleep(fault.seconds)
+            return answer
+        return await self._fail(request, fault)
+
+    async def _fail(self, request: Request, fault: Fault) -> Response:
+        if fault.kind is FaultKind.HTTP_ERROR:
+            return envelope(fault.code, _REASONS.get(fault.code, "error"), status=fault.code)
+        if fault.kind is FaultKind.BODY_ERROR:
+            return envelope(fault.code, _REASONS.get(fault.code, "error"))
+        if fault.kind is FaultKind.NON_JSON:
+            return HTMLResponse(_GATEWAY_PAGE.format(code=fault.code), status_code=fault.code)
+        if _connections.abort(request.scope):
+            # Let the server see the lost connection, so that it sends nothing more.
+            await anyio.sleep(0.01)
+            return Response(status_code=500)
+        # In-process there is no socket: raise what httpx raises when a server hangs up.
+        raise httpx.RemoteProtocolError("Server disconnected without sending a response.")

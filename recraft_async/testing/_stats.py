@@ -1,0 +1,42 @@
+"""What the emulator saw: the counters a test or a benchmark asserts on."""
+
+from __future__ import annotations
+
+import collections
+from typing import Any
+
+import attrs
+
+
+@attrs.define
+class EmulatorStats:
+    """Counters since the emulator was made; read them, don't write them.
+
+    ``submits`` counts the tasks that landed (a task id was answered or, under a
+    ``processed`` fault, would have been), per ``(operation, image_url)``: a value above 1
+    for one image is a credit paid twice.
+    """
+
+    submits: collections.Counter[tuple[str, str]] = attrs.field(factory=collections.Counter)
+    submit_requests: int = 0
+    tasks_created: int = 0
+    status_reads: int = 0
+    rate_limited: int = 0
+    max_pending: int = 0
+    callbacks_sent: int = 0
+    callbacks_delivered: int = 0
+    callbacks_failed: int = 0
+    callbacks_refused: int = 0
+    uploads: int = 0
+    downloads: int = 0
+    credits_spent: float = 0.0
+    faults: collections.Counter[str] = attrs.field(factory=collections.Counter)
+
+    def as_json(self) -> dict[str, Any]:
+        """A JSON-ready dict, as served at ``GET /_emulator/stats``."""
+        plain = attrs.asdict(self, recurse=False)
+        plain["submits"] = [
+            {"operation": op, "imageUrl": url, "count": n} for (op, url), n in self.submits.items()
+        ]
+        plain["faults"] = dict(self.faults)
+        return plain

@@ -1,0 +1,137 @@
+"""The upload endpoints (stream, base64, URL), answering ``downloadUrl``s the emulator serves."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import re
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from starlette.datastructures import UploadFile
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from ._faults import Target
+from ._http import base_of, json_body
+from ._images import sniff_mime
+
+if TYPE_CHECKING:
+    from starlette.requests import Request
+    from starlette.responses import Response
+
+    from ._emulator import KieEmulator
+    from ._http import FaultGuard
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_EXTENSIONS = {"image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp"}
+
+
+def safe_key(upload_path: object, file_name: object, data: bytes) -> tuple[str, str]:
+    """(store key, file name) with every path part sanitised: no ``..``, no absolute paths."""
+    folders = [
+        _UNSAFE.sub("_", part).strip(".")
+        for part in re.split(r"[\\/]+", upload_path if isinstance(upload_path, str) else "")
+    ]
+    raw_name = re.split(r"[\\/]", file_name)[-1] if isinstance(file_name, str) else ""
+    name = _UNSAFE.sub("_", raw_name).strip(".")
+    if not name:
+        name = uuid.uuid4().hex + _EXTENSIONS.get(sniff_mime(data), "")
+    return "/".join(["uploads", *[f for f in folders if f], name]), name
+
+
+def _answer(code: int, msg: str, data: dict[str, Any] | None = None) -> JSONResponse:
+    return JSONResponse({"success": code == 200, "code": code, "msg": msg, "data": data})
+
+
+class UploadRoutes:
+    """``/api/file-stream-upload``, ``/api/file-base64-upload``, ``/api/file-url-upload``."""
+
+    def __init__(self, emulator: KieEmulator, guard: FaultGuard) -> None:
+        self._emu = emulator
+        self._guard = guard
+
+    def routes(self) -> list[Route]:
+        """Starlette routes for the upload endpoints."""
+        return [
+            Route("/api/file-stream-upload", self.stream, methods=["POST"]),
+            Route("/api/file-base64-upload", self.base64, methods=["POST"]),
+            Route("/api/file-url-upload", self.url, methods=["POST"]),
+        ]
+
+    async def stream(self, request: Request) -> Response:
+        """Multipart upload: ``file``, ``uploadPath``, ``fileName``."""
+
+        async def handle() -> Response:
+            form = await request.form()
+            file = form.get("file")
+            if not isinstance(file, UploadFile):
+                return _answer(400, "file is required")
+            data = await file.read()
+            name = form.get("fileName") or file.filename
+            return self._store(request, data, form.get("uploadPath"), name)
+
+        return await self._authorised(request, handle)
+
+    async def base64(self, request: Request) -> Response:
+        """JSON upload: ``base64Data`` (a ``data:`` URL too), ``uploadPath``, ``fileName``."""
+
+        async def handle() -> Response:
+            body = await json_body(request)
+            if not isinstance(body, dict) or not isinstance(body.get("base64Data"), str):
+                return _answer(400, "base64Data is required")
+            encoded = body["base64Data"]
+            if encoded.startswith("data:"):
+                encoded = encoded.partition(",")[2]
+            try:
+                data = base64.b64decode(encoded, validate=True)
+            except (binascii.Error, ValueError):
+                return _answer(400, "base64Data is not valid base64")
+            return self._store(request, data, body.get("uploadPath"), body.get("fileName"))
+
+        return await self._authorised(request, handle)
+
+    async def url(self, request: Request) -> Response:
+        """Upload from a URL: only the emulator's own files, it never goes outside."""
+
+        async def handle() -> Response:
+            body = await json_body(request)
+            if not isinstance(body, dict) or not isinstance(body.get("fileUrl"), str):
+                return _answer(400, "fileUrl is required")
+            key = self._emu.resolve_image(body["fileUrl"])
+            data = self._emu.file(key) if key is not None else None
+            if data is None:
+                return _answer(400, f"cannot download fileUrl: {body['fileUrl']}")
+            name = body.get("fileName") or key.rpartition("/")[2] if key else None
+            return self._store(request, data, body.get("uploadPath"), name)
+
+        return await self._authorised(request, handle)
+
+    async def _authorised(self, request: Request, handle: Any) -> Response:
+        async def checked() -> Response:
+            if not self._emu.check_key(request.headers.get("authorization")):
+                return _answer(401, "You do not have access permissions")
+            response: Response = await handle()
+            return response
+
+        return await self._guard(request, Target.UPLOAD, checked)
+
+    def _store(
+        self, request: Request, data: bytes, upload_path: object, file_name: object
+    ) -> JSONResponse:
+        key, name = safe_key(upload_path, file_name, data)
+        self._emu.store(key, data)
+        self._emu.stats.uploads += 1
+        return _answer(
+            200,
+            "File uploaded successfully",
+            {
+                "fileName": name,
+                "filePath": key,
+                "downloadUrl": self._emu.url_for(key, base_of(request)),
+                "fileSize": len(data),
+                "mimeType": sniff_mime(data),
+                "uploadedAt": dt.datetime.now(dt.timezone.utc).isoformat(),
+            },
+        )

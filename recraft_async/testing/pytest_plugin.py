@@ -1,0 +1,74 @@
+"""pytest fixtures for testing an app against the KIE emulator, offline.
+
+Registered through the ``pytest11`` entry point. Nothing heavy is imported here: the
+emulator (and Pillow, starlette, uvicorn) load only when a test asks for a fixture, so the
+plugin never breaks a test run that lacks the ``emulator`` extra.
+
+The fixtures are async: use them from tests marked ``@pytest.mark.anyio``. Override
+``kie_emulator_options`` to configure the emulators they build::
+
+    @pytest.fixture
+    def kie_emulator_options():
+        return {"rate": None, "time_scale": 0.0}
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from recraft_async import AsyncRecraft
+    from recraft_async.testing import KieEmulator
+
+# Tests want answers in milliseconds; the emulator's defaults mimic the service's pace.
+_TEST_DEFAULTS: dict[str, Any] = {"time_scale": 0.001}
+
+
+@pytest.fixture
+def kie_emulator_options() -> dict[str, Any]:
+    """Keyword arguments for the emulators the fixtures build; override to configure."""
+    return {}
+
+
+def _make(options: dict[str, Any]) -> KieEmulator:
+    from recraft_async.testing import KieEmulator  # noqa: PLC0415 - see the module doc
+
+    return KieEmulator(**{**_TEST_DEFAULTS, **options})
+
+
+@pytest.fixture
+async def kie_emulator(kie_emulator_options: dict[str, Any]) -> AsyncIterator[KieEmulator]:
+    """A running in-process emulator; reach it with ``kie_emulator.http_client()``."""
+    async with _make(kie_emulator_options) as emulator:
+        yield emulator
+
+
+@pytest.fixture
+async def kie_server(kie_emulator_options: dict[str, Any]) -> AsyncIterator[KieEmulator]:
+    """An emulator served on a loopback port; its ``base_url`` is the real URL."""
+    from recraft_async.testing import serve  # noqa: PLC0415 - see the module doc
+
+    emulator = _make(kie_emulator_options)
+    async with serve(emulator):
+        yield emulator
+
+
+@pytest.fixture
+async def kie_client(kie_emulator: KieEmulator) -> AsyncIterator[AsyncRecraft]:
+    """An open ``AsyncRecraft`` wired to ``kie_emulator`` in-process, polling fast."""
+    from recraft_async import AsyncRecraft, PollPolicy  # noqa: PLC0415
+
+    async with (
+        kie_emulator.http_client() as http,
+        AsyncRecraft(
+            api_key=kie_emulator.api_key,
+            base_url=kie_emulator.base_url,
+            poll=PollPolicy(initial=0.01, factor=1.5, max_interval=0.1, timeout=30.0),
+            submit_rate=kie_emulator.rate,
+            http_client=http,
+        ) as client,
+    ):
+        yield client

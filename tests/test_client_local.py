@@ -1,0 +1,170 @@
+"""Local inputs (paths, bytes), the journal wired into the client, and downloads."""
+
+import io
+import json
+
+import httpx
+import pytest
+from conftest import envelope, record
+from PIL import Image
+
+import recraft_async as ra
+from recraft_async._journal import fingerprint
+
+pytestmark = pytest.mark.anyio
+UPLOADS = "https://uploads.test"
+UPSCALE = "/api/v1/recraft/upscale"
+READ = "/api/v1/recraft/upscale/record-info"
+
+
+def _png(size=(64, 48)):
+    buffer = io.BytesIO()
+    Image.new("RGB", size, (10, 120, 200)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def _mock_upload(kie, url="https://files.test/u/a.png"):
+    return kie.post(f"{UPLOADS}/api/file-stream-upload").respond(
+        json={"success": True, "code": 200, "msg": "ok", "data": {"downloadUrl": url, "fileName": "a.png"}}
+    )
+
+
+async def test_path_input_is_uploaded_then_submitted(kie, make_client, tmp_path):
+    """A local file is uploaded and its downloadUrl becomes image_url."""
+    path = tmp_path / "photo.png"
+    path.write_bytes(_png())
+    upload = _mock_upload(kie)
+    submit = kie.post(UPSCALE).respond(json=envelope({"taskId": "t1"}))
+    kie.get(READ).respond(json=record("t1"))
+    async with make_client(upload_base_url=UPLOADS) as client:
+        result = await client.upscale(path, scale=4)
+    assert json.loads(submit.calls.last.request.content)["image_url"] == "https://files.test/u/a.png"
+    sent = upload.calls.last.request
+    assert sent.headers["authorization"] == "Bearer sk-test-secret-123"
+    assert b'name="file"; filename="photo.png"' in sent.content
+    assert result.source == str(path)
+
+
+async def test_bytes_input_is_uploaded(kie, make_client):
+    """Image bytes are uploaded like a file."""
+    upload = _mock_upload(kie)
+    kie.post("/api/v1/recraft/remove-background").respond(json=envelope({"taskId": "t1"}))
+    kie.get("/api/v1/recraft/remove-background/record-info").respond(json=record("t1"))
+    async with make_client(upload_base_url=UPLOADS) as client:
+        await client.remove_background(_png((300, 300)))
+    assert upload.call_count == 1
+
+
+@pytest.mark.parametrize(
+    ("content", "operation", "why"),
+    [
+        (b"GIF89a....", "upscale", "not a PNG, JPEG or WEBP"),
+        (None, "upscale", "no such file"),
+        ("small", "remove_background", "256"),
+    ],
+)
+async def test_bad_local_files_raise_before_sending(kie, make_client, tmp_path, content, operation, why):
+    """A missing, non-image or out-of-limits file raises InvalidInputError naming it."""
+    path = tmp_path / "input.png"
+    if content == "small":
+        path.write_bytes(_png((100, 100)))
+    elif content is not None:
+        path.write_bytes(content)
+    async with make_client(upload_base_url=UPLOADS) as client:
+        with pytest.raises(ra.InvalidInputError, match=why) as caught:
+            getattr(client, operation)(path)
+    assert "input.png" in str(caught.value)
+    assert not kie.calls
+
+
+async def test_journal_write_ahead_then_task_id(kie, make_client, tmp_path):
+    """SUBMITTING is committed before the submit leaves; the task id right after."""
+    seen = []
+    url = "https://i.test/a.png"
+    fp = fingerprint(ra.Operation.UPSCALE, url, {"scale": 2, "format": "png"})
+    async with ra.Journal(tmp_path / "j.db") as journal:
+
+        async def submit(request):
+            seen.append((await journal.get(fp)).state)
+            return httpx.Response(200, json=envelope({"taskId": "t1"}))
+
+        kie.post(UPSCALE).mock(side_effect=submit)
+        kie.get(READ).respond(json=record("t1"))
+        async with make_client(journal=journal) as client:
+            await client.upscale(url)
+        entry = await journal.get(fp)
+    assert seen == [ra.JournalState.SUBMITTING]
+    assert (entry.state, entry.task_id, entry.result_urls) == (
+        ra.JournalState.SUCCEEDED,
+        "t1",
+        ("https://cdn.test/o.png",),
+    )
+
+
+async def test_journal_resumes_instead_of_resubmitting(kie, make_client, tmp_path):
+    """A second run of the same input polls the journalled task and submits nothing."""
+    submit = kie.post(UPSCALE).respond(json=envelope({"taskId": "t1"}))
+    kie.get(READ).respond(json=record("t1"))
+    for _ in range(2):
+        async with make_client(journal=ra.Journal(tmp_path / "j.db")) as client:
+            result = await client.upscale("https://i.test/a.png")
+        assert result.task_id == "t1"
+    assert submit.call_count == 1
+
+
+async def test_journal_keeps_uncertain_submits_uncertain(kie, make_client, tmp_path):
+    """An uncertain submit is journalled, and a rerun refuses to resubmit it."""
+    submit = kie.post(UPSCALE).mock(side_effect=httpx.ReadTimeout("lost"))
+    for _ in range(2):
+        async with make_client(journal=ra.Journal(tmp_path / "j.db")) as client:
+            with pytest.raises(ra.SubmissionUncertainError):
+                await client.upscale("https://i.test/a.png")
+    assert submit.call_count == 1
+    async with ra.Journal(tmp_path / "j.db") as journal:
+        [entry] = await journal.entries()
+    assert entry.state is ra.JournalState.UNCERTAIN
+
+
+async def test_journal_lets_refused_submits_run_again(kie, make_client, tmp_path):
+    """A definite refusal is FAILED in the journal, and a rerun may submit again."""
+    submit = kie.post(UPSCALE).mock(
+        side_effect=[
+            httpx.Response(200, json=envelope(None, 402, "no credits")),
+            httpx.Response(200, json=envelope({"taskId": "t2"})),
+        ]
+    )
+    kie.get(READ).respond(json=record("t2"))
+    async with make_client(journal=ra.Journal(tmp_path / "j.db")) as client:
+        with pytest.raises(ra.InsufficientCreditsError):
+            await client.upscale("https://i.test/a.png")
+        assert (await client.journal.entries())[0].state is ra.JournalState.FAILED
+        assert (await client.upscale("https://i.test/a.png")).task_id == "t2"
+    assert submit.call_count == 2
+
+
+async def test_client_leaves_a_journal_it_did_not_open(kie, make_client, tmp_path):
+    """A journal the caller opened stays open after the client closes."""
+    async with ra.Journal(tmp_path / "j.db") as journal:
+        async with make_client(journal=journal):
+            pass
+        assert journal.is_open
+    own = ra.Journal(tmp_path / "k.db")
+    async with make_client(journal=own):
+        assert own.is_open
+    assert not own.is_open
+
+
+async def test_download_streams_without_the_key(kie, make_client, tmp_path):
+    """download() writes the image under a safe name and never sends our key there."""
+    image = _png()
+    cdn = kie.get("https://cdn.test/out/x.png").respond(content=image, headers={"Content-Type": "image/png"})
+    kie.post(UPSCALE).respond(json=envelope({"taskId": "t1"}))
+    kie.get(READ).respond(json=record("t1", urls=("https://cdn.test/out/x.png",)))
+    async with make_client() as client:
+        result = await client.upscale("https://i.test/shots/../../etc/passwd.png")
+        path = await client.download(result, tmp_path / "out")
+    assert path.parent == tmp_path / "out"
+    assert path.name == "passwd.png"
+    assert path.read_bytes() == image
+    assert "authorization" not in cdn.calls.last.request.headers
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["passwd.png"]

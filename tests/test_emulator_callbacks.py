@@ -1,0 +1,238 @@
+"""Callbacks: the final record POSTed to a small loopback receiver, signed and retried."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import hmac
+import threading
+import time
+
+import anyio
+import anyio.to_thread
+import httpx
+import pytest
+
+pytest.importorskip("PIL")
+pytest.importorskip("starlette")
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from recraft_async.testing import Duration, Fault, KieEmulator, sample_images, webhook_signature
+from recraft_async.testing._server import loopback_socket, url_of
+
+KEY = {"Authorization": "Bearer emulator-key"}
+CIRCLE = dict(sample_images(256))["red-circle.png"]
+pytestmark = pytest.mark.anyio
+
+
+class Receiver:
+    """Records every POST; answers the scripted statuses first, then 200."""
+
+    def __init__(self, statuses: tuple[int, ...] = ()) -> None:
+        self.calls: list[tuple[dict[str, str], dict, float]] = []
+        self._statuses = list(statuses)
+        self.app = Starlette(routes=[Route("/hook", self.hook, methods=["POST"])])
+
+    async def hook(self, request: Request) -> Response:
+        self.calls.append((dict(request.headers), await request.json(), time.time()))
+        return Response(status_code=self._statuses.pop(0) if self._statuses else 200)
+
+    async def wait_for(self, count: int, timeout: float = 5.0) -> None:
+        with anyio.fail_after(timeout):
+            while len(self.calls) < count:
+                await anyio.sleep(0.01)
+
+
+@contextlib.asynccontextmanager
+async def listening(receiver: Receiver):
+    """Serve the receiver on a loopback port in a thread; yields its hook URL."""
+    sock = loopback_socket("127.0.0.1", 0)
+    server = uvicorn.Server(uvicorn.Config(receiver.app, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    with anyio.fail_after(5):
+        while not server.started:
+            await anyio.sleep(0.01)
+    try:
+        yield f"{url_of(sock)}/hook"
+    finally:
+        server.should_exit = True
+        await anyio.to_thread.run_sync(thread.join)
+        sock.close()
+
+
+def make(**options) -> tuple[KieEmulator, str]:
+    options.setdefault("duration", Duration.fixed(0.02))
+    options.setdefault("time_scale", 1.0)
+    options.setdefault("callback_retry_delays", (0.01, 0.01))
+    emu = KieEmulator(**options)
+    return emu, emu.add_image("c.png", CIRCLE)
+
+
+async def submit(emu: KieEmulator, body: dict, path: str = "/api/v1/recraft/upscale") -> str:
+    async with emu.http_client(headers=KEY) as client:
+        answer = await client.post(path, json=body)
+    return answer.json()["data"]["taskId"]
+
+
+async def test_callback_carries_the_final_record_and_a_valid_signature():
+    """The envelope with the success record, signed as HMAC-SHA256(taskId.timestamp)."""
+    receiver = Receiver()
+    emu, url = make(webhook_key="whsec")
+    async with listening(receiver) as hook, emu:
+        task_id = await submit(emu, {"image_url": url, "callBackUrl": hook})
+        await receiver.wait_for(1)
+    headers, body, arrived = receiver.calls[0]
+    assert body["code"] == 200
+    assert body["data"]["taskId"] == task_id
+    assert body["data"]["successFlag"] == 1
+    assert body["data"]["response"]["resultUrls"][0].endswith(f"{task_id}.png")
+    timestamp = headers["x-webhook-timestamp"]
+    assert abs(int(timestamp) - arrived) < 5
+    expected = base64.b64encode(
+        hmac.new(b"whsec", f"{task_id}.{timestamp}".encode(), hashlib.sha256).digest()
+    ).decode()
+    assert hmac.compare_digest(headers["x-webhook-signature"], expected)
+    assert webhook_signature("whsec", task_id, timestamp) == expected
+    assert arrived >= emu.task_info()[0].finished
+    assert emu.stats.callbacks_sent == emu.stats.callbacks_delivered == 1
+
+
+async def test_unsigned_without_a_webhook_key_and_failures_say_501():
+    """No key, no signature headers; a failed task's callback has code 501 and status 2."""
+    receiver = Receiver()
+    emu, url = make()
+    emu.faults.next("task", Fault.task_failed("nope"))
+    async with listening(receiver) as hook, emu:
+        await submit(emu, {"image_url": url, "callBackUrl": hook})
+        await receiver.wait_for(1)
+    headers, body, _ = receiver.calls[0]
+    assert "x-webhook-signature" not in headers
+    assert (body["code"], body["msg"]) == (501, "nope")
+    assert body["data"]["successFlag"] == 2
+
+
+async def test_market_task_callback_uses_the_market_record():
+    """A createTask callback carries state and resultJson."""
+    receiver = Receiver()
+    emu, url = make()
+    async with listening(receiver) as hook, emu:
+        await submit(
+            emu,
+            {"model": "recraft/remove-background", "input": {"image": url}, "callBackUrl": hook},
+            "/api/v1/jobs/createTask",
+        )
+        await receiver.wait_for(1)
+    data = receiver.calls[0][1]["data"]
+    assert data["state"] == "success"
+    assert "resultUrls" in data["resultJson"]
+
+
+async def test_failed_deliveries_are_retried():
+    """Two 500s then a 200: three attempts, one delivery."""
+    receiver = Receiver(statuses=(500, 500))
+    emu, url = make()
+    async with listening(receiver) as hook, emu:
+        await submit(emu, {"image_url": url, "callBackUrl": hook})
+        await receiver.wait_for(3)
+        await anyio.sleep(0.05)
+    assert len(receiver.calls) == 3
+    assert emu.stats.callbacks_sent == 3
+    assert emu.stats.callbacks_delivered == 1
+    assert emu.stats.callbacks_failed == 0
+
+
+async def test_delivery_gives_up_after_the_retries():
+    """A receiver that always fails gets 1 + len(retry delays) attempts."""
+    receiver = Receiver(statuses=(500,) * 10)
+    emu, url = make()
+    async with listening(receiver) as hook, emu:
+        await submit(emu, {"image_url": url, "callBackUrl": hook})
+        await receiver.wait_for(3)
+        with anyio.fail_after(5):
+            while emu.stats.callbacks_failed == 0:
+                await anyio.sleep(0.01)
+    assert len(receiver.calls) == 3
+    assert emu.callbacks_pending == 0
+
+
+async def test_unreachable_receiver_counts_as_a_failed_delivery():
+    """A closed loopback port: the attempts fail and the emulator gives up."""
+    sock = loopback_socket("127.0.0.1", 0)
+    dead = f"{url_of(sock)}/hook"
+    sock.close()
+    emu, url = make()
+    async with emu:
+        await submit(emu, {"image_url": url, "callBackUrl": dead})
+        with anyio.fail_after(5):
+            while emu.stats.callbacks_failed == 0:
+                await anyio.sleep(0.01)
+    assert emu.stats.callbacks_sent == 3
+
+
+async def test_duplicate_and_late_callbacks():
+    """A duplicate fault sends the record twice; a late one waits its seconds."""
+    receiver = Receiver()
+    emu, url = make()
+    emu.faults.next("callback", Fault.duplicate_callback(2), Fault.late_callback(0.3))
+    async with listening(receiver) as hook, emu:
+        twice = await submit(emu, {"image_url": url, "callBackUrl": hook})
+        late = await submit(emu, {"image_url": url, "callBackUrl": hook})
+        await receiver.wait_for(3)
+    ids = [body["data"]["taskId"] for _, body, _ in receiver.calls]
+    assert ids.count(twice) == 2
+    assert ids.count(late) == 1
+    finished = {info.task_id: info.finished for info in emu.task_info()}
+    late_arrival = next(at for _, body, at in receiver.calls if body["data"]["taskId"] == late)
+    assert late_arrival >= finished[late] + 0.3
+
+
+async def test_callbacks_only_go_to_loopback_addresses():
+    """A callback URL outside this machine is never contacted."""
+    emu, url = make(duration=Duration.fixed(0))
+    async with emu:
+        await submit(emu, {"image_url": url, "callBackUrl": "http://example.invalid/hook"})
+        with anyio.fail_after(5):
+            while emu.stats.callbacks_refused == 0:
+                await anyio.sleep(0.01)
+    assert emu.stats.callbacks_sent == 0
+
+
+async def test_callbacks_in_process_through_a_custom_transport():
+    """With callback_transport the receiver can be an ASGI app in the same loop: no socket."""
+    receiver = Receiver()
+    emu, url = make(callback_transport=httpx.ASGITransport(app=receiver.app), webhook_key="k")
+    async with emu:
+        task_id = await submit(emu, {"image_url": url, "callBackUrl": "http://receiver/hook"})
+        await receiver.wait_for(1)
+    headers, body, _ = receiver.calls[0]
+    assert body["data"]["taskId"] == task_id
+    assert headers["x-webhook-signature"] == webhook_signature(
+        "k", task_id, headers["x-webhook-timestamp"]
+    )
+
+
+async def test_callbacks_wait_until_the_emulator_runs():
+    """Outside ``async with`` nothing is sent; entering it delivers what fell due."""
+    receiver = Receiver()
+    emu, url = make(duration=Duration.fixed(0))
+    async with listening(receiver) as hook:
+        await submit(emu, {"image_url": url, "callBackUrl": hook})
+        await anyio.sleep(0.05)
+        assert receiver.calls == []
+        assert emu.callbacks_pending == 1
+        async with emu:
+            await receiver.wait_for(1)
+
+
+async def test_an_emulator_runs_once_at_a_time():
+    """Entering a running emulator again is an error."""
+    emu, _ = make()
+    async with emu:
+        with pytest.raises(RuntimeError, match="already running"):
+            await emu.__aenter__()

@@ -1,0 +1,117 @@
+"""The emulator's image work, read back with Pillow."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+pytest.importorskip("PIL")
+from PIL import Image
+
+from recraft_async.testing import sample_images
+from recraft_async.testing._images import (
+    REMOVE_BG_LIMITS,
+    UPSCALE_LIMITS,
+    check_input,
+    remove_background,
+    sniff_mime,
+    upscale,
+)
+
+
+def _png(size: tuple[int, int], mode: str = "RGB", colour: object = (10, 20, 30)) -> bytes:
+    out = io.BytesIO()
+    Image.new(mode, size, colour).save(out, "PNG")  # type: ignore[arg-type]
+    return out.getvalue()
+
+
+def _open(data: bytes) -> Image.Image:
+    return Image.open(io.BytesIO(data))
+
+
+def test_sample_images_are_drawn_pngs_with_a_subject_in_the_middle():
+    """Samples are PNGs of the asked size, plain at the corners, coloured in the centre."""
+    samples = sample_images(64)
+    assert [name for name, _ in samples] == [
+        "red-circle.png",
+        "blue-square.png",
+        "green-triangle.png",
+    ]
+    for _, data in samples:
+        image = _open(data)
+        assert image.format == "PNG"
+        assert image.size == (64, 64)
+        assert image.getpixel((0, 0)) != image.getpixel((32, 32))
+
+
+@pytest.mark.parametrize(("scale", "fmt", "pil_format"), [(2, "PNG", "PNG"), (4, "JPG", "JPEG")])
+def test_upscale_multiplies_both_sides_in_the_requested_format(scale, fmt, pil_format):
+    """Upscale gives exactly scale x width and height, encoded as asked."""
+    out = _open(upscale(_png((30, 17)), scale, fmt))
+    assert out.size == (30 * scale, 17 * scale)
+    assert out.format == pil_format
+
+
+def test_upscale_keeps_alpha_in_png_and_flattens_it_on_white_for_jpg():
+    """An RGBA input stays RGBA as PNG; as JPEG its transparent pixels become white."""
+    source = _png((8, 8), "RGBA", (0, 0, 0, 0))
+    assert _open(upscale(source, 2, "PNG")).mode == "RGBA"
+    flat = _open(upscale(source, 2, "JPG")).convert("RGB")
+    assert all(channel > 240 for channel in flat.getpixel((4, 4)))  # type: ignore[union-attr]
+
+
+def test_upscale_resamples_smoothly():
+    """LANCZOS makes new in-between values at a hard edge (nearest-neighbour would not)."""
+    image = Image.new("L", (8, 8), 0)
+    image.paste(255, (4, 0, 8, 8))
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    big = _open(upscale(out.getvalue(), 4, "PNG")).convert("L")
+    row = {big.getpixel((x, 16)) for x in range(32)}
+    assert any(0 < value < 255 for value in row)  # type: ignore[operator]
+
+
+@pytest.mark.parametrize(("name", "data"), sample_images(256))
+def test_remove_background_clears_the_border_colour_and_keeps_the_subject(name, data):
+    """Corners become transparent, the centre stays opaque, the edge is soft."""
+    out = _open(remove_background(data))
+    assert out.format == "PNG"
+    assert out.mode == "RGBA"
+    assert out.size == (256, 256)
+    alpha = out.getchannel("A")
+    for corner in [(0, 0), (255, 0), (0, 255), (255, 255)]:
+        assert alpha.getpixel(corner) == 0, name
+    assert alpha.getpixel((128, 140)) == 255, name
+    assert any(alpha.histogram()[1:255]), "no soft edge"
+
+
+def test_check_input_accepts_good_images_and_explains_bad_ones():
+    """Format, bytes, pixels and sides are checked per operation, with a reason."""
+    assert check_input(_png((300, 300)), REMOVE_BG_LIMITS) is None
+    assert check_input(_png((10, 10)), UPSCALE_LIMITS) is None
+    assert "sides" in (check_input(_png((100, 300)), REMOVE_BG_LIMITS) or "")
+    assert "sides" in (check_input(_png((4097, 1)), UPSCALE_LIMITS) or "")
+    assert "decode" in (check_input(b"not an image", UPSCALE_LIMITS) or "")
+    assert "decode" in (check_input(_png((300, 300))[:200], UPSCALE_LIMITS) or "")
+    gif = io.BytesIO()
+    Image.new("RGB", (300, 300)).save(gif, "GIF")
+    assert "format" in (check_input(gif.getvalue(), UPSCALE_LIMITS) or "")
+    assert "bytes" in (check_input(b"x" * (5 * 1024 * 1024 + 1), REMOVE_BG_LIMITS) or "")
+
+
+def test_check_input_counts_pixels():
+    """More than 16 MP is refused even when each side is within bounds."""
+    tiny = type(UPSCALE_LIMITS)(max_bytes=10**9, max_pixels=99, min_side=1, max_side=4096)
+    assert "pixels" in (check_input(_png((10, 10)), tiny) or "")
+
+
+def test_sniff_mime_knows_the_three_input_formats():
+    """PNG, JPEG and WEBP are told apart by their magic numbers."""
+    jpeg, webp = io.BytesIO(), io.BytesIO()
+    Image.new("RGB", (4, 4)).save(jpeg, "JPEG")
+    Image.new("RGB", (4, 4)).save(webp, "WEBP")
+    assert sniff_mime(_png((2, 2))) == "image/png"
+    assert sniff_mime(jpeg.getvalue()) == "image/jpeg"
+    assert sniff_mime(webp.getvalue()) == "image/webp"
+    assert sniff_mime(b"??") == "application/octet-stream"
