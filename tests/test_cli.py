@@ -27,7 +27,7 @@ KEY = "emulator-key"
 
 def cli(*args, cwd, timeout=60):
     """Run the command line to completion."""
-    return subprocess.run(
+    return subprocess.run(  # noqa: S603 - our own interpreter and module
         [sys.executable, "-m", "recraft_async.cli", *map(str, args)],
         cwd=cwd, env=ENV, capture_output=True, text=True, timeout=timeout, check=False,
     )  # fmt: skip
@@ -136,7 +136,7 @@ def test_usage_errors_exit_2(tmp_path):
 
 
 def test_credits_against_emulator_process(tmp_path, emulator):
-    """credits prints the balance."""
+    """The credits command prints the balance."""
     run = cli("credits", "--base-url", emulator, "--api-key", KEY, "--json", cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout) == {"credits": 100000}
@@ -157,7 +157,7 @@ def test_sigkill_mid_batch_then_resume(tmp_path, emulator):
     for i in range(8):
         save(tmp_path / "in" / f"img{i}.png", (256 + i, 256))
     common = ["--base-url", emulator, "--api-key", KEY, "--out", "out", "--poll-initial", "0.2"]
-    proc = subprocess.Popen(
+    proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
         [sys.executable, "-m", "recraft_async.cli", "upscale", "in", *common],
         cwd=tmp_path, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
@@ -191,7 +191,7 @@ def test_ctrl_c_stops_cleanly_with_resume_hint(tmp_path, emulator):
     for i in range(4):
         save(tmp_path / "in" / f"img{i}.png", (256, 256 + i))
     common = ["--base-url", emulator, "--api-key", KEY, "--out", "out", "--poll-initial", "0.2"]
-    proc = subprocess.Popen(
+    proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
         [sys.executable, "-m", "recraft_async.cli", "upscale", "in", *common],
         cwd=tmp_path, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
