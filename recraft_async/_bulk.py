@@ -125,7 +125,7 @@ class Batch:
         return [o for o in outcomes if o is not None]
 
     def _end(self, work: Work, outcome: Outcome) -> Outcome:
-        detail = str(outcome.output) if outcome.output is not None else outcome.error or ""
+        detail = _shown(outcome.output) if outcome.output is not None else outcome.error or ""
         self.reporter.update(work.item.label, outcome.state, detail)
         return outcome
 
@@ -212,6 +212,14 @@ async def _still_there(entry: JournalEntry) -> bool:
     if entry.state is not _S.DOWNLOADED or entry.output_path is None:
         return False
     return await anyio.Path(entry.output_path).is_file()
+
+
+def _shown(path: Path) -> str:
+    """A path as short as it can be said: relative to the working folder when inside it."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def _uncertain(label: str, error: str | None) -> Outcome:

@@ -47,12 +47,17 @@ class UsageError(Exception):
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; answer the exit status."""
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    if arguments[:1] == ["emulator"]:
+        # Handed over whole: argparse cannot pass "--port ..." through a sub-command.
+        try:
+            from .testing.__main__ import main as serve_emulator  # noqa: PLC0415 - an extra
+        except ImportError:
+            sys.stderr.write("recraft-async: error: pip install 'recraft-async[emulator]'\n")
+            return EXIT_USAGE
+        return int(serve_emulator(arguments[1:]))
     parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command == "emulator":
-        from .testing.__main__ import main as serve_emulator  # noqa: PLC0415 - optional extra
-
-        return int(serve_emulator(args.emulator_args))
+    args = parser.parse_args(arguments)
     try:
         return anyio.run(_run, args, backend="asyncio")
     except UsageError as exc:
@@ -174,6 +179,8 @@ async def _command(args: argparse.Namespace) -> int:
         _say(json.dumps({"credits": balance}) if args.json else balance)
         return EXIT_OK
     journal_path = _journal_path(args)
+    if args.command == "resume" and not await anyio.Path(journal_path).is_file():
+        raise UsageError(f"no journal at {journal_path} (pass --journal or --out)")
     async with Journal(journal_path) as journal:
         works = await _works(args, journal)
         reporter = Reporter() if args.json else make_reporter()
@@ -209,6 +216,13 @@ async def _works(args: argparse.Namespace, journal: Journal) -> list[Work]:
         entries = await journal.entries(wanted)
         if not entries and not await journal.entries():
             raise UsageError(f"the journal {_journal_path(args)} is empty")
+        failed = [] if args.retry_failed else await journal.entries([JournalState.FAILED])
+        if failed:
+            _say(
+                f"recraft-async: {len(failed)} input(s) failed earlier and are left alone;"
+                " `resume --retry-failed` submits them again",
+                file=sys.stderr,
+            )
         return [work_from_entry(e) for e in entries]
     if args.command == "upscale":
         operation, params = Operation.UPSCALE, {"scale": args.scale, "format": args.format}

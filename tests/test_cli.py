@@ -52,10 +52,10 @@ def no_partials(folder):
 
 @pytest.fixture
 def emulator(tmp_path):
-    """The emulator as its own process (its stats outlive a killed client)."""
+    """`recraft-async emulator` as its own process (its stats outlive a killed client)."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "recraft_async.testing", "--port", "0", "--time-scale", "0.1",
-         "--duration", "fixed:15"],
+        [sys.executable, "-m", "recraft_async.cli", "emulator", "--port", "0",
+         "--time-scale", "0.1", "--duration", "fixed:15"],
         env=ENV, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )  # fmt: skip
     try:
@@ -124,6 +124,10 @@ def test_usage_errors_exit_2(tmp_path):
     save(tmp_path / "a.png", (300, 300))
     assert cli("upscale", "a.png", cwd=tmp_path).returncode == 2
     assert cli("upscale", "a.png", "--scale", "3", cwd=tmp_path).returncode == 2
+    run = cli("resume", "--out", "nowhere", "--emulator", cwd=tmp_path)
+    assert run.returncode == 2
+    assert "no journal at nowhere/journal.sqlite" in run.stderr
+    assert not (tmp_path / "nowhere").exists()
     empty = tmp_path / "empty"
     empty.mkdir()
     run = cli("upscale", "empty", "--emulator", cwd=tmp_path)
@@ -156,21 +160,24 @@ def test_sigkill_mid_batch_then_resume(tmp_path, emulator):
     """Killed with SIGKILL mid-batch, `resume` finishes: no duplicate submit, no partial file."""
     for i in range(8):
         save(tmp_path / "in" / f"img{i}.png", (256 + i, 256))
-    common = ["--base-url", emulator, "--api-key", KEY, "--out", "out", "--poll-initial", "0.2"]
+    common = ["--base-url", emulator, "--api-key", KEY, "--out", "out", "--poll-initial", "0.2",
+              "--concurrency", "4"]  # fmt: skip
     proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
         [sys.executable, "-m", "recraft_async.cli", "upscale", "in", *common],
         cwd=tmp_path, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     journal = tmp_path / "out" / "journal.sqlite"
     deadline = time.monotonic() + 30
+    # Killed while four tasks are being polled and four wait their turn; a kill during a
+    # submit request would rightly leave that input UNCERTAIN instead.
     while time.monotonic() < deadline:
         states = journal_states(journal)
-        if states.get("SUBMITTED", 0) >= 4:
+        if states.get("SUBMITTED", 0) == 4 and states.get("PENDING", 0) == 4:
             break
-        time.sleep(0.02)
+        time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
     proc.wait(10)
-    assert states.get("DOWNLOADED", 0) < 8, "the batch finished before the kill"
+    assert states == {"SUBMITTED": 4, "PENDING": 4}, states
     run = cli("resume", *common, "--json", cwd=tmp_path)
     assert run.returncode == 0, run.stdout + run.stderr
     assert json.loads(run.stdout)["done"] == 8
