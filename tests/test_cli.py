@@ -276,3 +276,30 @@ def test_hostile_result_url_cannot_escape_output_folder(tmp_path):
     assert [p.name for p in images_in(work / "out")] == ["in.png"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["deep"]
     assert sorted(p.name for p in (tmp_path / "deep").iterdir()) == ["work"]
+
+
+def test_newcomer_flow_samples_then_upscale_4x_jpg(tmp_path):
+    """`samples` draws images; upscale --scale 4 --format jpg writes 4x JPEGs."""
+    made = cli("samples", "pics", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    assert len(images_in(tmp_path / "pics")) == 3
+    run = cli("upscale", "pics", "--emulator", "--scale", "4", "--format", "jpg", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    outputs = images_in(tmp_path / "recraft-out")
+    assert [p.suffix for p in outputs] == [".jpg"] * 3
+    for out in outputs:
+        with Image.open(out) as image:
+            assert (image.format, image.size) == ("JPEG", (1024, 1024))
+
+
+def test_url_input_is_named_after_the_url(tmp_path, emulator):
+    """An http(s) INPUT is submitted as is; the output takes the URL's file name."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (300, 300)).save(buffer, "PNG")
+    url = httpx.post(f"{emulator}/_emulator/images/cat.png", content=buffer.getvalue()).json()
+    run = cli("upscale", url["url"], "--base-url", emulator, "--api-key", KEY,
+              "--poll-initial", "0.2", "--json", cwd=tmp_path)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["outputs"][0]["output"].endswith("recraft-out/cat.png")
+    stats = httpx.get(f"{emulator}/_emulator/stats").json()
+    assert stats["uploads"] == 0
