@@ -118,10 +118,23 @@ class Batch:
         async with anyio.create_task_group() as tg:
             for i in range(len(works)):
                 tg.start_soon(prepare, i)
+        # The same image under two names is one unit of work (one fingerprint): processed
+        # once, reported for both, so that it is neither paid twice nor seen as a clash.
+        first: dict[str, int] = {}
+        copies: list[tuple[int, int]] = []
         async with anyio.create_task_group() as tg:
             for i, fp in enumerate(prints):
-                if fp is not None:
-                    tg.start_soon(process, i, fp)
+                if fp is None:
+                    continue
+                if fp in first:
+                    copies.append((i, first[fp]))
+                    continue
+                first[fp] = i
+                tg.start_soon(process, i, fp)
+        for i, j in copies:
+            original = outcomes[j]
+            assert original is not None  # noqa: S101 - every processed work has an outcome
+            outcomes[i] = self._end(works[i], attrs.evolve(original, label=works[i].item.label))
         return [o for o in outcomes if o is not None]
 
     def _end(self, work: Work, outcome: Outcome) -> Outcome:

@@ -192,3 +192,18 @@ async def test_deleted_output_is_downloaded_again(tmp_path, results):
     assert outcomes[0].state == "done"
     assert outcomes[0].output.is_file()
     assert not again.submits
+
+
+@pytest.mark.anyio
+async def test_same_image_under_two_names_is_submitted_once(tmp_path, results):
+    """Identical bytes are one fingerprint: one submit, both inputs reported done."""
+    works = inputs(tmp_path, "a.png")
+    copy = tmp_path / "in" / "copy.png"
+    copy.write_bytes(works[0].item.path.read_bytes())
+    works.append(Work(InputItem("copy.png", path=copy), UP, PARAMS))
+    client = FakeClient()
+    outcomes, entries = await run(tmp_path, client, works)
+    assert [(o.label, o.state) for o in outcomes] == [("a.png", "done"), ("copy.png", "done")]
+    assert outcomes[0].output == outcomes[1].output
+    assert sum(client.submits.values()) == 1
+    assert len(entries) == 1
