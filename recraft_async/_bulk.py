@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 import anyio.to_thread
@@ -48,7 +48,7 @@ class Outcome:
     """How one input ended: ``done``, ``failed`` or ``uncertain``."""
 
     label: str
-    state: str
+    state: Literal["done", "failed", "uncertain"]
     output: Path | None = None
     error: str | None = None
     task_id: str | None = None
