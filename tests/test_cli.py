@@ -120,7 +120,7 @@ def test_mixed_list_reports_each_problem_and_processes_the_rest(tmp_path):
 
 
 def test_usage_errors_exit_2(tmp_path):
-    """No key, bad options or no inputs are usage errors, and the key never shows."""
+    """No key, bad options, no journal or no inputs are usage errors."""
     save(tmp_path / "a.png", (300, 300))
     assert cli("upscale", "a.png", cwd=tmp_path).returncode == 2
     assert cli("upscale", "a.png", "--scale", "3", cwd=tmp_path).returncode == 2
@@ -133,17 +133,18 @@ def test_usage_errors_exit_2(tmp_path):
     run = cli("upscale", "empty", "--emulator", cwd=tmp_path)
     assert run.returncode == 2
     assert "no image files" in run.stderr
-    secret = "sk-very-secret-123"
-    run = cli("credits", "--api-key", secret, "--base-url", "http://127.0.0.1:9", cwd=tmp_path)
-    assert run.returncode == 1
-    assert secret not in run.stdout + run.stderr
 
 
 def test_credits_against_emulator_process(tmp_path, emulator):
-    """The credits command prints the balance."""
+    """The credits command prints the balance; a wrong key fails without being shown."""
     run = cli("credits", "--base-url", emulator, "--api-key", KEY, "--json", cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout) == {"credits": 100000}
+    secret = "sk-very-secret-123"
+    run = cli("credits", "--base-url", emulator, "--api-key", secret, cwd=tmp_path)
+    assert run.returncode == 1
+    assert "[401]" in run.stderr
+    assert secret not in run.stdout + run.stderr
 
 
 def journal_states(path):
