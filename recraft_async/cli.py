@@ -41,6 +41,14 @@ JOURNAL_NAME = "journal.sqlite"
 EMULATOR_POLL = PollPolicy(initial=0.1, factor=1.5, max_interval=1.0, timeout=120.0)
 
 
+_EXAMPLES = """examples:
+  recraft-async samples && recraft-async upscale samples --emulator   # offline, no key
+  recraft-async upscale photos/ --scale 4 --format jpg --out big/
+  recraft-async remove-bg @urls.txt shop/*.png --json
+  recraft-async resume --out big/          # after Ctrl-C, a crash or kill -9
+"""
+
+
 class UsageError(Exception):
     """A command line that cannot run; reported with exit status 2."""
 
@@ -103,6 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="recraft-async",
         description=__doc__,
+        epilog=_EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -304,3 +304,31 @@ def test_url_input_is_named_after_the_url(tmp_path, emulator):
     assert json.loads(run.stdout)["outputs"][0]["output"].endswith("recraft-out/cat.png")
     stats = httpx.get(f"{emulator}/_emulator/stats").json()
     assert stats["uploads"] == 0
+
+
+def test_failed_task_is_retried_only_on_request(tmp_path):
+    """A task the service failed is left alone by `resume`, and resent with --retry-failed."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "recraft_async.cli", "emulator", "--port", "0",
+         "--time-scale", "0.01", "--fault", "task=fail*1"],
+        env=ENV, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().strip()
+        save(tmp_path / "a.png", (300, 300))
+        common = ["--base-url", url, "--api-key", KEY, "--poll-initial", "0.05"]
+        first = cli("upscale", "a.png", *common, cwd=tmp_path)
+        assert first.returncode == 1
+        assert "failed     a.png: task" in first.stdout
+        again = cli("resume", *common, cwd=tmp_path)
+        assert again.returncode == 0
+        assert "1 input(s) failed earlier" in again.stderr
+        retry = cli("resume", "--retry-failed", *common, cwd=tmp_path)
+        assert retry.returncode == 0, retry.stdout + retry.stderr
+        assert [p.name for p in images_in(tmp_path / "recraft-out")] == ["a.png"]
+        stats = httpx.get(f"{url}/_emulator/stats").json()
+        assert [s["count"] for s in stats["submits"]] == [2]
+    finally:
+        proc.kill()
+        proc.wait(10)
