@@ -189,6 +189,10 @@ def test_sigkill_mid_batch_then_resume(tmp_path, emulator):
             image.load()
             assert image.size[1] == 512
     assert no_partials(tmp_path)
+    # Running the original command again finds everything done and sends nothing.
+    rerun = cli("upscale", "in", *common, "--json", cwd=tmp_path)
+    assert rerun.returncode == 0
+    assert json.loads(rerun.stdout)["done"] == 8
     stats = httpx.get(f"{emulator}/_emulator/stats").json()
     assert len(stats["submits"]) == 8
     assert {s["count"] for s in stats["submits"]} == {1}
