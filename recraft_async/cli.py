@@ -14,7 +14,7 @@ import signal
 import sys
 import urllib.parse
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 import anyio
 import httpx
@@ -318,8 +318,7 @@ def _summarise(args: argparse.Namespace, outcomes: list[Outcome], journal: Path)
     else:
         _say(
             f"done: {len(done)}, failed: {len(failed)}, uncertain: {len(uncertain)}"
-            f" (outputs in {args.out}, journal {journal})",
-            file=sys.stdout,
+            f" (outputs in {args.out}, journal {journal})"
         )
         for o in failed:
             _say(f"  failed     {o.label}: {o.error}")
@@ -328,13 +327,12 @@ def _summarise(args: argparse.Namespace, outcomes: list[Outcome], journal: Path)
         if uncertain:
             _say(
                 "  uncertain inputs may have been billed: check your KIE task history before"
-                " submitting them again",
-                file=sys.stdout,
+                " submitting them again"
             )
     return EXIT_OK if not failed and not uncertain else EXIT_FAILED
 
 
-def _say(*parts: object, file: Any = None) -> None:
+def _say(*parts: object, file: TextIO | None = None) -> None:
     """One line of the command's own output (stdout unless told otherwise)."""
     stream = sys.stdout if file is None else file
     stream.write(" ".join(str(p) for p in parts) + "\n")
@@ -342,10 +340,13 @@ def _say(*parts: object, file: Any = None) -> None:
 
 
 def _print_resume_hint(args: argparse.Namespace) -> None:
-    journal = _journal_path(args) if hasattr(args, "out") else Path(DEFAULT_OUT, JOURNAL_NAME)
+    out = getattr(args, "out", Path(DEFAULT_OUT))
+    journal = _journal_path(args) if hasattr(args, "out") else out / JOURNAL_NAME
+    # The same service, never the key: it comes from the environment or --api-key again.
+    where = f" --base-url {args.base_url}" if getattr(args, "base_url", None) else ""
     _say(
         f"\nrecraft-async: interrupted; the journal is intact. Finish with:\n"
-        f"  recraft-async resume --journal {journal} --out {getattr(args, 'out', DEFAULT_OUT)}",
+        f"  recraft-async resume --journal {journal} --out {out}{where}",
         file=sys.stderr,
     )
 
