@@ -42,12 +42,17 @@ def expand_inputs(args: Iterable[str], *, exclude: Path | None = None) -> list[I
     """Expand INPUT arguments in order; duplicates are kept once, problems become items."""
     skip = exclude.resolve() if exclude is not None else None
     seen: set[str] = set()
+    labels: set[str] = set()
     items: list[InputItem] = []
     for item in _expand(args, Path.cwd(), skip, depth=0):
         key = item.source if item.problem is None else f"!{item.label}"
-        if key not in seen:
-            seen.add(key)
-            items.append(item)
+        if key in seen:
+            continue
+        seen.add(key)
+        if item.label in labels:  # "a.png" from two lists in two folders: say which one
+            item = attrs.evolve(item, label=item.source)  # noqa: PLW2901
+        labels.add(item.label)
+        items.append(item)
     return items
 
 

@@ -78,3 +78,13 @@ def test_is_url():
     assert is_url("HTTPS://x.test/a")
     assert not is_url("ftp://x.test/a")
     assert not is_url("http.png")
+
+
+def test_labels_are_unique(tmp_path, monkeypatch):
+    """Two different files that would read the same are told apart by their full path."""
+    monkeypatch.chdir(tmp_path)
+    for folder in ("x", "y"):
+        touch(tmp_path / folder / "a.png")
+        (tmp_path / folder / "l.txt").write_text("a.png\n")
+    items = expand_inputs(["@x/l.txt", "@y/l.txt"])
+    assert [i.label for i in items] == ["a.png", str(tmp_path / "y" / "a.png")]
