@@ -390,6 +390,9 @@ def _place(tmp: Path, root: Path, stem: str, ext: str, digest: str) -> Path:
     """Move the finished temp file to the first free ``stem[-n].ext``, or reuse an identical one."""
     for n in range(10_000):
         target = root / (f"{stem}.{ext}" if n == 0 else f"{stem}-{n}.{ext}")
+        # The name is sanitised already; this is the last line of defence all the same.
+        if Path(os.path.normpath(target)).parent != root:
+            raise ProtocolError(f"refusing to write {target} outside {root}", body=None)
         try:
             # link() fails if the name is taken, so two downloads can never clobber each other.
             os.link(tmp, target)
