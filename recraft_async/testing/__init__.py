@@ -2,14 +2,33 @@
 
 ::
 
-    from recraft_async.testing import KieEmulator, serve
+    from recraft_async.testing import KieEmulator, sample_images, serve
 
-    emulator = KieEmulator(time_scale=0.001)
-    url = emulator.add_image("cat.png", png_bytes)
-    async with serve(emulator) as base_url:
-        ...  # point the client at base_url (both base_url and upload_base_url)
+    emulator = KieEmulator(time_scale=0.001)          # tasks take ~20 ms instead of ~20 s
+    url = emulator.add_image(*sample_images()[0])     # an image_url the emulator serves
+    async with serve(emulator) as base_url:           # http://127.0.0.1:<port>
+        async with AsyncRecraft(api_key=emulator.api_key, base_url=base_url,
+                                upload_base_url=base_url) as client:
+            result = await client.upscale(url, scale=4)
+    assert emulator.stats.submits[("upscale", url)] == 1
 
-Needs the ``emulator`` extra (Pillow, starlette, uvicorn).
+In-process, without a socket: ``emulator.http_client()`` (an httpx client over
+``httpx.ASGITransport(app=emulator.app)``); run ``async with emulator:`` for callbacks.
+
+Endpoints: ``POST /api/v1/recraft/{upscale,remove-background}`` and their
+``/record-info?taskId=``, ``POST /api/v1/jobs/createTask``, ``GET /api/v1/jobs/recordInfo``,
+``GET /api/v1/chat/credit``, ``POST /api/file-{stream,base64,url}-upload``; the side door
+``/_emulator/{files,results,images}/...``, ``GET /_emulator/stats``,
+``GET /_emulator/tasks`` (exact finish times) and ``POST /_emulator/faults``.
+
+Faults (``emulator.faults``): ``next(target, *faults)`` scripts the next events,
+``chance(target, fault, p)`` adds noise; targets ``submit``, ``status``, ``upload``,
+``task``, ``callback``. See :class:`Fault` for the kinds, and ``processed=True`` for
+"the request landed, only the answer was lost".
+
+Also: ``python -m recraft_async.testing --help`` (a separate process, for benchmarks) and
+the pytest fixtures ``kie_emulator``, ``kie_server``, ``kie_client``.
+Needs the ``emulator`` extra (Pillow, starlette, python-multipart, uvicorn).
 """
 
 from __future__ import annotations
