@@ -404,6 +404,22 @@ async def test_default_emulator_answers_in_well_under_a_second():
     assert max(t.finished - t.created for t in emu.task_info()) < 1.0
 
 
+async def test_latency_delays_every_answer_of_the_service():
+    """latency= holds each service answer back, like a network round trip."""
+    emu = make(latency=Duration.fixed(0.05))
+    url = emu.add_image("c.png", CIRCLE)
+    async with emu.http_client(headers=KEY) as client:
+        started = anyio.current_time()
+        task_id = (await client.post(UPSCALE, json={"image_url": url})).json()["data"]["taskId"]
+        await read(client, f"{UPSCALE}/record-info", task_id)
+        elapsed = anyio.current_time() - started
+        quick = anyio.current_time()
+        await client.get("/_emulator/stats")
+        side_door = anyio.current_time() - quick
+    assert elapsed >= 0.1
+    assert side_door < 0.05
+
+
 async def test_side_door_adds_images_over_http():
     """POST /_emulator/images/<name> stores the body and answers its URL."""
     emu = make()

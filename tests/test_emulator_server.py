@@ -121,6 +121,8 @@ def test_the_process_runner_prints_its_url_and_serves(tmp_path):
         "submit=http:503*1",
         "--fault",
         "status=http:500@0",
+        "--latency",
+        "fixed:0.001",
         "--samples",
         "--seed",
         "3",

@@ -60,6 +60,12 @@ def parser() -> argparse.ArgumentParser:
         default=Duration.lognormal(median=20.0, sigma=0.5),
         help="fixed:S, uniform:LO,HI or lognormal:median=M,sigma=S (seconds, before scaling)",
     )
+    cli.add_argument(
+        "--latency",
+        type=Duration.parse,
+        default=None,
+        help="delay of every answer, like --duration but in real (unscaled) seconds",
+    )
     cli.add_argument("--webhook-key", default=None)
     cli.add_argument("--seed", type=int, default=None)
     cli.add_argument(
@@ -90,6 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         time_scale=args.time_scale,
         faults=plan,
         seed=args.seed,
+        latency=args.latency,
     )
     sock = loopback_socket(args.host, args.port)
     emulator.base_url = url_of(sock)

@@ -54,7 +54,9 @@ class KieEmulator:
     ``.app`` is its ASGI application; drive it in-process with ``httpx.ASGITransport`` or
     on a real loopback port with :func:`serve`. Callbacks are sent only while the emulator
     runs: inside ``async with emulator:`` (the fixtures and ``serve`` do it for you).
-    Processing times are ``duration`` samples multiplied by ``time_scale``.
+    Processing times are ``duration`` samples multiplied by ``time_scale``; ``latency``
+    (real seconds, not scaled) delays every answer of the service's endpoints, like a
+    network round trip.
     """
 
     def __init__(
@@ -71,6 +73,7 @@ class KieEmulator:
         base_url: str = DEFAULT_BASE_URL,
         callback_retry_delays: Sequence[float] = (0.2, 0.5, 1.0),
         callback_transport: httpx.AsyncBaseTransport | None = None,
+        latency: Duration | None = None,
     ) -> None:
         if time_scale < 0:
             raise ValueError("time_scale must be >= 0")
@@ -78,6 +81,7 @@ class KieEmulator:
         self.rate = rate
         self.duration = duration
         self.time_scale = time_scale
+        self.latency = latency
         self.base_url = base_url.rstrip("/")
         self.faults = faults if faults is not None else FaultPlan(seed)
         self.stats = EmulatorStats(faults=self.faults.injected)
@@ -291,6 +295,10 @@ class KieEmulator:
         if task.unchecked and problem is not None:
             task.outcome, task.error_code, task.error_message = FAILED, 422, problem
         task.unchecked = False
+
+    def _answer_delay(self) -> float:
+        """Seconds to hold one answer back, drawn from ``latency``."""
+        return 0.0 if self.latency is None else self.latency.sample(self._rng)
 
     def _task(self, task_id: str) -> Task | None:
         """A task without counting a read."""

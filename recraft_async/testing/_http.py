@@ -70,6 +70,9 @@ class FaultGuard:
         """Answer ``request`` with ``handle``, or with the fault that strikes it."""
         # Read the body first: the disconnect check below must not swallow it.
         await request.body()
+        delay = self._emu._answer_delay()
+        if delay > 0:
+            await anyio.sleep(delay)
         fault = self._emu.faults.draw(target)
         if fault is None:
             return await handle()
