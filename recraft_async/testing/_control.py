@@ -61,7 +61,7 @@ class ControlRoutes:
         """The counters, the balance and the callbacks still to send."""
         body = self._emu.stats.as_json()
         body["credits"] = self._emu.credits
-        body["callbacksPending"] = self._emu.callbacks_pending
+        body["callbacks_pending"] = self._emu.callbacks_pending
         return JSONResponse(body)
 
     async def tasks(self, _request: Request) -> Response:
