@@ -92,6 +92,8 @@ async def test_callback_carries_the_final_record_and_a_valid_signature():
     async with listening(receiver) as hook, emu:
         task_id = await submit(emu, {"image_url": url, "callBackUrl": hook})
         await receiver.wait_for(1)
+        # The receiver records before it answers; the count follows the answer.
+        await eventually(lambda: emu.stats.callbacks_delivered == 1)
     headers, body, arrived = receiver.calls[0]
     assert body["code"] == 200
     assert body["data"]["taskId"] == task_id
@@ -145,7 +147,7 @@ async def test_failed_deliveries_are_retried():
     async with listening(receiver) as hook, emu:
         await submit(emu, {"image_url": url, "callBackUrl": hook})
         await receiver.wait_for(3)
-        await anyio.sleep(0.05)
+        await eventually(lambda: emu.stats.callbacks_delivered == 1)
     assert len(receiver.calls) == 3
     assert emu.stats.callbacks_sent == 3
     assert emu.stats.callbacks_delivered == 1
@@ -224,6 +226,19 @@ async def test_callbacks_wait_until_the_emulator_runs():
         await submit(emu, {"image_url": url, "callBackUrl": hook})
         await anyio.sleep(0.05)
         assert receiver.calls == []
+        assert emu.callbacks_pending == 1
+        async with emu:
+            await receiver.wait_for(1)
+
+
+async def test_callbacks_scheduled_after_the_run_wait_for_the_next():
+    """A task submitted after ``async with`` ended keeps its callback for the next run."""
+    receiver = Receiver()
+    emu, url = make(duration=Duration.fixed(0))
+    async with listening(receiver) as hook:
+        async with emu:
+            pass
+        await submit(emu, {"image_url": url, "callBackUrl": hook})
         assert emu.callbacks_pending == 1
         async with emu:
             await receiver.wait_for(1)

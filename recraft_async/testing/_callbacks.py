@@ -80,6 +80,13 @@ class CallbackDispatcher:
 
     async def run(self) -> None:
         """Deliver callbacks as they fall due, until cancelled."""
+        try:
+            await self._run()
+        finally:
+            # The event belongs to this loop; a later schedule() must not touch it.
+            self._wake = None
+
+    async def _run(self) -> None:
         limiter = anyio.CapacityLimiter(_CONCURRENT_DELIVERIES)
         # trust_env=False: a proxy from the environment must never carry a callback out.
         async with (
