@@ -231,11 +231,11 @@ async def test_failed_tasks_raise_task_failed(mode):
     url = emu.add_image(*SAMPLES[0])
     emu.faults.next("task", Fault.task_failed("no luck"), Fault.creation_failed())
     async with connected(emu, mode) as (client, _):
-        first, second = client.upscale(url), client.upscale(url)
+        # One after the other: the task faults strike submits in the order they land.
         with pytest.raises(ra.TaskFailedError) as failed:
-            await first
+            await client.upscale(url)
         with pytest.raises(ra.TaskFailedError) as uncreated:
-            await second
+            await client.upscale(url)
         with pytest.raises(ra.TaskFailedError, match="unreachable image"):
             await client.upscale("https://example.invalid/x.png")
     assert (failed.value.state, failed.value.message) == ("failed", "no luck")
