@@ -13,9 +13,15 @@ import attrs
 from ._check import check_remove_background, check_upscale
 from ._files import download_to, probe_image_file, safe_output_name
 from ._inputs import InputItem, is_url
-from ._journal import Journal, JournalEntry, JournalState, JournalStateError, fingerprint
+from ._journal import Journal, JournalEntry, JournalState, fingerprint
 from ._models import Operation
-from .errors import InvalidInputError, RecraftError, SubmissionUncertainError, TaskFailedError
+from .errors import (
+    InvalidInputError,
+    JournalStateError,
+    RecraftError,
+    SubmissionUncertainError,
+    TaskFailedError,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence

@@ -9,7 +9,7 @@ import struct
 import tempfile
 import unicodedata
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Literal, Protocol
+from typing import IO, TYPE_CHECKING, Literal
 
 import anyio
 import anyio.to_thread
@@ -17,6 +17,7 @@ import attrs
 import httpx
 
 from ._models import Operation
+from ._transport import Transport
 from .errors import (
     APIConnectionError,
     APITimeoutError,
@@ -222,25 +223,8 @@ def _webp_size(name: str, head: bytes) -> tuple[int, int]:
     raise _truncated(name, "WEBP")
 
 
-class JsonTransport(Protocol):
-    """The part of the client's transport that uploads use."""
-
-    async def request_json(
-        self,
-        method: str,
-        url: str,
-        *,
-        json: Any = None,
-        params: dict[str, str] | None = None,
-        files: Any = None,
-        data: Any = None,
-        idempotent: bool,
-    ) -> tuple[Any, str]:
-        """Send one request with auth and retries; answer the envelope's data and raw body."""
-
-
 async def upload_image(
-    transport: JsonTransport, upload_base_url: str, data: bytes, filename: str
+    transport: Transport, upload_base_url: str, data: bytes, filename: str
 ) -> str:
     """Upload image bytes to KIE's file store and return the ``downloadUrl`` to submit."""
     safe = safe_output_name(filename, "upload", _extension_of(filename, data))

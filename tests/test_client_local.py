@@ -3,6 +3,7 @@
 import io
 import json
 
+import anyio
 import httpx
 import pytest
 from conftest import envelope, record
@@ -168,3 +169,33 @@ async def test_download_streams_without_the_key(kie, make_client, tmp_path):
     assert path.read_bytes() == image
     assert "authorization" not in cdn.calls.last.request.headers
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["passwd.png"]
+
+
+async def test_waiting_for_a_submit_slot_is_not_uncertain(kie, make_client, tmp_path):
+    """A run stopped while a job waits for its rate slot leaves that input unsent, not UNCERTAIN."""
+    kie.post(UPSCALE).respond(json=envelope({"taskId": "t1"}))
+    kie.get(READ).respond(json=record("t1", flag=0, urls=()))
+
+    class Stop(Exception):
+        pass
+
+    journal = ra.Journal(tmp_path / "j.db")
+    with pytest.raises(Stop):
+        async with make_client(journal=journal, submit_rate=ra.Rate(1, per=60.0)) as client:
+            jobs = [client.upscale(f"https://i.test/{i}.png") for i in (1, 2)]
+            while not any(job.task_id for job in jobs):
+                await anyio.sleep(0.01)
+            await anyio.sleep(0.05)
+            raise Stop
+    [sent] = [job for job in jobs if job.task_id]
+    async with ra.Journal(tmp_path / "j.db") as reopened:
+        states = {entry.source: entry.state for entry in await reopened.entries()}
+    assert states == {sent.source: ra.JournalState.SUBMITTED}
+
+
+async def test_uploads_stay_on_a_loopback_base_url(kie, tmp_path):
+    """With a loopback base_url and no upload_base_url, uploads go to the same server."""
+    assert ra.AsyncRecraft(api_key="k", base_url="http://127.0.0.1:8123").upload_base_url == "http://127.0.0.1:8123"
+    assert ra.AsyncRecraft(api_key="k").upload_base_url.startswith("https://")
+    assert "127.0.0.1" not in ra.AsyncRecraft(api_key="k", base_url="https://api.kie.ai").upload_base_url
+
