@@ -181,3 +181,16 @@ async def test_answers_do_not_wait_for_delayed_acks():
             await client.get("/_emulator/stats")
         elapsed = anyio.current_time() - started
     assert elapsed < 0.4
+
+
+@pytest.mark.anyio
+async def test_one_emulator_can_be_served_again_and_keeps_its_tasks():
+    """Serving twice in a row works; tasks and balance survive between the two."""
+    emu = make()
+    url = emu.add_image("c.png", CIRCLE)
+    async with serve(emu) as first, httpx.AsyncClient(base_url=first, headers=KEY) as client:
+        task_id = (await client.post(UPSCALE, json={"image_url": url})).json()["data"]["taskId"]
+    async with serve(emu) as second, httpx.AsyncClient(base_url=second, headers=KEY) as client:
+        record = await client.get(f"{UPSCALE}/record-info", params={"taskId": task_id})
+    assert record.json()["data"]["successFlag"] == 1
+    assert emu.credits == 100_000 - 2
