@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 # are read by hand: a few bytes of PNG, JPEG and WEBP are enough for format and size.
 
 ImageFormat = Literal["PNG", "JPEG", "WEBP"]
+MIME_TYPES: dict[str, str] = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
 
 # Decimal units, as the service publishes them; reading "MB" as 10**6 is the stricter
 # choice, so a file we accept is never refused for its size after a paid upload.
@@ -228,7 +229,7 @@ async def upload_image(
 ) -> str:
     """Upload image bytes to KIE's file store and return the ``downloadUrl`` to submit."""
     safe = safe_output_name(filename, "upload", _extension_of(filename, data))
-    mime = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}.get(
+    mime = MIME_TYPES.get(
         sniff_format(data[:_HEAD_BYTES]) or "", "application/octet-stream"
     )
     answer, body = await transport.request_json(

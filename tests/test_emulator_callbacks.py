@@ -22,7 +22,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from recraft_async.testing import Duration, Fault, KieEmulator, sample_images, webhook_signature
+from recraft_async import webhook_signature
+from recraft_async.testing import Duration, Fault, KieEmulator, sample_images
 from recraft_async.testing._server import loopback_socket, url_of
 
 KEY = {"Authorization": "Bearer emulator-key"}

@@ -37,7 +37,6 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ._callbacks import sign as webhook_signature
     from ._duration import Duration
     from ._emulator import KieEmulator
     from ._faults import Fault, FaultKind, FaultPlan, Target
@@ -59,7 +58,6 @@ _HOMES = {
     "TaskInfo": ("._tasks", "TaskInfo"),
     "sample_images": ("._images", "sample_images"),
     "serve": ("._server", "serve"),
-    "webhook_signature": ("._callbacks", "sign"),
 }
 
 
@@ -88,5 +86,4 @@ __all__ = [
     "TaskInfo",
     "sample_images",
     "serve",
-    "webhook_signature",
 ]

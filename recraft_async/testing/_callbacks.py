@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import heapq
-import hmac
-import ipaddress
 import itertools
 import json
 import math
@@ -18,27 +14,18 @@ from typing import Any
 import anyio
 import httpx
 
+from recraft_async._check import is_loopback_host
+from recraft_async._webhooks import webhook_signature
+
 from ._stats import EmulatorStats
 
 _CONCURRENT_DELIVERIES = 32
 _DELIVERY_TIMEOUT = 5.0
 
 
-def sign(key: str, task_id: str, timestamp: str) -> str:
-    """``X-Webhook-Signature``: base64(HMAC-SHA256(key, taskId + "." + timestamp))."""
-    digest = hmac.new(key.encode(), f"{task_id}.{timestamp}".encode(), hashlib.sha256).digest()
-    return base64.b64encode(digest).decode()
-
-
 def is_loopback(url: str) -> bool:
     """Whether ``url`` points at this machine; the emulator never calls anywhere else."""
-    host = urllib.parse.urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return is_loopback_host(urllib.parse.urlsplit(url).hostname or "")
 
 
 class CallbackDispatcher:
@@ -119,7 +106,8 @@ class CallbackDispatcher:
         if self._webhook_key is not None:
             timestamp = str(int(time.time()))
             headers["X-Webhook-Timestamp"] = timestamp
-            headers["X-Webhook-Signature"] = sign(self._webhook_key, task_id, timestamp)
+            signature = webhook_signature(self._webhook_key, task_id, timestamp)
+            headers["X-Webhook-Signature"] = signature
         async with limiter:
             self._stats.callbacks_sent += 1
             try:

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 
 import attrs
 
+from recraft_async._files import MIME_TYPES, sniff_format
+
 if TYPE_CHECKING:
     from PIL import Image
 
@@ -138,13 +140,7 @@ def sample_images(size: int = 256) -> list[tuple[str, bytes]]:
 
 def sniff_mime(data: bytes) -> str:
     """The MIME type of stored bytes, from their magic number."""
-    if data.startswith(b"\x89PNG"):
-        return "image/png"
-    if data.startswith(b"\xff\xd8"):
-        return "image/jpeg"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    return "application/octet-stream"
+    return MIME_TYPES.get(sniff_format(data) or "", "application/octet-stream")
 
 
 def _normalise_mode(image: Image.Image, *, keep_alpha: bool) -> Image.Image:
