@@ -52,7 +52,7 @@ class Receiver:
 async def eventually(condition, timeout: float = 5.0) -> None:
     """Wait until ``condition()`` holds; it changes in other threads, so poll it."""
     with anyio.fail_after(timeout):
-        while not condition():  # noqa: ASYNC110 - no event crosses the server's thread
+        while not condition():
             await anyio.sleep(0.01)
 
 

@@ -34,7 +34,7 @@ def make(**options) -> KieEmulator:
 async def wait_until(condition, timeout: float = 5.0) -> None:
     """Poll ``condition()`` until it is true (callbacks arrive from the emulator's loop)."""
     with anyio.fail_after(timeout):
-        while not condition():  # noqa: ASYNC110 - a list filled by another task, no event
+        while not condition():
             await anyio.sleep(0.01)
 
 
