@@ -63,9 +63,12 @@ class AsyncRecraft:
             raise InvalidInputError("no API key: pass api_key= or set KIE_API_KEY")
         url = base_url or os.environ.get("KIE_BASE_URL") or DEFAULT_BASE_URL
         _check_base_url(url)
-        upload_url = (
-            upload_base_url or os.environ.get("KIE_UPLOAD_BASE_URL") or DEFAULT_UPLOAD_BASE_URL
-        )
+        upload_url = upload_base_url or os.environ.get("KIE_UPLOAD_BASE_URL")
+        if upload_url is None:
+            # A loopback base URL is an emulator or a local proxy: local files must not
+            # leave the machine for KIE's real upload host while someone tests offline.
+            host = urllib.parse.urlsplit(url).hostname or ""
+            upload_url = url if is_loopback_host(host) else DEFAULT_UPLOAD_BASE_URL
         _check_base_url(upload_url)
         if journal is not None and not isinstance(journal, Journal):
             raise InvalidInputError("journal must be a recraft_async.Journal")

@@ -9,7 +9,7 @@ import struct
 import tempfile
 import unicodedata
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Literal, Protocol
+from typing import IO, TYPE_CHECKING, Literal
 
 import anyio
 import anyio.to_thread
@@ -17,6 +17,7 @@ import attrs
 import httpx
 
 from ._models import Operation
+from ._transport import Transport
 from .errors import (
     APIConnectionError,
     APITimeoutError,
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 # are read by hand: a few bytes of PNG, JPEG and WEBP are enough for format and size.
 
 ImageFormat = Literal["PNG", "JPEG", "WEBP"]
+MIME_TYPES: dict[str, str] = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
 
 # Decimal units, as the service publishes them; reading "MB" as 10**6 is the stricter
 # choice, so a file we accept is never refused for its size after a paid upload.
@@ -222,29 +224,12 @@ def _webp_size(name: str, head: bytes) -> tuple[int, int]:
     raise _truncated(name, "WEBP")
 
 
-class JsonTransport(Protocol):
-    """The part of the client's transport that uploads use."""
-
-    async def request_json(
-        self,
-        method: str,
-        url: str,
-        *,
-        json: Any = None,
-        params: dict[str, str] | None = None,
-        files: Any = None,
-        data: Any = None,
-        idempotent: bool,
-    ) -> tuple[Any, str]:
-        """Send one request with auth and retries; answer the envelope's data and raw body."""
-
-
 async def upload_image(
-    transport: JsonTransport, upload_base_url: str, data: bytes, filename: str
+    transport: Transport, upload_base_url: str, data: bytes, filename: str
 ) -> str:
     """Upload image bytes to KIE's file store and return the ``downloadUrl`` to submit."""
     safe = safe_output_name(filename, "upload", _extension_of(filename, data))
-    mime = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}.get(
+    mime = MIME_TYPES.get(
         sniff_format(data[:_HEAD_BYTES]) or "", "application/octet-stream"
     )
     answer, body = await transport.request_json(
@@ -390,6 +375,9 @@ def _place(tmp: Path, root: Path, stem: str, ext: str, digest: str) -> Path:
     """Move the finished temp file to the first free ``stem[-n].ext``, or reuse an identical one."""
     for n in range(10_000):
         target = root / (f"{stem}.{ext}" if n == 0 else f"{stem}-{n}.{ext}")
+        # The name is sanitised already; this is the last line of defence all the same.
+        if Path(os.path.normpath(target)).parent != root:
+            raise ProtocolError(f"refusing to write {target} outside {root}", body=None)
         try:
             # link() fails if the name is taken, so two downloads can never clobber each other.
             os.link(tmp, target)

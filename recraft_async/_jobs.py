@@ -160,13 +160,14 @@ class Job:
     def _finish(self, status: JobStatus) -> None:
         self.status = status
         self._cancel_hook = None
-        logger.info(
-            "job %s %s: task %s%s",
-            self.operation.value,
-            status.value,
-            self.task_id,
-            f" ({self._error})" if self._error is not None else "",
-        )
+        if logger.isEnabledFor(logging.INFO):  # str(error) is not free; skip it when unused
+            logger.info(
+                "job %s %s: task %s%s",
+                self.operation.value,
+                status.value,
+                self.task_id,
+                f" ({self._error})" if self._error is not None else "",
+            )
         if self._event is not None:
             self._event.set()
         callbacks, self._callbacks = self._callbacks, None

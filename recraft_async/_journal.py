@@ -29,7 +29,7 @@ import anyio.to_thread
 import attrs
 
 from ._models import Operation
-from .errors import RecraftError
+from .errors import JournalStateError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
@@ -83,10 +83,6 @@ _ALLOWED_FROM: dict[JournalState, frozenset[JournalState | None]] = {
     _S.FAILED: frozenset(set(_S) - {_S.DOWNLOADED} | {None}),
     _S.UNCERTAIN: frozenset({_S.SUBMITTING, _S.UNCERTAIN}),
 }
-
-
-class JournalStateError(RecraftError, RuntimeError):
-    """A journal transition that the write-ahead protocol forbids (e.g. a second submit)."""
 
 
 @attrs.frozen

@@ -203,11 +203,7 @@ class Scheduler:
             url = await upload_image(
                 self.transport, self.upload_base_url, data, request.local.name
             )
-            job.request = request = attrs.evolve(request, image_url=url)
-        if fp is not None and self.journal is not None:
-            await self.journal.mark_submitting(
-                fp, request.operation, request.source, request.params
-            )
+            job.request = attrs.evolve(request, image_url=url)
         return await self._submit(job, fp), True
 
     async def _resume_from_journal(self, job: Job, fp: str) -> bool:
@@ -257,6 +253,13 @@ class Scheduler:
             async with self._pacer.slot():
                 # Shielded: a cancel must not cut a submit off mid-air and lose its task id.
                 with anyio.CancelScope(shield=True):
+                    if attempt == 0 and fp is not None and self.journal is not None:
+                        # Write-ahead, as late as possible: a run killed while it waited
+                        # for its slot has sent nothing and must not look uncertain.
+                        request = job.request
+                        await self.journal.mark_submitting(
+                            fp, request.operation, request.source, request.params
+                        )
                     started = anyio.current_time()
                     try:
                         data, raw = await self.transport.send("POST", path, json=body)

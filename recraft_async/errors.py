@@ -22,7 +22,8 @@
     ├── JobTimeoutError
     ├── JobCancelledError
     ├── ProtocolError
-    └── WebhookVerificationError
+    ├── WebhookVerificationError
+    └── JournalStateError (also RuntimeError)
 
 No exception text ever contains the API key: messages are built from the service's
 answer and our own words only.
@@ -48,6 +49,7 @@ __all__ = [
     "InvalidRequestError",
     "JobCancelledError",
     "JobTimeoutError",
+    "JournalStateError",
     "NotFoundError",
     "ProtocolError",
     "RateLimitError",
@@ -204,3 +206,7 @@ class ProtocolError(RecraftError):
 
 class WebhookVerificationError(RecraftError):
     """A callback's signature or timestamp did not verify."""
+
+
+class JournalStateError(RecraftError, RuntimeError):
+    """A journal transition the write-ahead protocol forbids (e.g. a second submit)."""

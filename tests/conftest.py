@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import pytest
+import respx
+
+import recraft_async as ra
 
 
 @pytest.fixture(
@@ -25,7 +28,9 @@ def envelope(data: object = None, code: int = 200, msg: str = "success") -> dict
     return {"code": code, "msg": msg, "data": data}
 
 
-def record(task_id: str = "t1", flag: object = 1, urls: tuple[str, ...] = ("https://cdn.test/o.png",)) -> dict[str, object]:
+def record(
+    task_id: str = "t1", flag: object = 1, urls: tuple[str, ...] = ("https://cdn.test/o.png",)
+) -> dict[str, object]:
     """A seed-dialect record-info answer body."""
     data: dict[str, object] = {
         "taskId": task_id,
@@ -42,8 +47,6 @@ def record(task_id: str = "t1", flag: object = 1, urls: tuple[str, ...] = ("http
 @pytest.fixture
 def kie():
     """A respx router standing in for the KIE API; unmatched requests fail the test."""
-    import respx
-
     with respx.mock(base_url=API, assert_all_called=False, assert_all_mocked=True) as router:
         yield router
 
@@ -51,8 +54,6 @@ def kie():
 @pytest.fixture
 def make_client():
     """Build an AsyncRecraft with test-friendly defaults (fast polling, no rate limit)."""
-    import recraft_async as ra
-
     def make(**kwargs):
         kwargs.setdefault("api_key", "sk-test-secret-123")
         kwargs.setdefault("poll", ra.PollPolicy(**FAST_POLL_KW))

@@ -28,9 +28,16 @@ def _accept(kie, operation="upscale", task_id="t1"):
             {"image_url": "https://i.test/a.jpg", "scale": 2, "format": "PNG"},
         ),
         (
-            lambda c: c.upscale("https://i.test/a.jpg", scale=4, format="JpG", callback_url="https://cb.test/h"),
+            lambda c: c.upscale(
+                "https://i.test/a.jpg", scale=4, format="JpG", callback_url="https://cb.test/h"
+            ),
             "/api/v1/recraft/upscale",
-            {"image_url": "https://i.test/a.jpg", "scale": 4, "format": "JPG", "callBackUrl": "https://cb.test/h"},
+            {
+                "image_url": "https://i.test/a.jpg",
+                "scale": 4,
+                "format": "JPG",
+                "callBackUrl": "https://cb.test/h",
+            },
         ),
         (
             lambda c: c.remove_background("https://i.test/b.png"),
@@ -38,9 +45,15 @@ def _accept(kie, operation="upscale", task_id="t1"):
             {"image_url": "https://i.test/b.png", "output_format": "PNG"},
         ),
         (
-            lambda c: c.remove_background("https://i.test/b.png", output_format="PNG", callback_url="http://127.0.0.1:9/cb"),
+            lambda c: c.remove_background(
+                "https://i.test/b.png", output_format="PNG", callback_url="http://127.0.0.1:9/cb"
+            ),
             "/api/v1/recraft/remove-background",
-            {"image_url": "https://i.test/b.png", "output_format": "PNG", "callBackUrl": "http://127.0.0.1:9/cb"},
+            {
+                "image_url": "https://i.test/b.png",
+                "output_format": "PNG",
+                "callBackUrl": "http://127.0.0.1:9/cb",
+            },
         ),
     ],
 )
@@ -59,7 +72,7 @@ async def test_exact_wire_bodies(kie, make_client, call, path, body):
 
 
 async def test_result_carries_record_and_times(kie, make_client):
-    """await job gives a frozen Result with urls, times and the TaskRecord."""
+    """Awaiting a job gives a frozen Result with urls, times and the TaskRecord."""
     _accept(kie)
     async with make_client() as client:
         job = client.upscale("https://i.test/a.jpg")
@@ -202,7 +215,9 @@ def test_bad_configuration_is_refused(kwargs):
 async def test_key_never_in_repr_errors_or_logs(kie, make_client, caplog):
     """The key appears in no repr, exception text or log line, at any level."""
     caplog.set_level(logging.DEBUG)
-    kie.post("/api/v1/recraft/upscale").respond(json=envelope(None, 401, "You do not have access permissions"))
+    kie.post("/api/v1/recraft/upscale").respond(
+        json=envelope(None, 401, "You do not have access permissions")
+    )
     kie.get("/api/v1/recraft/remove-background/record-info").mock(
         side_effect=[httpx.ConnectError("boom"), httpx.Response(200, json=record("t2"))]
     )
@@ -212,7 +227,12 @@ async def test_key_never_in_repr_errors_or_logs(kie, make_client, caplog):
         with pytest.raises(ra.AuthenticationError) as caught:
             await failing
         await client.resume("t2", "remove-background")
-        texts = [repr(client), repr(client._scheduler.transport), str(caught.value), repr(caught.value)]
+        texts = [
+            repr(client),
+            repr(client._scheduler.transport),
+            str(caught.value),
+            repr(caught.value),
+        ]
     assert caught.value.code == 401
     assert caught.value.http_status == 200
     assert caplog.records, "the scenario should have logged"
@@ -239,7 +259,13 @@ async def test_market_dialect_end_to_end(kie, make_client):
     """dialect='market' speaks createTask and recordInfo."""
     create = kie.post("/api/v1/jobs/createTask").respond(json=envelope({"taskId": "m1"}))
     kie.get("/api/v1/jobs/recordInfo").respond(
-        json=envelope({"taskId": "m1", "state": "success", "resultJson": json.dumps({"resultUrls": ["https://o/m.png"]})})
+        json=envelope(
+            {
+                "taskId": "m1",
+                "state": "success",
+                "resultJson": json.dumps({"resultUrls": ["https://o/m.png"]}),
+            }
+        )
     )
     async with make_client(dialect="market") as client:
         result = await client.remove_background("https://i.test/a.jpg")

@@ -3,6 +3,7 @@
 import io
 import json
 
+import anyio
 import httpx
 import pytest
 from conftest import envelope, record
@@ -25,7 +26,12 @@ def _png(size=(64, 48)):
 
 def _mock_upload(kie, url="https://files.test/u/a.png"):
     return kie.post(f"{UPLOADS}/api/file-stream-upload").respond(
-        json={"success": True, "code": 200, "msg": "ok", "data": {"downloadUrl": url, "fileName": "a.png"}}
+        json={
+            "success": True,
+            "code": 200,
+            "msg": "ok",
+            "data": {"downloadUrl": url, "fileName": "a.png"},
+        }
     )
 
 
@@ -38,7 +44,9 @@ async def test_path_input_is_uploaded_then_submitted(kie, make_client, tmp_path)
     kie.get(READ).respond(json=record("t1"))
     async with make_client(upload_base_url=UPLOADS) as client:
         result = await client.upscale(path, scale=4)
-    assert json.loads(submit.calls.last.request.content)["image_url"] == "https://files.test/u/a.png"
+    assert (
+        json.loads(submit.calls.last.request.content)["image_url"] == "https://files.test/u/a.png"
+    )
     sent = upload.calls.last.request
     assert sent.headers["authorization"] == "Bearer sk-test-secret-123"
     assert b'name="file"; filename="photo.png"' in sent.content
@@ -63,7 +71,9 @@ async def test_bytes_input_is_uploaded(kie, make_client):
         ("small", "remove_background", "256"),
     ],
 )
-async def test_bad_local_files_raise_before_sending(kie, make_client, tmp_path, content, operation, why):
+async def test_bad_local_files_raise_before_sending(
+    kie, make_client, tmp_path, content, operation, why
+):
     """A missing, non-image or out-of-limits file raises InvalidInputError naming it."""
     path = tmp_path / "input.png"
     if content == "small":
@@ -157,7 +167,9 @@ async def test_client_leaves_a_journal_it_did_not_open(kie, make_client, tmp_pat
 async def test_download_streams_without_the_key(kie, make_client, tmp_path):
     """download() writes the image under a safe name and never sends our key there."""
     image = _png()
-    cdn = kie.get("https://cdn.test/out/x.png").respond(content=image, headers={"Content-Type": "image/png"})
+    cdn = kie.get("https://cdn.test/out/x.png").respond(
+        content=image, headers={"Content-Type": "image/png"}
+    )
     kie.post(UPSCALE).respond(json=envelope({"taskId": "t1"}))
     kie.get(READ).respond(json=record("t1", urls=("https://cdn.test/out/x.png",)))
     async with make_client() as client:
@@ -168,3 +180,38 @@ async def test_download_streams_without_the_key(kie, make_client, tmp_path):
     assert path.read_bytes() == image
     assert "authorization" not in cdn.calls.last.request.headers
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["passwd.png"]
+
+
+async def test_waiting_for_a_submit_slot_is_not_uncertain(kie, make_client, tmp_path):
+    """A run stopped while a job waits for its rate slot leaves that input unsent, not UNCERTAIN."""
+    kie.post(UPSCALE).respond(json=envelope({"taskId": "t1"}))
+    kie.get(READ).respond(json=record("t1", flag=0, urls=()))
+
+    class Stop(Exception):
+        pass
+
+    journal = ra.Journal(tmp_path / "j.db")
+    with pytest.raises(Stop):
+        async with make_client(journal=journal, submit_rate=ra.Rate(1, per=60.0)) as client:
+            jobs = [client.upscale(f"https://i.test/{i}.png") for i in (1, 2)]
+            while not any(job.task_id for job in jobs):
+                await anyio.sleep(0.01)
+            await anyio.sleep(0.05)
+            raise Stop
+    [sent] = [job for job in jobs if job.task_id]
+    async with ra.Journal(tmp_path / "j.db") as reopened:
+        states = {entry.source: entry.state for entry in await reopened.entries()}
+    assert states == {sent.source: ra.JournalState.SUBMITTED}
+
+
+async def test_uploads_stay_on_a_loopback_base_url(kie, tmp_path):
+    """With a loopback base_url and no upload_base_url, uploads go to the same server."""
+    assert (
+        ra.AsyncRecraft(api_key="k", base_url="http://127.0.0.1:8123").upload_base_url
+        == "http://127.0.0.1:8123"
+    )
+    assert ra.AsyncRecraft(api_key="k").upload_base_url.startswith("https://")
+    assert (
+        "127.0.0.1"
+        not in ra.AsyncRecraft(api_key="k", base_url="https://api.kie.ai").upload_base_url
+    )

@@ -102,8 +102,12 @@ def test_market_states(state, expected):
 
 
 def test_market_success_reads_result_json_string():
-    """resultJson is a JSON string holding resultUrls."""
-    data = {"taskId": "m1", "state": "success", "resultJson": json.dumps({"resultUrls": ["https://o/m.png"]})}
+    """The market resultJson is a JSON string holding resultUrls."""
+    data = {
+        "taskId": "m1",
+        "state": "success",
+        "resultJson": json.dumps({"resultUrls": ["https://o/m.png"]}),
+    }
     assert _parse(MARKET, data).result_urls == ("https://o/m.png",)
 
 
@@ -116,14 +120,25 @@ def test_market_bad_success_is_protocol_error(result_json):
 
 def test_submit_bodies_of_both_dialects():
     """Each dialect spells the same request its own way."""
-    request = SubmitRequest(Operation.UPSCALE, "https://i/a.png", scale=4, format="JPG", callback_url="https://cb/x")
+    request = SubmitRequest(
+        Operation.UPSCALE, "https://i/a.png", scale=4, format="JPG", callback_url="https://cb/x"
+    )
     assert SEED.submit(request) == (
         "/api/v1/recraft/upscale",
-        {"image_url": "https://i/a.png", "scale": 4, "format": "JPG", "callBackUrl": "https://cb/x"},
+        {
+            "image_url": "https://i/a.png",
+            "scale": 4,
+            "format": "JPG",
+            "callBackUrl": "https://cb/x",
+        },
     )
     assert MARKET.submit(request) == (
         "/api/v1/jobs/createTask",
-        {"model": "recraft/crisp-upscale", "input": {"image": "https://i/a.png"}, "callBackUrl": "https://cb/x"},
+        {
+            "model": "recraft/crisp-upscale",
+            "input": {"image": "https://i/a.png"},
+            "callBackUrl": "https://cb/x",
+        },
     )
     assert SEED.status(Operation.REMOVE_BACKGROUND, "t9") == (
         "/api/v1/recraft/remove-background/record-info",

@@ -173,6 +173,20 @@ async def test_wrong_key_answers_http_200_with_code_401_everywhere():
     assert emu.stats.tasks_created == 0
 
 
+async def test_custom_key_and_base_url():
+    """api_key= sets the accepted key; base_url= the host in the URLs it answers."""
+    emu = make(api_key="sk-mine", base_url="http://emu.localhost:9/")
+    url = emu.add_image("c.png", CIRCLE)
+    assert url == "http://emu.localhost:9/_emulator/files/images/c.png"
+    async with emu.http_client(headers={"Authorization": "Bearer sk-mine"}) as client:
+        answer = await client.post(UPSCALE, json={"image_url": url})
+        task_id = answer.json()["data"]["taskId"]
+        data = await until_done(client, f"{UPSCALE}/record-info", task_id)
+    assert data["response"]["resultUrls"][0].startswith("http://emu.localhost:9/_emulator/")
+    async with emu.http_client(headers=KEY) as client:
+        assert (await client.get("/api/v1/chat/credit")).json()["code"] == 401
+
+
 async def test_empty_balance_answers_402_and_creates_nothing():
     """Too few credits for the price: code 402 with HTTP 200, no task, no charge."""
     emu = make(credits=3)
@@ -388,6 +402,22 @@ async def test_default_emulator_answers_in_well_under_a_second():
         for _ in range(10):
             await client.post(REMOVE, json={"image_url": url})
     assert max(t.finished - t.created for t in emu.task_info()) < 1.0
+
+
+async def test_latency_delays_every_answer_of_the_service():
+    """latency= holds each service answer back, like a network round trip."""
+    emu = make(latency=Duration.fixed(0.05))
+    url = emu.add_image("c.png", CIRCLE)
+    async with emu.http_client(headers=KEY) as client:
+        started = anyio.current_time()
+        task_id = (await client.post(UPSCALE, json={"image_url": url})).json()["data"]["taskId"]
+        await read(client, f"{UPSCALE}/record-info", task_id)
+        elapsed = anyio.current_time() - started
+        quick = anyio.current_time()
+        await client.get("/_emulator/stats")
+        side_door = anyio.current_time() - quick
+    assert elapsed >= 0.1
+    assert side_door < 0.05
 
 
 async def test_side_door_adds_images_over_http():

@@ -22,7 +22,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from recraft_async.testing import Duration, Fault, KieEmulator, sample_images, webhook_signature
+from recraft_async import webhook_signature
+from recraft_async.testing import Duration, Fault, KieEmulator, sample_images
 from recraft_async.testing._server import loopback_socket, url_of
 
 KEY = {"Authorization": "Bearer emulator-key"}
@@ -39,13 +40,20 @@ class Receiver:
         self.app = Starlette(routes=[Route("/hook", self.hook, methods=["POST"])])
 
     async def hook(self, request: Request) -> Response:
+        """Record one callback."""
         self.calls.append((dict(request.headers), await request.json(), time.time()))
         return Response(status_code=self._statuses.pop(0) if self._statuses else 200)
 
-    async def wait_for(self, count: int, timeout: float = 5.0) -> None:
-        with anyio.fail_after(timeout):
-            while len(self.calls) < count:
-                await anyio.sleep(0.01)
+    async def wait_for(self, count: int) -> None:
+        """Wait until ``count`` callbacks arrived."""
+        await eventually(lambda: len(self.calls) >= count)
+
+
+async def eventually(condition, timeout: float = 5.0) -> None:
+    """Wait until ``condition()`` holds; it changes in other threads, so poll it."""
+    with anyio.fail_after(timeout):
+        while not condition():
+            await anyio.sleep(0.01)
 
 
 @contextlib.asynccontextmanager
@@ -55,9 +63,7 @@ async def listening(receiver: Receiver):
     server = uvicorn.Server(uvicorn.Config(receiver.app, log_level="warning", lifespan="off"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
-    with anyio.fail_after(5):
-        while not server.started:
-            await anyio.sleep(0.01)
+    await eventually(lambda: server.started)
     try:
         yield f"{url_of(sock)}/hook"
     finally:
@@ -87,6 +93,8 @@ async def test_callback_carries_the_final_record_and_a_valid_signature():
     async with listening(receiver) as hook, emu:
         task_id = await submit(emu, {"image_url": url, "callBackUrl": hook})
         await receiver.wait_for(1)
+        # The receiver records before it answers; the count follows the answer.
+        await eventually(lambda: emu.stats.callbacks_delivered == 1)
     headers, body, arrived = receiver.calls[0]
     assert body["code"] == 200
     assert body["data"]["taskId"] == task_id
@@ -140,7 +148,7 @@ async def test_failed_deliveries_are_retried():
     async with listening(receiver) as hook, emu:
         await submit(emu, {"image_url": url, "callBackUrl": hook})
         await receiver.wait_for(3)
-        await anyio.sleep(0.05)
+        await eventually(lambda: emu.stats.callbacks_delivered == 1)
     assert len(receiver.calls) == 3
     assert emu.stats.callbacks_sent == 3
     assert emu.stats.callbacks_delivered == 1
@@ -154,9 +162,7 @@ async def test_delivery_gives_up_after_the_retries():
     async with listening(receiver) as hook, emu:
         await submit(emu, {"image_url": url, "callBackUrl": hook})
         await receiver.wait_for(3)
-        with anyio.fail_after(5):
-            while emu.stats.callbacks_failed == 0:
-                await anyio.sleep(0.01)
+        await eventually(lambda: emu.stats.callbacks_failed > 0)
     assert len(receiver.calls) == 3
     assert emu.callbacks_pending == 0
 
@@ -169,9 +175,7 @@ async def test_unreachable_receiver_counts_as_a_failed_delivery():
     emu, url = make()
     async with emu:
         await submit(emu, {"image_url": url, "callBackUrl": dead})
-        with anyio.fail_after(5):
-            while emu.stats.callbacks_failed == 0:
-                await anyio.sleep(0.01)
+        await eventually(lambda: emu.stats.callbacks_failed > 0)
     assert emu.stats.callbacks_sent == 3
 
 
@@ -197,9 +201,7 @@ async def test_callbacks_only_go_to_loopback_addresses():
     emu, url = make(duration=Duration.fixed(0))
     async with emu:
         await submit(emu, {"image_url": url, "callBackUrl": "http://example.invalid/hook"})
-        with anyio.fail_after(5):
-            while emu.stats.callbacks_refused == 0:
-                await anyio.sleep(0.01)
+        await eventually(lambda: emu.stats.callbacks_refused > 0)
     assert emu.stats.callbacks_sent == 0
 
 
@@ -225,6 +227,19 @@ async def test_callbacks_wait_until_the_emulator_runs():
         await submit(emu, {"image_url": url, "callBackUrl": hook})
         await anyio.sleep(0.05)
         assert receiver.calls == []
+        assert emu.callbacks_pending == 1
+        async with emu:
+            await receiver.wait_for(1)
+
+
+async def test_callbacks_scheduled_after_the_run_wait_for_the_next():
+    """A task submitted after ``async with`` ended keeps its callback for the next run."""
+    receiver = Receiver()
+    emu, url = make(duration=Duration.fixed(0))
+    async with listening(receiver) as hook:
+        async with emu:
+            pass
+        await submit(emu, {"image_url": url, "callBackUrl": hook})
         assert emu.callbacks_pending == 1
         async with emu:
             await receiver.wait_for(1)

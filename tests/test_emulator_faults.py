@@ -9,8 +9,15 @@ import pytest
 pytest.importorskip("PIL")
 pytest.importorskip("starlette")
 
-from recraft_async.testing import Duration, Fault, FaultKind, FaultPlan, KieEmulator, Target
-from recraft_async.testing import sample_images
+from recraft_async.testing import (
+    Duration,
+    Fault,
+    FaultKind,
+    FaultPlan,
+    KieEmulator,
+    Target,
+    sample_images,
+)
 
 KEY = {"Authorization": "Bearer emulator-key"}
 UPSCALE = "/api/v1/recraft/upscale"
@@ -27,7 +34,7 @@ def make(**options) -> tuple[KieEmulator, str]:
 
 @pytest.mark.anyio
 async def test_scripted_503s_hit_the_next_submits_then_pass():
-    """"The next 2 submits answer 503": HTTP 503 with code 503, no task; the third lands."""
+    """The next 2 submits answer 503 (HTTP and body), make no task; the third lands."""
     emu, url = make()
     emu.faults.next("submit", Fault.http(503), Fault.http(503))
     async with emu.http_client(headers=KEY) as client:
@@ -102,7 +109,7 @@ async def test_drop_in_process_raises_what_httpx_raises_for_a_hang_up():
 
 @pytest.mark.anyio
 async def test_drop_after_processing_leaves_a_paid_task_behind():
-    """"Processed, then the connection drops": one task, one charge, no answer."""
+    """Processed, then the connection drops: one task, one charge, no answer."""
     emu, url = make()
     emu.faults.next("submit", Fault.drop(processed=True))
     async with emu.http_client(headers=KEY) as client:
@@ -148,6 +155,37 @@ async def test_new_task_answers_not_found_for_its_first_reads():
             (await client.get(READ, params={"taskId": task_id})).json()["code"] for _ in range(3)
         ]
     assert codes == [404, 404, 200]
+
+
+@pytest.mark.anyio
+async def test_new_task_can_hide_for_some_seconds():
+    """With seconds=, every read within that time after creation answers 404."""
+    emu, url = make()
+    emu.faults.next("task", Fault.not_found(0, seconds=0.2))
+    async with emu.http_client(headers=KEY) as client:
+        task_id = (await client.post(UPSCALE, json={"image_url": url})).json()["data"]["taskId"]
+        early = [
+            (await client.get(READ, params={"taskId": task_id})).json()["code"] for _ in range(3)
+        ]
+        await anyio.sleep(0.2)
+        late = (await client.get(READ, params={"taskId": task_id})).json()["code"]
+    assert early == [404, 404, 404]
+    assert late == 200
+
+
+@pytest.mark.anyio
+async def test_http_faults_can_carry_retry_after():
+    """An injected 429 or 503 may say when to come back, in seconds and milliseconds."""
+    emu, url = make()
+    emu.faults.next("submit", Fault.http(429, retry_after=1.5), Fault.http(503))
+    async with emu.http_client(headers=KEY) as client:
+        limited = await client.post(UPSCALE, json={"image_url": url})
+        plain = await client.post(UPSCALE, json={"image_url": url})
+    assert (limited.status_code, limited.json()["code"]) == (429, 429)
+    assert limited.headers["Retry-After"] == "2"
+    assert limited.headers["retry-after-ms"] == "1500"
+    assert "Retry-After" not in plain.headers
+    assert emu.stats.rate_limited == 0  # injected, not the emulator's own limiter
 
 
 @pytest.mark.anyio
@@ -233,6 +271,8 @@ def test_faults_must_fit_their_target():
         ("http:503", Fault.http(503)),
         ("http", Fault.http(500)),
         ("http:500+processed", Fault.http(500, processed=True)),
+        ("http:429:2.5", Fault.http(429, retry_after=2.5)),
+        ("notfound:0.5s", Fault.not_found(0, seconds=0.5)),
         ("body:500", Fault.body(500)),
         ("drop", Fault.drop()),
         ("drop+processed", Fault.drop(processed=True)),

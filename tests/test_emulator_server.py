@@ -105,7 +105,7 @@ async def test_serve_refuses_addresses_other_than_loopback():
 
 
 def test_the_process_runner_prints_its_url_and_serves(tmp_path):
-    """python -m recraft_async.testing: base URL on stdout when ready, samples on stderr."""
+    """Python -m recraft_async.testing: base URL on stdout when ready, samples on stderr."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     command = [
         sys.executable,
@@ -121,6 +121,8 @@ def test_the_process_runner_prints_its_url_and_serves(tmp_path):
         "submit=http:503*1",
         "--fault",
         "status=http:500@0",
+        "--latency",
+        "fixed:0.001",
         "--samples",
         "--seed",
         "3",
@@ -157,7 +159,7 @@ def test_the_process_runner_prints_its_url_and_serves(tmp_path):
 def test_the_process_runner_refuses_bad_options():
     """Bad durations exit with a usage error."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run(  # noqa: S603
+    done = subprocess.run(
         [sys.executable, "-m", "recraft_async.testing", "--duration", "gamma:1"],
         capture_output=True,
         text=True,
@@ -167,3 +169,28 @@ def test_the_process_runner_refuses_bad_options():
     )
     assert done.returncode == 2
     assert "duration" in done.stderr
+
+
+@pytest.mark.anyio
+async def test_answers_do_not_wait_for_delayed_acks():
+    """TCP_NODELAY is on: sequential requests take about a millisecond, not 40."""
+    async with serve(make()) as base_url, httpx.AsyncClient(base_url=base_url) as client:
+        await client.get("/_emulator/stats")
+        started = anyio.current_time()
+        for _ in range(20):
+            await client.get("/_emulator/stats")
+        elapsed = anyio.current_time() - started
+    assert elapsed < 0.4
+
+
+@pytest.mark.anyio
+async def test_one_emulator_can_be_served_again_and_keeps_its_tasks():
+    """Serving twice in a row works; tasks and balance survive between the two."""
+    emu = make()
+    url = emu.add_image("c.png", CIRCLE)
+    async with serve(emu) as first, httpx.AsyncClient(base_url=first, headers=KEY) as client:
+        task_id = (await client.post(UPSCALE, json={"image_url": url})).json()["data"]["taskId"]
+    async with serve(emu) as second, httpx.AsyncClient(base_url=second, headers=KEY) as client:
+        record = await client.get(f"{UPSCALE}/record-info", params={"taskId": task_id})
+    assert record.json()["data"]["successFlag"] == 1
+    assert emu.credits == 100_000 - 2

@@ -52,7 +52,12 @@ async def test_stream_upload_takes_the_part_name_when_no_file_name_is_given():
         )
         missing = await client.post("/api/file-stream-upload", data={"uploadPath": "x"})
     assert answer.json()["data"]["filePath"] == "uploads/part.png"
-    assert missing.json() == {"success": False, "code": 400, "msg": "file is required", "data": None}
+    assert missing.json() == {
+        "success": False,
+        "code": 400,
+        "msg": "file is required",
+        "data": None,
+    }
 
 
 async def test_base64_upload_accepts_plain_and_data_url_payloads():
@@ -107,7 +112,5 @@ async def test_an_uploaded_file_is_a_valid_image_url():
         url = upload.json()["data"]["downloadUrl"]
         submit = await client.post("/api/v1/recraft/upscale", json={"image_url": url})
         task_id = submit.json()["data"]["taskId"]
-        record = await client.get(
-            "/api/v1/recraft/upscale/record-info", params={"taskId": task_id}
-        )
+        record = await client.get("/api/v1/recraft/upscale/record-info", params={"taskId": task_id})
     assert record.json()["data"]["successFlag"] == 1

@@ -415,3 +415,16 @@ async def test_upload_image_through_the_real_transport():
     assert b'name="fileName"\r\n\r\na.png' in body
     assert b'name="file"; filename="a.png"' in body
     assert "fileName" in (info.value.body or "")
+
+
+def test_place_refuses_a_name_outside_the_folder(tmp_path):
+    """The final check holds even if an unsanitised stem ever reached it."""
+    from recraft_async._files import _place  # noqa: PLC0415 - a private last line of defence
+
+    tmp = tmp_path / "t.part"
+    tmp.write_bytes(b"x")
+    root = tmp_path / "out"
+    root.mkdir()
+    with pytest.raises(ProtocolError, match="outside"):
+        _place(tmp, root, "../escape", "png", "0" * 64)
+    assert not (tmp_path / "escape.png").exists()

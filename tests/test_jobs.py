@@ -17,7 +17,9 @@ READ = "/api/v1/recraft/upscale/record-info"
 def _slow_service(kie, finished):
     """Tasks t1, t2, ... finish only once their id is in ``finished``."""
     counter = iter(range(1, 10_000))
-    kie.post(UPSCALE).mock(side_effect=lambda _: httpx.Response(200, json=envelope({"taskId": f"t{next(counter)}"})))
+    kie.post(UPSCALE).mock(
+        side_effect=lambda _: httpx.Response(200, json=envelope({"taskId": f"t{next(counter)}"}))
+    )
 
     def read(request):
         task_id = request.url.params["taskId"]
@@ -140,7 +142,6 @@ async def test_as_completed_yields_in_finishing_order(kie, make_client):
     """as_completed yields each job once, in the order they finish."""
     finished = set()
     _slow_service(kie, finished)
-    order = []
     async with make_client() as client:
         jobs = [client.upscale(f"https://i.test/{i}.png") for i in range(3)]
         await _until(lambda: all(job.task_id for job in jobs))
@@ -152,8 +153,7 @@ async def test_as_completed_yields_in_finishing_order(kie, make_client):
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(finish_in_reverse)
-            async for job in client.as_completed([*jobs, jobs[0]]):
-                order.append(job.task_id)
+            order = [job.task_id async for job in client.as_completed([*jobs, jobs[0]])]
     assert order == ["t3", "t1", "t2"]
 
 
@@ -234,8 +234,12 @@ async def test_leaving_by_exception_stops_jobs_and_logs_task_ids(kie, make_clien
 async def test_thousands_of_handles_are_fine(kie, make_client):
     """Scheduling thousands of jobs returns at once, and they all complete."""
     counter = iter(range(1, 100_000))
-    kie.post(UPSCALE).mock(side_effect=lambda _: httpx.Response(200, json=envelope({"taskId": f"t{next(counter)}"})))
-    kie.get(READ).mock(side_effect=lambda r: httpx.Response(200, json=record(r.url.params["taskId"])))
+    kie.post(UPSCALE).mock(
+        side_effect=lambda _: httpx.Response(200, json=envelope({"taskId": f"t{next(counter)}"}))
+    )
+    kie.get(READ).mock(
+        side_effect=lambda r: httpx.Response(200, json=record(r.url.params["taskId"]))
+    )
     async with make_client(max_in_flight=64) as client:
         jobs = [client.upscale(f"https://i.test/{i}.png") for i in range(2_000)]
         assert sum(job.status is ra.JobStatus.QUEUED for job in jobs) == 2_000

@@ -1,6 +1,7 @@
 """The public face: __all__ is exactly the public names, and nothing leaks."""
 
 import inspect
+from importlib.resources import files
 
 import recraft_async
 from recraft_async import errors
@@ -58,6 +59,4 @@ def test_error_tree_shape():
 
 def test_py_typed_ships():
     """The package declares its type hints."""
-    from importlib.resources import files
-
     assert files("recraft_async").joinpath("py.typed").is_file()

@@ -27,7 +27,8 @@ class FakeService:
         self.pending = 0
         self.max_pending = 0
 
-    def submit(self, request):
+    def submit(self, _request):
+        """Answer a submit with a new task id."""
         self.submit_times.append(anyio.current_time())
         task_id = f"t{next(self.ids)}"
         self.reads[task_id] = 0
@@ -36,6 +37,7 @@ class FakeService:
         return httpx.Response(200, json=envelope({"taskId": task_id}))
 
     def read(self, request):
+        """Answer a status read: running until the task's read budget is spent."""
         task_id = request.url.params["taskId"]
         self.reads[task_id] += 1
         if self.reads[task_id] < self.reads_to_finish:
@@ -45,6 +47,7 @@ class FakeService:
         return httpx.Response(200, json=record(task_id, urls=(f"https://cdn.test/{task_id}.png",)))
 
     def install(self, kie):
+        """Route the router's submits and reads here."""
         submit = kie.post(UPSCALE).mock(side_effect=self.submit)
         kie.get(READ).mock(side_effect=self.read)
         return submit
@@ -121,7 +124,16 @@ async def test_429_retries_are_bounded(kie, make_client):
         httpx.Response(200, text="not json"),
         httpx.Response(200, json=envelope({"id": "no-task-id"})),
     ],
-    ids=["read-timeout", "disconnect", "reset", "http-500", "body-500", "502", "non-json", "no-taskid"],
+    ids=[
+        "read-timeout",
+        "disconnect",
+        "reset",
+        "http-500",
+        "body-500",
+        "502",
+        "non-json",
+        "no-taskid",
+    ],
 )
 async def test_never_resubmits_when_the_submit_may_have_landed(kie, make_client, failure):
     """An answer lost after sending fails the job as uncertain, with one request only."""
@@ -253,7 +265,9 @@ async def test_poll_follows_the_policy_schedule(kie, make_client):
     def read(request):
         times.append(anyio.current_time())
         flag = 1 if len(times) == 4 else 0
-        return httpx.Response(200, json=record(flag=flag, urls=("https://o/x.png",) if flag else ()))
+        return httpx.Response(
+            200, json=record(flag=flag, urls=("https://o/x.png",) if flag else ())
+        )
 
     kie.post(UPSCALE).respond(json=envelope({"taskId": "t1"}))
     kie.get(READ).mock(side_effect=read)
@@ -261,8 +275,9 @@ async def test_poll_follows_the_policy_schedule(kie, make_client):
     async with make_client(poll=poll) as client:
         await client.upscale("https://i.test/a.png")
     gaps = [b - a for a, b in itertools.pairwise(times)]
-    assert [round(g, 2) >= want - 0.005 for g, want in zip(gaps, [0.1, 0.15, 0.15])] == [True] * 3
-    assert all(g < want + 0.1 for g, want in zip(gaps, [0.1, 0.15, 0.15]))
+    # Lower bounds only: a loaded machine may read late, never early.
+    wanted = [0.1, 0.15, 0.15]
+    assert all(gap >= want - 0.005 for gap, want in zip(gaps, wanted, strict=True))
 
 
 @pytest.mark.parametrize(("flag", "state"), [(2, "failed"), (3, "create-failed"), ("2", "failed")])
@@ -276,7 +291,12 @@ async def test_failed_tasks_raise_task_failed(kie, make_client, flag, state):
         with pytest.raises(ra.TaskFailedError) as caught:
             await client.upscale("https://i.test/a.png")
     error = caught.value
-    assert (error.task_id, error.state, error.code, error.message) == ("t1", state, 422, "image too small")
+    assert (error.task_id, error.state, error.code, error.message) == (
+        "t1",
+        state,
+        422,
+        "image too small",
+    )
 
 
 async def test_bad_record_fails_the_job_with_protocol_error(kie, make_client):

@@ -64,7 +64,9 @@ def test_http_error_with_ok_body_still_fails():
 def test_rate_limit_carries_retry_after():
     """A 429 reads Retry-After into .retry_after."""
     with pytest.raises(ra.RateLimitError) as caught:
-        decode_envelope(_response(429, json={"code": 429, "msg": "slow"}, headers={"Retry-After": "4"}))
+        decode_envelope(
+            _response(429, json={"code": 429, "msg": "slow"}, headers={"Retry-After": "4"})
+        )
     assert caught.value.retry_after == 4.0
 
 

@@ -13,7 +13,10 @@ NOW = 1_760_000_000.0
 
 def _signed(task_id="t1", at=NOW, key=KEY):
     timestamp = str(int(at))
-    return {"X-Webhook-Timestamp": timestamp, "X-Webhook-Signature": ra.webhook_signature(key, task_id, timestamp)}
+    return {
+        "X-Webhook-Timestamp": timestamp,
+        "X-Webhook-Signature": ra.webhook_signature(key, task_id, timestamp),
+    }
 
 
 def test_unsigned_callback_parses_without_a_key():

@@ -2,26 +2,78 @@
 
 ::
 
-    from recraft_async.testing import KieEmulator, serve
+    from recraft_async.testing import KieEmulator, sample_images, serve
 
-    emulator = KieEmulator(time_scale=0.001)
-    url = emulator.add_image("cat.png", png_bytes)
-    async with serve(emulator) as base_url:
-        ...  # point the client at base_url (both base_url and upload_base_url)
+    emulator = KieEmulator(time_scale=0.001)          # tasks take ~20 ms instead of ~20 s
+    url = emulator.add_image(*sample_images()[0])     # an image_url the emulator serves
+    async with serve(emulator) as base_url:           # http://127.0.0.1:<port>
+        async with AsyncRecraft(api_key=emulator.api_key, base_url=base_url,
+                                upload_base_url=base_url) as client:
+            result = await client.upscale(url, scale=4)
+    assert emulator.stats.submits[("upscale", url)] == 1
 
-Needs the ``emulator`` extra (Pillow, starlette, uvicorn).
+In-process, without a socket: ``emulator.http_client()`` (an httpx client over
+``httpx.ASGITransport(app=emulator.app)``); run ``async with emulator:`` for callbacks.
+
+Endpoints: ``POST /api/v1/recraft/{upscale,remove-background}`` and their
+``/record-info?taskId=``, ``POST /api/v1/jobs/createTask``, ``GET /api/v1/jobs/recordInfo``,
+``GET /api/v1/chat/credit``, ``POST /api/file-{stream,base64,url}-upload``; the side door
+``/_emulator/{files,results,images}/...``, ``GET /_emulator/stats``,
+``GET /_emulator/tasks`` (exact finish times) and ``POST /_emulator/faults``.
+
+Faults (``emulator.faults``): ``next(target, *faults)`` scripts the next events,
+``chance(target, fault, p)`` adds noise; targets ``submit``, ``status``, ``upload``,
+``task``, ``callback``. See :class:`Fault` for the kinds, and ``processed=True`` for
+"the request landed, only the answer was lost".
+
+Also: ``python -m recraft_async.testing --help`` (a separate process, for benchmarks) and
+the pytest fixtures ``kie_emulator``, ``kie_server``, ``kie_client``.
+Needs the ``emulator`` extra (Pillow, starlette, python-multipart, uvicorn).
 """
 
 from __future__ import annotations
 
-from ._callbacks import sign as webhook_signature
-from ._duration import Duration
-from ._emulator import KieEmulator
-from ._faults import Fault, FaultKind, FaultPlan, Target
-from ._images import sample_images
-from ._server import serve
-from ._stats import EmulatorStats
-from ._tasks import TaskInfo
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._duration import Duration
+    from ._emulator import KieEmulator
+    from ._faults import Fault, FaultKind, FaultPlan, Target
+    from ._images import sample_images
+    from ._server import serve
+    from ._stats import EmulatorStats
+    from ._tasks import TaskInfo
+
+# Loaded on first use, so that importing the pytest plugin (a submodule, which imports
+# this package first) never needs the optional dependencies.
+_HOMES = {
+    "Duration": ("._duration", "Duration"),
+    "EmulatorStats": ("._stats", "EmulatorStats"),
+    "Fault": ("._faults", "Fault"),
+    "FaultKind": ("._faults", "FaultKind"),
+    "FaultPlan": ("._faults", "FaultPlan"),
+    "KieEmulator": ("._emulator", "KieEmulator"),
+    "Target": ("._faults", "Target"),
+    "TaskInfo": ("._tasks", "TaskInfo"),
+    "sample_images": ("._images", "sample_images"),
+    "serve": ("._server", "serve"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module, attribute = _HOMES[name]
+    except KeyError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(module, __name__), attribute)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])
+
 
 __all__ = [
     "Duration",
@@ -34,5 +86,4 @@ __all__ = [
     "TaskInfo",
     "sample_images",
     "serve",
-    "webhook_signature",
 ]

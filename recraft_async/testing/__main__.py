@@ -1,6 +1,8 @@
 """Run the emulator as its own process (for benchmarks); prints its base URL when ready.
 
-python -m recraft_async.testing --port 0 --rate 20/10 --time-scale 0.1 \
+For example (one line)::
+
+    python -m recraft_async.testing --port 0 --rate 20/10 --time-scale 0.1
         --duration lognormal:median=20,sigma=0.5 --fault status=http:500@0.05
 """
 
@@ -41,7 +43,11 @@ def _fault(plan: FaultPlan, text: str) -> None:
 
 def parser() -> argparse.ArgumentParser:
     """The command line's options."""
-    cli = argparse.ArgumentParser(prog="python -m recraft_async.testing", description=__doc__)
+    cli = argparse.ArgumentParser(
+        prog="python -m recraft_async.testing",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     cli.add_argument("--host", default="127.0.0.1", help="a loopback address")
     cli.add_argument("--port", type=int, default=0, help="0 picks a free port")
     cli.add_argument("--api-key", default="emulator-key")
@@ -53,6 +59,12 @@ def parser() -> argparse.ArgumentParser:
         type=Duration.parse,
         default=Duration.lognormal(median=20.0, sigma=0.5),
         help="fixed:S, uniform:LO,HI or lognormal:median=M,sigma=S (seconds, before scaling)",
+    )
+    cli.add_argument(
+        "--latency",
+        type=Duration.parse,
+        default=None,
+        help="delay of every answer, like --duration but in real (unscaled) seconds",
     )
     cli.add_argument("--webhook-key", default=None)
     cli.add_argument("--seed", type=int, default=None)
@@ -84,6 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         time_scale=args.time_scale,
         faults=plan,
         seed=args.seed,
+        latency=args.latency,
     )
     sock = loopback_socket(args.host, args.port)
     emulator.base_url = url_of(sock)

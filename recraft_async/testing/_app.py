@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 from typing import TYPE_CHECKING
 
@@ -11,8 +10,9 @@ from starlette.routing import Route
 
 from recraft_async._models import Operation
 
+from ._control import ControlRoutes
 from ._faults import Target
-from ._http import FaultGuard, base_of, envelope, json_body
+from ._http import FaultGuard, base_of, envelope, json_body, retry_after_headers
 from ._tasks import MARKET_MODELS
 from ._uploads import UploadRoutes
 
@@ -74,7 +74,7 @@ class ApiRoutes:
 
     async def credit(self, request: Request) -> Response:
         """``GET /api/v1/chat/credit``: the balance."""
-        if not self._emu.check_key(request.headers.get("authorization")):
+        if not self._emu._check_key(request.headers.get("authorization")):
             return _unauthorised()
         balance = self._emu.credits
         return envelope(200, "success", int(balance) if balance.is_integer() else balance)
@@ -83,17 +83,17 @@ class ApiRoutes:
         self._emu.stats.submit_requests += 1
 
         async def handle() -> Response:
-            if not self._emu.check_key(request.headers.get("authorization")):
+            if not self._emu._check_key(request.headers.get("authorization")):
                 return _unauthorised()
             body = await json_body(request)
             parsed = _parse_market(body) if market else _parse_recraft(body, op)
             if isinstance(parsed, str):
                 return envelope(422, parsed)
             operation, image_url, scale, fmt, callback = parsed
-            refusal = self._emu.admit(operation, scale)
+            refusal = self._emu._admit(operation, scale)
             if refusal is not None:
                 return _refuse(*refusal)
-            task = await self._emu.create_task(
+            task = self._emu._create_task(
                 operation,
                 dialect="market" if market else "recraft",
                 image_url=image_url,
@@ -109,14 +109,15 @@ class ApiRoutes:
 
     async def _read(self, request: Request, op: Operation | None, *, market: bool) -> Response:
         async def handle() -> Response:
-            if not self._emu.check_key(request.headers.get("authorization")):
+            if not self._emu._check_key(request.headers.get("authorization")):
                 return _unauthorised()
             task_id = request.query_params.get("taskId")
             if not task_id:
                 return envelope(422, "taskId is required")
-            task = self._emu.read_task(task_id, op)
+            task = self._emu._read_task(task_id, op)
             if task is None:
                 return envelope(404, f"task not found: {task_id}")
+            await self._emu._settle(task)
             record = task.record(time.time(), base_of(request), market=market)
             return envelope(200, "success", record)
 
@@ -130,12 +131,8 @@ def _unauthorised() -> JSONResponse:
 def _refuse(code: int, msg: str, retry_after: float | None) -> JSONResponse:
     if code != 429 or retry_after is None:
         return envelope(code, msg)
-    headers = {
-        "Retry-After": str(max(1, math.ceil(retry_after))),
-        "retry-after-ms": str(math.ceil(retry_after * 1000)),
-    }
     response = envelope(429, msg, status=429)
-    response.headers.update(headers)
+    response.headers.update(retry_after_headers(retry_after))
     return response
 
 
@@ -194,8 +191,6 @@ def _common(
 
 def build_app(emulator: KieEmulator) -> Starlette:
     """The emulator's ASGI application."""
-    from ._control import ControlRoutes  # noqa: PLC0415 - keeps the import graph one-way
-
     guard = FaultGuard(emulator)
     routes = (
         ApiRoutes(emulator, guard).routes()

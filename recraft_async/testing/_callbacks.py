@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import heapq
-import hmac
-import ipaddress
 import itertools
 import json
 import math
 import time
 import urllib.parse
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import anyio
 import httpx
+
+from recraft_async._check import is_loopback_host
+from recraft_async._webhooks import webhook_signature
 
 from ._stats import EmulatorStats
 
@@ -24,21 +23,9 @@ _CONCURRENT_DELIVERIES = 32
 _DELIVERY_TIMEOUT = 5.0
 
 
-def sign(key: str, task_id: str, timestamp: str) -> str:
-    """``X-Webhook-Signature``: base64(HMAC-SHA256(key, taskId + "." + timestamp))."""
-    digest = hmac.new(key.encode(), f"{task_id}.{timestamp}".encode(), hashlib.sha256).digest()
-    return base64.b64encode(digest).decode()
-
-
 def is_loopback(url: str) -> bool:
     """Whether ``url`` points at this machine; the emulator never calls anywhere else."""
-    host = urllib.parse.urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return is_loopback_host(urllib.parse.urlsplit(url).hostname or "")
 
 
 class CallbackDispatcher:
@@ -52,7 +39,7 @@ class CallbackDispatcher:
     def __init__(
         self,
         stats: EmulatorStats,
-        build: Callable[[str], tuple[str, dict[str, Any]] | None],
+        build: Callable[[str], Awaitable[tuple[str, dict[str, Any]] | None]],
         *,
         webhook_key: str | None,
         retry_delays: Sequence[float],
@@ -80,6 +67,13 @@ class CallbackDispatcher:
 
     async def run(self) -> None:
         """Deliver callbacks as they fall due, until cancelled."""
+        try:
+            await self._run()
+        finally:
+            # The event belongs to this loop; a later schedule() must not touch it.
+            self._wake = None
+
+    async def _run(self) -> None:
         limiter = anyio.CapacityLimiter(_CONCURRENT_DELIVERIES)
         # trust_env=False: a proxy from the environment must never carry a callback out.
         async with (
@@ -101,7 +95,7 @@ class CallbackDispatcher:
     async def _deliver(
         self, http: httpx.AsyncClient, limiter: anyio.CapacityLimiter, task_id: str, attempt: int
     ) -> None:
-        built = self._build(task_id)
+        built = await self._build(task_id)
         if built is None:
             return
         url, envelope = built
@@ -112,7 +106,8 @@ class CallbackDispatcher:
         if self._webhook_key is not None:
             timestamp = str(int(time.time()))
             headers["X-Webhook-Timestamp"] = timestamp
-            headers["X-Webhook-Signature"] = sign(self._webhook_key, task_id, timestamp)
+            signature = webhook_signature(self._webhook_key, task_id, timestamp)
+            headers["X-Webhook-Signature"] = signature
         async with limiter:
             self._stats.callbacks_sent += 1
             try:

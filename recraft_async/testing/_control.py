@@ -36,7 +36,7 @@ class ControlRoutes:
 
     async def file(self, request: Request) -> Response:
         """A stored image or upload."""
-        data = self._emu.file(request.path_params["key"])
+        data = self._emu._file(request.path_params["key"])
         if data is None:
             return PlainTextResponse("not found", status_code=404)
         self._emu.stats.downloads += 1
@@ -45,8 +45,8 @@ class ControlRoutes:
     async def result(self, request: Request) -> Response:
         """A task's result, rendered on first demand."""
         name: str = request.path_params["name"]
-        task = self._emu.task(name.rpartition(".")[0])
-        data = await self._emu.render(task) if task and task.result_name == name else None
+        task = self._emu._task(name.rpartition(".")[0])
+        data = await self._emu._render(task) if task and task.result_name == name else None
         if data is None:
             return PlainTextResponse("not found", status_code=404)
         self._emu.stats.downloads += 1
@@ -54,14 +54,14 @@ class ControlRoutes:
 
     async def add_image(self, request: Request) -> Response:
         """Store the raw body as an image (for an emulator in another process)."""
-        key = self._emu.store(f"images/{request.path_params['name']}", await request.body())
+        key = self._emu._store(f"images/{request.path_params['name']}", await request.body())
         return JSONResponse({"url": self._emu.url_for(key, base_of(request))})
 
     async def stats(self, _request: Request) -> Response:
         """The counters, the balance and the callbacks still to send."""
         body = self._emu.stats.as_json()
         body["credits"] = self._emu.credits
-        body["callbacksPending"] = self._emu.callbacks_pending
+        body["callbacks_pending"] = self._emu.callbacks_pending
         return JSONResponse(body)
 
     async def tasks(self, _request: Request) -> Response:

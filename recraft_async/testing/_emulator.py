@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import heapq
+import hmac
 import random
 import threading
 import time
@@ -53,7 +54,9 @@ class KieEmulator:
     ``.app`` is its ASGI application; drive it in-process with ``httpx.ASGITransport`` or
     on a real loopback port with :func:`serve`. Callbacks are sent only while the emulator
     runs: inside ``async with emulator:`` (the fixtures and ``serve`` do it for you).
-    Processing times are ``duration`` samples multiplied by ``time_scale``.
+    Processing times are ``duration`` samples multiplied by ``time_scale``; ``latency``
+    (real seconds, not scaled) delays every answer of the service's endpoints, like a
+    network round trip.
     """
 
     def __init__(
@@ -70,6 +73,7 @@ class KieEmulator:
         base_url: str = DEFAULT_BASE_URL,
         callback_retry_delays: Sequence[float] = (0.2, 0.5, 1.0),
         callback_transport: httpx.AsyncBaseTransport | None = None,
+        latency: Duration | None = None,
     ) -> None:
         if time_scale < 0:
             raise ValueError("time_scale must be >= 0")
@@ -77,6 +81,7 @@ class KieEmulator:
         self.rate = rate
         self.duration = duration
         self.time_scale = time_scale
+        self.latency = latency
         self.base_url = base_url.rstrip("/")
         self.faults = faults if faults is not None else FaultPlan(seed)
         self.stats = EmulatorStats(faults=self.faults.injected)
@@ -105,7 +110,7 @@ class KieEmulator:
     def app(self) -> ASGIApp:
         """The ASGI application serving every endpoint."""
         if self._app is None:
-            from ._app import build_app  # noqa: PLC0415 - the app imports this module
+            from ._app import build_app  # noqa: PLC0415 - starlette loads only when asked for
 
             self._app = build_app(self)
         return self._app
@@ -126,14 +131,14 @@ class KieEmulator:
 
     def add_image(self, name: str, data: bytes) -> str:
         """Store ``data`` under ``name``; answer the URL to pass as ``image_url``."""
-        return self.url_for(self.store(f"images/{name.lstrip('/')}", data))
+        return self.url_for(self._store(f"images/{name.lstrip('/')}", data))
 
     def url_for(self, key: str, base_url: str | None = None) -> str:
         """The URL under which the stored file ``key`` is served."""
         base = self.base_url if base_url is None else base_url
         return f"{base}{FILES_PREFIX}{urllib.parse.quote(key)}"
 
-    def store(self, key: str, data: bytes) -> str:
+    def _store(self, key: str, data: bytes) -> str:
         """Store ``data`` under ``key`` (replacing it) and answer the key."""
         with self._lock:
             self._files[key] = bytes(data)
@@ -143,7 +148,7 @@ class KieEmulator:
                 del self._renders[render]
         return key
 
-    def file(self, key: str) -> bytes | None:
+    def _file(self, key: str) -> bytes | None:
         """The stored file ``key``, or None."""
         return self._files.get(key)
 
@@ -177,18 +182,16 @@ class KieEmulator:
         group.cancel_scope.cancel()
         return await group.__aexit__(exc_type, exc, tb)
 
-    # -- the rules, used by the application -----------------------------------------------
+    # -- the rules, used by the application (private to the package) ------------------------
 
-    def check_key(self, authorization: str | None) -> bool:
+    def _check_key(self, authorization: str | None) -> bool:
         """Whether the ``Authorization`` header carries this account's key."""
-        import hmac  # noqa: PLC0415 - only here
-
         scheme, _, token = (authorization or "").partition(" ")
         return scheme.lower() == "bearer" and hmac.compare_digest(
             token.strip().encode(), self.api_key.encode()
         )
 
-    def admit(self, operation: Operation, scale: int) -> tuple[int, str, float | None] | None:
+    def _admit(self, operation: Operation, scale: int) -> tuple[int, str, float | None] | None:
         """Rate limit and balance for one submit: None to go ahead, else (code, msg, retry).
 
         Synchronous on purpose: checking and taking the window slot happen with no await
@@ -208,7 +211,7 @@ class KieEmulator:
             self._window.append(now)
         return None
 
-    async def create_task(
+    def _create_task(
         self,
         operation: Operation,
         *,
@@ -220,7 +223,7 @@ class KieEmulator:
         base_url: str,
         params: dict[str, Any],
     ) -> Task:
-        """Create (and charge) a task after :meth:`admit` let it through."""
+        """Create (and charge) a task after ``_admit`` let it through."""
         now = time.time()
         fault = self.faults.draw(Target.TASK)
         key = self._resolve(image_url)
@@ -251,48 +254,59 @@ class KieEmulator:
         else:
             self._charge(task, price(operation, scale))
             task.finished = now + self.duration.sample(self._rng) * self.time_scale
-            task.outcome = SUCCESS
-            problem = await self._check(key, operation)
-            if problem is not None:
-                task.outcome, task.error_code, task.error_message = FAILED, 422, problem
-            elif fault is not None and fault.kind is FaultKind.TASK_FAILED:
+            if fault is not None and fault.kind is FaultKind.TASK_FAILED:
                 task.outcome, task.error_code, task.error_message = (
                     FAILED,
                     fault.code,
                     fault.message,
                 )
+            else:
+                # The input is checked when the task ends (see settle), not here: the
+                # service answers a submit at once and finds bad images while processing.
+                task.outcome, task.unchecked = SUCCESS, True
         if fault is not None and fault.kind is FaultKind.NOT_FOUND:
             task.not_found_reads = fault.count
+            task.hidden_until = now + fault.seconds
         self._note_pending(now, task.finished)
         if callback_url:
             self._schedule_callbacks(task)
         return task
 
-    def read_task(self, task_id: str, operation: Operation | None) -> Task | None:
+    def _read_task(self, task_id: str, operation: Operation | None) -> Task | None:
         """The task for a status read (counted), or None for "not found"."""
         self.stats.status_reads += 1
         task = self._tasks.get(task_id)
         if task is None or (operation is not None and task.operation is not operation):
             return None
         task.reads += 1
-        if task.not_found_reads > 0:
-            task.not_found_reads -= 1
-            return None
         now = time.time()
+        if task.not_found_reads > 0 or now < task.hidden_until:
+            task.not_found_reads = max(task.not_found_reads - 1, 0)
+            return None
         if task.first_final_read is None and task.status(now) != 0:
             task.first_final_read = now
         return task
 
-    def task(self, task_id: str) -> Task | None:
+    async def _settle(self, task: Task) -> None:
+        """Fix the outcome of a task that has ended: check its input (off the event loop)."""
+        if not task.unchecked or time.time() < task.finished or task.image_key is None:
+            return
+        problem = await self._check(task.image_key, task.operation)
+        if task.unchecked and problem is not None:
+            task.outcome, task.error_code, task.error_message = FAILED, 422, problem
+        task.unchecked = False
+
+    def _answer_delay(self) -> float:
+        """Seconds to hold one answer back, drawn from ``latency``."""
+        return 0.0 if self.latency is None else self.latency.sample(self._rng)
+
+    def _task(self, task_id: str) -> Task | None:
         """A task without counting a read."""
         return self._tasks.get(task_id)
 
-    def resolve_image(self, url: str) -> str | None:
-        """The store key behind ``url``, if it is one of the emulator's own files."""
-        return self._resolve(url)
-
-    async def render(self, task: Task) -> bytes | None:
+    async def _render(self, task: Task) -> bytes | None:
         """The result of a successful task, computed (off the event loop) on first demand."""
+        await self._settle(task)
         if task.status(time.time()) != SUCCESS or task.image_key is None:
             return None
         cache_key = (task.image_key, task.operation, task.scale, task.format)
@@ -310,6 +324,7 @@ class KieEmulator:
     # -- inside ------------------------------------------------------------------------------
 
     def _resolve(self, url: str) -> str | None:
+        """The store key behind ``url``, if it is one of the emulator's own files."""
         path = urllib.parse.unquote(urllib.parse.urlsplit(url).path)
         if path.startswith(FILES_PREFIX):
             key = path[len(FILES_PREFIX) :]
@@ -324,10 +339,10 @@ class KieEmulator:
     async def _check(self, key: str, operation: Operation) -> str | None:
         if key.startswith("results/") and key not in self._files:
             task = self._tasks[key.removeprefix("results/").rpartition(".")[0]]
-            rendered = await self.render(task)
+            rendered = await self._render(task)
             if rendered is None:
                 return "unreachable image"
-            self.store(key, rendered)
+            self._store(key, rendered)
         cached = self._checks.get((key, operation), ...)
         if cached is not ...:
             return cached
@@ -360,10 +375,11 @@ class KieEmulator:
         for _ in range(copies):
             self._callbacks.schedule(due, task.task_id)
 
-    def _callback_for(self, task_id: str) -> tuple[str, dict[str, Any]] | None:
+    async def _callback_for(self, task_id: str) -> tuple[str, dict[str, Any]] | None:
         task = self._tasks.get(task_id)
         if task is None or not task.callback_url:
             return None
+        await self._settle(task)
         record = task.record(time.time(), task.base_url, market=task.dialect == "market")
         ok = task.outcome == SUCCESS
         envelope = {

@@ -68,11 +68,17 @@ class Fault:
     count: int = 1
     processed: bool = False
     message: str = ""
+    retry_after: float | None = None
 
     @classmethod
-    def http(cls, status: int, *, processed: bool = False) -> Fault:
-        """Answer HTTP ``status`` (500, 502, 503, 455, ...) with a matching envelope."""
-        return cls(FaultKind.HTTP_ERROR, code=status, processed=processed)
+    def http(
+        cls, status: int, *, processed: bool = False, retry_after: float | None = None
+    ) -> Fault:
+        """Answer HTTP ``status`` (500, 502, 503, 455, ...) with a matching envelope.
+
+        With ``retry_after`` the answer carries ``Retry-After`` (and ``retry-after-ms``).
+        """
+        return cls(FaultKind.HTTP_ERROR, code=status, processed=processed, retry_after=retry_after)
 
     @classmethod
     def body(cls, code: int = 500, *, processed: bool = False) -> Fault:
@@ -105,9 +111,9 @@ class Fault:
         return cls(FaultKind.CREATE_FAILED, code=code, message=message)
 
     @classmethod
-    def not_found(cls, reads: int = 2) -> Fault:
-        """The first ``reads`` status reads of the task answer code 404."""
-        return cls(FaultKind.NOT_FOUND, count=reads)
+    def not_found(cls, reads: int = 2, *, seconds: float = 0.0) -> Fault:
+        """The task's first ``reads`` status reads, and all within ``seconds``, answer 404."""
+        return cls(FaultKind.NOT_FOUND, count=reads, seconds=seconds)
 
     @classmethod
     def duplicate_callback(cls, copies: int = 2) -> Fault:
@@ -139,18 +145,30 @@ class Fault:
 
 def _build(kind: FaultKind, arg: str, *, processed: bool) -> Fault:
     simple = {
-        FaultKind.HTTP_ERROR: lambda: Fault.http(int(arg or 500), processed=processed),
+        FaultKind.HTTP_ERROR: lambda: _http(arg, processed=processed),
         FaultKind.BODY_ERROR: lambda: Fault.body(int(arg or 500), processed=processed),
         FaultKind.DROP: lambda: Fault.drop(processed=processed),
         FaultKind.DELAY: lambda: Fault.delay(float(arg or 5), processed=processed),
         FaultKind.NON_JSON: lambda: Fault.non_json(int(arg or 200), processed=processed),
         FaultKind.TASK_FAILED: lambda: Fault.task_failed(code=int(arg or 501)),
         FaultKind.CREATE_FAILED: lambda: Fault.creation_failed(code=int(arg or 500)),
-        FaultKind.NOT_FOUND: lambda: Fault.not_found(int(arg or 2)),
+        FaultKind.NOT_FOUND: lambda: (
+            Fault.not_found(0, seconds=float(arg[:-1]))
+            if arg.endswith("s")
+            else Fault.not_found(int(arg or 2))
+        ),
         FaultKind.DUPLICATE_CALLBACK: lambda: Fault.duplicate_callback(int(arg or 2)),
         FaultKind.LATE_CALLBACK: lambda: Fault.late_callback(float(arg or 2)),
     }
     return simple[kind]()
+
+
+def _http(arg: str, *, processed: bool) -> Fault:
+    # "503" or "503:2" (the second part is Retry-After in seconds).
+    status, _, retry = arg.partition(":")
+    return Fault.http(
+        int(status or 500), processed=processed, retry_after=float(retry) if retry else None
+    )
 
 
 def _check(target: Target, fault: Fault) -> None:

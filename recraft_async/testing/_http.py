@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,7 @@ _REASONS = {
     400: "bad request",
     404: "not found",
     422: "validation error",
+    429: "rate limited",
     455: "service unavailable: maintenance",
     500: "internal server error",
     502: "bad gateway",
@@ -33,6 +35,14 @@ _GATEWAY_PAGE = "<html><head><title>{code}</title></head><body><h1>{code}</h1></
 def envelope(code: int, msg: str, data: Any = None, *, status: int = 200) -> JSONResponse:
     """KIE's answer: the body carries its own code; the HTTP status is usually 200."""
     return JSONResponse({"code": code, "msg": msg, "data": data}, status_code=status)
+
+
+def retry_after_headers(seconds: float) -> dict[str, str]:
+    """``Retry-After`` in whole seconds (at least 1), and the precise ``retry-after-ms``."""
+    return {
+        "Retry-After": str(max(1, math.ceil(seconds))),
+        "retry-after-ms": str(math.ceil(seconds * 1000)),
+    }
 
 
 def base_of(request: Request) -> str:
@@ -60,6 +70,9 @@ class FaultGuard:
         """Answer ``request`` with ``handle``, or with the fault that strikes it."""
         # Read the body first: the disconnect check below must not swallow it.
         await request.body()
+        delay = self._emu._answer_delay()
+        if delay > 0:
+            await anyio.sleep(delay)
         fault = self._emu.faults.draw(target)
         if fault is None:
             return await handle()
@@ -77,7 +90,10 @@ class FaultGuard:
 
     async def _fail(self, request: Request, fault: Fault) -> Response:
         if fault.kind is FaultKind.HTTP_ERROR:
-            return envelope(fault.code, _REASONS.get(fault.code, "error"), status=fault.code)
+            answer = envelope(fault.code, _REASONS.get(fault.code, "error"), status=fault.code)
+            if fault.retry_after is not None:
+                answer.headers.update(retry_after_headers(fault.retry_after))
+            return answer
         if fault.kind is FaultKind.BODY_ERROR:
             return envelope(fault.code, _REASONS.get(fault.code, "error"))
         if fault.kind is FaultKind.NON_JSON:

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 
 import attrs
 
+from recraft_async._files import MIME_TYPES, sniff_format
+
 if TYPE_CHECKING:
     from PIL import Image
 
@@ -101,7 +103,10 @@ def remove_background(data: bytes) -> bytes:
     distance = ImageChops.lighter(ImageChops.lighter(red, green), blue)
     span = _OPAQUE_ABOVE - _CLEAR_BELOW
     ramp = [min(255, max(0, (v - _CLEAR_BELOW) * 255 // span)) for v in range(256)]
-    alpha = distance.point(ramp).filter(ImageFilter.GaussianBlur(_EDGE_BLUR))
+    # Shrink the mask by a pixel before softening it, so the blur does not spread
+    # background-coloured pixels outwards as a pale halo.
+    mask = distance.point(ramp).filter(ImageFilter.MinFilter(3))
+    alpha = mask.filter(ImageFilter.GaussianBlur(_EDGE_BLUR))
     result = image.convert("RGBA")
     result.putalpha(alpha)
     return _encode(result, "PNG")
@@ -135,13 +140,7 @@ def sample_images(size: int = 256) -> list[tuple[str, bytes]]:
 
 def sniff_mime(data: bytes) -> str:
     """The MIME type of stored bytes, from their magic number."""
-    if data.startswith(b"\x89PNG"):
-        return "image/png"
-    if data.startswith(b"\xff\xd8"):
-        return "image/jpeg"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    return "application/octet-stream"
+    return MIME_TYPES.get(sniff_format(data) or "", "application/octet-stream")
 
 
 def _normalise_mode(image: Image.Image, *, keep_alpha: bool) -> Image.Image:

@@ -47,7 +47,9 @@ def loopback_socket(host: str, port: int) -> socket.socket:
     if host != "localhost" and not ipaddress.ip_address(host).is_loopback:
         raise ValueError(f"the emulator serves on loopback addresses only, not {host!r}")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets that say they are TCP,
+    # and without it every answer waits 40 ms for a delayed ACK.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     # Accepted connections inherit this; asyncio would set it only for sockets made with
     # proto=IPPROTO_TCP. Without it a keep-alive answer waits ~40 ms for a delayed ACK.

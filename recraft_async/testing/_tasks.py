@@ -49,6 +49,8 @@ class Task:
     params: dict[str, Any] = attrs.field(factory=dict)
     cost: float = 0.0
     not_found_reads: int = 0
+    hidden_until: float = 0.0  # reads before this moment answer "not found"
+    unchecked: bool = False  # the input is still to be checked when the task ends
     reads: int = 0
     first_final_read: float | None = None
 

@@ -99,8 +99,8 @@ class UploadRoutes:
             body = await json_body(request)
             if not isinstance(body, dict) or not isinstance(body.get("fileUrl"), str):
                 return _answer(400, "fileUrl is required")
-            key = self._emu.resolve_image(body["fileUrl"])
-            data = self._emu.file(key) if key is not None else None
+            key = self._emu._resolve(body["fileUrl"])
+            data = self._emu._file(key) if key is not None else None
             if data is None:
                 return _answer(400, f"cannot download fileUrl: {body['fileUrl']}")
             name = body.get("fileName") or key.rpartition("/")[2] if key else None
@@ -110,7 +110,7 @@ class UploadRoutes:
 
     async def _authorised(self, request: Request, handle: Any) -> Response:
         async def checked() -> Response:
-            if not self._emu.check_key(request.headers.get("authorization")):
+            if not self._emu._check_key(request.headers.get("authorization")):
                 return _answer(401, "You do not have access permissions")
             response: Response = await handle()
             return response
@@ -121,7 +121,7 @@ class UploadRoutes:
         self, request: Request, data: bytes, upload_path: object, file_name: object
     ) -> JSONResponse:
         key, name = safe_key(upload_path, file_name, data)
-        self._emu.store(key, data)
+        self._emu._store(key, data)
         self._emu.stats.uploads += 1
         return _answer(
             200,

@@ -66,6 +66,7 @@ async def kie_client(kie_emulator: KieEmulator) -> AsyncIterator[AsyncRecraft]:
         AsyncRecraft(
             api_key=kie_emulator.api_key,
             base_url=kie_emulator.base_url,
+            upload_base_url=kie_emulator.base_url,
             poll=PollPolicy(initial=0.01, factor=1.5, max_interval=0.1, timeout=30.0),
             submit_rate=kie_emulator.rate,
             http_client=http,

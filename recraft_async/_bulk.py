@@ -1,0 +1,245 @@
+"""One bulk run: check every input, journal it, submit, wait, download; nothing paid twice."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import anyio
+import anyio.to_thread
+import attrs
+
+from ._check import check_remove_background, check_upscale
+from ._files import download_to, probe_image_file, safe_output_name
+from ._inputs import InputItem, is_url
+from ._journal import Journal, JournalEntry, JournalState, fingerprint
+from ._models import Operation
+from .errors import (
+    InvalidInputError,
+    JournalStateError,
+    RecraftError,
+    SubmissionUncertainError,
+    TaskFailedError,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    import httpx
+
+    from ._client import AsyncRecraft
+    from ._jobs import Job
+    from ._progress import Reporter
+
+_S = JournalState
+
+
+@attrs.frozen
+class Work:
+    """One input, and the keyword options of the client call to make on it."""
+
+    item: InputItem
+    operation: Operation
+    options: Mapping[str, Any] = attrs.field(hash=False)
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The parameters the journal keys this work by (the client computes the same)."""
+        return params_for(self.operation, dict(self.options))
+
+
+@attrs.frozen
+class Outcome:
+    """How one input ended: ``done``, ``failed`` or ``uncertain``."""
+
+    label: str
+    state: Literal["done", "failed", "uncertain"]
+    output: Path | None = None
+    error: str | None = None
+    task_id: str | None = None
+
+
+def params_for(operation: Operation, options: Mapping[str, Any]) -> dict[str, Any]:
+    """The journal parameters the client records for ``options`` (the same key, always)."""
+    placeholder = "https://placeholder.invalid/"  # only the options are checked here
+    if operation is Operation.UPSCALE:
+        request = check_upscale(
+            placeholder, options.get("scale", 2), options.get("format", "png"), None
+        )
+    else:
+        request = check_remove_background(placeholder, options.get("output_format", "png"), None)
+    return request.params
+
+
+def work_from_entry(entry: JournalEntry) -> Work:
+    """Rebuild the work of a journal entry, for ``resume``."""
+    if is_url(entry.source):
+        item = InputItem(entry.source, url=entry.source)
+    else:
+        item = InputItem(entry.source, path=Path(entry.source))
+    return Work(item, entry.operation, dict(entry.params))
+
+
+class Batch:
+    """Runs works through a client with a journal; see ``run``."""
+
+    def __init__(
+        self,
+        client: AsyncRecraft,
+        journal: Journal,
+        http: httpx.AsyncClient,
+        *,
+        out_dir: Path,
+        reporter: Reporter,
+        concurrency: int,
+    ) -> None:
+        self.client = client
+        self.journal = journal
+        self.http = http
+        self.out_dir = out_dir
+        self.reporter = reporter
+        self._limit = anyio.CapacityLimiter(concurrency)
+
+    async def run(self, works: Sequence[Work]) -> list[Outcome]:
+        """Process every work; the outcomes come back in input order."""
+        self.reporter.start(len(works))
+        outcomes: list[Outcome | None] = [None] * len(works)
+        # First every input is checked and journalled as PENDING, so a run killed at any
+        # point can be finished by `resume` even for inputs it never reached.
+        prints: list[str | None] = [None] * len(works)
+
+        async def prepare(i: int) -> None:
+            async with self._limit:
+                result = await self._prepare(works[i])
+            if isinstance(result, Outcome):
+                outcomes[i] = result
+            else:
+                prints[i] = result
+
+        async def process(i: int, fp: str) -> None:
+            async with self._limit:
+                outcomes[i] = await self._process(works[i], fp)
+
+        async with anyio.create_task_group() as tg:
+            for i in range(len(works)):
+                tg.start_soon(prepare, i)
+        # The same image under two names is one unit of work (one fingerprint): processed
+        # once, reported for both, so that it is neither paid twice nor seen as a clash.
+        first: dict[str, int] = {}
+        copies: list[tuple[int, int]] = []
+        async with anyio.create_task_group() as tg:
+            for i, fp in enumerate(prints):
+                if fp is None:
+                    continue
+                if fp in first:
+                    copies.append((i, first[fp]))
+                    continue
+                first[fp] = i
+                tg.start_soon(process, i, fp)
+        for i, j in copies:
+            original = outcomes[j]
+            assert original is not None  # noqa: S101 - every processed work has an outcome
+            outcomes[i] = self._end(works[i], attrs.evolve(original, label=works[i].item.label))
+        return [o for o in outcomes if o is not None]
+
+    def _end(self, work: Work, outcome: Outcome) -> Outcome:
+        detail = _shown(outcome.output) if outcome.output is not None else outcome.error or ""
+        self.reporter.update(work.item.label, outcome.state, detail)
+        return outcome
+
+    async def _prepare(self, work: Work) -> str | Outcome:
+        item = work.item
+        self.reporter.update(item.label, "preparing")
+        if item.problem is not None:
+            return self._end(work, Outcome(item.label, "failed", error=item.problem))
+        try:
+            if item.path is not None:
+                path = item.path
+                await anyio.to_thread.run_sync(probe_image_file, path, work.operation)
+                fp = await anyio.to_thread.run_sync(fingerprint, work.operation, path, work.params)
+            else:
+                fp = fingerprint(work.operation, item.source, work.params)
+        except InvalidInputError as exc:
+            return self._end(work, Outcome(item.label, "failed", error=str(exc)))
+        except OSError as exc:  # the file changed between the probe and the hash
+            return self._end(work, Outcome(item.label, "failed", error=f"{item.label}: {exc}"))
+        await self.journal.add(fp, work.operation, item.source, work.params)
+        return fp
+
+    async def _process(self, work: Work, fp: str) -> Outcome:
+        label = work.item.label
+        entry = await self.journal.get(fp)
+        try:
+            # A DOWNLOADED entry whose file was deleted is fetched again from its URLs.
+            if entry is not None and await _still_there(entry):
+                return self._end(
+                    work, Outcome(label, "done", entry.output_path, None, entry.task_id)
+                )
+            if entry is not None and entry.state is _S.UNCERTAIN:
+                return self._end(work, _uncertain(label, entry.error))
+            urls, task_id = await self._result_urls(work, fp, entry)
+            self.reporter.update(label, "downloading")
+            output = await self._download(work, urls, task_id)
+            await self._mark(self.journal.mark_downloaded, fp, output)
+            return self._end(work, Outcome(label, "done", output, None, task_id))
+        except SubmissionUncertainError as exc:
+            return self._end(work, _uncertain(label, str(exc)))
+        except RecraftError as exc:
+            # The client journals failures of its own submits; a failed download or a
+            # poll that timed out leaves the entry as it was, for `resume` to finish.
+            return self._end(work, Outcome(label, "failed", error=str(exc)))
+
+    async def _result_urls(
+        self, work: Work, fp: str, entry: JournalEntry | None
+    ) -> tuple[tuple[str, ...], str]:
+        done = (_S.SUCCEEDED, _S.DOWNLOADED)
+        if entry is not None and entry.state in done and entry.result_urls and entry.task_id:
+            return entry.result_urls, entry.task_id
+        if entry is not None and entry.state is _S.SUBMITTED and entry.task_id:
+            # Polled by task id: this works even if the input file has gone since.
+            try:
+                result = await self.client.resume(entry.task_id, work.operation)
+            except TaskFailedError as exc:
+                await self._mark(self.journal.mark_failed, fp, str(exc))
+                raise
+        else:
+            self.reporter.update(work.item.label, "submitting")
+            result = await self._submit(work)
+        await self._mark(self.journal.mark_succeeded, fp, result.urls)
+        return result.urls, result.task_id
+
+    def _submit(self, work: Work) -> Job:
+        source: Any = work.item.path if work.item.path is not None else work.item.source
+        if work.operation is Operation.UPSCALE:
+            return self.client.upscale(source, **work.options)
+        return self.client.remove_background(source, **work.options)
+
+    async def _download(self, work: Work, urls: tuple[str, ...], task_id: str) -> Path:
+        hint = work.item.path.name if work.item.path is not None else work.item.source
+        extension = str(work.options.get("format", "png")).lower()
+        name = safe_output_name(hint, task_id, "jpg" if extension == "jpeg" else extension)
+        return await download_to(self.http, urls[0], self.out_dir, name)
+
+    async def _mark(self, mark: Any, fp: str, value: Any) -> None:
+        # The client journals its own jobs and may have recorded this step already.
+        with contextlib.suppress(JournalStateError):
+            await mark(fp, value)
+
+
+async def _still_there(entry: JournalEntry) -> bool:
+    if entry.state is not _S.DOWNLOADED or entry.output_path is None:
+        return False
+    return await anyio.Path(entry.output_path).is_file()
+
+
+def _shown(path: Path) -> str:
+    """A path as short as it can be said: relative to the working folder when inside it."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _uncertain(label: str, error: str | None) -> Outcome:
+    return Outcome(label, "uncertain", error=error or "the submit may have created a task")

@@ -1,0 +1,127 @@
+"""The command line's INPUT arguments: files, folders, URLs and @lists, expanded to items."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import attrs
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
+
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp"})
+# An @list may name other @lists; a cycle must end somewhere.
+_MAX_LIST_DEPTH = 8
+
+
+@attrs.frozen
+class InputItem:
+    """One image to process: a local file or a URL, or a problem found while listing it."""
+
+    label: str
+    path: Path | None = None
+    url: str | None = None
+    problem: str | None = None
+
+    @property
+    def source(self) -> str:
+        """What the journal records: the absolute path or the URL."""
+        if self.path is not None:
+            return str(self.path)
+        return self.url or self.label
+
+
+def is_url(text: str) -> bool:
+    """Whether an INPUT is an http(s) URL rather than a path."""
+    return text.lower().startswith(("http://", "https://"))
+
+
+def expand_inputs(args: Iterable[str], *, exclude: Path | None = None) -> list[InputItem]:
+    """Expand INPUT arguments in order; duplicates are kept once, problems become items."""
+    skip = exclude.resolve() if exclude is not None else None
+    seen: set[str] = set()
+    labels: set[str] = set()
+    items: list[InputItem] = []
+    for item in _expand(args, Path.cwd(), skip, depth=0):
+        key = item.source if item.problem is None else f"!{item.label}"
+        if key in seen:
+            continue
+        seen.add(key)
+        if item.label in labels:  # "a.png" from two lists in two folders: say which one
+            item = attrs.evolve(item, label=item.source)  # noqa: PLW2901
+        labels.add(item.label)
+        items.append(item)
+    return items
+
+
+def _expand(
+    args: Iterable[str], base: Path, skip: Path | None, *, depth: int
+) -> Iterator[InputItem]:
+    for raw in args:
+        arg = raw.strip()
+        if not arg:
+            continue
+        if is_url(arg):
+            yield InputItem(arg, url=arg)
+        elif arg.startswith("@"):
+            yield from _expand_list(arg, base, skip, depth=depth)
+        else:
+            yield from _expand_path(arg, base / arg, skip)
+
+
+def _expand_list(arg: str, base: Path, skip: Path | None, *, depth: int) -> Iterator[InputItem]:
+    list_path = base / arg[1:]
+    if depth >= _MAX_LIST_DEPTH:
+        yield InputItem(arg, problem=f"{arg}: lists nested too deep")
+        return
+    try:
+        text = list_path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        yield InputItem(arg, problem=f"{arg}: cannot read the list ({_reason(exc)})")
+        return
+    lines = [line.strip() for line in text.splitlines()]
+    entries = [line for line in lines if line and not line.startswith("#")]
+    # Relative paths in a list are relative to the list, so it works from any folder.
+    yield from _expand(entries, list_path.parent, skip, depth=depth + 1)
+
+
+def _expand_path(arg: str, path: Path, skip: Path | None) -> Iterator[InputItem]:
+    try:
+        if path.is_dir():
+            yield from _walk(arg, path, skip)
+            return
+        if not path.exists():
+            yield InputItem(arg, problem=f"{arg}: no such file or folder")
+            return
+    except OSError as exc:
+        yield InputItem(arg, problem=f"{arg}: {_reason(exc)}")
+        return
+    # A file named explicitly is tried whatever its suffix: the probe says what is wrong.
+    yield InputItem(arg, path=path.resolve())
+
+
+def _walk(arg: str, folder: Path, skip: Path | None) -> Iterator[InputItem]:
+    if skip is not None and folder.resolve() == skip:
+        return
+    found: list[Path] = []
+    for root, dirs, files in os.walk(folder):
+        here = Path(root)
+        # Hidden folders and our own output folder are never inputs (no re-upscaling).
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and (here / d).resolve() != skip)
+        found.extend(
+            here / f
+            for f in files
+            if not f.startswith(".") and Path(f).suffix.lower() in IMAGE_SUFFIXES
+        )
+    for path in sorted(found):
+        # Labels read as the user typed the folder: "photos/a.png", not an absolute path.
+        label = os.path.normpath(os.path.join(arg, path.relative_to(folder)))  # noqa: PTH118
+        yield InputItem(label, path=path.resolve())
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror.lower()
+    return type(exc).__name__

@@ -1,0 +1,150 @@
+"""What the command line shows while it works: a rich progress bar, or plain log lines."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import Counter
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+# States an item passes through; the last three are final.
+ACTIVE = ("preparing", "submitting", "downloading")
+FINAL = ("done", "failed", "uncertain")
+
+
+class Reporter:
+    """Plain log lines on a stream: one per finished item, for logs and pipes."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream if stream is not None else sys.stderr
+        self.total = 0
+        self.counts: Counter[str] = Counter()
+        self._where: dict[str, str] = {}
+        self._started = time.monotonic()
+
+    def __enter__(self) -> Reporter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def start(self, total: int) -> None:
+        """Announce how many items the run has."""
+        self.total = total
+        self._started = time.monotonic()
+        self.line(f"{total} image(s) to process")
+
+    def update(self, key: str, state: str, detail: str = "") -> None:
+        """Move item ``key`` to ``state``; ``detail`` says where the output went or why not."""
+        before = self._where.get(key)
+        if before is not None and before not in FINAL:
+            self.counts[before] -= 1
+        self._where[key] = state
+        self.counts[state] += 1
+        if state in FINAL:
+            self.finished(key, state, detail)
+        self.refresh()
+
+    def finished(self, key: str, state: str, detail: str) -> None:
+        """Report one item that reached a final state."""
+        done = sum(self.counts[s] for s in FINAL)
+        self.line(f"[{done}/{self.total}] {state:<9} {key}{' -> ' + detail if detail else ''}")
+
+    def refresh(self) -> None:
+        """Redraw the progress display; plain lines have none."""
+
+    def line(self, text: str) -> None:
+        """Print one message."""
+        print(f"recraft-async: {text}", file=self.stream, flush=True)
+
+    def close(self) -> None:
+        """Stop drawing."""
+
+    def rate(self) -> float:
+        """Items finished per second so far."""
+        elapsed = max(time.monotonic() - self._started, 1e-6)
+        return sum(self.counts[s] for s in FINAL) / elapsed
+
+
+class RichReporter(Reporter):
+    """A live progress bar with counts per state, throughput and ETA (needs ``rich``)."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        super().__init__(stream)
+        # Imported here: rich is the `cli` extra, not a dependency of the library.
+        from rich.console import Console  # noqa: PLC0415
+        from rich.progress import (  # noqa: PLC0415
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+
+        self.console = Console(file=self.stream)
+        self._progress: Any = Progress(
+            BarColumn(bar_width=24),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[states]}"),
+            TextColumn("{task.fields[speed]}"),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=self.console,
+            transient=False,
+        )
+        self._task: Any = None
+
+    def start(self, total: int) -> None:
+        """Start the bar."""
+        self.total = total
+        self._started = time.monotonic()
+        self._progress.start()
+        self._task = self._progress.add_task("recraft-async", total=total, states="", speed="")
+
+    def finished(self, key: str, state: str, detail: str) -> None:
+        """Print failures and uncertainties above the bar; successes only move it."""
+        if state != "done":
+            colour = "red" if state == "failed" else "yellow"
+            self.console.print(
+                f"[{colour}]{state}[/] {key}: {detail}", markup=True, highlight=False
+            )
+
+    def refresh(self) -> None:
+        """Update counts, throughput and completion."""
+        if self._task is None:
+            return
+        parts = [f"{s} {self.counts[s]}" for s in (*ACTIVE, *FINAL) if self.counts[s]]
+        self._progress.update(
+            self._task,
+            completed=sum(self.counts[s] for s in FINAL),
+            states=" · ".join(parts),
+            speed=f"{self.rate() * 60:.1f}/min",
+        )
+
+    def line(self, text: str) -> None:
+        """Print a message above the bar."""
+        self.console.print(text, markup=False, highlight=False)
+
+    def close(self) -> None:
+        """Leave the final bar on screen."""
+        if self._task is not None:
+            self.refresh()
+        self._progress.stop()
+
+
+def make_reporter(*, quiet_bar: bool = False) -> Reporter:
+    """A rich bar on a terminal (when rich is installed), else plain lines."""
+    if not quiet_bar and sys.stdout.isatty() and sys.stderr.isatty():
+        try:
+            return RichReporter()
+        except ImportError:
+            pass
+    return Reporter()

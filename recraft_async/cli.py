@@ -1,0 +1,367 @@
+"""The recraft-async command line: bulk upscale / background removal with a journal.
+
+Exit status: 0 when every input succeeded, 1 when some failed or are uncertain,
+2 for usage errors, 130 when interrupted (the journal is intact; ``resume`` finishes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import sys
+import urllib.parse
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+import anyio
+import httpx
+
+from ._bulk import Batch, Outcome, Work, work_from_entry
+from ._check import is_loopback_host
+from ._inputs import expand_inputs
+from ._journal import Journal, JournalState
+from ._models import Operation
+from ._policy import PollPolicy
+from ._progress import Reporter, make_reporter
+from .errors import RecraftError
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Sequence
+
+    from ._client import AsyncRecraft
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+DEFAULT_OUT = "recraft-out"
+JOURNAL_NAME = "journal.sqlite"
+# The emulator finishes tasks in fractions of a second; the live service's 2 s first
+# read would only make offline runs slow.
+EMULATOR_POLL = PollPolicy(initial=0.1, factor=1.5, max_interval=1.0, timeout=120.0)
+
+
+_EXAMPLES = """examples:
+  recraft-async samples && recraft-async upscale samples --emulator   # offline, no key
+  recraft-async upscale photos/ --scale 4 --format jpg --out big/
+  recraft-async remove-bg @urls.txt shop/*.png --json
+  recraft-async resume --out big/          # after Ctrl-C, a crash or kill -9
+"""
+
+
+class UsageError(Exception):
+    """A command line that cannot run; reported with exit status 2."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; answer the exit status."""
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    if arguments[:1] == ["emulator"]:
+        # Handed over whole: argparse cannot pass "--port ..." through a sub-command.
+        try:
+            from .testing.__main__ import main as serve_emulator  # noqa: PLC0415 - an extra
+        except ImportError:
+            sys.stderr.write("recraft-async: error: pip install 'recraft-async[emulator]'\n")
+            return EXIT_USAGE
+        return int(serve_emulator(arguments[1:]))
+    parser = build_parser()
+    args = parser.parse_args(arguments)
+    try:
+        return anyio.run(_run, args, backend="asyncio")
+    except UsageError as exc:
+        parser.exit(EXIT_USAGE, f"recraft-async: error: {exc}\n")
+    except KeyboardInterrupt:  # where signal handlers are unavailable (Windows)
+        _print_resume_hint(args)
+        return EXIT_INTERRUPTED
+    return EXIT_OK  # not reached: parser.exit raises SystemExit
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser, with one sub-command per action."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--out",
+        type=Path,
+        default=Path(DEFAULT_OUT),
+        help=f"output folder (default ./{DEFAULT_OUT})",
+    )
+    common.add_argument(
+        "--concurrency", type=_positive_int, default=8, help="images in flight at once (default 8)"
+    )
+    common.add_argument(
+        "--journal", type=Path, default=None, help=f"journal file (default OUT/{JOURNAL_NAME})"
+    )
+    common.add_argument("--api-key", default=None, help="KIE API key (default $KIE_API_KEY)")
+    common.add_argument("--base-url", default=None, help="API base URL (default $KIE_BASE_URL)")
+    common.add_argument("--upload-base-url", default=None, help="file upload base URL")
+    common.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+    common.add_argument(
+        "--poll-initial",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="wait before the first status read (default 2; lower it for a local emulator)",
+    )
+    common.add_argument(
+        "--emulator",
+        action="store_true",
+        help="run against the built-in emulator on loopback; no key needed",
+    )
+
+    parser = argparse.ArgumentParser(
+        prog="recraft-async",
+        description=__doc__,
+        epilog=_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    inputs_help = "files, folders (searched recursively), http(s) URLs, or @list.txt"
+    up = commands.add_parser("upscale", parents=[common], help="crisp-upscale images")
+    up.add_argument("inputs", nargs="+", metavar="INPUT", help=inputs_help)
+    up.add_argument("--scale", type=int, choices=(2, 4), default=2)
+    up.add_argument("--format", choices=("png", "jpg"), default="png")
+    rb = commands.add_parser("remove-bg", parents=[common], help="remove image backgrounds")
+    rb.add_argument("inputs", nargs="+", metavar="INPUT", help=inputs_help)
+    res = commands.add_parser("resume", parents=[common], help="finish what a journal holds")
+    res.add_argument("--retry-failed", action="store_true", help="submit failed inputs again")
+    commands.add_parser("credits", parents=[common], help="print the account's credit balance")
+    samples = commands.add_parser("samples", help="write sample images (drawn by code)")
+    samples.add_argument("folder", type=Path, nargs="?", default=Path("samples"))
+    emu = commands.add_parser(
+        "emulator", help="serve the KIE emulator for other programs", add_help=False
+    )
+    emu.add_argument(
+        "emulator_args",
+        nargs=argparse.REMAINDER,
+        help="options of python -m recraft_async.testing (--port, --time-scale...)",
+    )
+    return parser
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be >= 1")
+    return value
+
+
+async def _run(args: argparse.Namespace) -> int:
+    if args.command == "samples":
+        return await _write_samples(args.folder)
+    interrupted = False
+    async with anyio.create_task_group() as tg:
+
+        async def watch_signals() -> None:
+            nonlocal interrupted
+            with (
+                contextlib.suppress(NotImplementedError),
+                anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals,
+            ):
+                async for _ in signals:
+                    interrupted = True
+                    tg.cancel_scope.cancel()
+                    return
+
+        tg.start_soon(watch_signals)
+        # Raised after the task group, so that it is not wrapped in an exception group.
+        usage: UsageError | None = None
+        try:
+            status = await _command(args)
+        except UsageError as exc:
+            usage, status = exc, EXIT_USAGE
+        except RecraftError as exc:  # the run as a whole failed: wrong key, bad journal...
+            _say(f"recraft-async: error: {exc}", file=sys.stderr)
+            status = EXIT_FAILED
+        tg.cancel_scope.cancel()
+    if usage is not None:
+        raise usage
+    if interrupted:
+        _print_resume_hint(args)
+        return EXIT_INTERRUPTED
+    return status
+
+
+async def _command(args: argparse.Namespace) -> int:
+    if args.command == "credits":
+        async with _client(args, None) as client:
+            balance = await client.credits()
+        _say(json.dumps({"credits": balance}) if args.json else balance)
+        return EXIT_OK
+    journal_path = _journal_path(args)
+    if args.command == "resume" and not await anyio.Path(journal_path).is_file():
+        raise UsageError(f"no journal at {journal_path} (pass --journal or --out)")
+    async with Journal(journal_path) as journal:
+        works = await _works(args, journal)
+        reporter = Reporter() if args.json else make_reporter()
+        # Downloads use their own connection pool, which has never seen the API key.
+        async with (
+            _client(args, journal) as client,
+            httpx.AsyncClient(timeout=httpx.Timeout(60.0)) as http,
+        ):
+            with reporter:
+                batch = Batch(
+                    client,
+                    journal,
+                    http,
+                    out_dir=args.out,
+                    reporter=reporter,
+                    concurrency=args.concurrency,
+                )
+                outcomes = await batch.run(works)
+    return _summarise(args, outcomes, journal_path)
+
+
+async def _works(args: argparse.Namespace, journal: Journal) -> list[Work]:
+    if args.command == "resume":
+        wanted = [
+            JournalState.PENDING,
+            JournalState.SUBMITTED,
+            JournalState.SUCCEEDED,
+            JournalState.DOWNLOADED,
+            JournalState.UNCERTAIN,
+        ]
+        if args.retry_failed:
+            wanted.append(JournalState.FAILED)
+        entries = await journal.entries(wanted)
+        if not entries and not await journal.entries():
+            raise UsageError(f"the journal {_journal_path(args)} is empty")
+        failed = [] if args.retry_failed else await journal.entries([JournalState.FAILED])
+        if failed:
+            _say(
+                f"recraft-async: {len(failed)} input(s) failed earlier and are left alone;"
+                " `resume --retry-failed` submits them again",
+                file=sys.stderr,
+            )
+        return [work_from_entry(e) for e in entries]
+    if args.command == "upscale":
+        operation, params = Operation.UPSCALE, {"scale": args.scale, "format": args.format}
+    else:
+        operation, params = Operation.REMOVE_BACKGROUND, {}
+    items = await anyio.to_thread.run_sync(lambda: expand_inputs(args.inputs, exclude=args.out))
+    if not items:
+        raise UsageError("no image files found in the given inputs")
+    return [Work(item, operation, params) for item in items]
+
+
+@contextlib.asynccontextmanager
+async def _client(args: argparse.Namespace, journal: Journal | None) -> AsyncIterator[AsyncRecraft]:
+    from ._client import AsyncRecraft  # noqa: PLC0415 - keeps `--help` fast
+
+    options: dict[str, Any] = {"max_in_flight": args.concurrency, "journal": journal}
+    if args.poll_initial is not None:
+        if not args.poll_initial > 0:
+            raise UsageError("--poll-initial must be > 0")
+        default = PollPolicy()
+        options["poll"] = PollPolicy(
+            initial=args.poll_initial,
+            factor=default.factor,
+            max_interval=max(default.max_interval, args.poll_initial),
+            timeout=default.timeout,
+        )
+    if args.emulator:
+        try:
+            from .testing import KieEmulator, serve  # noqa: PLC0415 - optional extra
+        except ImportError as exc:
+            raise UsageError(
+                "--emulator needs the extra: pip install 'recraft-async[emulator]'"
+            ) from exc
+        emulator = KieEmulator()
+        async with serve(emulator) as url:
+            options.setdefault("poll", EMULATOR_POLL)
+            options.update(api_key=emulator.api_key, base_url=url, upload_base_url=url)
+            async with AsyncRecraft(**options) as client:
+                yield client
+        return
+    key = args.api_key or os.environ.get("KIE_API_KEY")
+    if not key:
+        raise UsageError("no API key: pass --api-key, set KIE_API_KEY, or use --emulator")
+    options.update(api_key=key, base_url=args.base_url)
+    if args.upload_base_url:
+        options["upload_base_url"] = args.upload_base_url
+    elif args.base_url and is_loopback_host(urllib.parse.urlsplit(args.base_url).hostname or ""):
+        # A local server under test must not have our files sent to the real upload API.
+        options["upload_base_url"] = args.base_url
+    try:
+        client = AsyncRecraft(**options)
+    except RecraftError as exc:
+        raise UsageError(str(exc)) from None
+    async with client:
+        yield client
+
+
+def _journal_path(args: argparse.Namespace) -> Path:
+    return Path(args.journal) if args.journal is not None else Path(args.out) / JOURNAL_NAME
+
+
+def _summarise(args: argparse.Namespace, outcomes: list[Outcome], journal: Path) -> int:
+    done = [o for o in outcomes if o.state == "done"]
+    failed = [o for o in outcomes if o.state == "failed"]
+    uncertain = [o for o in outcomes if o.state == "uncertain"]
+    if args.json:
+        _say(
+            json.dumps(
+                {
+                    "done": len(done),
+                    "failed": len(failed),
+                    "uncertain": len(uncertain),
+                    "outputs": [
+                        {"input": o.label, "output": str(o.output), "task_id": o.task_id}
+                        for o in done
+                    ],
+                    "failures": [{"input": o.label, "error": o.error} for o in failed],
+                    "uncertain_inputs": [{"input": o.label, "error": o.error} for o in uncertain],
+                    "journal": str(journal),
+                },
+                indent=2,
+            )
+        )
+    else:
+        _say(
+            f"done: {len(done)}, failed: {len(failed)}, uncertain: {len(uncertain)}"
+            f" (outputs in {args.out}, journal {journal})"
+        )
+        for o in failed:
+            _say(f"  failed     {o.label}: {o.error}")
+        for o in uncertain:
+            _say(f"  uncertain  {o.label}: {o.error}")
+        if uncertain:
+            _say(
+                "  uncertain inputs may have been billed: check your KIE task history before"
+                " submitting them again"
+            )
+    return EXIT_OK if not failed and not uncertain else EXIT_FAILED
+
+
+def _say(*parts: object, file: TextIO | None = None) -> None:
+    """One line of the command's own output (stdout unless told otherwise)."""
+    stream = sys.stdout if file is None else file
+    stream.write(" ".join(str(p) for p in parts) + "\n")
+    stream.flush()
+
+
+def _print_resume_hint(args: argparse.Namespace) -> None:
+    out = getattr(args, "out", Path(DEFAULT_OUT))
+    journal = _journal_path(args) if hasattr(args, "out") else out / JOURNAL_NAME
+    # The same service, never the key: it comes from the environment or --api-key again.
+    where = f" --base-url {args.base_url}" if getattr(args, "base_url", None) else ""
+    _say(
+        f"\nrecraft-async: interrupted; the journal is intact. Finish with:\n"
+        f"  recraft-async resume --journal {journal} --out {out}{where}",
+        file=sys.stderr,
+    )
+
+
+async def _write_samples(folder: Path) -> int:
+    try:
+        from .testing import sample_images  # noqa: PLC0415 - optional extra
+    except ImportError as exc:
+        raise UsageError("samples need the extra: pip install 'recraft-async[emulator]'") from exc
+    await anyio.Path(folder).mkdir(parents=True, exist_ok=True)
+    for name, data in await anyio.to_thread.run_sync(sample_images):
+        await anyio.Path(folder / name).write_bytes(data)
+        _say(folder / name)
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

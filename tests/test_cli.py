@@ -1,0 +1,338 @@
+"""End to end: the recraft-async command in a subprocess, against loopback servers."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+import pytest
+from PIL import Image
+
+pytest.importorskip("recraft_async.testing")
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "PYTHONPATH": str(ROOT), "KIE_API_KEY": "", "NO_COLOR": "1"}
+KEY = "emulator-key"
+
+
+def cli(*args, cwd, timeout=60):
+    """Run the command line to completion."""
+    return subprocess.run(  # noqa: S603 - our own interpreter and module
+        [sys.executable, "-m", "recraft_async.cli", *map(str, args)],
+        cwd=cwd, env=ENV, capture_output=True, text=True, timeout=timeout, check=False,
+    )  # fmt: skip
+
+
+def save(path, size, fmt="PNG", mode="RGB"):
+    """Write a real image of ``size`` with Pillow."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new(mode, size, (40, 120, 200)).save(path, fmt)
+    return path
+
+
+def images_in(folder):
+    """The image outputs of a folder (no journal, no temp files)."""
+    return sorted(p for p in folder.iterdir() if p.suffix in {".png", ".jpg", ".webp"})
+
+
+def no_partials(folder):
+    """Whether no temp (.part) file was left behind."""
+    return not [p for p in folder.rglob("*") if p.name.endswith(".part")]
+
+
+@pytest.fixture
+def emulator(tmp_path):
+    """`recraft-async emulator` as its own process (its stats outlive a killed client)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "recraft_async.cli", "emulator", "--port", "0",
+         "--time-scale", "0.1", "--duration", "fixed:15"],
+        env=ENV, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().strip()
+        assert url.startswith("http://127.0.0.1:")
+        yield url
+    finally:
+        proc.kill()
+        proc.wait(10)
+
+
+def test_upscale_folder_with_builtin_emulator(tmp_path):
+    """A folder of PNG/JPEG/WEBP is upscaled into valid images twice the size."""
+    save(tmp_path / "in" / "a.png", (300, 200))
+    save(tmp_path / "in" / "sub" / "b.jpg", (256, 256), "JPEG")
+    save(tmp_path / "in" / "c.webp", (320, 240), "WEBP")
+    run = cli("upscale", "in", "--emulator", "--out", "out", "--json", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    summary = json.loads(run.stdout)
+    assert (summary["done"], summary["failed"], summary["uncertain"]) == (3, 0, 0)
+    sizes = {p.name: Image.open(p).size for p in images_in(tmp_path / "out")}
+    assert sizes == {"a.png": (600, 400), "b.png": (512, 512), "c.png": (640, 480)}
+    assert no_partials(tmp_path)
+    # Run again: everything is already done, nothing new is written.
+    again = cli("upscale", "in", "--emulator", "--out", "out", "--json", cwd=tmp_path)
+    assert again.returncode == 0
+    assert json.loads(again.stdout)["done"] == 3
+    assert len(images_in(tmp_path / "out")) == 3
+
+
+def test_remove_bg_writes_transparent_png(tmp_path):
+    """remove-bg answers a PNG with an alpha channel, named after the input."""
+    save(tmp_path / "photo.jpg", (300, 300), "JPEG")
+    run = cli("remove-bg", "photo.jpg", "--emulator", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    (out,) = images_in(tmp_path / "recraft-out")
+    assert out.name == "photo.png"
+    assert Image.open(out).mode == "RGBA"
+    assert "done: 1, failed: 0, uncertain: 0" in run.stdout
+
+
+def test_mixed_list_reports_each_problem_and_processes_the_rest(tmp_path):
+    """Missing, non-image and too-large inputs fail with clear reasons; exit status 1."""
+    save(tmp_path / "ok.png", (300, 300))
+    (tmp_path / "notes.txt").write_text("not an image")
+    big = tmp_path / "big.png"
+    big.write_bytes(Image.new("RGB", (8, 8)).tobytes() + b"\0" * 10_600_000)
+    big.write_bytes(save(tmp_path / "tmp.png", (300, 300)).read_bytes() + b"\0" * 10_600_000)
+    (tmp_path / "list.txt").write_text("ok.png\nmissing.png\nnotes.txt\nbig.png\n")
+    run = cli("upscale", "@list.txt", "--emulator", "--out", "out", "--json", cwd=tmp_path)
+    assert run.returncode == 1, run.stderr
+    summary = json.loads(run.stdout)
+    assert summary["done"] == 1
+    reasons = {f["input"]: f["error"] for f in summary["failures"]}
+    assert reasons == {
+        "missing.png": "missing.png: no such file or folder",
+        "notes.txt": f"{tmp_path / 'notes.txt'}: not a PNG, JPEG or WEBP image",
+        "big.png": f"{big}: 10.6 MB is over the 10 MB limit for upscale",
+    }
+    assert [p.name for p in images_in(tmp_path / "out")] == ["ok.png"]
+
+
+def test_usage_errors_exit_2(tmp_path):
+    """No key, bad options, no journal or no inputs are usage errors."""
+    save(tmp_path / "a.png", (300, 300))
+    assert cli("upscale", "a.png", cwd=tmp_path).returncode == 2
+    assert cli("upscale", "a.png", "--scale", "3", cwd=tmp_path).returncode == 2
+    run = cli("resume", "--out", "nowhere", "--emulator", cwd=tmp_path)
+    assert run.returncode == 2
+    assert "no journal at nowhere/journal.sqlite" in run.stderr
+    assert not (tmp_path / "nowhere").exists()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    run = cli("upscale", "empty", "--emulator", cwd=tmp_path)
+    assert run.returncode == 2
+    assert "no image files" in run.stderr
+
+
+def test_credits_against_emulator_process(tmp_path, emulator):
+    """The credits command prints the balance; a wrong key fails without being shown."""
+    run = cli("credits", "--base-url", emulator, "--api-key", KEY, "--json", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout) == {"credits": 100000}
+    secret = "sk-very-secret-123"
+    run = cli("credits", "--base-url", emulator, "--api-key", secret, cwd=tmp_path)
+    assert run.returncode == 1
+    assert "[401]" in run.stderr
+    assert secret not in run.stdout + run.stderr
+
+
+def journal_states(path):
+    """State counts read from the journal by a separate connection."""
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1) as conn:
+            rows = conn.execute("SELECT state, count(*) FROM entries GROUP BY state").fetchall()
+    except sqlite3.Error:
+        return {}
+    return dict(rows)
+
+
+def test_sigkill_mid_batch_then_resume(tmp_path, emulator):
+    """Killed with SIGKILL mid-batch, `resume` finishes: no duplicate submit, no partial file."""
+    for i in range(8):
+        save(tmp_path / "in" / f"img{i}.png", (256 + i, 256))
+    common = ["--base-url", emulator, "--api-key", KEY, "--out", "out", "--poll-initial", "0.2",
+              "--concurrency", "4"]  # fmt: skip
+    proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+        [sys.executable, "-m", "recraft_async.cli", "upscale", "in", *common],
+        cwd=tmp_path, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    journal = tmp_path / "out" / "journal.sqlite"
+    deadline = time.monotonic() + 30
+    # Killed while four tasks are being polled and four wait their turn; a kill during a
+    # submit request would rightly leave that input UNCERTAIN instead.
+    while time.monotonic() < deadline:
+        states = journal_states(journal)
+        if states.get("SUBMITTED", 0) == 4 and states.get("PENDING", 0) == 4:
+            break
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+    assert states == {"SUBMITTED": 4, "PENDING": 4}, states
+    run = cli("resume", *common, "--json", cwd=tmp_path)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert json.loads(run.stdout)["done"] == 8
+    outputs = images_in(tmp_path / "out")
+    assert len(outputs) == 8
+    for out in outputs:
+        with Image.open(out) as image:
+            image.load()
+            assert image.size[1] == 512
+    assert no_partials(tmp_path)
+    # Running the original command again finds everything done and sends nothing.
+    rerun = cli("upscale", "in", *common, "--json", cwd=tmp_path)
+    assert rerun.returncode == 0
+    assert json.loads(rerun.stdout)["done"] == 8
+    stats = httpx.get(f"{emulator}/_emulator/stats").json()
+    assert len(stats["submits"]) == 8
+    assert {s["count"] for s in stats["submits"]} == {1}
+
+
+def test_ctrl_c_stops_cleanly_with_resume_hint(tmp_path, emulator):
+    """SIGINT mid-batch exits 130, says how to resume, and resume completes the batch."""
+    for i in range(4):
+        save(tmp_path / "in" / f"img{i}.png", (256, 256 + i))
+    common = ["--base-url", emulator, "--api-key", KEY, "--out", "out", "--poll-initial", "0.2"]
+    proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+        [sys.executable, "-m", "recraft_async.cli", "upscale", "in", *common],
+        cwd=tmp_path, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while (
+        time.monotonic() < deadline
+        and journal_states(tmp_path / "out" / "journal.sqlite").get("SUBMITTED", 0) < 2
+    ):
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "recraft-async resume" in err
+    run = cli("resume", *common, cwd=tmp_path)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert len(images_in(tmp_path / "out")) == 4
+
+
+class _HostileKie(BaseHTTPRequestHandler):
+    """A fake KIE whose result URLs try to climb out of the output folder."""
+
+    png = b""
+
+    def log_message(self, *args):
+        """Stay quiet."""
+
+    def _json(self, data):
+        body = json.dumps({"code": 200, "msg": "success", "data": data}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_POST(self):
+        """Uploads and submits."""
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        base = f"http://127.0.0.1:{self.server.server_port}"
+        if self.path == "/api/file-stream-upload":
+            self._json({"downloadUrl": f"{base}/files/in.png"})
+        else:
+            self._json({"taskId": "task-1"})
+
+    def do_GET(self):
+        """Status reads and result downloads."""
+        base = f"http://127.0.0.1:{self.server.server_port}"
+        if "record-info" in self.path:
+            urls = [f"{base}/r/..%2F..%2F..%2Fescape.png?x=/../../e.png"]
+            self._json({"taskId": "task-1", "successFlag": 1, "response": {"resultUrls": urls}})
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "image/png")
+        self.send_header("Content-Disposition", 'attachment; filename="../../escape.png"')
+        self.send_header("Content-Length", str(len(self.png)))
+        self.end_headers()
+        self.wfile.write(self.png)
+
+
+def test_hostile_result_url_cannot_escape_output_folder(tmp_path):
+    """A result URL named ../../escape.png still lands inside --out, under the input's name."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (600, 600)).save(buffer, "PNG")
+    _HostileKie.png = buffer.getvalue()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _HostileKie)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        work = tmp_path / "deep" / "work"
+        save(work / "in.png", (300, 300))
+        url = f"http://127.0.0.1:{server.server_port}"
+        run = cli("upscale", "in.png", "--base-url", url, "--api-key", "k", "--out", "out",
+                  "--poll-initial", "0.05", cwd=work)  # fmt: skip
+    finally:
+        server.shutdown()
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert [p.name for p in images_in(work / "out")] == ["in.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["deep"]
+    assert sorted(p.name for p in (tmp_path / "deep").iterdir()) == ["work"]
+
+
+def test_newcomer_flow_samples_then_upscale_4x_jpg(tmp_path):
+    """`samples` draws images; upscale --scale 4 --format jpg writes 4x JPEGs."""
+    made = cli("samples", "pics", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    assert len(images_in(tmp_path / "pics")) == 3
+    run = cli("upscale", "pics", "--emulator", "--scale", "4", "--format", "jpg", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    outputs = images_in(tmp_path / "recraft-out")
+    assert [p.suffix for p in outputs] == [".jpg"] * 3
+    for out in outputs:
+        with Image.open(out) as image:
+            assert (image.format, image.size) == ("JPEG", (1024, 1024))
+
+
+def test_url_input_is_named_after_the_url(tmp_path, emulator):
+    """An http(s) INPUT is submitted as is; the output takes the URL's file name."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (300, 300)).save(buffer, "PNG")
+    url = httpx.post(f"{emulator}/_emulator/images/cat.png", content=buffer.getvalue()).json()
+    run = cli("upscale", url["url"], "--base-url", emulator, "--api-key", KEY,
+              "--poll-initial", "0.2", "--json", cwd=tmp_path)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["outputs"][0]["output"].endswith("recraft-out/cat.png")
+    stats = httpx.get(f"{emulator}/_emulator/stats").json()
+    assert stats["uploads"] == 0
+
+
+def test_failed_task_is_retried_only_on_request(tmp_path):
+    """A task the service failed is left alone by `resume`, and resent with --retry-failed."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "recraft_async.cli", "emulator", "--port", "0",
+         "--time-scale", "0.01", "--fault", "task=fail*1"],
+        env=ENV, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().strip()
+        save(tmp_path / "a.png", (300, 300))
+        common = ["--base-url", url, "--api-key", KEY, "--poll-initial", "0.05"]
+        first = cli("upscale", "a.png", *common, cwd=tmp_path)
+        assert first.returncode == 1
+        assert "failed     a.png: task" in first.stdout
+        again = cli("resume", *common, cwd=tmp_path)
+        assert again.returncode == 0
+        assert "1 input(s) failed earlier" in again.stderr
+        retry = cli("resume", "--retry-failed", *common, cwd=tmp_path)
+        assert retry.returncode == 0, retry.stdout + retry.stderr
+        assert [p.name for p in images_in(tmp_path / "recraft-out")] == ["a.png"]
+        stats = httpx.get(f"{url}/_emulator/stats").json()
+        assert [s["count"] for s in stats["submits"]] == [2]
+    finally:
+        proc.kill()
+        proc.wait(10)

@@ -1,0 +1,111 @@
+"""The pytest plugin, run in a child pytest as a user would (and without Pillow)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from recraft_async.testing import pytest_plugin
+
+ROOT = Path(__file__).resolve().parent.parent
+
+USER_TESTS = """
+import anyio
+import httpx
+import pytest
+
+from recraft_async.testing import sample_images
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request):
+    return request.param
+
+
+@pytest.fixture
+def kie_emulator_options():
+    return {"rate": None, "webhook_key": "k"}
+
+
+async def test_in_process(kie_emulator):
+    url = kie_emulator.add_image(*sample_images(64)[0])
+    async with kie_emulator.http_client(headers={"Authorization": "Bearer emulator-key"}) as c:
+        answer = await c.post("/api/v1/recraft/upscale", json={"image_url": url})
+    assert answer.json()["code"] == 200
+    assert kie_emulator.rate is None
+
+
+async def test_loopback(kie_server):
+    assert kie_server.base_url.startswith("http://127.0.0.1:")
+    async with httpx.AsyncClient(base_url=kie_server.base_url) as c:
+        assert (await c.get("/_emulator/stats")).status_code == 200
+
+
+async def test_client(kie_client, kie_emulator):
+    url = kie_emulator.add_image(*sample_images(64)[0])
+    result = await kie_client.upscale(url, scale=4)
+    assert result.url.endswith(".png")
+    assert kie_emulator.stats.tasks_created == 1
+"""
+
+NO_PILLOW = """
+import sys
+
+
+class _Refuse:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {"PIL", "starlette", "uvicorn"}:
+            raise ImportError(f"{name} is not installed")
+        return None
+
+
+sys.meta_path.insert(0, _Refuse())
+"""
+
+
+def _pytest(
+    tmp_path: Path, *args: str, extra_path: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    paths = [str(ROOT)] + ([str(extra_path)] if extra_path else [])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
+    return subprocess.run(  # noqa: S603 - our own interpreter and arguments
+        [sys.executable, "-m", "pytest", "-q", "-p", "recraft_async.testing.pytest_plugin", *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_fixtures_work_for_a_user_on_both_backends(tmp_path):
+    """kie_emulator, kie_server and kie_client in a user's test file, asyncio and trio."""
+    (tmp_path / "test_user.py").write_text(textwrap.dedent(USER_TESTS))
+    done = _pytest(tmp_path, "test_user.py")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "6 passed" in done.stdout
+
+
+def test_the_plugin_does_not_break_pytest_without_pillow(tmp_path):
+    """Loading the plugin imports nothing optional; only asking for a fixture would."""
+    shim = tmp_path / "shim"
+    shim.mkdir()
+    (shim / "sitecustomize.py").write_text(NO_PILLOW)
+    (tmp_path / "test_plain.py").write_text("def test_plain():\n    assert True\n")
+    done = _pytest(tmp_path, "test_plain.py", extra_path=shim)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 passed" in done.stdout
+
+
+@pytest.mark.parametrize("name", ["kie_emulator", "kie_server", "kie_client"])
+def test_fixtures_are_registered(name):
+    """The plugin module defines the documented fixtures."""
+    assert callable(getattr(pytest_plugin, name))
