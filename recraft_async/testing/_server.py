@@ -51,9 +51,6 @@ def loopback_socket(host: str, port: int) -> socket.socket:
     # and without it every answer waits 40 ms for a delayed ACK.
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    # Accepted connections inherit this; asyncio would set it only for sockets made with
-    # proto=IPPROTO_TCP. Without it a keep-alive answer waits ~40 ms for a delayed ACK.
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind((host, port))
     return sock
 
