@@ -476,11 +476,11 @@ def machine() -> str:
 def parser() -> argparse.ArgumentParser:
     """The runner's options."""
     cli = argparse.ArgumentParser(description=__doc__)
-    cli.add_argument("--n", type=int, default=60, help="jobs per contender")
+    cli.add_argument("--n", type=int, default=150, help="jobs per contender")
     cli.add_argument(
-        "--warm-n", type=int, default=40, help="recraft-async: a second batch (0: none)"
+        "--warm-n", type=int, default=100, help="recraft-async: a second batch (0: none)"
     )
-    cli.add_argument("--rate", default="20/10", help="the emulator's submit limit, N/SECONDS")
+    cli.add_argument("--rate", default="50/10", help="the emulator's submit limit, N/SECONDS")
     cli.add_argument("--time-scale", type=float, default=0.1)
     cli.add_argument("--median", type=float, default=20.0, help="unscaled seconds")
     cli.add_argument("--sigma", type=float, default=0.5)
