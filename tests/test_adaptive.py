@@ -1,12 +1,19 @@
 """The adaptive poll planner: fixed schedule until it has learned, then reads near finishes."""
 
+import itertools
 import math
 import random
 
 import pytest
 
 from recraft_async import Operation, PollPolicy
-from recraft_async._adaptive import MIN_SAMPLES, DurationModel, PollPlanner
+from recraft_async._adaptive import (
+    MIN_SAMPLES,
+    DurationModel,
+    PollPlanner,
+    constant_hazard_schedule,
+    fit_lognormal,
+)
 
 UP = Operation.UPSCALE
 POLICY = PollPolicy(initial=2.0, factor=1.5, max_interval=15.0, timeout=900.0)
@@ -112,3 +119,57 @@ def test_delays_respect_max_interval():
     for duration in _lognormal(100, 100.0, 0.5):
         planner.observe(UP, duration)
     assert all(planner.next_delay(UP, e, k) <= 5.0 for k in range(10) for e in (0, 40, 90, 200))
+
+
+def test_fit_recovers_a_lognormal():
+    """The fit finds the median and spread of log-normal samples."""
+    mu, sigma = fit_lognormal(_lognormal(2000, 20.0, 0.5, seed=4), [])
+    assert math.exp(mu) == pytest.approx(20.0, rel=0.05)
+    assert sigma == pytest.approx(0.5, rel=0.08)
+
+
+def test_running_tasks_correct_the_early_fast_finishes():
+    """The first finishes of a batch are its fast tasks; the running ones pull the fit up."""
+    durations = sorted(_lognormal(40, 20.0, 0.5, seed=5))
+    whole, _ = fit_lognormal(durations, [])
+    finished, now = durations[:8], durations[8]
+    naive, _ = fit_lognormal(finished, [])
+    censored, _ = fit_lognormal(finished, [now] * 32)
+    assert math.exp(naive) < 0.75 * math.exp(whole)
+    assert abs(censored - whole) < abs(naive - whole) / 2  # much nearer the truth
+
+
+def test_planner_counts_running_keys_and_forgets_failed_ones():
+    """next_delay with a key records a running task; forget drops it; observe finishes it."""
+    planner = PollPlanner(POLICY)
+    planner.next_delay(UP, 0.0, 0, key="a")
+    planner.next_delay(UP, 3.0, 1, key="a")
+    planner.next_delay(UP, 3.0, 1, key="b")
+    model = planner._models[UP]
+    assert len(model) == 0
+    assert sorted(r for d, r in model._cohort.values() if d is None) == [3.0, 3.0]
+    planner.forget(UP, "b")
+    planner.observe(UP, 5.0, key="a")
+    assert len(model) == 1
+    assert list(model._cohort.values()) == [(5.0, 0.0)]
+
+
+def test_schedule_is_dense_in_the_bulk_and_sparse_in_the_tail():
+    """Gaps shrink or hold through the bulk of finishes and grow geometrically beyond it."""
+    moments = constant_hazard_schedule(math.log(20.0), 0.5, 3.0)
+    gaps = [b - a for a, b in itertools.pairwise(moments)]
+    assert moments[0] == pytest.approx(20.0 * math.exp(0.5 * -0.2533), rel=0.01)  # 60 % left
+    assert gaps[-1] > 5 * gaps[0]
+    assert all(b > a for a, b in itertools.pairwise(moments))
+
+
+def test_a_read_capped_by_max_interval_stands_in_for_the_next_moment():
+    """After a read capped just short of a scheduled moment, the next read skips that moment."""
+    policy = PollPolicy(initial=1.0, factor=1.5, max_interval=25.0, timeout=900.0)
+    planner = PollPlanner(policy)
+    for duration in _lognormal(256, 30.0, 0.5, seed=6):
+        planner.observe(UP, duration)
+    moments = planner._models[UP].schedule(policy.reads_per_job)
+    assert moments[0] > 25.0
+    assert planner.next_delay(UP, 0.0, 0) == 25.0  # capped
+    assert 25.0 + planner.next_delay(UP, 25.0, 1) == pytest.approx(moments[1])
