@@ -417,6 +417,7 @@ def plot(rows: Sequence[Row], median: float, path: Path) -> bool:
     """Status reads per job against p50 detection latency; False without matplotlib."""
     try:
         import matplotlib as mpl  # noqa: PLC0415 - optional, the bench extra
+        import matplotlib.ticker  # noqa: PLC0415
 
         mpl.use("Agg")
         import matplotlib.pyplot as plt  # noqa: PLC0415
@@ -437,7 +438,8 @@ def plot(rows: Sequence[Row], median: float, path: Path) -> bool:
         if points:
             xs = [x for x, _, _ in points]
             ys = [y for _, y, _ in points]
-            axes.plot(xs, ys, style, color=colour, label=family)
+            label = "recraft-async (cold)" if family == "recraft-async" else family
+            axes.plot(xs, ys, style, color=colour, label=label)
             for x, y, text in points:
                 axes.annotate(text, (x, y), fontsize=7, xytext=(4, 3), textcoords="offset points")
     for r in rows:
@@ -446,6 +448,10 @@ def plot(rows: Sequence[Row], median: float, path: Path) -> bool:
             axes.plot([x], [r.reads_per_job], "k^", label=f"naive ({r.setting})")
     axes.set_xscale("log")
     axes.set_yscale("log")
+    for axis, ticks in ((axes.xaxis, (1, 2, 5, 10, 20, 50)), (axes.yaxis, (2, 3, 5, 10, 20, 50))):
+        axis.set_major_locator(mpl.ticker.FixedLocator(ticks))
+        axis.set_major_formatter(mpl.ticker.FormatStrFormatter("%g"))
+        axis.set_minor_formatter(mpl.ticker.NullFormatter())
     axes.set_xlabel("p50 detection latency, % of the median processing time")
     axes.set_ylabel("status reads per job")
     axes.set_title("Polling efficiency (lower left is better)")
