@@ -91,14 +91,19 @@ def test_operations_are_learned_apart():
 @pytest.mark.parametrize("reads_per_job", [2.0, 3.0, 5.0])
 def test_learned_schedule_meets_its_read_budget_and_beats_fixed(reads_per_job):
     """Once learned, reads per job track reads_per_job and latency beats the fixed schedule."""
-    policy = PollPolicy(initial=2.0, factor=1.5, max_interval=60.0, timeout=900.0, reads_per_job=reads_per_job)
+    policy = PollPolicy(
+        initial=2.0, factor=1.5, max_interval=60.0, timeout=900.0, reads_per_job=reads_per_job
+    )
     planner = PollPlanner(policy)
     for duration in _lognormal(256, 30.0, 0.5, seed=2):
         planner.observe(UP, duration)
     reads, latencies = _simulate(planner, _lognormal(2000, 30.0, 0.5, seed=3))
     mean_reads = sum(reads) / len(reads)
     assert mean_reads <= reads_per_job + 0.5
-    fixed_reads, fixed_latencies = _simulate(PollPlanner(PollPolicy(adaptive=False, max_interval=60.0)), _lognormal(2000, 30.0, 0.5, seed=3))
+    fixed_reads, fixed_latencies = _simulate(
+        PollPlanner(PollPolicy(adaptive=False, max_interval=60.0)),
+        _lognormal(2000, 30.0, 0.5, seed=3),
+    )
     p50 = sorted(latencies)[len(latencies) // 2]
     fixed_p50 = sorted(fixed_latencies)[len(fixed_latencies) // 2]
     assert mean_reads < sum(fixed_reads) / len(fixed_reads) or p50 < fixed_p50

@@ -12,7 +12,7 @@ from recraft_async.testing import Duration
 
 def test_fixed_and_uniform_samples():
     """Fixed always gives its value; uniform stays within its bounds."""
-    rng = random.Random(1)  # noqa: S311 - reproducible samples
+    rng = random.Random(1)
     assert Duration.fixed(2.5).sample(rng) == 2.5
     samples = [Duration.uniform(1, 3).sample(rng) for _ in range(200)]
     assert all(1 <= s <= 3 for s in samples)
@@ -20,7 +20,7 @@ def test_fixed_and_uniform_samples():
 
 def test_lognormal_has_the_asked_median():
     """The median of many lognormal samples is close to the configured median."""
-    rng = random.Random(2)  # noqa: S311 - reproducible samples
+    rng = random.Random(2)
     samples = [Duration.lognormal(median=20, sigma=0.5).sample(rng) for _ in range(4000)]
     assert statistics.median(samples) == pytest.approx(20, rel=0.05)
     assert max(samples) > 40  # a long tail
