@@ -12,7 +12,7 @@ import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.to_thread
@@ -22,8 +22,6 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from . import _connections
 
 if TYPE_CHECKING:
-    import asyncio
-
     from ._emulator import KieEmulator
 
 _READY_POLL = 0.005
@@ -33,7 +31,9 @@ _START_TIMEOUT = 10.0
 class _AbortableH11(H11Protocol):
     """uvicorn's h11 protocol, registered so that a fault can drop the connection unanswered."""
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+    # Any: uvicorn hands an asyncio transport (its own loop, in the server's thread); the
+    # library itself stays on anyio, so asyncio is not imported even for the annotation.
+    def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
         _connections.register(self.server, self.client, transport.abort)
 
@@ -121,7 +121,7 @@ async def serve(
 ) -> AsyncIterator[str]:
     """Serve ``emulator`` on a real loopback port; yields its base URL (``http://host:port``).
 
-    Works from asyncio and trio alike: the server runs in its own thread and event loop,
+    Works under asyncio and trio alike: the server runs in its own thread and event loop,
     and runs the emulator (``async with emulator``) there, so callbacks are sent.
     """
     sock = loopback_socket(host, port)
