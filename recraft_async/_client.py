@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import urllib.parse
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
 
@@ -28,6 +28,7 @@ from ._models import Operation, Result, TaskRecord
 from ._policy import PollPolicy, Rate
 from ._scheduler import Scheduler
 from ._transport import Secret, Transport
+from ._webhooks import parse_callback
 from .errors import ClientNotOpenError, InvalidInputError, ProtocolError
 
 DEFAULT_BASE_URL = "https://api.kie.ai"
@@ -57,6 +58,7 @@ class AsyncRecraft:
         dialect: str = "recraft",
         upload_base_url: str | None = None,
         journal: Journal | None = None,
+        webhook_key: str | None = None,
     ) -> None:
         key = api_key if api_key is not None else os.environ.get("KIE_API_KEY")
         if not key:
@@ -93,6 +95,8 @@ class AsyncRecraft:
         self.journal = journal
         self._owns_journal = False
         self._api_key = Secret(key)
+        webhook = webhook_key if webhook_key is not None else os.environ.get("KIE_WEBHOOK_KEY")
+        self._webhook_key = Secret(webhook) if webhook else None
         self._user_http = http_client
         self._http: httpx.AsyncClient | None = None
         self._scheduler: Scheduler | None = None
@@ -238,6 +242,21 @@ class AsyncRecraft:
         assert self._http is not None  # noqa: S101 - open clients have one
         name = safe_output_name(result.source, result.task_id, _extension(result))
         return await download_to(self._http, result.url, Path(dest), name, max_bytes=max_bytes)
+
+    def handle_callback(
+        self, body: bytes | str, headers: Mapping[str, str] | None = None
+    ) -> TaskRecord:
+        """Take a KIE callback as a hint: its job reads the task's status at once.
+
+        With ``webhook_key`` (or ``KIE_WEBHOOK_KEY``) the signature and timestamp are
+        checked first (``WebhookVerificationError``). The status read stays the truth, so a
+        forged or early callback costs one read, never a wrong result.
+        """
+        scheduler = self._open_scheduler()
+        key = self._webhook_key.reveal() if self._webhook_key is not None else None
+        record = parse_callback(body, headers, webhook_key=key, dialect=self.dialect)
+        scheduler.hint(record.task_id)
+        return record
 
     async def as_completed(self, jobs: Iterable[Job]) -> AsyncIterator[Job]:
         """Yield ``jobs`` in the order they finish."""

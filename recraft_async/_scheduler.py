@@ -67,6 +67,8 @@ class Scheduler:
         # Queued jobs are plain objects here, not tasks: 100,000 of them stay cheap.
         self._queue: deque[Job] = deque()
         self._running: dict[Job, None] = {}  # an ordered set
+        # Task id -> the event that wakes its poll loop early (a callback's hint).
+        self._hints: dict[str, anyio.Event] = {}
         self._wakeup = anyio.Event()
         self._closing = False
         self._task_group: TaskGroup | None = None
@@ -120,6 +122,14 @@ class Scheduler:
             "GET", path, params=params, idempotent=True
         )
         return self.dialect.parse_record(data, body)
+
+    def hint(self, task_id: str) -> bool:
+        """Read ``task_id``'s status now (a callback said it ended); False if not polled here."""
+        event = self._hints.get(task_id)
+        if event is None:
+            return False
+        event.set()
+        return True
 
     def _stop_all(self) -> list[Job]:
         jobs = [*self._running, *self._queue]
@@ -287,9 +297,11 @@ class Scheduler:
         deadline = started + self.poll.timeout
         # Only a task this run submitted has a known start: its running time teaches.
         key = job if learn else None
+        self._hints[job.task_id] = anyio.Event()
         try:
             return await self._poll_until_final(job, started, deadline, key)
         finally:
+            self._hints.pop(job.task_id, None)
             if key is not None:
                 self.planner.forget(job.operation, key)  # a no-op once it was learned
 
@@ -303,7 +315,7 @@ class Scheduler:
             delay = 0.0 if key is None and reads == 0 else self.planner.next_delay(
                 job.operation, now - started, reads, key
             )
-            await anyio.sleep(max(min(delay, deadline - now), 0.0))
+            await self._sleep_unless_hinted(job.task_id, max(min(delay, deadline - now), 0.0))
             try:
                 record = await self.read_record(job.operation, job.task_id)
             except NotFoundError:
@@ -322,6 +334,16 @@ class Scheduler:
             if key is not None:
                 self._learn(job.operation, record, anyio.current_time() - started, key)
             return _outcome(job, record)
+
+    async def _sleep_unless_hinted(self, task_id: str, seconds: float) -> None:
+        wake = self._hints.get(task_id)
+        if wake is None:
+            await anyio.sleep(seconds)
+            return
+        with anyio.move_on_after(seconds):
+            await wake.wait()
+        if wake.is_set():  # anyio events cannot be cleared: the next hint needs a new one
+            self._hints[task_id] = anyio.Event()
 
     def _learn(self, operation: Operation, record: TaskRecord, observed: float, key: Job) -> None:
         if record.created_at is not None and record.completed_at is not None:

@@ -1,9 +1,12 @@
 """Callbacks: parsing, and signatures checked in constant time with a freshness window."""
 
 import json
+import time
 
+import anyio
+import httpx
 import pytest
-from conftest import record
+from conftest import envelope, record
 
 import recraft_async as ra
 
@@ -58,3 +61,79 @@ def test_callback_with_a_bad_body_is_a_protocol_error():
     with pytest.raises(ra.ProtocolError) as caught:
         ra.parse_callback(b"<html>")
     assert caught.value.body == "<html>"
+
+
+UPSCALE = "/api/v1/recraft/upscale"
+READ = "/api/v1/recraft/upscale/record-info"
+SLOW_POLL = {"initial": 30.0, "factor": 1.5, "max_interval": 30.0, "timeout": 60.0}
+
+
+def _slow_client(make_client, **kwargs):
+    return make_client(poll=ra.PollPolicy(**SLOW_POLL), **kwargs)
+
+
+@pytest.mark.anyio
+async def test_callback_wakes_its_job_for_one_read(kie, make_client):
+    """A callback makes the waiting job read its status at once, long before its schedule."""
+    kie.post(UPSCALE).respond(json=envelope({"taskId": "t1"}))
+    reads = kie.get(READ).respond(json=record("t1"))
+    async with _slow_client(make_client) as client:
+        job = client.upscale("https://i.test/a.png")
+        while job.task_id is None:
+            await anyio.sleep(0.01)
+        task = client.handle_callback(json.dumps(record("t1")).encode(), {})
+        with anyio.fail_after(5):
+            result = await job
+    assert task.task_id == "t1"
+    assert result.url == "https://cdn.test/o.png"
+    assert reads.call_count == 1
+
+
+@pytest.mark.anyio
+async def test_badly_signed_callback_is_refused_and_reads_nothing(kie, make_client):
+    """With a webhook key, a forged callback raises and wakes no job."""
+    kie.post(UPSCALE).respond(json=envelope({"taskId": "t1"}))
+    reads = kie.get(READ).respond(json=record("t1"))
+    async with _slow_client(make_client, webhook_key=KEY) as client:
+        job = client.upscale("https://i.test/a.png")
+        while job.task_id is None:
+            await anyio.sleep(0.01)
+        with pytest.raises(ra.WebhookVerificationError):
+            client.handle_callback(json.dumps(record("t1")), _signed(key="forged", at=time.time()))
+        client.handle_callback(json.dumps(record("t1")), _signed(at=time.time()))
+        with anyio.fail_after(5):
+            await job
+    assert reads.call_count == 1
+
+
+@pytest.mark.anyio
+async def test_callback_for_an_unknown_task_is_harmless(kie, make_client):
+    """A callback for a task this client does not poll is parsed and changes nothing."""
+    async with make_client() as client:
+        task = client.handle_callback(json.dumps(record("elsewhere")))
+    assert task.task_id == "elsewhere"
+    assert not kie.calls
+
+
+@pytest.mark.anyio
+async def test_early_callback_keeps_polling(kie, make_client):
+    """If the read after a callback still says processing, the job goes on polling."""
+    kie.post(UPSCALE).respond(json=envelope({"taskId": "t1"}))
+    reads = kie.get(READ).mock(
+        side_effect=[
+            httpx.Response(200, json=record("t1", flag=0, urls=())),
+            httpx.Response(200, json=record("t1")),
+        ]
+    )
+    async with _slow_client(make_client) as client:
+        job = client.upscale("https://i.test/a.png")
+        while job.task_id is None:
+            await anyio.sleep(0.01)
+        client.handle_callback(json.dumps(record("t1")))
+        while reads.call_count < 1:
+            await anyio.sleep(0.01)
+        assert not job.done()
+        client.handle_callback(json.dumps(record("t1")))
+        with anyio.fail_after(5):
+            await job
+    assert reads.call_count == 2
