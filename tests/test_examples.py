@@ -1,0 +1,81 @@
+"""The example web app, served for real: upscales on request and learns from callbacks."""
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import anyio
+import httpx
+import pytest
+
+from recraft_async.testing import KieEmulator, sample_images, serve
+
+EXAMPLES = Path(__file__).parent.parent / "examples"
+WEBHOOK_KEY = "whk-example"
+# The client's default first read comes 2 s after the submit.
+DEFAULT_FIRST_READ = 2.0
+
+
+def _free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+async def _wait_until_up(url):
+    async with httpx.AsyncClient() as http:
+        with anyio.fail_after(20):
+            while True:
+                try:
+                    await http.get(url)
+                except httpx.TransportError:
+                    await anyio.sleep(0.05)
+                else:
+                    return
+
+
+@pytest.mark.anyio
+async def test_webapp_answers_results_woken_by_callbacks():
+    """POST /upscale answers the result; the signed callback, not the schedule, wakes the read."""
+    emulator = KieEmulator(time_scale=0.001, webhook_key=WEBHOOK_KEY)
+    image = emulator.add_image(*sample_images()[0])
+    port = _free_port()
+    app_url = f"http://127.0.0.1:{port}"
+    async with serve(emulator) as base_url:
+        env = {
+            **os.environ,
+            "KIE_API_KEY": emulator.api_key,
+            "KIE_BASE_URL": base_url,
+            "KIE_WEBHOOK_KEY": WEBHOOK_KEY,
+            "PUBLIC_URL": app_url,
+        }
+        command = [sys.executable, "-m", "uvicorn", "webapp:app", "--app-dir", str(EXAMPLES)]
+        process = subprocess.Popen(  # noqa: S603 - our own interpreter and example
+            [*command, "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            await _wait_until_up(app_url)
+            async with httpx.AsyncClient(timeout=30) as http:
+                answer = await http.post(
+                    f"{app_url}/upscale", json={"image_url": image, "scale": 2}
+                )
+                refused = await http.post(f"{app_url}/kie-callback", content=b"{}")
+                bad = await http.post(
+                    f"{app_url}/upscale", json={"image_url": "ftp://x", "scale": 3}
+                )
+        finally:
+            process.terminate()
+            process.wait(10)
+    assert answer.status_code == 200, answer.text
+    [task] = emulator.task_info()
+    assert answer.json() == {"task_id": task.task_id, "url": answer.json()["url"]}
+    assert emulator.stats.callbacks_delivered >= 1
+    assert task.first_final_read is not None
+    assert task.first_final_read - task.created < DEFAULT_FIRST_READ
+    assert refused.status_code == 400
+    assert bad.status_code == 422
