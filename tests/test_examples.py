@@ -24,16 +24,19 @@ def _free_port():
         return sock.getsockname()[1]
 
 
+async def _is_up(http, url):
+    try:
+        await http.get(url)
+    except httpx.TransportError:
+        return False
+    return True
+
+
 async def _wait_until_up(url):
     async with httpx.AsyncClient() as http:
         with anyio.fail_after(20):
-            while True:
-                try:
-                    await http.get(url)
-                except httpx.TransportError:
-                    await anyio.sleep(0.05)
-                else:
-                    return
+            while not await _is_up(http, url):
+                await anyio.sleep(0.05)
 
 
 @pytest.mark.anyio
@@ -52,25 +55,25 @@ async def test_webapp_answers_results_woken_by_callbacks():
             "PUBLIC_URL": app_url,
         }
         command = [sys.executable, "-m", "uvicorn", "webapp:app", "--app-dir", str(EXAMPLES)]
-        process = subprocess.Popen(  # noqa: S603 - our own interpreter and example
+        process = await anyio.open_process(
             [*command, "--host", "127.0.0.1", "--port", str(port)],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        try:
-            await _wait_until_up(app_url)
-            async with httpx.AsyncClient(timeout=30) as http:
-                answer = await http.post(
-                    f"{app_url}/upscale", json={"image_url": image, "scale": 2}
-                )
-                refused = await http.post(f"{app_url}/kie-callback", content=b"{}")
-                bad = await http.post(
-                    f"{app_url}/upscale", json={"image_url": "ftp://x", "scale": 3}
-                )
-        finally:
-            process.terminate()
-            process.wait(10)
+        async with process:
+            try:
+                await _wait_until_up(app_url)
+                async with httpx.AsyncClient(timeout=30) as http:
+                    answer = await http.post(
+                        f"{app_url}/upscale", json={"image_url": image, "scale": 2}
+                    )
+                    refused = await http.post(f"{app_url}/kie-callback", content=b"{}")
+                    bad = await http.post(
+                        f"{app_url}/upscale", json={"image_url": "ftp://x", "scale": 3}
+                    )
+            finally:
+                process.terminate()
     assert answer.status_code == 200, answer.text
     [task] = emulator.task_info()
     assert answer.json() == {"task_id": task.task_id, "url": answer.json()["url"]}
