@@ -190,6 +190,12 @@ class AsyncRecraft:
         images are checked at once and uploaded just before their submit.
         """
         request = check_upscale(image_url, scale, format, callback_url)
+        if self.dialect == "market" and (request.scale, request.format) != (2, "PNG"):
+            # KIE's jobs API takes only `input.image` for recraft/crisp-upscale: a scale or
+            # format it cannot carry must not be dropped silently.
+            raise InvalidInputError(
+                "the market dialect cannot send scale or format; use dialect='recraft'"
+            )
         return self._schedule(request)
 
     def remove_background(

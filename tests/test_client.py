@@ -271,3 +271,12 @@ async def test_market_dialect_end_to_end(kie, make_client):
         result = await client.remove_background("https://i.test/a.jpg")
     assert result.url == "https://o/m.png"
     assert json.loads(create.calls.last.request.content)["model"] == "recraft/remove-background"
+
+
+@pytest.mark.parametrize("kwargs", [{"scale": 4}, {"format": "jpg"}])
+async def test_market_dialect_refuses_what_it_cannot_send(kie, make_client, kwargs):
+    """The market dialect has no scale or format field: asking for one is bad input."""
+    async with make_client(dialect="market") as client:
+        with pytest.raises(ra.InvalidInputError, match="market"):
+            client.upscale("https://i.test/a.jpg", **kwargs)
+    assert not kie.calls
