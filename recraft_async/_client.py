@@ -264,10 +264,9 @@ class AsyncRecraft:
         scheduler.hint(record.task_id)
         return record
 
-    async def as_completed(self, jobs: Iterable[Job]) -> AsyncIterator[Job]:
+    def as_completed(self, jobs: Iterable[Job]) -> AsyncIterator[Job]:
         """Yield ``jobs`` in the order they finish."""
-        async for job in _jobs.as_completed(jobs):
-            yield job
+        return _jobs.as_completed(jobs)
 
     def _schedule(self, request: SubmitRequest) -> Job:
         scheduler = self._open_scheduler()

@@ -166,23 +166,13 @@ class Transport:
         return decode_envelope(response)
 
     async def request_json(
-        self,
-        method: str,
-        url: str,
-        *,
-        json: Any = None,
-        params: dict[str, str] | None = None,
-        files: Any = None,
-        data: Any = None,
-        idempotent: bool,
+        self, method: str, url: str, *, idempotent: bool, **request: Any
     ) -> tuple[Any, str]:
-        """Like send(), retrying transient failures when the request is idempotent."""
+        """Like send() (same keywords), retrying transient failures when idempotent."""
         attempt = 0
         while True:
             try:
-                return await self.send(
-                    method, url, json=json, params=params, files=files, data=data
-                )
+                return await self.send(method, url, **request)
             except (APIError, APIConnectionError, ProtocolError) as exc:
                 if not idempotent or not _should_retry(exc, attempt, self._max_retries):
                     raise

@@ -76,7 +76,8 @@ async def test_webapp_answers_results_woken_by_callbacks():
                 process.terminate()
     assert answer.status_code == 200, answer.text
     [task] = emulator.task_info()
-    assert answer.json() == {"task_id": task.task_id, "url": answer.json()["url"]}
+    assert answer.json()["task_id"] == task.task_id
+    assert answer.json()["url"].startswith(base_url)
     assert emulator.stats.callbacks_delivered >= 1
     assert task.first_final_read is not None
     assert task.first_final_read - task.created < DEFAULT_FIRST_READ
