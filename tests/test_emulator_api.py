@@ -395,13 +395,14 @@ async def test_processing_time_follows_the_duration_and_time_scale():
 
 
 async def test_default_emulator_answers_in_well_under_a_second():
-    """With its defaults a task takes a fraction of a second."""
-    emu = KieEmulator()
+    """With its defaults a task typically takes a fraction of a second."""
+    emu = KieEmulator(seed=1)  # seeded: the lognormal tail may pass a second, now and then
     url = emu.add_image("c.png", CIRCLE)
     async with emu.http_client(headers=KEY) as client:
         for _ in range(10):
             await client.post(REMOVE, json={"image_url": url})
-    assert max(t.finished - t.created for t in emu.task_info()) < 1.0
+    spans = sorted(t.finished - t.created for t in emu.task_info())
+    assert spans[len(spans) // 2] < 0.5
 
 
 async def test_latency_delays_every_answer_of_the_service():
