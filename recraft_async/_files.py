@@ -16,6 +16,9 @@ import anyio.to_thread
 import attrs
 import httpx
 
+from ._limits import LIMITS as _LIMITS
+from ._limits import MB as _MB
+from ._limits import MEGAPIXEL as _MP
 from ._models import Operation
 from ._transport import Transport
 from .errors import (
@@ -34,10 +37,6 @@ if TYPE_CHECKING:
 ImageFormat = Literal["PNG", "JPEG", "WEBP"]
 MIME_TYPES: dict[str, str] = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
 
-# Decimal units, as the service publishes them; reading "MB" as 10**6 is the stricter
-# choice, so a file we accept is never refused for its size after a paid upload.
-_MB = 1_000_000
-_MP = 1_000_000
 # JPEG metadata segments come before the frame header; a file that needs more hops than
 # this to reach it is corrupt or hostile, and probing must stay cheap.
 _MAX_JPEG_SEGMENTS = 256
@@ -59,18 +58,6 @@ class ImageInfo:
     size_bytes: int
 
 
-@attrs.frozen
-class _Limits:
-    max_bytes: int
-    max_pixels: int
-    min_side: int
-    max_side: int
-
-
-_LIMITS: dict[Operation, _Limits] = {
-    Operation.UPSCALE: _Limits(10 * _MB, 16 * _MP, 1, 4096),
-    Operation.REMOVE_BACKGROUND: _Limits(5 * _MB, 16 * _MP, 256, 4096),
-}
 _OPERATION_WORDS = {Operation.UPSCALE: "upscale", Operation.REMOVE_BACKGROUND: "remove background"}
 
 

@@ -1,0 +1,36 @@
+"""The service's published input limits, written once for the client's checks and the emulator.
+
+KIE and Recraft publish "MB" and "16 MP" without saying whether they are decimal or
+binary. Both are read the stricter, decimal way (10**6), so that an image we accept is
+never refused after a paid upload; the emulator enforces exactly these values.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from ._models import Operation
+
+MB = 1_000_000
+MEGAPIXEL = 1_000_000
+MAX_PIXELS = 16 * MEGAPIXEL
+# The formats both operations accept, as a decoder (ours or Pillow's) names them.
+ACCEPTED_FORMATS = frozenset({"PNG", "JPEG", "WEBP"})
+
+
+@attrs.frozen
+class Limits:
+    """The published input limits of one operation (``kie-api.md`` section 4)."""
+
+    max_bytes: int
+    max_pixels: int
+    min_side: int
+    max_side: int
+
+
+UPSCALE = Limits(max_bytes=10 * MB, max_pixels=MAX_PIXELS, min_side=32, max_side=4096)
+REMOVE_BACKGROUND = Limits(max_bytes=5 * MB, max_pixels=MAX_PIXELS, min_side=256, max_side=4096)
+LIMITS: dict[Operation, Limits] = {
+    Operation.UPSCALE: UPSCALE,
+    Operation.REMOVE_BACKGROUND: REMOVE_BACKGROUND,
+}
