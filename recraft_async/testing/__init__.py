@@ -5,21 +5,35 @@
     from recraft_async.testing import KieEmulator, sample_images, serve
 
     emulator = KieEmulator(time_scale=0.001)          # tasks take ~20 ms instead of ~20 s
-    url = emulator.add_image(*sample_images()[0])     # an image_url the emulator serves
+    url = emulator.add_image(*sample_images()[0])     # an image URL the emulator serves
     async with serve(emulator) as base_url:           # http://127.0.0.1:<port>
         async with AsyncRecraft(api_key=emulator.api_key, base_url=base_url,
-                                upload_base_url=base_url) as client:
-            result = await client.upscale(url, scale=4)
+                                upload_base_url=base_url,
+                                submit_rate=emulator.rate,
+                                read_rate=emulator.read_rate) as client:
+            result = await client.upscale(url)
     assert emulator.stats.submits[("upscale", url)] == 1
 
 In-process, without a socket: ``emulator.http_client()`` (an httpx client over
 ``httpx.ASGITransport(app=emulator.app)``); run ``async with emulator:`` for callbacks.
 
-Endpoints: ``POST /api/v1/recraft/{upscale,remove-background}`` and their
-``/record-info?taskId=``, ``POST /api/v1/jobs/createTask``, ``GET /api/v1/jobs/recordInfo``,
-``GET /api/v1/chat/credit``, ``POST /api/file-{stream,base64,url}-upload``; the side door
-``/_emulator/{files,results,images}/...``, ``GET /_emulator/stats``,
-``GET /_emulator/tasks`` (exact finish times) and ``POST /_emulator/faults``.
+Endpoints: ``POST /api/v1/jobs/createTask`` and ``GET /api/v1/jobs/recordInfo?taskId=``
+(the market dialect, KIE's documented one: ``input.image`` only, task ids like
+``task_recraft_1765177373893042``); ``POST /api/v1/recraft/{upscale,remove-background}``
+and their ``/record-info?taskId=`` (the seed's dialect); ``GET /api/v1/chat/credit``;
+``POST /api/file-{stream,base64,url}-upload`` (``uploadPath`` required). Answers, errors
+included, are KIE's documented bodies; unknown routes answer ``{"code": 404, ...}``. The
+side door, no key needed: ``/_emulator/{files,results,images}/...``,
+``GET /_emulator/stats``, ``GET /_emulator/tasks`` (exact finish times) and
+``POST /_emulator/faults``.
+
+Knobs (:class:`KieEmulator` keywords): ``rate`` (submits, default 20 per 10 s) and
+``read_rate`` (status reads, default 10 per second), sliding windows answering HTTP 429
+``Rate limit exceeded``, counted in ``stats.rate_limited`` and ``stats.read_rate_limited``;
+``prices`` (credits per operation, default 0.5 upscale, 1 background removal);
+``credits``; ``callback_shape`` (``"both"``, ``"market"`` or ``"verification"``: which
+documented callback body to send); ``webhook_key``; ``duration``, ``time_scale`` and
+``latency``; ``faults`` and ``seed``.
 
 Faults (``emulator.faults``): ``next(target, *faults)`` scripts the next events,
 ``chance(target, fault, p)`` adds noise; targets ``submit``, ``status``, ``upload``,

@@ -2,7 +2,7 @@
 
 For example (one line)::
 
-    python -m recraft_async.testing --port 0 --rate 20/10 --time-scale 0.1
+    python -m recraft_async.testing --port 0 --rate 20/10 --read-rate 10/1 --time-scale 0.1
         --duration lognormal:median=20,sigma=0.5 --fault status=http:500@0.05
 """
 
@@ -16,6 +16,7 @@ import anyio
 
 from recraft_async._policy import Rate
 
+from ._callbacks import CALLBACK_SHAPES
 from ._duration import Duration
 from ._emulator import KieEmulator
 from ._faults import Fault, FaultPlan, Target
@@ -52,7 +53,12 @@ def parser() -> argparse.ArgumentParser:
     cli.add_argument("--port", type=int, default=0, help="0 picks a free port")
     cli.add_argument("--api-key", default="emulator-key")
     cli.add_argument("--credits", type=float, default=100_000.0)
-    cli.add_argument("--rate", type=_rate, default=Rate(20, per=10.0), help="N/SECONDS or none")
+    cli.add_argument(
+        "--rate", type=_rate, default=Rate(20, per=10.0), help="submits: N/SECONDS or none"
+    )
+    cli.add_argument(
+        "--read-rate", type=_rate, default=Rate(10, per=1.0), help="status reads: N/SECONDS or none"
+    )
     cli.add_argument("--time-scale", type=float, default=0.01)
     cli.add_argument(
         "--duration",
@@ -67,6 +73,7 @@ def parser() -> argparse.ArgumentParser:
         help="delay of every answer, like --duration but in real (unscaled) seconds",
     )
     cli.add_argument("--webhook-key", default=None)
+    cli.add_argument("--callback-shape", choices=CALLBACK_SHAPES, default="both")
     cli.add_argument("--seed", type=int, default=None)
     cli.add_argument(
         "--fault",
@@ -91,6 +98,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         api_key=args.api_key,
         credits=args.credits,
         rate=args.rate,
+        read_rate=args.read_rate,
+        callback_shape=args.callback_shape,
         webhook_key=args.webhook_key,
         duration=args.duration,
         time_scale=args.time_scale,

@@ -1,4 +1,8 @@
-"""The service's endpoints: both dialects' submits and status reads, and the balance."""
+"""The service's endpoints: both dialects' submits and status reads, and the balance.
+
+Error answers follow KIE's documented examples: only ``code`` and ``msg``, with HTTP 200
+except for 429 (and for unknown routes and methods, which answer 404 and 405).
+"""
 
 from __future__ import annotations
 
@@ -6,23 +10,29 @@ import time
 from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from recraft_async._models import Operation
 
 from ._control import ControlRoutes
 from ._faults import Target
-from ._http import FaultGuard, base_of, envelope, json_body, retry_after_headers
+from ._http import FaultGuard, base_of, envelope, json_body, rate_limited, success
 from ._tasks import MARKET_MODELS
 from ._uploads import UploadRoutes
 
 if TYPE_CHECKING:
     from starlette.requests import Request
-    from starlette.responses import JSONResponse, Response
+    from starlette.responses import Response
 
     from ._emulator import KieEmulator
 
 _UPSCALE_FORMATS = {"PNG": "PNG", "JPG": "JPG", "JPEG": "JPG"}
+# Two documented 401 bodies: get-task-detail's for status reads, and the "Getting
+# Started" page's general one, which we answer everywhere else (submits, the balance).
+_READ_UNAUTHORISED = "Unauthorized"
+_UNAUTHORISED = "You do not have access permissions"
 
 
 class ApiRoutes:
@@ -75,24 +85,28 @@ class ApiRoutes:
     async def credit(self, request: Request) -> Response:
         """``GET /api/v1/chat/credit``: the balance."""
         if not self._emu._check_key(request.headers.get("authorization")):
-            return _unauthorised()
+            return envelope(401, _UNAUTHORISED)
         balance = self._emu.credits
-        return envelope(200, "success", int(balance) if balance.is_integer() else balance)
+        # Fractional balances stay fractional: 99.5 must not read as 99.
+        return success(int(balance) if balance.is_integer() else balance)
 
     async def _submit(self, request: Request, op: Operation | None, *, market: bool) -> Response:
         self._emu.stats.submit_requests += 1
 
         async def handle() -> Response:
             if not self._emu._check_key(request.headers.get("authorization")):
-                return _unauthorised()
+                return envelope(401, _UNAUTHORISED)
             body = await json_body(request)
             parsed = _parse_market(body) if market else _parse_recraft(body, op)
             if isinstance(parsed, str):
                 return envelope(422, parsed)
             operation, image_url, scale, fmt, callback = parsed
-            refusal = self._emu._admit(operation, scale)
+            refusal = self._emu._admit(operation)
             if refusal is not None:
-                return _refuse(*refusal)
+                code, retry_after = refusal
+                if retry_after is not None:
+                    return rate_limited(retry_after)
+                return envelope(code, "insufficient credits")
             task = self._emu._create_task(
                 operation,
                 dialect="market" if market else "recraft",
@@ -103,37 +117,44 @@ class ApiRoutes:
                 base_url=base_of(request),
                 params=body,
             )
-            return envelope(200, "success", {"taskId": task.task_id})
+            return success({"taskId": task.task_id})
 
         return await self._guard(request, Target.SUBMIT, handle)
 
     async def _read(self, request: Request, op: Operation | None, *, market: bool) -> Response:
+        # get-task-detail's documented answers, the same for the seed's record-info.
+        if not self._emu._check_key(request.headers.get("authorization")):
+            return await self._guard(request, Target.STATUS, _read_unauthorised)
+        # Counted as the read arrives, and refused before it reaches any fault.
+        retry_after = self._emu._admit_read()
+        if retry_after is not None:
+            return await self._guard.refuse(rate_limited(retry_after))
+
         async def handle() -> Response:
-            if not self._emu._check_key(request.headers.get("authorization")):
-                return _unauthorised()
             task_id = request.query_params.get("taskId")
             if not task_id:
-                return envelope(422, "taskId is required")
+                return envelope(400, "taskId parameter is required")
             task = self._emu._read_task(task_id, op)
             if task is None:
-                return envelope(404, f"task not found: {task_id}")
+                return envelope(404, "Task not found")
             await self._emu._settle(task)
-            record = task.record(time.time(), base_of(request), market=market)
-            return envelope(200, "success", record)
+            return success(task.record(time.time(), base_of(request), market=market))
 
         return await self._guard(request, Target.STATUS, handle)
 
 
-def _unauthorised() -> JSONResponse:
-    return envelope(401, "You do not have access permissions")
+async def _read_unauthorised() -> Response:
+    return envelope(401, _READ_UNAUTHORISED)
 
 
-def _refuse(code: int, msg: str, retry_after: float | None) -> JSONResponse:
-    if code != 429 or retry_after is None:
-        return envelope(code, msg)
-    response = envelope(429, msg, status=429)
-    response.headers.update(retry_after_headers(retry_after))
-    return response
+async def _http_error(_request: Request, exc: Exception) -> Response:
+    """Unknown routes and wrong methods, in KIE's envelope rather than starlette's text."""
+    assert isinstance(exc, HTTPException)  # noqa: S101 - registered for HTTPException only
+    return JSONResponse(
+        {"code": exc.status_code, "msg": exc.detail},
+        status_code=exc.status_code,
+        headers=exc.headers,
+    )
 
 
 _Parsed = tuple[Operation, str, int, str, "str | None"]
@@ -167,14 +188,13 @@ def _parse_market(body: object) -> _Parsed | str:
     given = body.get("input")
     if not isinstance(given, dict):
         return "input must be an object"
-    scale = 1
-    if op is Operation.UPSCALE:
-        scale = given.get("scale", 2)
-        if scale not in (2, 4) or isinstance(scale, bool):
-            return "input.scale must be 2 or 4"
-    return _common(
-        op, given.get("image"), int(scale), "PNG", body.get("callBackUrl"), "input.image"
-    )
+    extra = sorted(set(given) - {"image"})
+    if extra:
+        # Both model pages document input.image alone: no scale, no output format.
+        return f"{body['model']} takes only input.image; unknown: {', '.join(map(str, extra))}"
+    # The page gives no factor; the emulator's crisp upscale doubles the sides.
+    scale = 2 if op is Operation.UPSCALE else 1
+    return _common(op, given.get("image"), scale, "PNG", body.get("callBackUrl"), "input.image")
 
 
 def _common(
@@ -197,4 +217,4 @@ def build_app(emulator: KieEmulator) -> Starlette:
         + UploadRoutes(emulator, guard).routes()
         + ControlRoutes(emulator).routes()
     )
-    return Starlette(routes=routes)
+    return Starlette(routes=routes, exception_handlers={HTTPException: _http_error})

@@ -1,4 +1,11 @@
-"""Callback delivery: one background loop for all tasks, signed, retried, loopback only."""
+"""Callbacks: their documented bodies, and one background loop that delivers them all.
+
+KIE documents two callback bodies (kie-api.md section 5): the market model pages' one
+(``code`` 200 or 501, the full record in ``data``) and the webhook-verification page's
+(``taskId`` on top, ``data.task_id`` and ``data.callbackType``, no record). The emulator
+sends either alone, or by default both merged, so that a reader of either page works.
+Deliveries are signed, retried, and go to loopback addresses only.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +16,7 @@ import math
 import time
 import urllib.parse
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 import httpx
@@ -18,9 +25,61 @@ from recraft_async._check import is_loopback_host
 from recraft_async._webhooks import webhook_signature
 
 from ._stats import EmulatorStats
+from ._tasks import SUCCESS, Task
 
 _CONCURRENT_DELIVERIES = 32
 _DELIVERY_TIMEOUT = 5.0
+
+CallbackShape = Literal["both", "market", "verification"]
+CALLBACK_SHAPES: tuple[CallbackShape, ...] = ("both", "market", "verification")
+# The market pages' messages, verbatim.
+_MARKET_MSG = {True: "Playground task completed successfully.", False: "Playground task failed."}
+
+
+def callback_body(task: Task, now: float, shape: CallbackShape, balance: float) -> dict[str, Any]:
+    """The body POSTed for ``task`` in the given shape; ``balance`` is the account's now."""
+    ok = task.outcome == SUCCESS
+    # The verification page shows only a success; a failure's fields are our guess.
+    check: dict[str, Any] = {
+        "taskId": task.task_id,
+        "code": 200 if ok else 501,
+        "msg": "Success" if ok else "Failed",
+        "data": {
+            "task_id": task.task_id,
+            "callbackType": "task_completed" if ok else "task_failed",
+        },
+    }
+    if shape == "verification":
+        return check
+    body = (
+        _market_body(task, now, ok, balance)
+        if task.dialect == "market"
+        else _seed_body(task, now, ok)
+    )
+    if shape == "market":
+        return body
+    return {"taskId": task.task_id, **body, "data": {**body["data"], **check["data"]}}
+
+
+def _market_body(task: Task, now: float, ok: bool, balance: float) -> dict[str, Any]:
+    record = task.market_record(now, task.base_url)
+    if ok:
+        # The pages' success example has no failCode/failMsg; one variant has them null.
+        record["failCode"] = record["failMsg"] = None
+    record["consumeCredits"] = _number(task.cost)
+    record["remainedCredits"] = _number(balance)
+    return {"code": 200 if ok else 501, "msg": _MARKET_MSG[ok], "data": record}
+
+
+def _seed_body(task: Task, now: float, ok: bool) -> dict[str, Any]:
+    # The seed documents no callback body: its own record, in the usual envelope.
+    msg = "success" if ok else (task.error_message or "failed")
+    return {"code": 200 if ok else 501, "msg": msg, "data": task.recraft_record(now, task.base_url)}
+
+
+def _number(value: float) -> float:
+    """Whole credits as JSON integers, as the documented examples write them."""
+    return int(value) if float(value).is_integer() else value
 
 
 def is_loopback(url: str) -> bool:

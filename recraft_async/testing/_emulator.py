@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import collections
 import heapq
 import hmac
+import itertools
 import random
 import threading
 import time
 import urllib.parse
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -18,15 +18,17 @@ import anyio
 import anyio.to_thread
 import httpx
 
+from recraft_async._limits import LIMITS
 from recraft_async._models import Operation
 from recraft_async._policy import Rate
 
 from . import _images
-from ._callbacks import CallbackDispatcher
+from ._callbacks import CALLBACK_SHAPES, CallbackDispatcher, CallbackShape, callback_body
 from ._duration import Duration
 from ._faults import Fault, FaultKind, FaultPlan, Target
 from ._stats import EmulatorStats
 from ._tasks import CREATE_FAILED, FAILED, SUCCESS, Task, TaskInfo
+from ._window import SlidingWindow
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp
@@ -36,16 +38,13 @@ DEFAULT_BASE_URL = "http://kie-emulator.localhost"
 FILES_PREFIX = "/_emulator/files/"
 RESULTS_PREFIX = "/_emulator/results/"
 
-_LIMITS = {
-    Operation.UPSCALE: _images.UPSCALE_LIMITS,
-    Operation.REMOVE_BACKGROUND: _images.REMOVE_BG_LIMITS,
-}
 _ID_PREFIX = {Operation.UPSCALE: "recraft_upscale_", Operation.REMOVE_BACKGROUND: "recraft_bg_"}
-
-
-def price(operation: Operation, scale: int) -> float:
-    """Credits one task costs: upscale 2 at 2x and 4 at 4x, background removal 1."""
-    return float(scale) if operation is Operation.UPSCALE else 1.0
+# Credits per task, whatever the scale: the prices third-party integrations quote
+# (KIE's docs pages publish none).
+DEFAULT_PRICES: Mapping[Operation, float] = {
+    Operation.UPSCALE: 0.5,
+    Operation.REMOVE_BACKGROUND: 1.0,
+}
 
 
 class KieEmulator:
@@ -57,6 +56,13 @@ class KieEmulator:
     Processing times are ``duration`` samples multiplied by ``time_scale``; ``latency``
     (real seconds, not scaled) delays every answer of the service's endpoints, like a
     network round trip.
+
+    Limits, both sliding windows counted at arrival for the account's key: ``rate`` for
+    submits (20 per 10 s) and ``read_rate`` for status reads of both dialects (10 per
+    second); None turns one off. ``prices`` maps each operation to the credits a task
+    costs (default 0.5 for upscale, 1 for background removal, whatever the scale).
+    ``callback_shape`` picks the callback body: ``"market"`` (the market model pages'),
+    ``"verification"`` (the webhook-verification page's) or ``"both"`` merged (default).
     """
 
     def __init__(
@@ -65,6 +71,9 @@ class KieEmulator:
         api_key: str = "emulator-key",
         credits: float = 100_000.0,
         rate: Rate | None = Rate(20, per=10.0),  # noqa: B008 - a frozen value
+        read_rate: Rate | None = Rate(10, per=1.0),  # noqa: B008 - a frozen value
+        prices: Mapping[Operation, float] | None = None,
+        callback_shape: CallbackShape = "both",
         webhook_key: str | None = None,
         duration: Duration = Duration.lognormal(median=20.0, sigma=0.5),  # noqa: B008
         time_scale: float = 0.01,
@@ -77,8 +86,16 @@ class KieEmulator:
     ) -> None:
         if time_scale < 0:
             raise ValueError("time_scale must be >= 0")
+        if callback_shape not in CALLBACK_SHAPES:
+            raise ValueError(f"callback_shape must be one of {CALLBACK_SHAPES}")
+        merged = {**DEFAULT_PRICES, **(prices or {})}
+        self.prices = {Operation(op): float(cost) for op, cost in merged.items()}
+        if any(not cost >= 0 for cost in self.prices.values()):
+            raise ValueError("prices must be >= 0")
         self.api_key = api_key
         self.rate = rate
+        self.read_rate = read_rate
+        self.callback_shape: CallbackShape = callback_shape
         self.duration = duration
         self.time_scale = time_scale
         self.latency = latency
@@ -92,7 +109,9 @@ class KieEmulator:
         self._checks: dict[tuple[str, Operation], str | None] = {}
         self._renders: dict[tuple[str, Operation, int, str], bytes] = {}
         self._tasks: dict[str, Task] = {}
-        self._window: collections.deque[float] = collections.deque()
+        self._market_ids = itertools.count()
+        self._window = SlidingWindow()
+        self._read_window = SlidingWindow()
         self._pending: list[float] = []
         self._callbacks = CallbackDispatcher(
             self.stats,
@@ -191,25 +210,45 @@ class KieEmulator:
             token.strip().encode(), self.api_key.encode()
         )
 
-    def _admit(self, operation: Operation, scale: int) -> tuple[int, str, float | None] | None:
-        """Rate limit and balance for one submit: None to go ahead, else (code, msg, retry).
+    def _admit(self, operation: Operation) -> tuple[int, float | None] | None:
+        """Rate limit and balance for one submit: None to go ahead, else (code, retry).
 
         Synchronous on purpose: checking and taking the window slot happen with no await
         between them, so concurrent submits cannot slip past the limit together.
         """
         now = time.monotonic()
         if self.rate is not None:
-            while self._window and self._window[0] <= now - self.rate.per:
-                self._window.popleft()
-            if len(self._window) >= self.rate.n:
+            retry = self._window.retry_after(self.rate, now)
+            if retry is not None:
                 self.stats.rate_limited += 1
-                retry = max(self._window[0] + self.rate.per - now, 0.001)
-                return 429, "rate limited: too many requests, retry later", retry
-        if self._credits < price(operation, scale):
-            return 402, "insufficient credits", None
+                return 429, retry
+        if self._credits < self.prices[operation]:
+            return 402, None
         if self.rate is not None:
-            self._window.append(now)
+            self._window.take(now)
         return None
+
+    def _admit_read(self) -> float | None:
+        """The read limit for one status read: None to go ahead, else seconds to wait.
+
+        Synchronous like ``_admit``, and called as the read arrives, before any latency.
+        """
+        if self.read_rate is None:
+            return None
+        now = time.monotonic()
+        retry = self._read_window.retry_after(self.read_rate, now)
+        if retry is not None:
+            self.stats.read_rate_limited += 1
+            return retry
+        self._read_window.take(now)
+        return None
+
+    def _new_task_id(self, operation: Operation, dialect: str) -> str:
+        if dialect == "recraft":
+            return _ID_PREFIX[operation] + uuid.uuid4().hex[:20]
+        # The documented shape (task_recraft_1765177373893): epoch ms, then a counter so
+        # that tasks created within one millisecond differ.
+        return f"task_recraft_{round(time.time() * 1000)}{next(self._market_ids):03d}"
 
     def _create_task(
         self,
@@ -228,9 +267,7 @@ class KieEmulator:
         fault = self.faults.draw(Target.TASK)
         key = self._resolve(image_url)
         task = Task(
-            task_id=_ID_PREFIX[operation] + uuid.uuid4().hex[:20]
-            if dialect == "recraft"
-            else uuid.uuid4().hex,
+            task_id=self._new_task_id(operation, dialect),
             operation=operation,
             dialect=dialect,
             image_url=image_url,
@@ -252,7 +289,7 @@ class KieEmulator:
         elif fault is not None and fault.kind is FaultKind.CREATE_FAILED:
             task.error_code, task.error_message = fault.code, fault.message
         else:
-            self._charge(task, price(operation, scale))
+            self._charge(task, self.prices[operation])
             task.finished = now + self.duration.sample(self._rng) * self.time_scale
             if fault is not None and fault.kind is FaultKind.TASK_FAILED:
                 task.outcome, task.error_code, task.error_message = (
@@ -347,7 +384,7 @@ class KieEmulator:
         if cached is not ...:
             return cached
         problem = await anyio.to_thread.run_sync(
-            _images.check_input, self._files[key], _LIMITS[operation]
+            _images.check_input, self._files[key], LIMITS[operation]
         )
         self._checks[(key, operation)] = problem
         return problem
@@ -380,11 +417,5 @@ class KieEmulator:
         if task is None or not task.callback_url:
             return None
         await self._settle(task)
-        record = task.record(time.time(), task.base_url, market=task.dialect == "market")
-        ok = task.outcome == SUCCESS
-        envelope = {
-            "code": 200 if ok else 501,
-            "msg": "success" if ok else (task.error_message or "failed"),
-            "data": record,
-        }
-        return task.callback_url, envelope
+        body = callback_body(task, time.time(), self.callback_shape, self._credits)
+        return task.callback_url, body

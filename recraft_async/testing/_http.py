@@ -19,22 +19,38 @@ if TYPE_CHECKING:
 
     from ._emulator import KieEmulator
 
+RATE_LIMITED = "Rate limit exceeded"  # get-task-detail's documented 429 message
 _REASONS = {
     400: "bad request",
     404: "not found",
     422: "validation error",
-    429: "rate limited",
+    429: RATE_LIMITED,
     455: "service unavailable: maintenance",
-    500: "internal server error",
+    500: "Internal server error",
     502: "bad gateway",
     503: "service unavailable",
 }
 _GATEWAY_PAGE = "<html><head><title>{code}</title></head><body><h1>{code}</h1></body></html>"
 
 
-def envelope(code: int, msg: str, data: Any = None, *, status: int = 200) -> JSONResponse:
-    """KIE's answer: the body carries its own code; the HTTP status is usually 200."""
-    return JSONResponse({"code": code, "msg": msg, "data": data}, status_code=status)
+def success(data: Any) -> JSONResponse:
+    """KIE's answer to a request that worked."""
+    return JSONResponse({"code": 200, "msg": "success", "data": data})
+
+
+def envelope(code: int, msg: str, *, status: int = 200) -> JSONResponse:
+    """KIE's error answer: the body carries its own code; the HTTP status is usually 200.
+
+    Only ``code`` and ``msg``, as every documented error example has them (no ``data``).
+    """
+    return JSONResponse({"code": code, "msg": msg}, status_code=status)
+
+
+def rate_limited(retry_after: float) -> JSONResponse:
+    """The documented 429: HTTP 429 too, with our ``Retry-After`` headers."""
+    response = envelope(429, RATE_LIMITED, status=429)
+    response.headers.update(retry_after_headers(retry_after))
+    return response
 
 
 def retry_after_headers(seconds: float) -> dict[str, str]:
@@ -64,15 +80,22 @@ class FaultGuard:
     def __init__(self, emulator: KieEmulator) -> None:
         self._emu = emulator
 
+    async def refuse(self, answer: Response) -> Response:
+        """``answer`` after the usual latency, with no fault drawn.
+
+        For requests turned away at the door (the read limit): they never reach the part
+        of the service that faults strike, so they must not use up a scripted fault.
+        """
+        await self._delay()
+        return answer
+
     async def __call__(
         self, request: Request, target: Target, handle: Callable[[], Awaitable[Response]]
     ) -> Response:
         """Answer ``request`` with ``handle``, or with the fault that strikes it."""
         # Read the body first: the disconnect check below must not swallow it.
         await request.body()
-        delay = self._emu._answer_delay()
-        if delay > 0:
-            await anyio.sleep(delay)
+        await self._delay()
         fault = self._emu.faults.draw(target)
         if fault is None:
             return await handle()
@@ -87,6 +110,11 @@ class FaultGuard:
             await anyio.sleep(fault.seconds)
             return answer
         return await self._fail(request, fault)
+
+    async def _delay(self) -> None:
+        delay = self._emu._answer_delay()
+        if delay > 0:
+            await anyio.sleep(delay)
 
     async def _fail(self, request: Request, fault: Fault) -> Response:
         if fault.kind is FaultKind.HTTP_ERROR:

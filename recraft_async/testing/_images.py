@@ -9,33 +9,11 @@ from __future__ import annotations
 import io
 from typing import TYPE_CHECKING
 
-import attrs
-
 from recraft_async._files import MIME_TYPES, sniff_format
+from recraft_async._limits import ACCEPTED_FORMATS, Limits
 
 if TYPE_CHECKING:
     from PIL import Image
-
-ACCEPTED_FORMATS = frozenset({"PNG", "JPEG", "WEBP"})
-MEGAPIXELS_16 = 16 * 1024 * 1024
-
-
-@attrs.frozen
-class Limits:
-    """The published input limits of one operation (kie-api.md section 3)."""
-
-    max_bytes: int
-    max_pixels: int
-    min_side: int
-    max_side: int
-
-
-UPSCALE_LIMITS = Limits(
-    max_bytes=10 * 1024 * 1024, max_pixels=MEGAPIXELS_16, min_side=1, max_side=4096
-)
-REMOVE_BG_LIMITS = Limits(
-    max_bytes=5 * 1024 * 1024, max_pixels=MEGAPIXELS_16, min_side=256, max_side=4096
-)
 
 # Background distance (0-255, the largest channel difference) below which a pixel is
 # fully transparent and above which it is fully opaque; between them the edge is soft.
@@ -45,7 +23,11 @@ _EDGE_BLUR = 1.0
 
 
 def check_input(data: bytes, limits: Limits) -> str | None:
-    """Why ``data`` is not acceptable input, or None when it is (decodes it fully)."""
+    """Why ``data`` is not acceptable input, or None when it is (decodes it fully).
+
+    ``limits`` comes from ``recraft_async._limits``, the one definition the client's own
+    checks use too, so that client and emulator never disagree about an image.
+    """
     from PIL import Image, UnidentifiedImageError  # noqa: PLC0415 - optional dependency
 
     if len(data) > limits.max_bytes:

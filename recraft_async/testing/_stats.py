@@ -14,14 +14,16 @@ class EmulatorStats:
 
     ``submits`` counts the tasks that landed (a task id was answered or, under a
     ``processed`` fault, would have been), per ``(operation, image_url)``: a value above 1
-    for one image is a credit paid twice.
+    for one image is a credit paid twice. ``status_reads`` counts the reads that got past
+    the key and the read limit and named a task.
     """
 
     submits: collections.Counter[tuple[str, str]] = attrs.field(factory=collections.Counter)
     submit_requests: int = 0
     tasks_created: int = 0
     status_reads: int = 0
-    rate_limited: int = 0
+    rate_limited: int = 0  # submits refused by ``rate``
+    read_rate_limited: int = 0  # status reads refused by ``read_rate``
     max_pending: int = 0
     callbacks_sent: int = 0
     callbacks_delivered: int = 0

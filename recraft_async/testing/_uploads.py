@@ -1,4 +1,8 @@
-"""The upload endpoints (stream, base64, URL), answering ``downloadUrl``s the emulator serves."""
+"""The upload endpoints (stream, base64, URL), answering ``downloadUrl``s the emulator serves.
+
+Their errors are the file-upload pages' documented bodies (``success``, ``code``, ``msg``;
+no ``data``), with HTTP 200 like the rest of the service.
+"""
 
 from __future__ import annotations
 
@@ -26,6 +30,9 @@ if TYPE_CHECKING:
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _EXTENSIONS = {"image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp"}
+_NO_PATH = "Missing required parameter: uploadPath"
+_BAD_BASE64 = "Base64 decoding failed: Invalid Base64 format"
+_UNAUTHORISED = "Authentication failed: Invalid API Key"
 
 
 def safe_key(upload_path: object, file_name: object, data: bytes) -> tuple[str, str]:
@@ -42,7 +49,14 @@ def safe_key(upload_path: object, file_name: object, data: bytes) -> tuple[str, 
 
 
 def _answer(code: int, msg: str, data: dict[str, Any] | None = None) -> JSONResponse:
-    return JSONResponse({"success": code == 200, "code": code, "msg": msg, "data": data})
+    body: dict[str, Any] = {"success": code == 200, "code": code, "msg": msg}
+    if data is not None:
+        body["data"] = data
+    return JSONResponse(body)
+
+
+def _has_path(upload_path: object) -> bool:
+    return isinstance(upload_path, str) and bool(upload_path.strip())
 
 
 class UploadRoutes:
@@ -65,9 +79,11 @@ class UploadRoutes:
 
         async def handle() -> Response:
             form = await request.form()
+            if not _has_path(form.get("uploadPath")):
+                return _answer(400, _NO_PATH)
             file = form.get("file")
             if not isinstance(file, UploadFile):
-                return _answer(400, "file is required")
+                return _answer(400, "Missing required parameter: file")
             data = await file.read()
             name = form.get("fileName") or file.filename
             return self._store(request, data, form.get("uploadPath"), name)
@@ -79,15 +95,17 @@ class UploadRoutes:
 
         async def handle() -> Response:
             body = await json_body(request)
-            if not isinstance(body, dict) or not isinstance(body.get("base64Data"), str):
-                return _answer(400, "base64Data is required")
+            if not isinstance(body, dict) or not _has_path(body.get("uploadPath")):
+                return _answer(400, _NO_PATH)
+            if not isinstance(body.get("base64Data"), str):
+                return _answer(400, "Missing required parameter: base64Data")
             encoded = body["base64Data"]
             if encoded.startswith("data:"):
                 encoded = encoded.partition(",")[2]
             try:
                 data = base64.b64decode(encoded, validate=True)
             except (binascii.Error, ValueError):
-                return _answer(400, "base64Data is not valid base64")
+                return _answer(400, _BAD_BASE64)
             return self._store(request, data, body.get("uploadPath"), body.get("fileName"))
 
         return await self._authorised(request, handle)
@@ -97,8 +115,10 @@ class UploadRoutes:
 
         async def handle() -> Response:
             body = await json_body(request)
-            if not isinstance(body, dict) or not isinstance(body.get("fileUrl"), str):
-                return _answer(400, "fileUrl is required")
+            if not isinstance(body, dict) or not _has_path(body.get("uploadPath")):
+                return _answer(400, _NO_PATH)
+            if not isinstance(body.get("fileUrl"), str):
+                return _answer(400, "Missing required parameter: fileUrl")
             key = self._emu._resolve(body["fileUrl"])
             data = self._emu._file(key) if key is not None else None
             if data is None:
@@ -111,7 +131,7 @@ class UploadRoutes:
     async def _authorised(self, request: Request, handle: Any) -> Response:
         async def checked() -> Response:
             if not self._emu._check_key(request.headers.get("authorization")):
-                return _answer(401, "You do not have access permissions")
+                return _answer(401, _UNAUTHORISED)
             response: Response = await handle()
             return response
 

@@ -9,7 +9,7 @@ The fixtures are async: use them from tests marked ``@pytest.mark.anyio``. Overr
 
     @pytest.fixture
     def kie_emulator_options():
-        return {"rate": None, "time_scale": 0.0}
+        return {"rate": None, "read_rate": None, "time_scale": 0.0}
 """
 
 from __future__ import annotations
@@ -58,7 +58,11 @@ async def kie_server(kie_emulator_options: dict[str, Any]) -> AsyncIterator[KieE
 
 @pytest.fixture
 async def kie_client(kie_emulator: KieEmulator) -> AsyncIterator[AsyncRecraft]:
-    """An open ``AsyncRecraft`` wired to ``kie_emulator`` in-process, polling fast."""
+    """An open ``AsyncRecraft`` wired to ``kie_emulator`` in-process, polling fast.
+
+    It paces itself to the emulator's limits (``submit_rate``, ``read_rate``), so that a
+    test sees no 429 unless it changes one side.
+    """
     from recraft_async import AsyncRecraft, PollPolicy  # noqa: PLC0415
 
     async with (
@@ -69,6 +73,7 @@ async def kie_client(kie_emulator: KieEmulator) -> AsyncIterator[AsyncRecraft]:
             upload_base_url=kie_emulator.base_url,
             poll=PollPolicy(initial=0.01, factor=1.5, max_interval=0.1, timeout=30.0),
             submit_rate=kie_emulator.rate,
+            read_rate=kie_emulator.read_rate,
             http_client=http,
         ) as client,
     ):
