@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import time
 
 import anyio
@@ -13,12 +14,14 @@ pytest.importorskip("PIL")
 pytest.importorskip("starlette")
 from PIL import Image
 
-from recraft_async import Rate
+from recraft_async import Operation, Rate
 from recraft_async.testing import Duration, KieEmulator, sample_images
 
 KEY = {"Authorization": "Bearer emulator-key"}
 UPSCALE = "/api/v1/recraft/upscale"
 REMOVE = "/api/v1/recraft/remove-background"
+CREATE = "/api/v1/jobs/createTask"
+RECORD = "/api/v1/jobs/recordInfo"
 CIRCLE = dict(sample_images(256))["red-circle.png"]
 pytestmark = pytest.mark.anyio
 
@@ -26,6 +29,7 @@ pytestmark = pytest.mark.anyio
 def make(**options) -> KieEmulator:
     options.setdefault("duration", Duration.fixed(0.05))
     options.setdefault("time_scale", 1.0)
+    options.setdefault("read_rate", None)  # these tests poll fast; the limit has its own
     return KieEmulator(**options)
 
 
@@ -65,7 +69,7 @@ async def test_upscale_round_trip_returns_a_bigger_image():
         result = await client.get(data["response"]["resultUrls"][0])
     image = Image.open(io.BytesIO(result.content))
     assert (image.format, image.size) == ("JPEG", (1024, 1024))
-    assert emu.credits == 100_000 - 4
+    assert emu.credits == pytest.approx(100_000 - 0.5)  # the price ignores the scale
 
 
 async def test_remove_background_round_trip_returns_a_transparent_png():
@@ -82,7 +86,7 @@ async def test_remove_background_round_trip_returns_a_transparent_png():
     assert image.mode == "RGBA"
     assert image.getpixel((0, 0))[3] == 0  # type: ignore[index]
     assert image.getpixel((128, 128))[3] == 255  # type: ignore[index]
-    assert emu.credits == 100_000 - 1
+    assert emu.credits == pytest.approx(100_000 - 1)
 
 
 async def test_market_dialect_create_task_and_record_info():
@@ -91,20 +95,56 @@ async def test_market_dialect_create_task_and_record_info():
     url = emu.add_image("c.png", CIRCLE)
     async with emu.http_client(headers=KEY) as client:
         answer = await client.post(
-            "/api/v1/jobs/createTask",
-            json={"model": "recraft/crisp-upscale", "input": {"image": url}},
+            CREATE, json={"model": "recraft/crisp-upscale", "input": {"image": url}}
         )
         task_id = answer.json()["data"]["taskId"]
-        first = await read(client, "/api/v1/jobs/recordInfo", task_id)
+        first = await read(client, RECORD, task_id)
         assert first["data"]["state"] in {"waiting", "queuing", "generating"}
         assert first["data"]["model"] == "recraft/crisp-upscale"
-        data = await until_done(client, "/api/v1/jobs/recordInfo", task_id, key="state")
+        data = await until_done(client, RECORD, task_id, key="state")
         assert data["state"] == "success"
         assert json.loads(data["param"])["input"]["image"] == url
         urls = json.loads(data["resultJson"])["resultUrls"]
         result = await client.get(urls[0])
     assert Image.open(io.BytesIO(result.content)).size == (512, 512)
-    assert emu.credits == 100_000 - 2
+    assert emu.credits == pytest.approx(100_000 - 0.5)
+
+
+async def test_market_task_ids_have_the_documented_shape_and_stay_unique():
+    """task_recraft_ + 13-digit epoch ms + a counter; seed ids keep their own prefix."""
+    emu = make(rate=None)
+    url = emu.add_image("c.png", CIRCLE)
+    body = {"model": "recraft/remove-background", "input": {"image": url}}
+    before = int(time.time() * 1000)
+    async with emu.http_client(headers=KEY) as client:
+        ids = [(await client.post(CREATE, json=body)).json()["data"]["taskId"] for _ in range(30)]
+        seed = (await client.post(UPSCALE, json={"image_url": url})).json()["data"]["taskId"]
+    after = int(time.time() * 1000)
+    assert len(set(ids)) == 30
+    for task_id in ids:
+        match = re.fullmatch(r"task_recraft_(\d{13})(\d{3,})", task_id)
+        assert match is not None, task_id
+        assert before - 1 <= int(match[1]) <= after + 1
+    assert seed.startswith("recraft_upscale_")
+
+
+async def test_market_create_task_takes_only_input_image():
+    """Scale or format in input is refused with 422: the model pages document image alone."""
+    emu = make()
+    url = emu.add_image("c.png", CIRCLE)
+    async with emu.http_client(headers=KEY) as client:
+        scaled = await client.post(
+            CREATE, json={"model": "recraft/crisp-upscale", "input": {"image": url, "scale": 4}}
+        )
+        formatted = await client.post(
+            CREATE,
+            json={"model": "recraft/remove-background", "input": {"image": url, "format": "PNG"}},
+        )
+    assert scaled.json()["code"] == 422
+    assert "takes only input.image" in scaled.json()["msg"]
+    assert "scale" in scaled.json()["msg"]
+    assert formatted.json()["code"] == 422
+    assert emu.stats.tasks_created == 0
 
 
 async def test_market_remove_background_and_a_failed_market_task():
@@ -113,11 +153,10 @@ async def test_market_remove_background_and_a_failed_market_task():
     small = emu.add_image("small.png", sample_images(64)[0][1])
     async with emu.http_client(headers=KEY) as client:
         answer = await client.post(
-            "/api/v1/jobs/createTask",
-            json={"model": "recraft/remove-background", "input": {"image": small}},
+            CREATE, json={"model": "recraft/remove-background", "input": {"image": small}}
         )
         task_id = answer.json()["data"]["taskId"]
-        data = await until_done(client, "/api/v1/jobs/recordInfo", task_id, key="state")
+        data = await until_done(client, RECORD, task_id, key="state")
     assert data["state"] == "fail"
     assert data["failCode"] == "422"
     assert "256-4096" in data["failMsg"]
@@ -155,19 +194,24 @@ async def test_tasks_finish_whether_or_not_anyone_polls():
 
 
 async def test_wrong_key_answers_http_200_with_code_401_everywhere():
-    """A wrong or missing key is refused in the body, not by the HTTP status."""
+    """A wrong or missing key is refused in the body, with each page's documented message."""
     emu = make()
     url = emu.add_image("c.png", CIRCLE)
     async with emu.http_client(headers={"Authorization": "Bearer nope"}) as client:
         answers = [
             await client.post(UPSCALE, json={"image_url": url}),
             await client.get(f"{UPSCALE}/record-info", params={"taskId": "x"}),
+            await client.get(RECORD, params={"taskId": "x"}),
             await client.get("/api/v1/chat/credit"),
             await client.post("/api/file-base64-upload", json={"base64Data": "AA=="}),
         ]
     for answer in answers:
         assert answer.status_code == 200
         assert answer.json()["code"] == 401
+    msgs = [answer.json()["msg"] for answer in answers]
+    assert msgs[1:3] == ["Unauthorized"] * 2
+    assert msgs[0] == msgs[3] == "You do not have access permissions"
+    assert msgs[4] == "Authentication failed: Invalid API Key"
     async with emu.http_client() as client:
         assert (await client.get("/api/v1/chat/credit")).json()["code"] == 401
     assert emu.stats.tasks_created == 0
@@ -189,16 +233,44 @@ async def test_custom_key_and_base_url():
 
 async def test_empty_balance_answers_402_and_creates_nothing():
     """Too few credits for the price: code 402 with HTTP 200, no task, no charge."""
-    emu = make(credits=3)
+    emu = make(credits=1.5)
     url = emu.add_image("c.png", CIRCLE)
     async with emu.http_client(headers=KEY) as client:
-        refused = await client.post(UPSCALE, json={"image_url": url, "scale": 4})
-        accepted = await client.post(UPSCALE, json={"image_url": url, "scale": 2})
+        accepted = await client.post(REMOVE, json={"image_url": url})
+        refused = await client.post(REMOVE, json={"image_url": url})
         balance = await client.get("/api/v1/chat/credit")
-    assert (refused.status_code, refused.json()["code"]) == (200, 402)
     assert accepted.json()["code"] == 200
-    assert balance.json() == {"code": 200, "msg": "success", "data": 1}
+    assert (refused.status_code, refused.json()["code"]) == (200, 402)
+    assert set(refused.json()) == {"code", "msg"}
+    assert balance.json()["data"] == pytest.approx(0.5)
     assert emu.stats.tasks_created == 1
+
+
+async def test_a_fractional_balance_is_answered_as_a_float():
+    """The credit endpoint never truncates: 100 - 0.5 reads 99.5, whole balances as ints."""
+    emu = make(credits=100)
+    url = emu.add_image("c.png", CIRCLE)
+    async with emu.http_client(headers=KEY) as client:
+        whole = (await client.get("/api/v1/chat/credit")).json()
+        await client.post(UPSCALE, json={"image_url": url})
+        fractional = (await client.get("/api/v1/chat/credit")).json()
+    assert whole == {"code": 200, "msg": "success", "data": 100}
+    assert isinstance(fractional["data"], float)
+    assert fractional["data"] == pytest.approx(99.5)
+
+
+async def test_prices_are_configurable_per_operation():
+    """prices= sets the credits of each operation; the scale never changes them."""
+    emu = make(prices={Operation.UPSCALE: 3, "remove-background": 0.25})
+    url = emu.add_image("c.png", CIRCLE)
+    async with emu.http_client(headers=KEY) as client:
+        await client.post(UPSCALE, json={"image_url": url, "scale": 2})
+        await client.post(UPSCALE, json={"image_url": url, "scale": 4})
+        await client.post(REMOVE, json={"image_url": url})
+    assert emu.prices == {Operation.UPSCALE: 3.0, Operation.REMOVE_BACKGROUND: 0.25}
+    assert emu.stats.credits_spent == pytest.approx(6.25)
+    with pytest.raises(ValueError, match="prices"):
+        make(prices={Operation.UPSCALE: -1})
 
 
 @pytest.mark.parametrize(
@@ -211,14 +283,14 @@ async def test_empty_balance_answers_402_and_creates_nothing():
         (REMOVE, {"image_url": "u", "output_format": "JPG"}, "output_format must be PNG"),
         (REMOVE, {"image_url": "u", "callBackUrl": "ftp://x"}, "callBackUrl"),
         (REMOVE, [1, 2], "JSON object"),
-        ("/api/v1/jobs/createTask", {"model": "x/y", "input": {}}, "model must be"),
-        ("/api/v1/jobs/createTask", {"model": "recraft/crisp-upscale"}, "input must be"),
+        (CREATE, {"model": "x/y", "input": {"image": "u"}}, "model must be"),
+        (CREATE, {"model": "recraft/crisp-upscale"}, "input must be"),
         (
-            "/api/v1/jobs/createTask",
-            {"model": "recraft/crisp-upscale", "input": {"image": "u", "scale": 8}},
-            "input.scale",
+            CREATE,
+            {"model": "recraft/crisp-upscale", "input": {"image": "u", "scale": 2}},
+            "takes only input.image",
         ),
-        ("/api/v1/jobs/createTask", {"model": "recraft/remove-background", "input": {}}, "image"),
+        (CREATE, {"model": "recraft/remove-background", "input": {}}, "input.image is required"),
     ],
 )
 async def test_validation_problems_answer_422(path, body, words):
@@ -230,17 +302,27 @@ async def test_validation_problems_answer_422(path, body, words):
     assert answer.json()["code"] == 422
     assert words in answer.json()["msg"]
     assert emu.stats.tasks_created == 0
-    assert emu.credits == 100_000
+    assert emu.credits == pytest.approx(100_000)
 
 
-async def test_non_json_submit_and_missing_task_id_answer_422():
-    """A body that is not JSON, or a read without taskId, is a validation error."""
+async def test_non_json_submit_answers_422():
+    """A body that is not JSON is a validation error, with only code and msg."""
     emu = make()
     async with emu.http_client(headers=KEY) as client:
         garbage = await client.post(UPSCALE, content=b"{nope")
-        no_id = await client.get(f"{UPSCALE}/record-info")
     assert garbage.json()["code"] == 422
-    assert no_id.json()["code"] == 422
+    assert set(garbage.json()) == {"code", "msg"}
+
+
+@pytest.mark.parametrize("path", [RECORD, f"{UPSCALE}/record-info", f"{REMOVE}/record-info"])
+@pytest.mark.parametrize("params", [{}, {"taskId": ""}], ids=["missing", "empty"])
+async def test_a_read_without_task_id_answers_the_documented_400(path, params):
+    """Both dialects: {"code": 400, "msg": "taskId parameter is required"}, HTTP 200."""
+    emu = make()
+    async with emu.http_client(headers=KEY) as client:
+        answer = await client.get(path, params=params)
+    assert answer.status_code == 200
+    assert answer.json() == {"code": 400, "msg": "taskId parameter is required"}
 
 
 async def test_unknown_task_and_wrong_operation_answer_404():
@@ -252,9 +334,30 @@ async def test_unknown_task_and_wrong_operation_answer_404():
         unknown = await read(client, f"{UPSCALE}/record-info", "no-such-task")
         crossed = await read(client, f"{REMOVE}/record-info", task_id)
         market = await read(client, "/api/v1/jobs/recordInfo", task_id)
-    assert unknown["code"] == 404
-    assert crossed["code"] == 404
+    assert unknown == crossed == {"code": 404, "msg": "Task not found"}
     assert market["code"] == 200  # the jobs API reads every model's tasks
+    async with emu.http_client(headers=KEY) as client:
+        assert await read(client, RECORD, "task_recraft_1765177373893") == unknown
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "msg"),
+    [
+        ("GET", "/api/v1/no-such-thing", 404, "Not Found"),
+        ("GET", "/", 404, "Not Found"),
+        ("GET", CREATE, 405, "Method Not Allowed"),
+        ("POST", RECORD, 405, "Method Not Allowed"),
+    ],
+)
+async def test_unknown_routes_and_methods_answer_in_the_envelope(method, path, status, msg):
+    """404 and 405 carry KIE's JSON envelope (and Allow for 405), not plain text."""
+    emu = make()
+    async with emu.http_client(headers=KEY) as client:
+        answer = await client.request(method, path)
+    assert answer.status_code == status
+    assert answer.json() == {"code": status, "msg": msg}
+    if status == 405:
+        assert answer.headers["allow"]
 
 
 async def test_foreign_url_fails_creation_with_status_3_and_costs_nothing():
@@ -267,7 +370,7 @@ async def test_foreign_url_fails_creation_with_status_3_and_costs_nothing():
     assert data["successFlag"] == 3
     assert "unreachable image" in data["errorMessage"]
     assert data["response"] is None
-    assert emu.credits == 100_000
+    assert emu.credits == pytest.approx(100_000)
 
 
 async def test_bad_input_fails_the_task_with_status_2():
@@ -326,13 +429,14 @@ async def test_rate_limit_is_a_sliding_window_answering_429_with_retry_after():
         again = await client.post(UPSCALE, json={"image_url": url})
     assert all(a.json()["code"] == 200 for a in accepted)
     assert refused.status_code == 429
-    assert refused.json()["code"] == 429
+    assert refused.json() == {"code": 429, "msg": "Rate limit exceeded"}
     assert refused.headers["Retry-After"] == "1"
     assert 0 < int(refused.headers["retry-after-ms"]) <= 300
     assert again.json()["code"] == 200
     assert emu.stats.rate_limited == 1
+    assert emu.stats.read_rate_limited == 0
     assert emu.stats.tasks_created == 4
-    assert emu.credits == 100_000 - 8
+    assert emu.credits == pytest.approx(100_000 - 4 * 0.5)
 
 
 async def test_no_rate_limit_when_rate_is_none():
@@ -365,8 +469,9 @@ async def test_stats_count_submits_per_image_reads_and_pending_peak():
     assert emu.stats.submits[("remove-background", a)] == 1
     assert {"operation": "upscale", "imageUrl": a, "count": 2} in stats["submits"]
     assert stats["status_reads"] == 1
+    assert stats["read_rate_limited"] == 0
     assert stats["max_pending"] == 4
-    assert stats["credits"] == 100_000 - 7
+    assert stats["credits"] == pytest.approx(100_000 - 3 * 0.5 - 1)
     assert {t["taskId"] for t in tasks} >= set(ids)
     assert all(t["finishTime"] - t["createTime"] == pytest.approx(60) for t in tasks)
 

@@ -99,6 +99,9 @@ async def test_callback_carries_the_final_record_and_a_valid_signature():
     assert body["code"] == 200
     assert body["data"]["taskId"] == task_id
     assert body["data"]["successFlag"] == 1
+    # The default shape adds the webhook-verification page's fields to the seed record.
+    assert body["taskId"] == body["data"]["task_id"] == task_id
+    assert body["data"]["callbackType"] == "task_completed"
     assert body["data"]["response"]["resultUrls"][0].endswith(f"{task_id}.png")
     timestamp = headers["x-webhook-timestamp"]
     assert abs(int(timestamp) - arrived) < 5
@@ -126,19 +129,24 @@ async def test_unsigned_without_a_webhook_key_and_failures_say_501():
 
 
 async def test_market_task_callback_uses_the_market_record():
-    """A createTask callback carries state and resultJson."""
+    """A createTask callback carries the market page's message, state and resultJson."""
     receiver = Receiver()
     emu, url = make()
     async with listening(receiver) as hook, emu:
-        await submit(
+        task_id = await submit(
             emu,
             {"model": "recraft/remove-background", "input": {"image": url}, "callBackUrl": hook},
             "/api/v1/jobs/createTask",
         )
         await receiver.wait_for(1)
-    data = receiver.calls[0][1]["data"]
+    body = receiver.calls[0][1]
+    assert (body["code"], body["msg"]) == (200, "Playground task completed successfully.")
+    data = body["data"]
+    assert data["taskId"] == data["task_id"] == task_id
     assert data["state"] == "success"
     assert "resultUrls" in data["resultJson"]
+    assert data["consumeCredits"] == 1
+    assert data["remainedCredits"] == 100_000 - 1
 
 
 async def test_failed_deliveries_are_retried():

@@ -25,6 +25,7 @@ def make(**options) -> KieEmulator:
     options.setdefault("duration", Duration.fixed(0.02))
     options.setdefault("time_scale", 1.0)
     options.setdefault("rate", None)
+    options.setdefault("read_rate", None)
     return KieEmulator(**options)
 
 
@@ -35,10 +36,15 @@ def mode(request) -> str:
 
 @contextlib.asynccontextmanager
 async def connected(emu: KieEmulator, mode: str, **options):
-    """An open AsyncRecraft reaching ``emu`` in-process or through serve()."""
+    """An open AsyncRecraft reaching ``emu`` in-process or through serve().
+
+    The seed's dialect unless asked otherwise: these tests use its scale and format.
+    """
     options.setdefault("api_key", emu.api_key)
     options.setdefault("poll", FAST_POLL)
     options.setdefault("submit_rate", None)
+    options.setdefault("read_rate", None)
+    options.setdefault("dialect", "recraft")
     if mode == "in-process":
         async with (
             emu.http_client() as http,
@@ -63,7 +69,7 @@ async def test_jobs_round_trip_with_real_images(mode):
         cuts = [client.remove_background(url) for url in urls]
         results = [await job for job in ups + cuts]
         images = [Image.open(io.BytesIO((await http.get(r.url)).content)) for r in results]
-        assert await client.credits() == 100_000 - 3 * 2 - 3 * 1
+        assert await client.credits() == pytest.approx(100_000 - 3 * 0.5 - 3 * 1)
     assert all(image.size == (512, 512) for image in images[:3])
     for image in images[3:]:
         assert image.mode == "RGBA"
@@ -81,11 +87,26 @@ async def test_market_dialect_end_to_end(mode):
     emu = make()
     url = emu.add_image(*SAMPLES[0])
     async with connected(emu, mode, dialect="market") as (client, _):
-        up = await client.upscale(url, scale=2)
+        up = await client.upscale(url)
         cut = await client.remove_background(url)
     assert up.url.endswith(".png")
     assert cut.url.endswith(".png")
+    assert up.task_id.startswith("task_recraft_")
     assert emu.stats.tasks_created == 2
+    assert emu.credits == pytest.approx(100_000 - 0.5 - 1)
+
+
+async def test_a_client_pacing_its_reads_meets_no_read_limit(mode):
+    """With read_rate matching the emulator's read limit, status reads never see a 429."""
+    emu = make(read_rate=ra.Rate(5, per=0.5))
+    urls = [emu.add_image(f"{i}.png", SAMPLES[0][1]) for i in range(6)]
+    async with connected(emu, mode, dialect="market", read_rate=ra.Rate(5, per=0.6)) as (
+        client,
+        _,
+    ):
+        results = [await job for job in [client.remove_background(url) for url in urls]]
+    assert len(results) == 6
+    assert emu.stats.read_rate_limited == 0
 
 
 async def test_hundreds_of_jobs_each_paid_once(mode):
@@ -113,7 +134,7 @@ async def test_a_thousand_jobs_in_process():
         results = [await job for job in jobs]
     assert len({r.task_id for r in results}) == 1000
     assert sum(emu.stats.submits.values()) == 1000
-    assert emu.stats.credits_spent == 500 * 2 + 500 * 1
+    assert emu.stats.credits_spent == pytest.approx(500 * 0.5 + 500 * 1)
 
 
 async def test_rate_limited_submits_are_retried_without_paying_twice(mode):
@@ -244,16 +265,16 @@ async def test_failed_tasks_raise_task_failed(mode):
 
 async def test_wrong_key_and_empty_balance(mode):
     """401 and 402 in the body become AuthenticationError and InsufficientCreditsError."""
-    emu = make(credits=1)
+    emu = make(credits=1.4)
     url = emu.add_image(*SAMPLES[0])
     async with connected(emu, mode, api_key="wrong") as (client, _):
         with pytest.raises(ra.AuthenticationError):
             await client.upscale(url)
     async with connected(emu, mode) as (client, _):
-        with pytest.raises(ra.InsufficientCreditsError):
-            await client.upscale(url)
         await client.remove_background(url)
-    assert emu.credits == 0
+        with pytest.raises(ra.InsufficientCreditsError):
+            await client.upscale(url)  # 0.4 left, the upscale costs 0.5
+    assert emu.credits == pytest.approx(0.4)
 
 
 async def test_resume_and_get_task(mode):

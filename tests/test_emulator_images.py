@@ -9,15 +9,13 @@ import pytest
 pytest.importorskip("PIL")
 from PIL import Image
 
+from recraft_async import Operation
+from recraft_async._limits import LIMITS, Limits
 from recraft_async.testing import sample_images
-from recraft_async.testing._images import (
-    REMOVE_BG_LIMITS,
-    UPSCALE_LIMITS,
-    check_input,
-    remove_background,
-    sniff_mime,
-    upscale,
-)
+from recraft_async.testing._images import check_input, remove_background, sniff_mime, upscale
+
+UPSCALE_LIMITS = LIMITS[Operation.UPSCALE]
+REMOVE_BG_LIMITS = LIMITS[Operation.REMOVE_BACKGROUND]
 
 
 def _png(size: tuple[int, int], mode: str = "RGB", colour: object = (10, 20, 30)) -> bytes:
@@ -89,21 +87,32 @@ def test_remove_background_clears_the_border_colour_and_keeps_the_subject(name, 
 def test_check_input_accepts_good_images_and_explains_bad_ones():
     """Format, bytes, pixels and sides are checked per operation, with a reason."""
     assert check_input(_png((300, 300)), REMOVE_BG_LIMITS) is None
-    assert check_input(_png((10, 10)), UPSCALE_LIMITS) is None
+    assert check_input(_png((32, 32)), UPSCALE_LIMITS) is None
+    assert "sides" in (check_input(_png((31, 64)), UPSCALE_LIMITS) or "")
     assert "sides" in (check_input(_png((100, 300)), REMOVE_BG_LIMITS) or "")
-    assert "sides" in (check_input(_png((4097, 1)), UPSCALE_LIMITS) or "")
+    assert "sides" in (check_input(_png((4097, 32)), UPSCALE_LIMITS) or "")
     assert "decode" in (check_input(b"not an image", UPSCALE_LIMITS) or "")
     assert "decode" in (check_input(_png((300, 300))[:200], UPSCALE_LIMITS) or "")
     gif = io.BytesIO()
     Image.new("RGB", (300, 300)).save(gif, "GIF")
     assert "format" in (check_input(gif.getvalue(), UPSCALE_LIMITS) or "")
-    assert "bytes" in (check_input(b"x" * (5 * 1024 * 1024 + 1), REMOVE_BG_LIMITS) or "")
+    assert "bytes" in (check_input(b"x" * (5_000_000 + 1), REMOVE_BG_LIMITS) or "")
 
 
 def test_check_input_counts_pixels():
-    """More than 16 MP is refused even when each side is within bounds."""
-    tiny = type(UPSCALE_LIMITS)(max_bytes=10**9, max_pixels=99, min_side=1, max_side=4096)
+    """More pixels than the limit is refused even when each side is within bounds."""
+    tiny = Limits(max_bytes=10**9, max_pixels=99, min_side=1, max_side=4096)
     assert "pixels" in (check_input(_png((10, 10)), tiny) or "")
+
+
+def test_the_emulator_enforces_the_clients_one_definition_of_the_limits():
+    """16 MP is 16,000,000 pixels and crisp upscale sides are 32-4096, as in _limits."""
+    assert UPSCALE_LIMITS.max_pixels == REMOVE_BG_LIMITS.max_pixels == 16_000_000
+    assert (UPSCALE_LIMITS.min_side, UPSCALE_LIMITS.max_side) == (32, 4096)
+    assert (REMOVE_BG_LIMITS.min_side, REMOVE_BG_LIMITS.max_side) == (256, 4096)
+    at_limit = Limits(max_bytes=10**9, max_pixels=16_000_000, min_side=1, max_side=5000)
+    assert check_input(_png((4000, 4000), "L", 0), at_limit) is None
+    assert "pixels" in (check_input(_png((4001, 4000), "L", 0), at_limit) or "")
 
 
 def test_sniff_mime_knows_the_three_input_formats():

@@ -21,7 +21,9 @@ pytest.importorskip("PIL")
 pytest.importorskip("uvicorn")
 from PIL import Image
 
+from recraft_async import Rate
 from recraft_async.testing import Duration, Fault, KieEmulator, sample_images, serve
+from recraft_async.testing.__main__ import parser
 from recraft_async.testing._server import loopback_socket
 
 KEY = {"Authorization": "Bearer emulator-key"}
@@ -115,6 +117,8 @@ def test_the_process_runner_prints_its_url_and_serves(tmp_path):
         "recraft_async.testing",
         "--rate",
         "5/1",
+        "--read-rate",
+        "1/60",
         "--time-scale",
         "0.001",
         "--duration",
@@ -151,6 +155,16 @@ def test_the_process_runner_prints_its_url_and_serves(tmp_path):
         with urllib.request.urlopen(base_url + "/_emulator/tasks") as answer:  # noqa: S310
             (task,) = json.load(answer)["tasks"]
         assert task["finishTime"] - task["createTime"] < 1
+        read = urllib.request.Request(  # noqa: S310 - loopback only
+            f"{base_url}{UPSCALE}/record-info?taskId={task['taskId']}", headers=KEY
+        )
+        with urllib.request.urlopen(read) as answer:  # noqa: S310
+            assert json.load(answer)["code"] == 200
+        with pytest.raises(urllib.error.HTTPError) as limited:
+            urllib.request.urlopen(read)  # noqa: S310
+        assert limited.value.code == 429
+        with urllib.request.urlopen(base_url + "/_emulator/stats") as answer:  # noqa: S310
+            assert json.load(answer)["read_rate_limited"] == 1
     finally:
         process.terminate()
         # uvicorn shuts down gracefully, then lets the SIGTERM it caught take its course.
@@ -173,6 +187,17 @@ def test_the_process_runner_refuses_bad_options():
     assert "duration" in done.stderr
 
 
+def test_the_process_runner_options_for_the_limits_and_callbacks():
+    """--rate and --read-rate take N/SECONDS or none; --callback-shape picks a shape."""
+    defaults = parser().parse_args([])
+    assert (defaults.rate, defaults.read_rate) == (Rate(20, per=10.0), Rate(10, per=1.0))
+    assert defaults.callback_shape == "both"
+    args = parser().parse_args(["--read-rate", "5/2", "--rate", "none"])
+    assert (args.rate, args.read_rate) == (None, Rate(5, per=2.0))
+    assert parser().parse_args(["--read-rate", "off"]).read_rate is None
+    assert parser().parse_args(["--callback-shape", "market"]).callback_shape == "market"
+
+
 def test_listening_socket_says_it_is_tcp():
     """The socket is made with IPPROTO_TCP, so asyncio sets TCP_NODELAY on each connection.
 
@@ -193,4 +218,4 @@ async def test_one_emulator_can_be_served_again_and_keeps_its_tasks():
     async with serve(emu) as second, httpx.AsyncClient(base_url=second, headers=KEY) as client:
         record = await client.get(f"{UPSCALE}/record-info", params={"taskId": task_id})
     assert record.json()["data"]["successFlag"] == 1
-    assert emu.credits == 100_000 - 2
+    assert emu.credits == pytest.approx(100_000 - 0.5)

@@ -12,6 +12,7 @@ pytest.importorskip("starlette")
 from recraft_async.testing import Duration, KieEmulator, sample_images
 
 KEY = {"Authorization": "Bearer emulator-key"}
+NO_PATH = {"success": False, "code": 400, "msg": "Missing required parameter: uploadPath"}
 CIRCLE = dict(sample_images(256))["red-circle.png"]
 pytestmark = pytest.mark.anyio
 
@@ -48,15 +49,16 @@ async def test_stream_upload_takes_the_part_name_when_no_file_name_is_given():
     emu = make()
     async with emu.http_client(headers=KEY) as client:
         answer = await client.post(
-            "/api/file-stream-upload", files={"file": ("part.png", CIRCLE, "image/png")}
+            "/api/file-stream-upload",
+            files={"file": ("part.png", CIRCLE, "image/png")},
+            data={"uploadPath": "p"},
         )
         missing = await client.post("/api/file-stream-upload", data={"uploadPath": "x"})
-    assert answer.json()["data"]["filePath"] == "uploads/part.png"
+    assert answer.json()["data"]["filePath"] == "uploads/p/part.png"
     assert missing.json() == {
         "success": False,
         "code": 400,
-        "msg": "file is required",
-        "data": None,
+        "msg": "Missing required parameter: file",
     }
 
 
@@ -70,15 +72,22 @@ async def test_base64_upload_accepts_plain_and_data_url_payloads():
             json={"base64Data": encoded, "uploadPath": "p", "fileName": "c.png"},
         )
         data_url = await client.post(
-            "/api/file-base64-upload", json={"base64Data": f"data:image/png;base64,{encoded}"}
+            "/api/file-base64-upload",
+            json={"base64Data": f"data:image/png;base64,{encoded}", "uploadPath": "p"},
         )
-        bad = await client.post("/api/file-base64-upload", json={"base64Data": "!!!"})
-        missing = await client.post("/api/file-base64-upload", json={})
+        bad = await client.post(
+            "/api/file-base64-upload", json={"base64Data": "!!!", "uploadPath": "p"}
+        )
+        missing = await client.post("/api/file-base64-upload", json={"uploadPath": "p"})
         fetched = await client.get(data_url.json()["data"]["downloadUrl"])
     assert plain.json()["data"]["filePath"] == "uploads/p/c.png"
     assert data_url.json()["data"]["fileName"].endswith(".png")
     assert fetched.content == CIRCLE
-    assert bad.json()["code"] == 400
+    assert bad.json() == {
+        "success": False,
+        "code": 400,
+        "msg": "Base64 decoding failed: Invalid Base64 format",
+    }
     assert missing.json()["code"] == 400
 
 
@@ -91,9 +100,10 @@ async def test_url_upload_copies_only_the_emulators_own_files():
             "/api/file-url-upload", json={"fileUrl": url, "uploadPath": "copies"}
         )
         foreign = await client.post(
-            "/api/file-url-upload", json={"fileUrl": "https://example.invalid/x.png"}
+            "/api/file-url-upload",
+            json={"fileUrl": "https://example.invalid/x.png", "uploadPath": "p"},
         )
-        missing = await client.post("/api/file-url-upload", json={})
+        missing = await client.post("/api/file-url-upload", json={"uploadPath": "p"})
         fetched = await client.get(copied.json()["data"]["downloadUrl"])
     assert copied.json()["data"]["filePath"] == "uploads/copies/c.png"
     assert fetched.content == CIRCLE
@@ -107,10 +117,58 @@ async def test_an_uploaded_file_is_a_valid_image_url():
     emu = make()
     async with emu.http_client(headers=KEY) as client:
         upload = await client.post(
-            "/api/file-stream-upload", files={"file": ("c.png", CIRCLE, "image/png")}
+            "/api/file-stream-upload",
+            files={"file": ("c.png", CIRCLE, "image/png")},
+            data={"uploadPath": "in"},
         )
         url = upload.json()["data"]["downloadUrl"]
         submit = await client.post("/api/v1/recraft/upscale", json={"image_url": url})
         task_id = submit.json()["data"]["taskId"]
         record = await client.get("/api/v1/recraft/upscale/record-info", params={"taskId": task_id})
     assert record.json()["data"]["successFlag"] == 1
+
+
+@pytest.mark.parametrize("path", ["", "   "], ids=["empty", "blank"])
+async def test_upload_path_is_required_on_all_three_endpoints(path):
+    """Missing, empty or blank uploadPath: the documented 400, and nothing stored."""
+    emu = make()
+    url = emu.add_image("c.png", CIRCLE)
+    encoded = base64.b64encode(CIRCLE).decode()
+    async with emu.http_client(headers=KEY) as client:
+        answers = [
+            await client.post(
+                "/api/file-stream-upload", files={"file": ("c.png", CIRCLE, "image/png")}
+            ),
+            await client.post(
+                "/api/file-stream-upload",
+                files={"file": ("c.png", CIRCLE, "image/png")},
+                data={"uploadPath": path},
+            ),
+            await client.post("/api/file-base64-upload", json={"base64Data": encoded}),
+            await client.post(
+                "/api/file-base64-upload", json={"base64Data": encoded, "uploadPath": path}
+            ),
+            await client.post("/api/file-url-upload", json={"fileUrl": url}),
+            await client.post("/api/file-url-upload", json={"fileUrl": url, "uploadPath": path}),
+        ]
+    assert [a.status_code for a in answers] == [200] * 6
+    assert [a.json() for a in answers] == [NO_PATH] * 6
+    assert emu.stats.uploads == 0
+
+
+async def test_a_wrong_key_gets_the_upload_pages_401():
+    """All three endpoints answer {"success": false, "code": 401, ...} to a wrong key."""
+    emu = make()
+    async with emu.http_client(headers={"Authorization": "Bearer nope"}) as client:
+        answers = [
+            await client.post(
+                "/api/file-stream-upload",
+                files={"file": ("c.png", CIRCLE, "image/png")},
+                data={"uploadPath": "p"},
+            ),
+            await client.post("/api/file-base64-upload", json={"base64Data": "AA=="}),
+            await client.post("/api/file-url-upload", json={}),
+        ]
+    expected = {"success": False, "code": 401, "msg": "Authentication failed: Invalid API Key"}
+    assert [a.json() for a in answers] == [expected] * 3
+    assert emu.stats.uploads == 0

@@ -50,9 +50,12 @@ async def test_loopback(kie_server):
 
 async def test_client(kie_client, kie_emulator):
     url = kie_emulator.add_image(*sample_images(64)[0])
-    result = await kie_client.upscale(url, scale=4)
-    assert result.url.endswith(".png")
-    assert kie_emulator.stats.tasks_created == 1
+    results = [await kie_client.upscale(url) for _ in range(3)]
+    assert all(result.url.endswith(".png") for result in results)
+    assert kie_emulator.stats.tasks_created == 3
+    # The fixture paces the client to the emulator's read limit: no read is refused.
+    assert kie_emulator.read_rate is not None
+    assert kie_emulator.stats.read_rate_limited == 0
 """
 
 NO_PILLOW = """
