@@ -36,7 +36,7 @@ async def test_stream_upload_stores_the_file_under_a_sanitised_name():
     assert body["code"] == 200
     data = body["data"]
     assert data["fileName"] == "evil_name.png"
-    assert data["filePath"] == "uploads/a/b/evil_name.png"
+    assert data["filePath"] == "a/b/evil_name.png"
     assert data["fileSize"] == len(CIRCLE)
     assert data["mimeType"] == "image/png"
     assert data["uploadedAt"]
@@ -54,7 +54,7 @@ async def test_stream_upload_takes_the_part_name_when_no_file_name_is_given():
             data={"uploadPath": "p"},
         )
         missing = await client.post("/api/file-stream-upload", data={"uploadPath": "x"})
-    assert answer.json()["data"]["filePath"] == "uploads/p/part.png"
+    assert answer.json()["data"]["filePath"] == "p/part.png"
     assert missing.json() == {
         "success": False,
         "code": 400,
@@ -80,7 +80,7 @@ async def test_base64_upload_accepts_plain_and_data_url_payloads():
         )
         missing = await client.post("/api/file-base64-upload", json={"uploadPath": "p"})
         fetched = await client.get(data_url.json()["data"]["downloadUrl"])
-    assert plain.json()["data"]["filePath"] == "uploads/p/c.png"
+    assert plain.json()["data"]["filePath"] == "p/c.png"
     assert data_url.json()["data"]["fileName"].endswith(".png")
     assert fetched.content == CIRCLE
     assert bad.json() == {
@@ -105,7 +105,7 @@ async def test_url_upload_copies_only_the_emulators_own_files():
         )
         missing = await client.post("/api/file-url-upload", json={"uploadPath": "p"})
         fetched = await client.get(copied.json()["data"]["downloadUrl"])
-    assert copied.json()["data"]["filePath"] == "uploads/copies/c.png"
+    assert copied.json()["data"]["filePath"] == "copies/c.png"
     assert fetched.content == CIRCLE
     assert foreign.json()["success"] is False
     assert foreign.json()["code"] == 400

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _EXTENSIONS = {"image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp"}
+_STORE_PREFIX = "uploads/"
 _NO_PATH = "Missing required parameter: uploadPath"
 _BAD_BASE64 = "Base64 decoding failed: Invalid Base64 format"
 _UNAUTHORISED = "Authentication failed: Invalid API Key"
@@ -45,7 +46,12 @@ def safe_key(upload_path: object, file_name: object, data: bytes) -> tuple[str, 
     name = _UNSAFE.sub("_", raw_name).strip(".")
     if not name:
         name = uuid.uuid4().hex + _EXTENSIONS.get(sniff_mime(data), "")
-    return "/".join(["uploads", *[f for f in folders if f], name]), name
+    return _STORE_PREFIX + "/".join([*[f for f in folders if f], name]), name
+
+
+def _timestamp(moment: dt.datetime) -> str:
+    """The documented form, milliseconds and a Z: ``2025-01-01T12:00:00.000Z``."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 def _answer(code: int, msg: str, data: dict[str, Any] | None = None) -> JSONResponse:
@@ -148,10 +154,11 @@ class UploadRoutes:
             "File uploaded successfully",
             {
                 "fileName": name,
-                "filePath": key,
+                # As documented: uploadPath/fileName (our store keeps uploads apart).
+                "filePath": key.removeprefix(_STORE_PREFIX),
                 "downloadUrl": self._emu.url_for(key, base_of(request)),
                 "fileSize": len(data),
                 "mimeType": sniff_mime(data),
-                "uploadedAt": dt.datetime.now(dt.timezone.utc).isoformat(),
+                "uploadedAt": _timestamp(dt.datetime.now(dt.timezone.utc)),
             },
         )
