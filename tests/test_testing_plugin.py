@@ -19,6 +19,7 @@ import anyio
 import httpx
 import pytest
 
+from recraft_async import Rate
 from recraft_async.testing import sample_images
 
 pytestmark = pytest.mark.anyio
@@ -53,9 +54,21 @@ async def test_client(kie_client, kie_emulator):
     results = [await kie_client.upscale(url) for _ in range(3)]
     assert all(result.url.endswith(".png") for result in results)
     assert kie_emulator.stats.tasks_created == 3
-    # The fixture paces the client to the emulator's read limit: no read is refused.
-    assert kie_emulator.read_rate is not None
+    # The fixture paces the client to the emulator's limits: no read is refused.
+    assert kie_client.read_rate == kie_emulator.read_rate is not None
     assert kie_emulator.stats.read_rate_limited == 0
+
+
+class TestTunedLimits:
+    @pytest.fixture
+    def kie_emulator_options(self):
+        return {"read_rate": Rate(3, per=0.5)}
+
+    async def test_client_follows_the_emulators_read_rate(self, kie_client, kie_emulator):
+        url = kie_emulator.add_image(*sample_images(64)[0])
+        await kie_client.upscale(url)
+        assert kie_client.read_rate == Rate(3, per=0.5)
+        assert kie_emulator.stats.read_rate_limited == 0
 """
 
 NO_PILLOW = """
@@ -94,7 +107,7 @@ def test_fixtures_work_for_a_user_on_both_backends(tmp_path):
     (tmp_path / "test_user.py").write_text(textwrap.dedent(USER_TESTS))
     done = _pytest(tmp_path, "test_user.py")
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "6 passed" in done.stdout
+    assert "8 passed" in done.stdout
 
 
 def test_the_plugin_does_not_break_pytest_without_pillow(tmp_path):
