@@ -104,6 +104,8 @@ class Row:
     makespan_ratio: float
     requests_per_job: float
     reads_per_job: float
+    requests: int
+    reads: int
     rate_limited: int
     latency_p50: float
     latency_p95: float
@@ -175,6 +177,9 @@ def emulator(scenario: Scenario) -> Iterator[tuple[str, str]]:
         "0",
         "--rate",
         f"{scenario.rate_n}/{scenario.rate_per:g}",
+        # KIE's 10 status reads per second, on the scaled clock of the processing times.
+        "--read-rate",
+        f"10/{scenario.time_scale:g}",
         "--time-scale",
         str(scenario.time_scale),
         "--duration",
@@ -288,6 +293,8 @@ def run_contender(scenario: Scenario, contender: Contender, warm_n: int) -> list
                 makespan_ratio=makespan / scenario.bound_for(n),
                 requests_per_job=requests / n,
                 reads_per_job=reads / n,
+                requests=requests,
+                reads=reads,
                 rate_limited=stats["rate_limited"] - before["rate_limited"],
                 latency_p50=percentile(latencies, 50),
                 latency_p95=percentile(latencies, 95),

@@ -43,7 +43,7 @@ async def run(folder: Path, jobs: int) -> None:
     ):
         urls = [emulator.add_image(f"{i}-{name}", data) for i, (name, data) in enumerate(samples)]
         batch = [
-            client.upscale(urls[i % len(urls)], scale=2)
+            client.upscale(urls[i % len(urls)])
             if i % 2
             else client.remove_background(urls[i % len(urls)])
             for i in range(jobs)

@@ -4,7 +4,7 @@
     pip install 'recraft-async[emulator]'          # for starlette and uvicorn
     KIE_API_KEY=... PUBLIC_URL=https://my.app uvicorn webapp:app --app-dir examples
 
-``POST /upscale`` with ``{"image_url": ..., "scale": 4}`` answers the result URL once the
+``POST /upscale`` with ``{"image_url": ...}`` answers the result URL once the
 task is done. With ``PUBLIC_URL`` set, KIE calls ``POST /kie-callback`` when a task ends
 and the waiting request learns of it at once instead of at its next status read;
 ``KIE_WEBHOOK_KEY`` makes the app check the callbacks' signatures.
@@ -39,9 +39,7 @@ async def upscale(request: Request) -> Response:
     public = os.environ.get("PUBLIC_URL")
     callback = f"{public.rstrip('/')}/kie-callback" if public else None
     try:
-        job = client.upscale(
-            payload.get("image_url"), scale=payload.get("scale", 2), callback_url=callback
-        )
+        job = client.upscale(payload.get("image_url"), callback_url=callback)
     except ra.InvalidInputError as exc:
         return JSONResponse({"error": str(exc)}, status_code=422)
     try:

@@ -3,7 +3,7 @@
 from ._client import AsyncRecraft
 from ._jobs import InvalidStateError, Job, JobStatus
 from ._journal import Journal, JournalEntry, JournalState
-from ._models import Operation, Result, TaskRecord, TaskState
+from ._models import Callback, Operation, Result, TaskRecord, TaskState
 from ._policy import PollPolicy, Rate
 from ._webhooks import parse_callback, webhook_signature
 from .errors import (
@@ -39,6 +39,7 @@ __all__ = [
     "APITimeoutError",
     "AsyncRecraft",
     "AuthenticationError",
+    "Callback",
     "ClientNotOpenError",
     "FeatureDisabledError",
     "GenerationFailedError",

@@ -10,12 +10,14 @@ import anyio
 import anyio.to_thread
 import attrs
 
-from ._check import check_remove_background, check_upscale
+from ._check import DialectName, check_remove_background, check_upscale
 from ._files import download_to, probe_image_file, safe_output_name
 from ._inputs import InputItem, is_url
 from ._journal import Journal, JournalEntry, JournalState, fingerprint
 from ._models import Operation
 from .errors import (
+    AuthenticationError,
+    InsufficientCreditsError,
     InvalidInputError,
     JournalStateError,
     RecraftError,
@@ -42,11 +44,12 @@ class Work:
     item: InputItem
     operation: Operation
     options: Mapping[str, Any] = attrs.field(hash=False)
+    dialect: DialectName = "market"
 
     @property
     def params(self) -> dict[str, Any]:
         """The parameters the journal keys this work by (the client computes the same)."""
-        return params_for(self.operation, dict(self.options))
+        return params_for(self.operation, dict(self.options), self.dialect)
 
 
 @attrs.frozen
@@ -60,25 +63,35 @@ class Outcome:
     task_id: str | None = None
 
 
-def params_for(operation: Operation, options: Mapping[str, Any]) -> dict[str, Any]:
+def params_for(
+    operation: Operation, options: Mapping[str, Any], dialect: DialectName = "market"
+) -> dict[str, Any]:
     """The journal parameters the client records for ``options`` (the same key, always)."""
     placeholder = "https://placeholder.invalid/"  # only the options are checked here
     if operation is Operation.UPSCALE:
         request = check_upscale(
-            placeholder, options.get("scale", 2), options.get("format", "png"), None
+            placeholder,
+            options.get("scale"),
+            options.get("format"),
+            None,
+            dialect=dialect,
         )
     else:
-        request = check_remove_background(placeholder, options.get("output_format", "png"), None)
+        request = check_remove_background(
+            placeholder, options.get("output_format"), None, dialect=dialect
+        )
     return request.params
 
 
-def work_from_entry(entry: JournalEntry) -> Work:
+def work_from_entry(entry: JournalEntry, dialect: DialectName = "market") -> Work:
     """Rebuild the work of a journal entry, for ``resume``."""
     if is_url(entry.source):
         item = InputItem(entry.source, url=entry.source)
     else:
         item = InputItem(entry.source, path=Path(entry.source))
-    return Work(item, entry.operation, dict(entry.params))
+    # Options left to the service are journalled as None or "": they are not passed again.
+    options = {name: value for name, value in entry.params.items() if value not in (None, "")}
+    return Work(item, entry.operation, options, dialect)
 
 
 class Batch:
@@ -100,6 +113,8 @@ class Batch:
         self.out_dir = out_dir
         self.reporter = reporter
         self._limit = anyio.CapacityLimiter(concurrency)
+        # The client's first 401 or 402: it fails every input still to submit, once said.
+        self._stopped_by: RecraftError | None = None
 
     async def run(self, works: Sequence[Work]) -> list[Outcome]:
         """Process every work; the outcomes come back in input order."""
@@ -143,10 +158,18 @@ class Batch:
             outcomes[i] = self._end(works[i], attrs.evolve(original, label=works[i].item.label))
         return [o for o in outcomes if o is not None]
 
-    def _end(self, work: Work, outcome: Outcome) -> Outcome:
+    def _end(self, work: Work, outcome: Outcome, *, announce: bool = True) -> Outcome:
         detail = _shown(outcome.output) if outcome.output is not None else outcome.error or ""
-        self.reporter.update(work.item.label, outcome.state, detail)
+        self.reporter.update(work.item.label, outcome.state, detail, announce=announce)
         return outcome
+
+    def _stopped(self, work: Work, error: RecraftError) -> Outcome:
+        """An input failed by the account (401, 402): the batch says so once, not per image."""
+        if self._stopped_by is None:
+            self._stopped_by = error
+            self.reporter.line(f"stopped: {error}; no more inputs are submitted")
+        failed = Outcome(work.item.label, "failed", error=str(error))
+        return self._end(work, failed, announce=False)
 
     async def _prepare(self, work: Work) -> str | Outcome:
         item = work.item
@@ -185,6 +208,8 @@ class Batch:
             return self._end(work, Outcome(label, "done", output, None, task_id))
         except SubmissionUncertainError as exc:
             return self._end(work, _uncertain(label, str(exc)))
+        except (AuthenticationError, InsufficientCreditsError) as exc:
+            return self._stopped(work, exc)
         except RecraftError as exc:
             # The client journals failures of its own submits; a failed download or a
             # poll that timed out leaves the entry as it was, for `resume` to finish.
@@ -217,7 +242,7 @@ class Batch:
 
     async def _download(self, work: Work, urls: tuple[str, ...], task_id: str) -> Path:
         hint = work.item.path.name if work.item.path is not None else work.item.source
-        extension = str(work.options.get("format", "png")).lower()
+        extension = str(work.options.get("format") or "png").lower()
         name = safe_output_name(hint, task_id, "jpg" if extension == "jpeg" else extension)
         return await download_to(self.http, urls[0], self.out_dir, name)
 

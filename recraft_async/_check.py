@@ -6,7 +6,7 @@ import ipaddress
 import os
 import urllib.parse
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 
@@ -14,9 +14,23 @@ from ._files import probe_image_bytes, probe_image_file
 from ._models import Operation
 from .errors import InvalidInputError
 
+DialectName = Literal["market", "recraft"]
+DIALECT_NAMES: tuple[DialectName, ...] = ("market", "recraft")
+Scale = Literal[2, 4]
+UpscaleFormat = Literal["png", "jpg", "jpeg", "PNG", "JPG", "JPEG"]
+OutputFormat = Literal["png", "PNG"]
+
 _FORMATS = {"png": "PNG", "jpg": "JPG", "jpeg": "JPG"}
 _SCALES = (2, 4)
+# What the seed's endpoints are sent when the caller leaves an option to the service.
+SEED_SCALE = 2
+SEED_FORMAT = "PNG"
 _MAX_URL_LENGTH = 4096
+_MARKET_TAKES_ONLY_AN_IMAGE = (
+    "KIE's jobs API (dialect='market', the default) documents only an image for "
+    "recraft/{model}: {names} cannot be sent; leave {them} unset, or use "
+    "AsyncRecraft(dialect='recraft') for the seed's endpoints, which carry {them}"
+)
 
 
 @attrs.frozen
@@ -95,15 +109,29 @@ def check_format(value: object, what: str) -> str:
     return wire
 
 
+def check_dialect(value: object) -> DialectName:
+    """A dialect is ``"market"`` (KIE's documented jobs API) or ``"recraft"`` (the seed's)."""
+    for name in DIALECT_NAMES:
+        if value == name:
+            return name
+    raise InvalidInputError(f"dialect must be one of {list(DIALECT_NAMES)}, got {value!r}")
+
+
 def check_upscale(
-    image: object, scale: object, format: object, callback_url: object
+    image: object, scale: object, format: object, callback_url: object, *, dialect: DialectName
 ) -> SubmitRequest:
-    """Check an upscale call's arguments."""
-    if not isinstance(scale, int) or isinstance(scale, bool):
-        raise InvalidInputError(f"scale must be an int, got {type(scale).__name__}")
-    if scale not in _SCALES:
-        raise InvalidInputError(f"scale must be 2 or 4, got {scale!r}")
-    wire_format = check_format(format, "format")
+    """Check an upscale call's arguments; None leaves an option to the service."""
+    if dialect == "market":
+        _refuse_market_options("crisp-upscale", scale=scale, format=format)
+    else:
+        scale = SEED_SCALE if scale is None else scale
+        format = SEED_FORMAT if format is None else format  # noqa: A001 - the public name
+    if scale is not None:
+        if not isinstance(scale, int) or isinstance(scale, bool):
+            raise InvalidInputError(f"scale must be an int, got {type(scale).__name__}")
+        if scale not in _SCALES:
+            raise InvalidInputError(f"scale must be 2 or 4, got {scale!r}")
+    wire_format = None if format is None else check_format(format, "format")
     callback = _optional_url(callback_url)
     image_url, local = check_image(image, Operation.UPSCALE)
     return SubmitRequest(
@@ -117,13 +145,18 @@ def check_upscale(
 
 
 def check_remove_background(
-    image: object, output_format: object, callback_url: object
+    image: object, output_format: object, callback_url: object, *, dialect: DialectName
 ) -> SubmitRequest:
-    """Check a remove_background call's arguments."""
-    wire_format = check_format(output_format, "output_format")
-    if wire_format != "PNG":
-        # A transparent background needs an alpha channel; JPG has none.
-        raise InvalidInputError("output_format must be 'png' for background removal")
+    """Check a remove_background call's arguments; None leaves the format to the service."""
+    if dialect == "market":
+        _refuse_market_options("remove-background", output_format=output_format)
+        wire_format = None
+    else:
+        given = SEED_FORMAT if output_format is None else output_format
+        wire_format = check_format(given, "output_format")
+        if wire_format != "PNG":
+            # A transparent background needs an alpha channel; JPG has none.
+            raise InvalidInputError("output_format must be 'png' for background removal")
     callback = _optional_url(callback_url)
     image_url, local = check_image(image, Operation.REMOVE_BACKGROUND)
     return SubmitRequest(
@@ -133,6 +166,16 @@ def check_remove_background(
         callback_url=callback,
         local=local,
     )
+
+
+def _refuse_market_options(model: str, **options: object) -> None:
+    given = [name for name, value in options.items() if value is not None]
+    if given:
+        names = " and ".join(f"{name}={options[name]!r}" for name in given)
+        them = "it" if len(given) == 1 else "them"
+        raise InvalidInputError(
+            _MARKET_TAKES_ONLY_AN_IMAGE.format(model=model, names=names, them=them)
+        )
 
 
 def check_operation(value: object) -> Operation:

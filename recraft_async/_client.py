@@ -13,7 +13,12 @@ import httpx
 
 from . import _jobs
 from ._check import (
+    DialectName,
+    OutputFormat,
+    Scale,
     SubmitRequest,
+    UpscaleFormat,
+    check_dialect,
     check_operation,
     check_remove_background,
     check_task_id,
@@ -24,7 +29,7 @@ from ._dialects import DIALECTS
 from ._files import download_to, safe_output_name
 from ._jobs import Job
 from ._journal import Journal
-from ._models import Operation, Result, TaskRecord
+from ._models import Callback, Operation, Result, TaskRecord
 from ._policy import PollPolicy, Rate
 from ._scheduler import Scheduler
 from ._transport import Secret, Transport
@@ -35,6 +40,9 @@ DEFAULT_BASE_URL = "https://api.kie.ai"
 DEFAULT_UPLOAD_BASE_URL = "https://kieai.redpandaai.co"
 DEFAULT_MAX_DOWNLOAD_BYTES = 200_000_000
 DEFAULT_SUBMIT_RATE = Rate(20, per=10.0)
+# KIE's documented limit on status reads: 10 a second per API key.
+DEFAULT_READ_RATE = Rate(10, per=1.0)
+DEFAULT_DIALECT: DialectName = "market"
 DEFAULT_POLL = PollPolicy()
 # Connections beyond max_in_flight: one status read and one submit may overlap per job
 # only briefly, and downloads share the pool.
@@ -55,7 +63,8 @@ class AsyncRecraft:
         timeout: float = 30.0,
         http_client: httpx.AsyncClient | None = None,
         *,
-        dialect: str = "recraft",
+        dialect: DialectName | None = None,
+        read_rate: Rate | None = DEFAULT_READ_RATE,
         upload_base_url: str | None = None,
         journal: Journal | None = None,
         webhook_key: str | None = None,
@@ -76,21 +85,22 @@ class AsyncRecraft:
             raise InvalidInputError("journal must be a recraft_async.Journal")
         _check_int("max_in_flight", max_in_flight, minimum=1)
         _check_int("max_retries", max_retries, minimum=0)
-        if submit_rate is not None and not isinstance(submit_rate, Rate):
-            raise InvalidInputError("submit_rate must be a Rate or None")
+        for name, rate in (("submit_rate", submit_rate), ("read_rate", read_rate)):
+            if rate is not None and not isinstance(rate, Rate):
+                raise InvalidInputError(f"{name} must be a Rate or None")
         if not isinstance(poll, PollPolicy):
             raise InvalidInputError("poll must be a PollPolicy")
         if not isinstance(timeout, (int, float)) or not timeout > 0:
             raise InvalidInputError(f"timeout must be a number > 0, got {timeout!r}")
-        if dialect not in DIALECTS:
-            raise InvalidInputError(f"dialect must be one of {sorted(DIALECTS)}, got {dialect!r}")
+        chosen = dialect or os.environ.get("KIE_DIALECT") or DEFAULT_DIALECT
         self.base_url = url.rstrip("/")
         self.max_in_flight = max_in_flight
         self.submit_rate = submit_rate
+        self.read_rate = read_rate
         self.poll = poll
         self.max_retries = max_retries
         self.timeout = float(timeout)
-        self.dialect = dialect
+        self.dialect: DialectName = check_dialect(chosen)
         self.upload_base_url = upload_url.rstrip("/")
         self.journal = journal
         self._owns_journal = False
@@ -127,6 +137,7 @@ class AsyncRecraft:
             DIALECTS[self.dialect],
             max_in_flight=self.max_in_flight,
             submit_rate=self.submit_rate,
+            read_rate=self.read_rate,
             poll=self.poll,
             max_retries=self.max_retries,
             upload_base_url=self.upload_base_url,
@@ -180,33 +191,35 @@ class AsyncRecraft:
         self,
         image_url: str | os.PathLike[str] | bytes,
         *,
-        scale: int = 2,
-        format: str = "png",
+        scale: Scale | None = None,
+        format: UpscaleFormat | None = None,
         callback_url: str | None = None,
     ) -> Job:
         """Schedule a crisp upscale; returns its Job at once.
 
         ``image_url`` is an http(s) URL, a local file's path or the image's bytes; local
-        images are checked at once and uploaded just before their submit.
+        images are checked at once and uploaded just before their submit. ``scale`` and
+        ``format`` exist only in the seed's dialect (``dialect="recraft"``, which sends 2
+        and PNG for None); KIE's documented jobs API takes an image alone, so there any
+        value raises ``InvalidInputError`` rather than being dropped silently.
         """
-        request = check_upscale(image_url, scale, format, callback_url)
-        if self.dialect == "market" and (request.scale, request.format) != (2, "PNG"):
-            # KIE's jobs API takes only `input.image` for recraft/crisp-upscale: a scale or
-            # format it cannot carry must not be dropped silently.
-            raise InvalidInputError(
-                "the market dialect cannot send scale or format; use dialect='recraft'"
-            )
+        request = check_upscale(image_url, scale, format, callback_url, dialect=self.dialect)
         return self._schedule(request)
 
     def remove_background(
         self,
         image_url: str | os.PathLike[str] | bytes,
         *,
-        output_format: str = "png",
+        output_format: OutputFormat | None = None,
         callback_url: str | None = None,
     ) -> Job:
-        """Schedule a background removal (URL, path or bytes); returns its Job at once."""
-        request = check_remove_background(image_url, output_format, callback_url)
+        """Schedule a background removal (URL, path or bytes); returns its Job at once.
+
+        ``output_format`` exists only in the seed's dialect, as for ``upscale``.
+        """
+        request = check_remove_background(
+            image_url, output_format, callback_url, dialect=self.dialect
+        )
         return self._schedule(request)
 
     def resume(self, task_id: str, operation: Operation | str) -> Job:
@@ -222,15 +235,15 @@ class AsyncRecraft:
         checked = check_task_id(task_id)
         return await self._open_scheduler().read_record(op, checked)
 
-    async def credits(self) -> int:
-        """The account's credit balance."""
+    async def credits(self) -> float:
+        """The account's credit balance, as the service states it (it may be fractional)."""
         scheduler = self._open_scheduler()
         data, body = await scheduler.transport.request_json(
             "GET", "/api/v1/chat/credit", idempotent=True
         )
         if isinstance(data, bool) or not isinstance(data, (int, float)):
             raise ProtocolError("credit answer is not a number", body=body)
-        return int(data)
+        return data
 
     async def download(
         self,
@@ -251,18 +264,21 @@ class AsyncRecraft:
 
     def handle_callback(
         self, body: bytes | str, headers: Mapping[str, str] | None = None
-    ) -> TaskRecord:
+    ) -> Callback:
         """Take a KIE callback as a hint: its job reads the task's status at once.
 
-        With ``webhook_key`` (or ``KIE_WEBHOOK_KEY``) the signature and timestamp are
-        checked first (``WebhookVerificationError``). The status read stays the truth, so a
-        forged or early callback costs one read, never a wrong result.
+        Both documented shapes are accepted (the market pages' full record and the
+        webhook-verification page's bare task id). With ``webhook_key`` (or
+        ``KIE_WEBHOOK_KEY``) the signature and timestamp are checked first
+        (``WebhookVerificationError``), before anything else of the body is read. The
+        status read stays the truth, so a forged or early callback costs one read, never a
+        wrong result.
         """
         scheduler = self._open_scheduler()
         key = self._webhook_key.reveal() if self._webhook_key is not None else None
-        record = parse_callback(body, headers, webhook_key=key, dialect=self.dialect)
-        scheduler.hint(record.task_id)
-        return record
+        callback = parse_callback(body, headers, webhook_key=key)
+        scheduler.hint(callback.task_id)
+        return callback
 
     def as_completed(self, jobs: Iterable[Job]) -> AsyncIterator[Job]:
         """Yield ``jobs`` in the order they finish."""

@@ -46,6 +46,23 @@ class TaskRecord:
 
 
 @attrs.frozen
+class Callback:
+    """A callback from KIE: the task it is about, and the record it carries, if any.
+
+    The market pages' callbacks carry the full record; the webhook-verification page's
+    carry only the task id (``record`` is None). Either way it is a hint: the status read
+    is the truth, since KIE's signature covers the task id and time, not the body.
+    """
+
+    task_id: str
+    record: TaskRecord | None = None
+    # The envelope's own words: 200 or 501 on the market pages; "task_completed" is the
+    # only documented callbackType.
+    code: int | None = None
+    callback_type: str | None = None
+
+
+@attrs.frozen
 class Result:
     """A finished, successful job."""
 

@@ -26,6 +26,10 @@ RETRY_JITTER = 0.25
 MAX_RETRY_AFTER = 60.0
 # A task can answer "not found" for a short moment after its creation.
 NOT_FOUND_GRACE = 10.0
+# Status reads of a task that was accepted (and so is paid for) back off up to this many
+# seconds between failed tries, and never give up before the poll timeout: KIE answers
+# a 500 on a status read with "retry after a few minutes".
+MAX_READ_RETRY_DELAY = 60.0
 
 
 def _positive(_inst: object, attribute: attrs.Attribute[float], value: float) -> None:
@@ -99,13 +103,21 @@ def _should_resubmit(error: BaseException, attempt: int, max_retries: int) -> bo
     return isinstance(error, (RateLimitError, ServiceUnavailableError))
 
 
-def _retry_delay(attempt: int, retry_after: float | None = None) -> float:
+def _retry_delay(
+    attempt: int, retry_after: float | None = None, *, cap: float = MAX_RETRY_DELAY
+) -> float:
     """Seconds to wait before retry ``attempt + 1``: the server's word, else jittered backoff."""
     if retry_after is not None:
         return min(max(retry_after, 0.0), MAX_RETRY_AFTER)
-    backoff = min(INITIAL_RETRY_DELAY * 2.0**attempt, MAX_RETRY_DELAY)
+    # min() before the power would overflow: 2.0**2000 is an OverflowError.
+    backoff = min(INITIAL_RETRY_DELAY * 2.0 ** min(attempt, 64), cap)
     # Jitter downwards only, so the cap holds; spreads clients that failed together.
     return backoff * (1.0 - RETRY_JITTER * random.random())  # noqa: S311 - not cryptographic
+
+
+def _read_retry_delay(failures: int, retry_after: float | None = None) -> float:
+    """Seconds before the next status read after ``failures`` failed ones in a row (>= 1)."""
+    return _retry_delay(failures - 1, retry_after, cap=MAX_READ_RETRY_DELAY)
 
 
 def _parse_retry_after(headers: dict[str, str], now: float | None = None) -> float | None:

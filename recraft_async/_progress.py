@@ -42,14 +42,18 @@ class Reporter:
         self._started = time.monotonic()
         self.line(f"{total} image(s) to process")
 
-    def update(self, key: str, state: str, detail: str = "") -> None:
-        """Move item ``key`` to ``state``; ``detail`` says where the output went or why not."""
+    def update(self, key: str, state: str, detail: str = "", *, announce: bool = True) -> None:
+        """Move item ``key`` to ``state``; ``detail`` says where the output went or why not.
+
+        ``announce=False`` moves the counts without a line of its own (a batch stopped
+        for one reason says so once).
+        """
         before = self._where.get(key)
         if before is not None and before not in FINAL:
             self.counts[before] -= 1
         self._where[key] = state
         self.counts[state] += 1
-        if state in FINAL:
+        if state in FINAL and announce:
             self.finished(key, state, detail)
         self.refresh()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 from types import TracebackType
+from typing import Any
 
 import anyio
 import anyio.to_thread
@@ -17,12 +18,23 @@ from ._files import upload_image
 from ._jobs import Job
 from ._journal import Journal, JournalState, fingerprint
 from ._models import Operation, Result, TaskRecord, TaskState
-from ._pacer import SubmitPacer
-from ._policy import NOT_FOUND_GRACE, PollPolicy, Rate, _retry_delay, _should_resubmit
+from ._pacer import Pacer
+from ._policy import (
+    NOT_FOUND_GRACE,
+    PollPolicy,
+    Rate,
+    _is_transient,
+    _read_retry_delay,
+    _retry_delay,
+    _should_resubmit,
+    _should_retry,
+)
 from ._transport import Transport
 from .errors import (
     APIConnectionError,
     APIError,
+    AuthenticationError,
+    InsufficientCreditsError,
     InvalidInputError,
     JobTimeoutError,
     NotFoundError,
@@ -38,6 +50,8 @@ logger = logging.getLogger("recraft_async")
 
 _SubmitFailure = APIError | APIConnectionError | ProtocolError
 _RESUMABLE = frozenset({JournalState.SUBMITTED, JournalState.SUCCEEDED, JournalState.DOWNLOADED})
+# Errors about the account, not the image: every later submit would meet them too.
+_AccountError = AuthenticationError | InsufficientCreditsError
 
 
 class Scheduler:
@@ -50,6 +64,7 @@ class Scheduler:
         *,
         max_in_flight: int,
         submit_rate: Rate | None,
+        read_rate: Rate | None,
         poll: PollPolicy,
         max_retries: int,
         upload_base_url: str,
@@ -62,7 +77,13 @@ class Scheduler:
         self.poll = poll
         self.planner = PollPlanner(poll)
         self._max_retries = max_retries
-        self._pacer = SubmitPacer(submit_rate)
+        self._submits = Pacer(submit_rate)
+        # One budget for every status read of the client: KIE allows 10 a second per key.
+        self._reads = Pacer(read_rate)
+        self._read_throttles = 0  # 429s on reads in a row, for the shared pause
+        # Set by the first 401 or 402 of a submit or upload: nothing more is sent.
+        self.account_error: APIError | None = None
+        self._sending: set[Job] = set()  # jobs whose submit is on the wire
         self._in_flight = anyio.Semaphore(max_in_flight)
         # Queued jobs are plain objects here, not tasks: 100,000 of them stay cheap.
         self._queue: deque[Job] = deque()
@@ -111,17 +132,54 @@ class Scheduler:
 
     def schedule(self, job: Job) -> None:
         """Queue ``job``; it starts when the in-flight bound allows."""
+        if self.account_error is not None and job.task_id is None:
+            job._fail(self.account_error)
+            return
         self._queue.append(job)
         self._wakeup.set()
         logger.info("job %s queued: %s", job.operation.value, job.source or job.task_id)
 
     async def read_record(self, operation: Operation, task_id: str) -> TaskRecord:
-        """One status read (transient failures retried)."""
+        """One status read (transient failures retried up to ``max_retries``)."""
+        attempt = 0
+        while True:
+            try:
+                return await self._read(operation, task_id)
+            except RecraftError as exc:
+                if not _should_retry(exc, attempt, self._max_retries):
+                    raise
+                # After a 429 the read budget itself holds every read back.
+                delay = 0.0 if isinstance(exc, RateLimitError) else _retry_delay(attempt)
+            await anyio.sleep(delay)
+            attempt += 1
+
+    async def _read(
+        self, operation: Operation, task_id: str, due: float | None = None
+    ) -> TaskRecord:
+        """One status read within the client's read budget; reads due first go first."""
         path, params = self.dialect.status(operation, task_id)
-        data, body = await self.transport.request_json(
-            "GET", path, params=params, idempotent=True
-        )
+        async with self._reads.slot(due):
+            try:
+                data, body = await self.transport.send("GET", path, params=params)
+            except RateLimitError as exc:
+                # A 429 means the account's budget is spent: slow every read of the client.
+                self._read_throttles += 1
+                self._reads.pause(_read_retry_delay(self._read_throttles, exc.retry_after))
+                raise
+            self._read_throttles = 0
         return self.dialect.parse_record(data, body)
+
+    def _stop_submitting(self, error: APIError) -> None:
+        """After a 401 or 402, fail every job that has not sent its submit; send nothing more."""
+        if self.account_error is None:
+            self.account_error = error
+            logger.error("submits stopped for this client: %s", error)
+        for job in [*self._running, *self._queue]:
+            if job.task_id is None and job not in self._sending and not job.done():
+                stop = job._cancel_hook
+                job._fail(error)
+                if stop is not None:
+                    stop()
 
     def hint(self, task_id: str) -> bool:
         """Read ``task_id``'s status now (a callback said it ended); False if not polled here."""
@@ -182,6 +240,8 @@ class Scheduler:
         except RecraftError as exc:
             if fp is not None:
                 await self._journal_failure(fp, exc)
+            if isinstance(exc, _AccountError) and job.task_id is None:
+                self._stop_submitting(exc)
             job._fail(exc)
         except Exception as exc:
             logger.exception("job %s failed unexpectedly", job.operation.value)
@@ -209,6 +269,8 @@ class Scheduler:
         assert request is not None  # noqa: S101 - fresh jobs carry their request
         if fp is not None and await self._resume_from_journal(job, fp):
             return anyio.current_time(), False
+        if self.account_error is not None:
+            raise self.account_error
         if request.local is not None and data is not None:
             url = await upload_image(
                 self.transport, self.upload_base_url, data, request.local.name
@@ -259,29 +321,14 @@ class Scheduler:
         path, body = self.dialect.submit(job.request)
         attempt = 0
         while True:
-            error: _SubmitFailure | None = None
-            async with self._pacer.slot():
+            async with self._submits.slot():
+                if self.account_error is not None:  # met by another job while we waited
+                    raise self.account_error
                 # Shielded: a cancel must not cut a submit off mid-air and lose its task id.
                 with anyio.CancelScope(shield=True):
-                    if attempt == 0 and fp is not None and self.journal is not None:
-                        # Write-ahead, as late as possible: a run killed while it waited
-                        # for its slot has sent nothing and must not look uncertain.
-                        request = job.request
-                        await self.journal.mark_submitting(
-                            fp, request.operation, request.source, request.params
-                        )
-                    started = anyio.current_time()
-                    try:
-                        data, raw = await self.transport.send("POST", path, json=body)
-                        task_id = parse_task_id(data, raw)
-                    except (APIError, APIConnectionError, ProtocolError) as exc:
-                        error = exc
-                    else:
-                        job._mark_submitted(task_id)
-                        if fp is not None and self.journal is not None:
-                            await self.journal.mark_submitted(fp, task_id)
+                    started, error = await self._send_submit(job, fp, path, body, attempt)
                 if isinstance(error, RateLimitError):
-                    self._pacer.pause(_retry_delay(attempt, error.retry_after))
+                    self._submits.pause(_retry_delay(attempt, error.retry_after))
             if error is None:
                 return started
             if not _should_resubmit(error, attempt, self._max_retries):
@@ -290,6 +337,34 @@ class Scheduler:
                 await anyio.sleep(_retry_delay(attempt))
             attempt += 1
             logger.info("job %s: resubmitting after %s", job.operation.value, error)
+
+    async def _send_submit(
+        self, job: Job, fp: str | None, path: str, body: dict[str, Any], attempt: int
+    ) -> tuple[float, _SubmitFailure | None]:
+        """One submit on the wire, journalled around it; the moment sent and any failure."""
+        request = job.request
+        assert request is not None  # noqa: S101 - fresh jobs carry their request
+        if attempt == 0 and fp is not None and self.journal is not None:
+            # Write-ahead, as late as possible: a run killed while it waited for its slot
+            # has sent nothing and must not look uncertain.
+            await self.journal.mark_submitting(
+                fp, request.operation, request.source, request.params
+            )
+        started = anyio.current_time()
+        try:
+            if self.account_error is not None:  # met while we journalled
+                raise self.account_error
+            self._sending.add(job)
+            data, raw = await self.transport.send("POST", path, json=body)
+            task_id = parse_task_id(data, raw)
+        except (APIError, APIConnectionError, ProtocolError) as exc:
+            return started, exc
+        finally:
+            self._sending.discard(job)
+        job._mark_submitted(task_id)
+        if fp is not None and self.journal is not None:
+            await self.journal.mark_submitted(fp, task_id)
+        return started, None
 
     async def _poll(self, job: Job, started: float, *, learn: bool) -> Result:
         """Read the task's status on the planner's schedule until it ends."""
@@ -308,32 +383,37 @@ class Scheduler:
     async def _poll_until_final(
         self, job: Job, started: float, deadline: float, key: Job | None
     ) -> Result:
-        assert job.task_id is not None  # noqa: S101 - submitted or resumed
-        reads = 0
+        task_id = job.task_id
+        assert task_id is not None  # noqa: S101 - submitted or resumed
+        reads = failures = 0
+        error: RecraftError | None = None  # the last failed read's, while failures > 0
         while True:
             now = anyio.current_time()
-            delay = 0.0 if key is None and reads == 0 else self.planner.next_delay(
-                job.operation, now - started, reads, key
-            )
-            await self._sleep_unless_hinted(job.task_id, max(min(delay, deadline - now), 0.0))
+            if failures:
+                delay = _read_retry_delay(failures, getattr(error, "retry_after", None))
+            elif key is None and reads == 0:
+                delay = 0.0
+            else:
+                delay = self.planner.next_delay(job.operation, now - started, reads, key)
+            due = now + max(min(delay, deadline - now), 0.0)
+            await self._sleep_unless_hinted(task_id, due - now)
             try:
-                record = await self.read_record(job.operation, job.task_id)
-            except NotFoundError:
-                # A task just created can be "not found" for a moment.
-                if anyio.current_time() - started > NOT_FOUND_GRACE:
+                record = await self._read(job.operation, task_id, min(due, anyio.current_time()))
+            except RecraftError as exc:
+                # The task was accepted, so it is paid for: a read that failed for a
+                # passing reason is tried again, patiently, until the poll timeout.
+                if not _read_may_recover(exc, anyio.current_time() - started):
                     raise
-                record = None
+                record, error, failures = None, exc, failures + 1
+            else:
+                failures = 0
             reads += 1
-            if record is None or record.state is TaskState.PROCESSING:
-                if anyio.current_time() >= deadline:
-                    raise JobTimeoutError(
-                        f"task {job.task_id} still running after {self.poll.timeout:g}s",
-                        task_id=job.task_id,
-                    )
-                continue
-            if key is not None:
-                self._learn(job.operation, record, anyio.current_time() - started, key)
-            return _outcome(job, record)
+            if record is not None and record.state is not TaskState.PROCESSING:
+                if key is not None:
+                    self._learn(job.operation, record, anyio.current_time() - started, key)
+                return _outcome(job, record)
+            if anyio.current_time() >= deadline:
+                raise _gave_up(job, self.poll.timeout, error if failures else None)
 
     async def _sleep_unless_hinted(self, task_id: str, seconds: float) -> None:
         wake = self._hints.get(task_id)
@@ -362,6 +442,26 @@ async def _local_bytes(job: Job) -> bytes | None:
         return await anyio.Path(local.path).read_bytes()
     except OSError as exc:  # changed or removed since it was checked
         raise InvalidInputError(f"{local.path}: cannot be read ({exc.strerror or exc})") from exc
+
+
+def _read_may_recover(error: RecraftError, since_submit: float) -> bool:
+    """Whether a failed status read of an accepted task is worth trying again."""
+    if isinstance(error, NotFoundError):
+        return since_submit <= NOT_FOUND_GRACE  # a task just created can be "not found"
+    return _is_transient(error)
+
+
+def _gave_up(job: Job, timeout: float, error: RecraftError | None) -> JobTimeoutError:
+    """The error of a job that stopped polling: it names the task, which may still finish."""
+    task_id = job.task_id
+    why = f"the last status read failed: {error}" if error is not None else "still running"
+    gave_up = JobTimeoutError(
+        f"task {task_id} did not finish within {timeout:g}s ({why}); it may still finish "
+        f"and is paid for: resume it with client.resume({task_id!r}, {job.operation.value!r})",
+        task_id=task_id,
+    )
+    gave_up.__cause__ = error
+    return gave_up
 
 
 def _outcome(job: Job, record: TaskRecord) -> Result:

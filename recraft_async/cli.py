@@ -20,7 +20,7 @@ import anyio
 import httpx
 
 from ._bulk import Batch, Outcome, Work, work_from_entry
-from ._check import is_loopback_host
+from ._check import DIALECT_NAMES, DialectName, check_dialect, is_loopback_host
 from ._inputs import expand_inputs
 from ._journal import Journal, JournalState
 from ._models import Operation
@@ -43,7 +43,8 @@ EMULATOR_POLL = PollPolicy(initial=0.1, factor=1.5, max_interval=1.0, timeout=12
 
 _EXAMPLES = """examples:
   recraft-async samples && recraft-async upscale samples --emulator   # offline, no key
-  recraft-async upscale photos/ --scale 4 --format jpg --out big/
+  recraft-async upscale photos/ --out big/
+  recraft-async upscale photos/ --dialect recraft --scale 4 --format jpg
   recraft-async remove-bg @urls.txt shop/*.png --json
   recraft-async resume --out big/          # after Ctrl-C, a crash or kill -9
 """
@@ -94,6 +95,13 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--api-key", default=None, help="KIE API key (default $KIE_API_KEY)")
     common.add_argument("--base-url", default=None, help="API base URL (default $KIE_BASE_URL)")
     common.add_argument("--upload-base-url", default=None, help="file upload base URL")
+    common.add_argument(
+        "--dialect",
+        choices=DIALECT_NAMES,
+        default=None,
+        help="market: KIE's documented jobs API (default, or $KIE_DIALECT); recraft: the"
+        " seed's per-product endpoints, which carry --scale and --format",
+    )
     common.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     common.add_argument(
         "--poll-initial",
@@ -118,8 +126,12 @@ def build_parser() -> argparse.ArgumentParser:
     inputs_help = "files, folders (searched recursively), http(s) URLs, or @list.txt"
     up = commands.add_parser("upscale", parents=[common], help="crisp-upscale images")
     up.add_argument("inputs", nargs="+", metavar="INPUT", help=inputs_help)
-    up.add_argument("--scale", type=int, choices=(2, 4), default=2)
-    up.add_argument("--format", choices=("png", "jpg"), default="png")
+    up.add_argument(
+        "--scale", type=int, choices=(2, 4), default=None, help="recraft dialect only (default 2)"
+    )
+    up.add_argument(
+        "--format", choices=("png", "jpg"), default=None, help="recraft dialect only (default png)"
+    )
     rb = commands.add_parser("remove-bg", parents=[common], help="remove image backgrounds")
     rb.add_argument("inputs", nargs="+", metavar="INPUT", help=inputs_help)
     res = commands.add_parser("resume", parents=[common], help="finish what a journal holds")
@@ -181,7 +193,23 @@ async def _run(args: argparse.Namespace) -> int:
     return status
 
 
+def _dialect(args: argparse.Namespace) -> DialectName:
+    """The dialect of this run: --dialect, else $KIE_DIALECT, else market."""
+    chosen = args.dialect or os.environ.get("KIE_DIALECT") or "market"
+    try:
+        return check_dialect(chosen)
+    except RecraftError as exc:
+        raise UsageError(f"KIE_DIALECT: {exc}") from None
+
+
 async def _command(args: argparse.Namespace) -> int:
+    dialect = _dialect(args)
+    given = [f"--{name}" for name in ("scale", "format") if getattr(args, name, None) is not None]
+    if dialect == "market" and given:
+        raise UsageError(
+            f"{' and '.join(given)}: KIE's jobs API (the market dialect, the default) takes an"
+            " image only; use --dialect recraft for the seed's endpoints, which carry them"
+        )
     if args.command == "credits":
         async with _client(args, None) as client:
             balance = await client.credits()
@@ -232,22 +260,28 @@ async def _works(args: argparse.Namespace, journal: Journal) -> list[Work]:
                 " `resume --retry-failed` submits them again",
                 file=sys.stderr,
             )
-        return [work_from_entry(e) for e in entries]
+        return [work_from_entry(e, _dialect(args)) for e in entries]
+    params: dict[str, Any] = {}
     if args.command == "upscale":
-        operation, params = Operation.UPSCALE, {"scale": args.scale, "format": args.format}
+        operation = Operation.UPSCALE
+        params = {k: v for k in ("scale", "format") if (v := getattr(args, k)) is not None}
     else:
-        operation, params = Operation.REMOVE_BACKGROUND, {}
+        operation = Operation.REMOVE_BACKGROUND
     items = await anyio.to_thread.run_sync(lambda: expand_inputs(args.inputs, exclude=args.out))
     if not items:
         raise UsageError("no image files found in the given inputs")
-    return [Work(item, operation, params) for item in items]
+    return [Work(item, operation, params, _dialect(args)) for item in items]
 
 
 @contextlib.asynccontextmanager
 async def _client(args: argparse.Namespace, journal: Journal | None) -> AsyncIterator[AsyncRecraft]:
     from ._client import AsyncRecraft  # noqa: PLC0415 - keeps `--help` fast
 
-    options: dict[str, Any] = {"max_in_flight": args.concurrency, "journal": journal}
+    options: dict[str, Any] = {
+        "max_in_flight": args.concurrency,
+        "journal": journal,
+        "dialect": _dialect(args),
+    }
     if args.poll_initial is not None:
         if not args.poll_initial > 0:
             raise UsageError("--poll-initial must be > 0")
@@ -320,8 +354,11 @@ def _summarise(args: argparse.Namespace, outcomes: list[Outcome], journal: Path)
             f"done: {len(done)}, failed: {len(failed)}, uncertain: {len(uncertain)}"
             f" (outputs in {args.out}, journal {journal})"
         )
-        for o in failed:
-            _say(f"  failed     {o.label}: {o.error}")
+        for error, labels in _by_reason(failed).items():
+            if len(labels) == 1:
+                _say(f"  failed     {labels[0]}: {error}")
+            else:
+                _say(f"  failed     {len(labels)} inputs ({_some(labels)}): {error}")
         for o in uncertain:
             _say(f"  uncertain  {o.label}: {o.error}")
         if uncertain:
@@ -330,6 +367,19 @@ def _summarise(args: argparse.Namespace, outcomes: list[Outcome], journal: Path)
                 " submitting them again"
             )
     return EXIT_OK if not failed and not uncertain else EXIT_FAILED
+
+
+def _by_reason(outcomes: list[Outcome]) -> dict[str, list[str]]:
+    """The inputs of ``outcomes`` grouped by their error, in the order first met."""
+    groups: dict[str, list[str]] = {}
+    for outcome in outcomes:
+        groups.setdefault(outcome.error or "no reason given", []).append(outcome.label)
+    return groups
+
+
+def _some(labels: list[str], shown: int = 3) -> str:
+    more = len(labels) - shown
+    return ", ".join(labels[:shown]) + (f" and {more} more" if more > 0 else "")
 
 
 def _say(*parts: object, file: TextIO | None = None) -> None:

@@ -53,11 +53,18 @@ def kie():
 
 @pytest.fixture
 def make_client():
-    """Build an AsyncRecraft with test-friendly defaults (fast polling, no rate limit)."""
+    """Build an AsyncRecraft with test-friendly defaults (fast polling, no rate limits).
+
+    The respx tests mock the seed's endpoints (``dialect="recraft"``), whose paths name
+    the operation; the default dialect is covered against the emulator and the contract
+    tests.
+    """
     def make(**kwargs):
         kwargs.setdefault("api_key", "sk-test-secret-123")
         kwargs.setdefault("poll", ra.PollPolicy(**FAST_POLL_KW))
         kwargs.setdefault("submit_rate", None)
+        kwargs.setdefault("read_rate", None)
+        kwargs.setdefault("dialect", "recraft")
         return ra.AsyncRecraft(**kwargs)
 
     return make

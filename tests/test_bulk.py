@@ -18,7 +18,7 @@ from recraft_async._progress import Reporter
 from recraft_async.errors import SubmissionUncertainError, TaskFailedError
 
 UP = Operation.UPSCALE
-PARAMS = {"scale": 2, "format": "png"}
+PARAMS: dict[str, object] = {}  # the market dialect (the default) takes an image only
 
 
 def png(size=(300, 300), colour=(10, 20, 30)):

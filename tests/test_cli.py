@@ -135,6 +135,62 @@ def test_usage_errors_exit_2(tmp_path):
     assert "no image files" in run.stderr
 
 
+def test_market_dialect_refuses_scale_and_format_as_usage_errors(tmp_path):
+    """--scale/--format in the default (market) dialect exit 2 and say where they exist."""
+    save(tmp_path / "a.png", (300, 300))
+    for extra in (["--scale", "4"], ["--format", "jpg"]):
+        run = cli("upscale", "a.png", "--emulator", *extra, cwd=tmp_path)
+        assert run.returncode == 2, run.stderr
+        assert "--dialect recraft" in run.stderr
+    assert not (tmp_path / "recraft-out").exists()
+
+
+def test_dialect_from_the_environment(tmp_path):
+    """KIE_DIALECT=recraft lets --scale through; a misspelt KIE_DIALECT is a usage error."""
+    save(tmp_path / "a.png", (300, 300))
+    env = {**ENV, "KIE_DIALECT": "recraft"}
+    run = subprocess.run(
+        [sys.executable, "-m", "recraft_async.cli", "upscale", "a.png", "--emulator",
+         "--scale", "4", "--json"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    with Image.open(tmp_path / "recraft-out" / "a.png") as image:
+        assert image.size == (1200, 1200)
+    env["KIE_DIALECT"] = "marketplace"
+    run = subprocess.run(
+        [sys.executable, "-m", "recraft_async.cli", "upscale", "a.png", "--emulator"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert run.returncode == 2
+    assert "KIE_DIALECT" in run.stderr
+
+
+def test_account_error_stops_the_batch_in_one_line(tmp_path):
+    """A 402 fails the batch once: nothing more is submitted, one summary line for all."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "recraft_async.cli", "emulator", "--port", "0",
+         "--time-scale", "0.01", "--credits", "0"],
+        env=ENV, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().strip()
+        for i in range(5):
+            save(tmp_path / f"{i}.png", (300 + i, 300))  # five different images
+        run = cli("upscale", ".", "--base-url", url, "--api-key", KEY, "--concurrency", "1",
+                  cwd=tmp_path)  # fmt: skip
+        assert run.returncode == 1
+        lines = [line for line in run.stdout.splitlines() if "[402]" in line]
+        assert len(lines) == 1, run.stdout
+        assert "5 inputs" in lines[0]
+        stats = httpx.get(f"{url}/_emulator/stats").json()
+        assert stats["submit_requests"] == 1
+    finally:
+        proc.kill()
+        proc.wait(10)
+
+
 def test_credits_against_emulator_process(tmp_path, emulator):
     """The credits command prints the balance; a wrong key fails without being shown."""
     run = cli("credits", "--base-url", emulator, "--api-key", KEY, "--json", cwd=tmp_path)
@@ -274,7 +330,7 @@ def test_hostile_result_url_cannot_escape_output_folder(tmp_path):
         save(work / "in.png", (300, 300))
         url = f"http://127.0.0.1:{server.server_port}"
         run = cli("upscale", "in.png", "--base-url", url, "--api-key", "k", "--out", "out",
-                  "--poll-initial", "0.05", cwd=work)  # fmt: skip
+                  "--poll-initial", "0.05", "--dialect", "recraft", cwd=work)  # fmt: skip
     finally:
         server.shutdown()
     assert run.returncode == 0, run.stdout + run.stderr
@@ -284,11 +340,12 @@ def test_hostile_result_url_cannot_escape_output_folder(tmp_path):
 
 
 def test_newcomer_flow_samples_then_upscale_4x_jpg(tmp_path):
-    """`samples` draws images; upscale --scale 4 --format jpg writes 4x JPEGs."""
+    """`samples` draws images; the seed's upscale --scale 4 --format jpg writes 4x JPEGs."""
     made = cli("samples", "pics", cwd=tmp_path)
     assert made.returncode == 0, made.stderr
     assert len(images_in(tmp_path / "pics")) == 3
-    run = cli("upscale", "pics", "--emulator", "--scale", "4", "--format", "jpg", cwd=tmp_path)
+    run = cli("upscale", "pics", "--emulator", "--dialect", "recraft", "--scale", "4",
+              "--format", "jpg", cwd=tmp_path)  # fmt: skip
     assert run.returncode == 0, run.stderr
     outputs = images_in(tmp_path / "recraft-out")
     assert [p.suffix for p in outputs] == [".jpg"] * 3

@@ -91,7 +91,7 @@ BAD_CALLS = [
     ("scale str", lambda c: c.upscale("https://i.test/a.jpg", scale="2")),
     ("scale bool", lambda c: c.upscale("https://i.test/a.jpg", scale=True)),
     ("format gif", lambda c: c.upscale("https://i.test/a.jpg", format="gif")),
-    ("format None", lambda c: c.upscale("https://i.test/a.jpg", format=None)),
+    ("format empty", lambda c: c.upscale("https://i.test/a.jpg", format="")),
     ("empty url", lambda c: c.upscale("")),
     ("blank url", lambda c: c.upscale("   ")),
     ("ftp url", lambda c: c.upscale("ftp://i.test/a.jpg")),

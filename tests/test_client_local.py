@@ -148,6 +148,8 @@ async def test_journal_lets_refused_submits_run_again(kie, make_client, tmp_path
         with pytest.raises(ra.InsufficientCreditsError):
             await client.upscale("https://i.test/a.png")
         assert (await client.journal.entries())[0].state is ra.JournalState.FAILED
+    # A 402 stops the client that met it; a new one (credits topped up) submits again.
+    async with make_client(journal=ra.Journal(tmp_path / "j.db")) as client:
         assert (await client.upscale("https://i.test/a.png")).task_id == "t2"
     assert submit.call_count == 2
 

@@ -66,11 +66,11 @@ async def test_webapp_answers_results_woken_by_callbacks():
                 await _wait_until_up(app_url)
                 async with httpx.AsyncClient(timeout=30) as http:
                     answer = await http.post(
-                        f"{app_url}/upscale", json={"image_url": image, "scale": 2}
+                        f"{app_url}/upscale", json={"image_url": image}
                     )
                     refused = await http.post(f"{app_url}/kie-callback", content=b"{}")
                     bad = await http.post(
-                        f"{app_url}/upscale", json={"image_url": "ftp://x", "scale": 3}
+                        f"{app_url}/upscale", json={"image_url": "ftp://x"}
                     )
             finally:
                 process.terminate()

@@ -10,6 +10,7 @@ import pytest
 import respx
 from PIL import Image
 
+import recraft_async as ra
 from recraft_async._files import (
     ImageInfo,
     download_to,
@@ -153,7 +154,13 @@ def test_probe_dimension_edges_pass():
     """The limits themselves are allowed."""
     assert probe_image_bytes(png_header(4096, 3900), UP, name="p").width == 4096
     assert probe_image_bytes(png_header(256, 256), RB, name="p").height == 256
-    assert probe_image_bytes(png_header(1, 1), UP, name="p").width == 1
+    assert probe_image_bytes(png_header(32, 32), UP, name="p").width == 32
+
+
+def test_probe_refuses_upscale_sides_under_32():
+    """Crisp upscale takes sides of 32 px and more (Recraft's published minimum)."""
+    with pytest.raises(ra.InvalidInputError, match="under 32 px"):
+        probe_image_bytes(png_header(31, 400), UP, name="p")
 
 
 # --- names ----------------------------------------------------------------------------

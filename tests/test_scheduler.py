@@ -299,14 +299,20 @@ async def test_failed_tasks_raise_task_failed(kie, make_client, flag, state):
     )
 
 
-async def test_bad_record_fails_the_job_with_protocol_error(kie, make_client):
-    """A success without result URL fails the job with ProtocolError and the body."""
+async def test_bad_record_is_read_again_until_the_timeout(kie, make_client):
+    """A success without result URL is a ProtocolError (with the body) read patiently again."""
     kie.post(UPSCALE).respond(json=envelope({"taskId": "t1"}))
-    kie.get(READ).respond(json=record(urls=()))
-    async with make_client() as client:
-        with pytest.raises(ra.ProtocolError) as caught:
+    reads = kie.get(READ).respond(json=record(urls=()))
+    poll = ra.PollPolicy(initial=0.01, factor=1.5, max_interval=0.05, timeout=0.6)
+    async with make_client(poll=poll) as client:
+        with pytest.raises(ra.JobTimeoutError) as caught:
             await client.upscale("https://i.test/a.png")
-    assert json.loads(caught.value.body)["data"]["taskId"] == "t1"
+    assert caught.value.task_id == "t1"
+    assert "client.resume('t1', 'upscale')" in str(caught.value)
+    cause = caught.value.__cause__
+    assert isinstance(cause, ra.ProtocolError)
+    assert json.loads(cause.body)["data"]["taskId"] == "t1"
+    assert reads.call_count >= 2
 
 
 async def test_job_transitions_are_logged_once_each(kie, make_client, caplog):

@@ -23,10 +23,12 @@ def _signed(task_id="t1", at=NOW, key=KEY):
 
 
 def test_unsigned_callback_parses_without_a_key():
-    """Without a webhook key the body is parsed into a TaskRecord."""
-    task = ra.parse_callback(json.dumps(record("t1")).encode())
-    assert task.state is ra.TaskState.SUCCESS
-    assert task.result_urls == ("https://cdn.test/o.png",)
+    """Without a webhook key the body is parsed into a Callback with its TaskRecord."""
+    callback = ra.parse_callback(json.dumps(record("t1")).encode())
+    assert callback.task_id == "t1"
+    assert callback.record is not None
+    assert callback.record.state is ra.TaskState.SUCCESS
+    assert callback.record.result_urls == ("https://cdn.test/o.png",)
 
 
 def test_signed_callback_verifies():
