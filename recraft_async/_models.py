@@ -82,19 +82,30 @@ class Result:
 
 
 def from_epoch(value: object) -> dt.datetime | None:
-    """KIE timestamps are epoch milliseconds; tolerate seconds, strings and nulls."""
+    """KIE timestamps: epoch milliseconds, or seconds, or ISO 8601 strings; else None."""
     if value is None or isinstance(value, bool):
         return None
     try:
         number = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        return None
+        return _from_iso(value)
     if number > 1e11:  # milliseconds since 1973 and later
         number /= 1000.0
     try:
         return dt.datetime.fromtimestamp(number, tz=dt.timezone.utc)
     except (OverflowError, OSError, ValueError):
         return None
+
+
+def _from_iso(value: object) -> dt.datetime | None:
+    # KIE's per-product records write "2024-03-20T10:30:00Z"; Python 3.10 needs "+00:00".
+    if not isinstance(value, str) or len(value) > 64:
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.timezone.utc)
 
 
 def _loose_scalar(value: object, _type: object) -> int | str | None:

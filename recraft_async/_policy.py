@@ -28,8 +28,10 @@ MAX_RETRY_AFTER = 60.0
 NOT_FOUND_GRACE = 10.0
 # Status reads of a task that was accepted (and so is paid for) back off up to this many
 # seconds between failed tries, and never give up before the poll timeout: KIE answers
-# a 500 on a status read with "retry after a few minutes".
+# a 500 on a status read with "retry after a few minutes". A policy that polls faster
+# backs off less: at most this many of its longest poll intervals.
 MAX_READ_RETRY_DELAY = 60.0
+READ_RETRY_INTERVALS = 4.0
 
 
 def _positive(_inst: object, attribute: attrs.Attribute[float], value: float) -> None:
@@ -73,6 +75,15 @@ class PollPolicy:
         if self.reads_per_job <= 1:
             raise ValueError("PollPolicy.reads_per_job must be > 1")
 
+    def read_retry_delay(self, failures: int, retry_after: float | None = None) -> float:
+        """Seconds before the next status read after ``failures`` failed ones in a row."""
+        return _retry_delay(
+            failures - 1,
+            retry_after,
+            initial=min(INITIAL_RETRY_DELAY, self.initial),
+            cap=min(MAX_READ_RETRY_DELAY, READ_RETRY_INTERVALS * self.max_interval),
+        )
+
     def interval(self, reads_done: int) -> float:
         """Seconds between read ``reads_done`` and the next one, the fixed schedule."""
         if reads_done <= 0:
@@ -104,20 +115,20 @@ def _should_resubmit(error: BaseException, attempt: int, max_retries: int) -> bo
 
 
 def _retry_delay(
-    attempt: int, retry_after: float | None = None, *, cap: float = MAX_RETRY_DELAY
+    attempt: int,
+    retry_after: float | None = None,
+    *,
+    initial: float = INITIAL_RETRY_DELAY,
+    cap: float = MAX_RETRY_DELAY,
 ) -> float:
     """Seconds to wait before retry ``attempt + 1``: the server's word, else jittered backoff."""
     if retry_after is not None:
         return min(max(retry_after, 0.0), MAX_RETRY_AFTER)
-    # min() before the power would overflow: 2.0**2000 is an OverflowError.
-    backoff = min(INITIAL_RETRY_DELAY * 2.0 ** min(attempt, 64), cap)
+    # The exponent is bounded first: 2.0**2000 would be an OverflowError.
+    backoff = min(initial * 2.0 ** min(attempt, 64), cap)
     # Jitter downwards only, so the cap holds; spreads clients that failed together.
     return backoff * (1.0 - RETRY_JITTER * random.random())  # noqa: S311 - not cryptographic
 
-
-def _read_retry_delay(failures: int, retry_after: float | None = None) -> float:
-    """Seconds before the next status read after ``failures`` failed ones in a row (>= 1)."""
-    return _retry_delay(failures - 1, retry_after, cap=MAX_READ_RETRY_DELAY)
 
 
 def _parse_retry_after(headers: dict[str, str], now: float | None = None) -> float | None:

@@ -24,7 +24,6 @@ from ._policy import (
     PollPolicy,
     Rate,
     _is_transient,
-    _read_retry_delay,
     _retry_delay,
     _should_resubmit,
     _should_retry,
@@ -164,7 +163,7 @@ class Scheduler:
             except RateLimitError as exc:
                 # A 429 means the account's budget is spent: slow every read of the client.
                 self._read_throttles += 1
-                self._reads.pause(_read_retry_delay(self._read_throttles, exc.retry_after))
+                self._reads.pause(self.poll.read_retry_delay(self._read_throttles, exc.retry_after))
                 raise
             self._read_throttles = 0
         return self.dialect.parse_record(data, body)
@@ -390,7 +389,7 @@ class Scheduler:
         while True:
             now = anyio.current_time()
             if failures:
-                delay = _read_retry_delay(failures, getattr(error, "retry_after", None))
+                delay = self.poll.read_retry_delay(failures, getattr(error, "retry_after", None))
             elif key is None and reads == 0:
                 delay = 0.0
             else:

@@ -280,3 +280,79 @@ async def test_market_dialect_refuses_what_it_cannot_send(kie, make_client, kwar
         with pytest.raises(ra.InvalidInputError, match="market"):
             client.upscale("https://i.test/a.jpg", **kwargs)
     assert not kie.calls
+
+
+def test_market_is_the_default_dialect(monkeypatch):
+    """KIE's documented jobs API is the default; KIE_DIALECT or dialect= choose the seed's."""
+    monkeypatch.delenv("KIE_DIALECT", raising=False)
+    assert ra.AsyncRecraft(api_key="k").dialect == "market"
+    monkeypatch.setenv("KIE_DIALECT", "recraft")
+    assert ra.AsyncRecraft(api_key="k").dialect == "recraft"
+    assert ra.AsyncRecraft(api_key="k", dialect="market").dialect == "market"
+    monkeypatch.setenv("KIE_DIALECT", "seed")
+    with pytest.raises(ra.InvalidInputError, match="dialect"):
+        ra.AsyncRecraft(api_key="k")
+
+
+MARKET_OPTIONS = [
+    ("scale", lambda c: c.upscale("https://i.test/a.png", scale=4)),
+    ("scale", lambda c: c.upscale("https://i.test/a.png", scale=2)),
+    ("format", lambda c: c.upscale("https://i.test/a.png", format="png")),
+    ("output_format", lambda c: c.remove_background("https://i.test/a.png", output_format="png")),
+]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(("name", "call"), MARKET_OPTIONS)
+async def test_market_dialect_refuses_every_explicit_option(kie, make_client, name, call):
+    """The documented models take an image only: any explicit option is refused, nothing sent."""
+    async with make_client(dialect="market") as client:
+        with pytest.raises(ra.InvalidInputError) as caught:
+            call(client)
+    assert f"{name}=" in str(caught.value)
+    assert "dialect='recraft'" in str(caught.value)
+    assert not kie.calls
+
+
+@pytest.mark.anyio
+async def test_market_dialect_sends_the_documented_body(kie, make_client):
+    """The default dialect submits model + input.image to createTask and reads recordInfo."""
+    submit = kie.post("/api/v1/jobs/createTask").respond(
+        json=envelope({"taskId": "task_recraft_1"})
+    )
+    kie.get("/api/v1/jobs/recordInfo", params={"taskId": "task_recraft_1"}).respond(
+        json=envelope(
+            {
+                "taskId": "task_recraft_1",
+                "state": "success",
+                "resultJson": '{"resultUrls": ["https://cdn.test/o.png"]}',
+            }
+        )
+    )
+    async with make_client(dialect="market") as client:
+        result = await client.remove_background("https://i.test/a.png")
+    assert json.loads(submit.calls[0].request.content) == {
+        "model": "recraft/remove-background",
+        "input": {"image": "https://i.test/a.png"},
+    }
+    assert result.url == "https://cdn.test/o.png"
+
+
+@pytest.mark.anyio
+async def test_recraft_dialect_sends_the_seed_defaults_for_none(kie, make_client):
+    """In the seed's dialect an option left None is sent as the seed's default (2, PNG)."""
+    submit = kie.post("/api/v1/recraft/upscale").respond(json=envelope({"taskId": "t1"}))
+    kie.get("/api/v1/recraft/upscale/record-info").respond(json=record("t1"))
+    async with make_client(dialect="recraft") as client:
+        await client.upscale("https://i.test/a.png")
+        await client.upscale("https://i.test/b.png", scale=4, format="jpg")
+    bodies = [json.loads(call.request.content) for call in submit.calls]
+    assert [(b["scale"], b["format"]) for b in bodies] == [(2, "PNG"), (4, "JPG")]
+
+
+@pytest.mark.anyio
+async def test_fractional_credits_are_not_truncated(kie, make_client):
+    """A balance of 99.5 credits is 99.5, not 99."""
+    kie.get("/api/v1/chat/credit").respond(json=envelope(99.5))
+    async with make_client() as client:
+        assert await client.credits() == pytest.approx(99.5)
