@@ -139,3 +139,43 @@ async def test_early_callback_keeps_polling(kie, make_client):
         with anyio.fail_after(5):
             await job
     assert reads.call_count == 2
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("shape", ["both", "market", "verification"])
+async def test_each_documented_callback_shape_wakes_its_job(shape):
+    """The emulator's signed callbacks, in each documented shape, wake a market job for one read."""
+    from recraft_async.testing import KieEmulator, sample_images  # noqa: PLC0415 - an extra
+
+    opened = []
+
+    def deliver(request):
+        opened[0].handle_callback(request.content, request.headers)
+        return httpx.Response(200)
+
+    emulator = KieEmulator(
+        time_scale=0.001,
+        webhook_key=KEY,
+        callback_shape=shape,
+        callback_transport=httpx.MockTransport(deliver),
+    )
+    url = emulator.add_image(*sample_images()[0])
+    async with (
+        emulator,
+        emulator.http_client() as http,
+        ra.AsyncRecraft(
+            api_key=emulator.api_key,
+            base_url=emulator.base_url,
+            http_client=http,
+            webhook_key=KEY,
+            poll=ra.PollPolicy(**SLOW_POLL),
+        ) as client,
+    ):
+        opened.append(client)
+        # A hang guard far below the 30 s schedule: only the callback can wake the read.
+        with anyio.fail_after(20):
+            result = await client.upscale(url, callback_url="http://127.0.0.1:9/kie")
+    [task] = emulator.task_info()
+    assert result.task_id == task.task_id
+    assert task.reads == 1
+    assert emulator.stats.callbacks_delivered >= 1
