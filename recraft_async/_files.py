@@ -223,7 +223,9 @@ async def upload_image(
         "POST",
         upload_base_url.rstrip("/") + _UPLOAD_ENDPOINT,
         files={"file": (safe, data, mime)},
-        data={"uploadPath": UPLOAD_PATH, "fileName": safe},
+        # KIE replaces a file of the same path and name: a folder named by the content
+        # keeps two images called IMG_0001.png apart, and the same image shares one.
+        data={"uploadPath": upload_path(data), "fileName": safe},
         # A repeated upload stores a second copy and costs nothing: safe to retry.
         idempotent=True,
     )
@@ -231,6 +233,11 @@ async def upload_image(
     if not isinstance(url, str) or not url.startswith(("https://", "http://")):
         raise ProtocolError("the upload answer has no usable data.downloadUrl", body=body)
     return url
+
+
+def upload_path(data: bytes) -> str:
+    """The folder an image is uploaded into: unique to its content."""
+    return f"{UPLOAD_PATH}/{hashlib.sha256(data).hexdigest()[:32]}"
 
 
 def _extension_of(filename: str, data: bytes) -> str:
