@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 import io
 import struct
 from typing import TYPE_CHECKING
@@ -225,7 +226,8 @@ async def test_upload_image_posts_multipart_and_returns_url():
     assert url == "https://files.test/u/a.png"
     ((method, target, kwargs),) = transport.calls
     assert (method, target) == ("POST", "http://127.0.0.1:9/api/file-stream-upload")
-    assert kwargs["data"] == {"uploadPath": "recraft-async", "fileName": "a b.png"}
+    folder = hashlib.sha256(data).hexdigest()[:32]
+    assert kwargs["data"] == {"uploadPath": f"recraft-async/{folder}", "fileName": "a b.png"}
     assert kwargs["files"]["file"] == ("a b.png", data, "image/png")
     assert kwargs["idempotent"] is True
 
