@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.utils
+import json
 import math
 import random
 import time
@@ -11,6 +12,7 @@ import attrs
 
 from .errors import (
     APIConnectionError,
+    APIError,
     ProtocolError,
     RateLimitError,
     ServerError,
@@ -111,7 +113,30 @@ def _should_resubmit(error: BaseException, attempt: int, max_retries: int) -> bo
         return False
     if isinstance(error, APIConnectionError):
         return not error.request_sent
-    return isinstance(error, (RateLimitError, ServiceUnavailableError))
+    return isinstance(error, (RateLimitError, ServiceUnavailableError)) and _is_refusal(error)
+
+
+def _is_refusal(error: APIError) -> bool:
+    """Whether an error answer to a submit proves that no task was created.
+
+    A 429 refuses wherever it comes from. Other 4xx and KIE's own 455/501/503/505 answers
+    are the service's word. A 5xx, or a 503 without KIE's envelope (a gateway's page: the
+    request may have reached the service behind it), proves nothing.
+    """
+    if isinstance(error, RateLimitError):
+        return True
+    if isinstance(error, ServiceUnavailableError):
+        return _envelope_code(error.body) == error.code
+    return not isinstance(error, ServerError)
+
+
+def _envelope_code(body: str | None) -> object:
+    """The ``code`` of a KIE envelope, or None for anything else (HTML, empty, garbage)."""
+    try:
+        parsed = json.loads(body or "")
+    except (ValueError, RecursionError):
+        return None
+    return parsed.get("code") if isinstance(parsed, dict) else None
 
 
 def _retry_delay(

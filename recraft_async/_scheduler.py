@@ -23,6 +23,7 @@ from ._policy import (
     NOT_FOUND_GRACE,
     PollPolicy,
     Rate,
+    _is_refusal,
     _is_transient,
     _retry_delay,
     _should_resubmit,
@@ -40,7 +41,6 @@ from .errors import (
     ProtocolError,
     RateLimitError,
     RecraftError,
-    ServerError,
     SubmissionUncertainError,
     TaskFailedError,
 )
@@ -166,7 +166,13 @@ class Scheduler:
                 self._reads.pause(self.poll.read_retry_delay(self._read_throttles, exc.retry_after))
                 raise
             self._read_throttles = 0
-        return self.dialect.parse_record(data, body)
+        record = self.dialect.parse_record(data, body)
+        if record.task_id != task_id:
+            # Never someone else's result: a proxy or cache mixed the answers up.
+            raise ProtocolError(
+                f"status read of task {task_id!r} answered task {record.task_id!r}", body=body
+            )
+        return record
 
     def _stop_submitting(self, error: APIError) -> None:
         """After a 401 or 402, fail every job that has not sent its submit; send nothing more."""
@@ -487,7 +493,7 @@ def _submit_failure(error: _SubmitFailure, job: Job) -> RecraftError:
     assert job.request is not None  # noqa: S101
     if isinstance(error, APIConnectionError) and not error.request_sent:
         return error
-    if isinstance(error, APIError) and not isinstance(error, ServerError):
+    if isinstance(error, APIError) and _is_refusal(error):
         return error  # a definite refusal (4xx, 455/503, 501, 505): nothing was created
     uncertain = SubmissionUncertainError(
         f"the submit of {job.request.source} may have created a task ({error}); "

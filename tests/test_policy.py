@@ -1,6 +1,7 @@
 """Rate, PollPolicy and the pure retry arithmetic."""
 
 import email.utils
+import json
 
 import pytest
 
@@ -80,13 +81,20 @@ def test_should_retry_reads(error, retry):
     assert _should_retry(error, 3, 3) is False
 
 
+def _kie(cls, code):
+    """An error answer in KIE's own envelope."""
+    return cls("x", code=code, http_status=code, body=json.dumps({"code": code, "msg": "x"}))
+
+
 @pytest.mark.parametrize(
     ("error", "resubmit"),
     [
         (APIConnectionError("connect refused", request_sent=False), True),
         (APITimeoutError("connect timeout", request_sent=False), True),
         (RateLimitError("x", code=429, http_status=200), True),
-        (_api(ServiceUnavailableError, 503), True),
+        (_kie(ServiceUnavailableError, 503), True),
+        (_kie(ServiceUnavailableError, 455), True),
+        (_api(ServiceUnavailableError, 503), False),  # a gateway's page: may have landed
         (APITimeoutError("read timeout", request_sent=True), False),
         (APIConnectionError("server disconnected", request_sent=True), False),
         (_api(ServerError, 500), False),
@@ -124,3 +132,24 @@ def test_parse_retry_after_forms():
     assert _parse_retry_after({}) is None
     assert _parse_retry_after({"Retry-After": "soon"}) is None
     assert _parse_retry_after({"Retry-After": "nan"}) is None
+
+
+def test_read_retry_delay_grows_to_a_minute_at_the_defaults():
+    """Failed reads back off from 0.5 s up to a minute, never beyond, even after thousands."""
+    policy = PollPolicy()
+    assert 0.375 <= policy.read_retry_delay(1) <= 0.5
+    assert policy.read_retry_delay(4) > policy.read_retry_delay(1)
+    assert 45.0 <= policy.read_retry_delay(2000) <= 60.0
+
+
+def test_read_retry_delay_follows_a_fast_policy():
+    """A policy polling every 50 ms backs off from its first interval to four of its longest."""
+    policy = PollPolicy(initial=0.01, factor=1.5, max_interval=0.05, timeout=5.0)
+    assert policy.read_retry_delay(1) <= 0.01
+    assert policy.read_retry_delay(50) <= 0.2
+
+
+def test_read_retry_delay_honours_retry_after():
+    """A Retry-After on a failed read is waited out as sent (within MAX_RETRY_AFTER)."""
+    assert PollPolicy().read_retry_delay(1, retry_after=7.0) == 7.0
+    assert PollPolicy().read_retry_delay(1, retry_after=1e9) == MAX_RETRY_AFTER

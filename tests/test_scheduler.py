@@ -154,13 +154,13 @@ async def test_never_resubmits_when_the_submit_may_have_landed(kie, make_client,
     [
         httpx.ConnectError("connection refused"),
         httpx.ConnectTimeout("connect timed out"),
-        httpx.Response(503, text="maintenance"),
+        httpx.Response(503, json=envelope(None, 503, "maintenance")),
         httpx.Response(200, json=envelope(None, 455, "maintenance")),
     ],
     ids=["connect-error", "connect-timeout", "503", "455"],
 )
 async def test_resubmits_what_provably_never_landed(kie, make_client, failure, monkeypatch):
-    """Connect failures and 455/503 refusals are resent; the job then succeeds."""
+    """Connect failures and KIE's 455/503 refusals are resent; the job then succeeds."""
     monkeypatch.setattr("recraft_async._policy.INITIAL_RETRY_DELAY", 0.01)
     service = FakeService(reads_to_finish=1)
     route = kie.post(UPSCALE).mock(side_effect=[failure, failure, service.submit])
@@ -328,3 +328,40 @@ async def test_job_transitions_are_logged_once_each(kie, make_client, caplog):
         "job upscale submitted",
         "job upscale succeeded",
     ]
+
+
+@pytest.mark.parametrize("status", [502, 503, 504])
+async def test_a_bare_gateway_error_after_the_send_is_uncertain(kie, make_client, status):
+    """A gateway's 502/503/504 page after the submit went out may hide a task: never resent."""
+    submit = kie.post(UPSCALE).respond(status, text=f"<html><h1>{status}</h1></html>")
+    async with make_client() as client:
+        with pytest.raises(ra.SubmissionUncertainError):
+            await client.upscale("https://i.test/a.png")
+    assert submit.call_count == 1
+
+
+async def test_kies_own_503_refusal_is_resent(kie, make_client):
+    """KIE's 503 envelope is its word that nothing was created: the submit is sent again."""
+    submit = kie.post(UPSCALE).mock(
+        side_effect=[
+            httpx.Response(503, json=envelope(None, 503, "service unavailable")),
+            httpx.Response(200, json=envelope({"taskId": "t1"})),
+        ]
+    )
+    kie.get(READ).respond(json=record("t1"))
+    async with make_client() as client:
+        assert (await client.upscale("https://i.test/a.png")).task_id == "t1"
+    assert submit.call_count == 2
+
+
+async def test_a_record_for_another_task_is_never_the_result(kie, make_client):
+    """A status answer naming another task is a ProtocolError, never someone else's image."""
+    kie.post(UPSCALE).respond(json=envelope({"taskId": "mine"}))
+    kie.get(READ).respond(json=record("theirs"))
+    poll = ra.PollPolicy(initial=0.01, factor=1.5, max_interval=0.05, timeout=0.4)
+    async with make_client(poll=poll) as client:
+        with pytest.raises(ra.ProtocolError, match="answered task 'theirs'"):
+            await client.get_task("mine", ra.Operation.UPSCALE)
+        with pytest.raises(ra.JobTimeoutError) as caught:
+            await client.upscale("https://i.test/a.png")
+    assert isinstance(caught.value.__cause__, ra.ProtocolError)
