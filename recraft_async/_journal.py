@@ -75,7 +75,8 @@ _S = JournalState
 # The states each transition may start from; anything else is a bug in the caller that
 # could cost a duplicate submit, so it raises instead of being papered over.
 _ALLOWED_FROM: dict[JournalState, frozenset[JournalState | None]] = {
-    _S.PENDING: frozenset({None, _S.PENDING}),
+    # From SUBMITTING only when the service refused the submit: nothing was created.
+    _S.PENDING: frozenset({None, _S.PENDING, _S.SUBMITTING}),
     _S.SUBMITTING: frozenset({None, _S.PENDING, _S.FAILED}),
     _S.SUBMITTED: frozenset({_S.SUBMITTING, _S.UNCERTAIN, _S.SUBMITTED}),
     _S.SUCCEEDED: frozenset({_S.SUBMITTED, _S.SUCCEEDED}),
@@ -223,6 +224,10 @@ class Journal:
                 _update(conn, fp, state=_S.SUBMITTING, task_id=None, error=None)
 
         await self._run(write)
+
+    async def mark_refused(self, fp: str) -> None:
+        """Take back a submit the service provably refused (429, 455): PENDING again."""
+        await self._transition(fp, _S.PENDING, error=None)
 
     async def mark_submitted(self, fp: str, task_id: str) -> None:
         """Record the task id the moment the submit answer arrives."""

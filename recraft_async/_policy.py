@@ -109,8 +109,11 @@ def _should_retry(error: BaseException, attempt: int, max_retries: int) -> bool:
 
 def _should_resubmit(error: BaseException, attempt: int, max_retries: int) -> bool:
     """Whether a submit may be sent again: only when the first provably never landed."""
-    if attempt >= max_retries:
-        return False
+    return attempt < max_retries and _never_landed(error)
+
+
+def _never_landed(error: BaseException) -> bool:
+    """Whether a failed submit provably created nothing and may simply be sent again."""
     if isinstance(error, APIConnectionError):
         return not error.request_sent
     return isinstance(error, (RateLimitError, ServiceUnavailableError)) and _is_refusal(error)

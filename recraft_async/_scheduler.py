@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections import deque
+from collections.abc import Awaitable
 from types import TracebackType
 from typing import Any
 
@@ -25,6 +27,7 @@ from ._policy import (
     Rate,
     _is_refusal,
     _is_transient,
+    _never_landed,
     _retry_delay,
     _should_resubmit,
     _should_retry,
@@ -37,6 +40,7 @@ from .errors import (
     InsufficientCreditsError,
     InvalidInputError,
     JobTimeoutError,
+    JournalStateError,
     NotFoundError,
     ProtocolError,
     RateLimitError,
@@ -240,11 +244,11 @@ class Scheduler:
                     started, fresh = await self._start(job, fp, data)
                 result = await self._poll(job, started, learn=fresh)
                 if fp is not None:
-                    await self._journal_success(fp, result)
+                    await self._journal_quietly(self._journal_success(fp, result))
                 job._succeed(result)
         except RecraftError as exc:
             if fp is not None:
-                await self._journal_failure(fp, exc)
+                await self._journal_quietly(self._journal_failure(fp, exc))
             if isinstance(exc, _AccountError) and job.task_id is None:
                 self._stop_submitting(exc)
             job._fail(exc)
@@ -331,7 +335,12 @@ class Scheduler:
                     raise self.account_error
                 # Shielded: a cancel must not cut a submit off mid-air and lose its task id.
                 with anyio.CancelScope(shield=True):
-                    started, error = await self._send_submit(job, fp, path, body, attempt)
+                    started, error = await self._send_submit(job, fp, path, body)
+                    if error is not None and fp is not None and _never_landed(error):
+                        # Not SUBMITTING across the wait that follows a refusal: a run
+                        # killed in it has created nothing and must stay resumable.
+                        assert self.journal is not None  # noqa: S101 - fp implies one
+                        await self._journal_quietly(self.journal.mark_refused(fp))
                 if isinstance(error, RateLimitError):
                     self._submits.pause(_retry_delay(attempt, error.retry_after))
             if error is None:
@@ -344,17 +353,22 @@ class Scheduler:
             logger.info("job %s: resubmitting after %s", job.operation.value, error)
 
     async def _send_submit(
-        self, job: Job, fp: str | None, path: str, body: dict[str, Any], attempt: int
+        self, job: Job, fp: str | None, path: str, body: dict[str, Any]
     ) -> tuple[float, _SubmitFailure | None]:
         """One submit on the wire, journalled around it; the moment sent and any failure."""
         request = job.request
         assert request is not None  # noqa: S101 - fresh jobs carry their request
-        if attempt == 0 and fp is not None and self.journal is not None:
+        if fp is not None and self.journal is not None:
             # Write-ahead, as late as possible: a run killed while it waited for its slot
             # has sent nothing and must not look uncertain.
-            await self.journal.mark_submitting(
-                fp, request.operation, request.source, request.params
-            )
+            try:
+                await self.journal.mark_submitting(
+                    fp, request.operation, request.source, request.params
+                )
+            except (OSError, sqlite3.Error) as exc:
+                raise JournalStateError(
+                    f"cannot journal the submit of {request.source} ({exc}); nothing was sent"
+                ) from exc
         started = anyio.current_time()
         try:
             if self.account_error is not None:  # met while we journalled
@@ -368,8 +382,19 @@ class Scheduler:
             self._sending.discard(job)
         job._mark_submitted(task_id)
         if fp is not None and self.journal is not None:
-            await self.journal.mark_submitted(fp, task_id)
+            await self._journal_quietly(self.journal.mark_submitted(fp, task_id))
         return started, None
+
+    async def _journal_quietly(self, write: Awaitable[None]) -> None:
+        """A journal write after the fact: if it fails, it is logged, never the job's end.
+
+        The task exists and is paid for whatever the journal says; its id is in the log.
+        """
+        try:
+            with anyio.CancelScope(shield=True):
+                await write
+        except Exception:
+            logger.exception("a journal write failed; the job goes on without it")
 
     async def _poll(self, job: Job, started: float, *, learn: bool) -> Result:
         """Read the task's status on the planner's schedule until it ends."""

@@ -2,6 +2,7 @@
 
 import io
 import json
+import sqlite3
 
 import anyio
 import httpx
@@ -217,3 +218,60 @@ async def test_uploads_stay_on_a_loopback_base_url(kie, tmp_path):
         "127.0.0.1"
         not in ra.AsyncRecraft(api_key="k", base_url="https://api.kie.ai").upload_base_url
     )
+
+
+async def test_the_wait_after_a_429_leaves_the_input_resumable(kie, make_client, tmp_path):
+    """During the pause a 429 imposes, the journal says PENDING, not SUBMITTING."""
+    submit = kie.post(UPSCALE).respond(
+        429, json={"code": 429, "msg": "Rate limit exceeded"}, headers={"Retry-After": "30"}
+    )
+
+    class Stop(Exception):
+        pass
+
+    with pytest.raises(Stop):
+        async with make_client(journal=ra.Journal(tmp_path / "j.db")) as client:
+            client.upscale("https://i.test/a.png")
+            while submit.call_count < 1:
+                await anyio.sleep(0.01)
+            await anyio.sleep(0.05)  # the refusal is journalled inside the shielded send
+            [entry] = await client.journal.entries()
+            assert entry.state is ra.JournalState.PENDING
+            raise Stop
+    async with ra.Journal(tmp_path / "j.db") as reopened:
+        [entry] = await reopened.entries()
+    assert entry.state is ra.JournalState.PENDING
+
+
+async def test_a_failing_journal_write_after_the_send_never_fails_the_job(
+    kie, make_client, tmp_path, monkeypatch, caplog
+):
+    """The task is paid for: a journal that cannot record it is logged, the job succeeds."""
+    kie.post(UPSCALE).respond(json=envelope({"taskId": "t1"}))
+    kie.get(READ).respond(json=record("t1"))
+
+    async def broken(*_args):
+        raise sqlite3.OperationalError("disk I/O error")
+
+    async with make_client(journal=ra.Journal(tmp_path / "j.db")) as client:
+        monkeypatch.setattr(client.journal, "mark_submitted", broken)
+        monkeypatch.setattr(client.journal, "mark_succeeded", broken)
+        result = await client.upscale("https://i.test/a.png")
+    assert result.task_id == "t1"
+    assert "a journal write failed" in caplog.text
+
+
+async def test_a_journal_that_cannot_take_the_intent_stops_the_send(
+    kie, make_client, tmp_path, monkeypatch
+):
+    """Write-ahead: if the intent to submit cannot be journalled, nothing is sent."""
+    submit = kie.post(UPSCALE).respond(json=envelope({"taskId": "t1"}))
+
+    async def broken(*_args):
+        raise sqlite3.OperationalError("database is locked")
+
+    async with make_client(journal=ra.Journal(tmp_path / "j.db")) as client:
+        monkeypatch.setattr(client.journal, "mark_submitting", broken)
+        with pytest.raises(ra.JournalStateError, match="nothing was sent"):
+            await client.upscale("https://i.test/a.png")
+    assert submit.call_count == 0

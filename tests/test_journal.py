@@ -206,3 +206,16 @@ async def test_creates_parent_folder(tmp_path):
     async with Journal(path) as j:
         await j.add("fp", UP, "a", {})
     assert await anyio.Path(path).exists()
+
+
+@pytest.mark.anyio
+async def test_a_refused_submit_goes_back_to_pending(tmp_path):
+    """mark_refused takes back a SUBMITTING entry (the service refused it), and nothing else."""
+    async with Journal(tmp_path / "j.sqlite") as j:
+        await j.mark_submitting("fp", UP, "a.png", PARAMS)
+        await j.mark_refused("fp")
+        assert (await j.get("fp")).state is JournalState.PENDING
+        await j.mark_submitting("fp", UP, "a.png", PARAMS)  # sent again later
+        await j.mark_submitted("fp", "t")
+        with pytest.raises(JournalStateError, match="SUBMITTED to PENDING"):
+            await j.mark_refused("fp")
