@@ -58,6 +58,9 @@ class Dialect(Protocol):
 
 def parse_task_id(data: object, body: str) -> str:
     """The task id of a submit answer (both dialects answer ``{"taskId": ...}``)."""
+    # cattrs reads any container with ``in`` and ``[]``: a string or list is not an answer.
+    if not isinstance(data, dict):
+        raise ProtocolError("submit answer has no taskId (data is not an object)", body=body)
     try:
         return wire.structure(data, _SubmitData).taskId
     except (cattrs.BaseValidationError, TypeError, ValueError) as exc:
@@ -214,17 +217,29 @@ class MarketDialect:
         state = _MARKET_STATES.get(raw.state)
         if state is None:
             raise ProtocolError(f"unknown task state {raw.state!r}", body=body)
-        urls: tuple[str, ...] = ()
-        if raw.resultJson:
-            try:
-                parsed = wire.structure(json.loads(raw.resultJson), _SeedResponse)
-            except (ValueError, TypeError, cattrs.BaseValidationError) as exc:
-                raise ProtocolError("resultJson does not parse", body=body) from exc
-            urls = tuple(parsed.resultUrls or ())
+        urls = _result_urls(raw.resultJson, body) if raw.resultJson else ()
         _require_urls(state, urls, body)
         return _record(
             data, raw.taskId, state, urls, error_code=raw.failCode, error_message=raw.failMsg
         )
+
+
+def _result_urls(result_json: str, body: str) -> tuple[str, ...]:
+    """The URLs in a market record's ``resultJson`` string."""
+    try:
+        result = json.loads(result_json)
+    # RecursionError: deeply nested JSON inside the string exhausts the decoder.
+    except (ValueError, RecursionError) as exc:
+        raise ProtocolError("resultJson does not parse", body=body) from exc
+    # Not an object: no URLs, never handed to cattrs (which would index a list or string);
+    # a success without URLs is refused by the caller, a failure keeps its own error.
+    if not isinstance(result, dict):
+        return ()
+    try:
+        parsed = wire.structure(result, _SeedResponse)
+    except (TypeError, ValueError, cattrs.BaseValidationError) as exc:
+        raise ProtocolError("resultJson does not parse", body=body) from exc
+    return tuple(parsed.resultUrls or ())
 
 
 _RECRAFT: Dialect = RecraftDialect()

@@ -20,7 +20,7 @@ from ._limits import LIMITS as _LIMITS
 from ._limits import MB as _MB
 from ._limits import MEGAPIXEL as _MP
 from ._models import Operation
-from ._transport import Transport
+from ._transport import Transport, url_problem
 from .errors import (
     APIConnectionError,
     APITimeoutError,
@@ -46,6 +46,8 @@ UPLOAD_PATH = "recraft-async"
 _UPLOAD_ENDPOINT = "/api/file-stream-upload"
 _MAX_NAME_CHARS = 120
 _CHUNK = 64 * 1024
+# 10**18 bytes is far beyond any download; longer Content-Length strings are not numbers.
+_MAX_LENGTH_DIGITS = 18
 
 
 @attrs.frozen
@@ -230,7 +232,7 @@ async def upload_image(
         idempotent=True,
     )
     url: object = answer.get("downloadUrl") if isinstance(answer, dict) else None
-    if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+    if not isinstance(url, str) or url_problem(url) is not None:
         raise ProtocolError("the upload answer has no usable data.downloadUrl", body=body)
     return url
 
@@ -316,17 +318,45 @@ def _flush_and_sync(raw: IO[bytes]) -> None:
     os.fsync(raw.fileno())
 
 
+async def _open(http: httpx.AsyncClient, url: str) -> httpx.Response:
+    """The streamed answer at ``url``, redirects followed here so that each hop is checked."""
+    # Result URLs and their redirects come from the service and third-party storage: a URL
+    # that httpx accepts can still fail below it with OverflowError (port 99999) or
+    # UnicodeError (a 64-byte DNS label, on trio). Checked first, it is a ProtocolError.
+    problem = url_problem(url)
+    if problem is not None:
+        raise ProtocolError(f"download of {url!r}: {problem}", body=None)
+    try:
+        request = http.build_request("GET", url)
+    except httpx.InvalidURL as exc:
+        raise ProtocolError(f"download of {url!r}: invalid URL ({exc})", body=None) from exc
+    # Result URLs are third-party storage: our API key must never travel there (nor on
+    # redirects: httpx copies these headers, which no longer have it).
+    request.headers.pop("Authorization", None)
+    for _ in range(http.max_redirects + 1):
+        response = await http.send(request, stream=True, auth=None, follow_redirects=False)
+        following = response.next_request
+        if following is None:
+            return response
+        await response.aclose()
+        problem = url_problem(following.url)
+        if problem is not None:
+            raise ProtocolError(f"download of {url!r} redirects to a bad URL: {problem}", body=None)
+        request = following
+    # A redirect loop is the storage's broken answer, not a network failure.
+    raise ProtocolError(
+        f"download of {url!r} redirects more than {http.max_redirects} times", body=None
+    )
+
+
 async def _stream_into(
     http: httpx.AsyncClient, url: str, out: anyio.AsyncFile[bytes], max_bytes: int
 ) -> tuple[str, ImageFormat | None]:
-    request = http.build_request("GET", url)
-    # Result URLs are third-party storage: our API key must never travel there.
-    request.headers.pop("Authorization", None)
     digest = hashlib.sha256()
     head = b""
     total = 0
     try:
-        response = await http.send(request, stream=True, auth=None, follow_redirects=True)
+        response = await _open(http, url)
         try:
             kind = _check_response(response, url, max_bytes)
             async for chunk in response.aiter_bytes(_CHUNK):
@@ -341,14 +371,18 @@ async def _stream_into(
             await response.aclose()
     except httpx.TimeoutException as exc:
         raise APITimeoutError(f"download of {url} timed out") from exc
+    except httpx.DecodingError as exc:
+        # The storage answered, but its body does not decode (corrupt gzip): a bad answer,
+        # like a truncated one, not a network failure.
+        raise ProtocolError(f"download of {url} does not decode: {exc}", body=None) from exc
     except httpx.TransportError as exc:
         raise APIConnectionError(f"download of {url} failed: {type(exc).__name__}") from exc
     fmt = sniff_format(head)
     if total == 0 or (fmt is None and not kind.startswith("image/")):
         raise ProtocolError(f"download of {url} is not a PNG, JPEG or WEBP image", body=None)
-    length = response.headers.get("Content-Length")
+    length = _content_length(response)
     encoded = "Content-Encoding" in response.headers  # then the length counts encoded bytes
-    if length is not None and length.isdigit() and int(length) != total and not encoded:
+    if length is not None and length != total and not encoded:
         raise ProtocolError(f"download of {url} ended after {total} of {length} bytes", body=None)
     return digest.hexdigest(), fmt
 
@@ -356,13 +390,22 @@ async def _stream_into(
 def _check_response(response: httpx.Response, url: str, max_bytes: int) -> str:
     if response.status_code != 200:
         raise ProtocolError(f"download of {url} answered HTTP {response.status_code}", body=None)
-    length = response.headers.get("Content-Length")
-    if length is not None and length.isdigit() and int(length) > max_bytes:
+    length = _content_length(response)
+    if length is not None and length > max_bytes:
         raise ProtocolError(f"download of {url} is {length} bytes, over {max_bytes}", body=None)
     kind = str(response.headers.get("Content-Type", "")).split(";")[0].strip().lower()
     if not (kind.startswith("image/") or kind in ("", "application/octet-stream")):
         raise ProtocolError(f"download of {url} is {kind}, not an image", body=None)
     return kind
+
+
+def _content_length(response: httpx.Response) -> int | None:
+    length = response.headers.get("Content-Length", "").strip()
+    # ASCII digits of sane length only: "²" passes isdigit() but not int(), and int() of
+    # thousands of digits raises ValueError. Anything else is no usable length.
+    if not (length.isascii() and length.isdigit()) or len(length) > _MAX_LENGTH_DIGITS:
+        return None
+    return int(length)
 
 
 def _place(tmp: Path, root: Path, stem: str, ext: str, digest: str) -> Path:

@@ -89,6 +89,8 @@ def from_epoch(value: object) -> dt.datetime | None:
         number = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return _from_iso(value)
+    except OverflowError:  # an int beyond float's range (10**400) is no moment in time
+        return None
     if number > 1e11:  # milliseconds since 1973 and later
         number /= 1000.0
     try:

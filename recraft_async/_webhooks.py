@@ -52,7 +52,8 @@ def parse_callback(
     text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
     try:
         envelope = json.loads(text)
-    except ValueError:
+    # RecursionError: deeply nested arrays or objects ("[" * 100000) exhaust the decoder.
+    except (ValueError, RecursionError):
         raise ProtocolError("callback body is not JSON", body=text) from None
     if not isinstance(envelope, dict):
         raise ProtocolError("callback body is not a JSON object", body=text)
@@ -78,19 +79,19 @@ def _task_id(envelope: dict[str, Any], text: str) -> str:
     """The task id from every documented place that holds one; they must agree."""
     data = envelope.get("data")
     inner = data if isinstance(data, dict) else {}
-    found = {
+    found = [
         value
         for value in (envelope.get("taskId"), inner.get("taskId"), inner.get("task_id"))
         if value is not None
-    }
+    ]
     if not found:
         raise ProtocolError("callback names no task (taskId, data.taskId, data.task_id)", body=text)
-    if len(found) > 1:
-        raise ProtocolError("callback names two different tasks", body=text)
-    (task_id,) = found
-    if not isinstance(task_id, str) or not task_id or not task_id.isprintable():
+    # Types first: a list or object in a task id's place would not even hash.
+    if not all(isinstance(value, str) and value and value.isprintable() for value in found):
         raise ProtocolError("callback's task id is not a printable string", body=text)
-    return task_id
+    if len(set(found)) > 1:
+        raise ProtocolError("callback names two different tasks", body=text)
+    return str(found[0])
 
 
 def _record(data: dict[str, Any], text: str, shapes: tuple[str, ...]) -> TaskRecord | None:
@@ -120,6 +121,10 @@ def _verify(
     current = time.time() if now is None else now
     if not abs(current - sent_at) <= max_age:  # also refuses nan
         raise WebhookVerificationError("callback timestamp is outside the allowed window")
+    # A base64 signature is ASCII; anything else (a lone surrogate would not even encode)
+    # can never match.
+    if not signature.isascii():
+        raise WebhookVerificationError("callback signature does not match")
     expected = webhook_signature(webhook_key, task_id, timestamp)
     # Constant time: a byte-by-byte compare would leak how much of a forgery was right.
     if not hmac.compare_digest(expected.encode(), signature.encode()):
