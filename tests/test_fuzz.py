@@ -104,11 +104,14 @@ SCALARS = (
     | st.sampled_from(["success", "fail", "waiting", "0", "1", "2", "3", "200", "", "t1"])
     | RAW
 )
-JSON = st.recursive(
-    SCALARS,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(KEYS, inner, max_size=5),
-    max_leaves=15,
-)
+
+
+def containers(inner):
+    """Lists and objects of ``inner`` values."""
+    return st.lists(inner, max_size=4) | st.dictionaries(KEYS, inner, max_size=5)
+
+
+JSON = st.recursive(SCALARS, containers, max_leaves=15)
 
 
 def dump(value):
