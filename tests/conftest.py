@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 import respx
 
@@ -42,6 +44,21 @@ def record(
         "completeTime": 1755078172000,
     }
     return envelope(data)
+
+
+@contextlib.asynccontextmanager
+async def emulator_client(emulator, **options):
+    """An open AsyncRecraft wired in-process to the running ``emulator``, uploads included."""
+    async with emulator.http_client() as http:
+        options = {
+            "api_key": emulator.api_key,
+            "base_url": emulator.base_url,
+            "upload_base_url": emulator.base_url,
+            "http_client": http,
+            **options,
+        }
+        async with ra.AsyncRecraft(**options) as client:
+            yield client
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 import anyio
 import httpx
 import pytest
-from conftest import envelope, record
+from conftest import emulator_client, envelope, record
 
 import recraft_async as ra
 from recraft_async._pacer import Pacer
@@ -32,15 +32,8 @@ async def test_a_thousand_jobs_in_flight_stay_within_the_read_limit():
     poll = ra.PollPolicy(initial=0.05, factor=1.5, max_interval=0.3, timeout=300.0)
     async with (
         emulator,
-        emulator.http_client() as http,
-        ra.AsyncRecraft(
-            api_key=emulator.api_key,
-            base_url=emulator.base_url,
-            http_client=http,
-            max_in_flight=1000,
-            submit_rate=None,
-            read_rate=limit,
-            poll=poll,
+        emulator_client(
+            emulator, max_in_flight=1000, submit_rate=None, read_rate=limit, poll=poll
         ) as client,
     ):
         jobs = [client.upscale(f"{url}?n={i}") for i in range(1000)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 
 import pytest
+from conftest import emulator_client
 from PIL import Image
 
 import recraft_async as ra
@@ -33,14 +34,8 @@ async def _results(inputs):
     poll = ra.PollPolicy(initial=0.01, factor=1.5, max_interval=0.1, timeout=30.0)
     async with (
         emulator,
+        emulator_client(emulator, poll=poll) as client,
         emulator.http_client() as http,
-        ra.AsyncRecraft(
-            api_key=emulator.api_key,
-            base_url=emulator.base_url,
-            upload_base_url=emulator.base_url,
-            http_client=http,
-            poll=poll,
-        ) as client,
     ):
         # Both submitted before either is processed: the worst case for a shared name.
         jobs = [client.upscale(image) for image in inputs]

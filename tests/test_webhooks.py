@@ -6,7 +6,7 @@ import time
 import anyio
 import httpx
 import pytest
-from conftest import envelope, record
+from conftest import emulator_client, envelope, record
 
 import recraft_async as ra
 
@@ -162,14 +162,7 @@ async def test_each_documented_callback_shape_wakes_its_job(shape):
     url = emulator.add_image(*sample_images()[0])
     async with (
         emulator,
-        emulator.http_client() as http,
-        ra.AsyncRecraft(
-            api_key=emulator.api_key,
-            base_url=emulator.base_url,
-            http_client=http,
-            webhook_key=KEY,
-            poll=ra.PollPolicy(**SLOW_POLL),
-        ) as client,
+        emulator_client(emulator, webhook_key=KEY, poll=ra.PollPolicy(**SLOW_POLL)) as client,
     ):
         opened.append(client)
         # A hang guard far below the 30 s schedule: only the callback can wake the read.
