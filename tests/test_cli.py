@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -50,12 +51,11 @@ def no_partials(folder):
     return not [p for p in folder.rglob("*") if p.name.endswith(".part")]
 
 
-@pytest.fixture
-def emulator(tmp_path):
-    """`recraft-async emulator` as its own process (its stats outlive a killed client)."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "recraft_async.cli", "emulator", "--port", "0",
-         "--time-scale", "0.1", "--duration", "fixed:15"],
+@contextlib.contextmanager
+def emulator_process(*options):
+    """`recraft-async emulator OPTIONS` as its own process; yields its loopback base URL."""
+    proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+        [sys.executable, "-m", "recraft_async.cli", "emulator", "--port", "0", *options],
         env=ENV, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )  # fmt: skip
     try:
@@ -66,6 +66,13 @@ def emulator(tmp_path):
     finally:
         proc.kill()
         proc.wait(10)
+
+
+@pytest.fixture
+def emulator(tmp_path):
+    """The emulator as its own process (its stats outlive a killed client)."""
+    with emulator_process("--time-scale", "0.1", "--duration", "fixed:15") as url:
+        yield url
 
 
 def test_upscale_folder_with_builtin_emulator(tmp_path):
@@ -168,14 +175,7 @@ def test_dialect_from_the_environment(tmp_path):
 
 def test_account_error_stops_the_batch_in_one_line(tmp_path):
     """A 402 fails the batch once: nothing more is submitted, one summary line for all."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "recraft_async.cli", "emulator", "--port", "0",
-         "--time-scale", "0.01", "--credits", "0"],
-        env=ENV, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-    )  # fmt: skip
-    try:
-        assert proc.stdout is not None
-        url = proc.stdout.readline().strip()
+    with emulator_process("--time-scale", "0.01", "--credits", "0") as url:
         for i in range(5):
             save(tmp_path / f"{i}.png", (300 + i, 300))  # five different images
         run = cli("upscale", ".", "--base-url", url, "--api-key", KEY, "--concurrency", "1",
@@ -186,9 +186,6 @@ def test_account_error_stops_the_batch_in_one_line(tmp_path):
         assert "5 inputs" in lines[0]
         stats = httpx.get(f"{url}/_emulator/stats").json()
         assert stats["submit_requests"] == 1
-    finally:
-        proc.kill()
-        proc.wait(10)
 
 
 def test_credits_against_emulator_process(tmp_path, emulator):
@@ -369,14 +366,7 @@ def test_url_input_is_named_after_the_url(tmp_path, emulator):
 
 def test_failed_task_is_retried_only_on_request(tmp_path):
     """A task the service failed is left alone by `resume`, and resent with --retry-failed."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "recraft_async.cli", "emulator", "--port", "0",
-         "--time-scale", "0.01", "--fault", "task=fail*1"],
-        env=ENV, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-    )  # fmt: skip
-    try:
-        assert proc.stdout is not None
-        url = proc.stdout.readline().strip()
+    with emulator_process("--time-scale", "0.01", "--fault", "task=fail*1") as url:
         save(tmp_path / "a.png", (300, 300))
         common = ["--base-url", url, "--api-key", KEY, "--poll-initial", "0.05"]
         first = cli("upscale", "a.png", *common, cwd=tmp_path)
@@ -390,6 +380,3 @@ def test_failed_task_is_retried_only_on_request(tmp_path):
         assert [p.name for p in images_in(tmp_path / "recraft-out")] == ["a.png"]
         stats = httpx.get(f"{url}/_emulator/stats").json()
         assert [s["count"] for s in stats["submits"]] == [2]
-    finally:
-        proc.kill()
-        proc.wait(10)
