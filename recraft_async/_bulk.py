@@ -11,7 +11,7 @@ import anyio.to_thread
 import attrs
 
 from ._check import DialectName, check_remove_background, check_upscale
-from ._files import download_to, probe_image_file, safe_output_name
+from ._files import PART_PREFIX, PART_SUFFIX, download_to, probe_image_file, safe_output_name
 from ._inputs import InputItem, is_url
 from ._journal import Journal, JournalEntry, JournalState, fingerprint
 from ._models import Operation
@@ -119,6 +119,9 @@ class Batch:
     async def run(self, works: Sequence[Work]) -> list[Outcome]:
         """Process every work; the outcomes come back in input order."""
         self.reporter.start(len(works))
+        removed = await anyio.to_thread.run_sync(remove_leftover_parts, self.out_dir)
+        if removed:
+            self.reporter.line(f"removed {removed} partial download(s) left by an earlier run")
         outcomes: list[Outcome | None] = [None] * len(works)
         # First every input is checked and journalled as PENDING, so a run killed at any
         # point can be finished by `resume` even for inputs it never reached.
@@ -250,6 +253,22 @@ class Batch:
         # The client journals its own jobs and may have recorded this step already.
         with contextlib.suppress(JournalStateError):
             await mark(fp, value)
+
+
+def remove_leftover_parts(out_dir: Path) -> int:
+    """Delete the partial downloads a killed run left in ``out_dir``; answer how many.
+
+    Safe while the journal is held: the journal's lock keeps any other run of it out, and
+    only files named as ``download_to`` names its temporary files are touched.
+    """
+    removed = 0
+    with contextlib.suppress(FileNotFoundError):  # a first run: no folder yet
+        for path in out_dir.glob(f"{PART_PREFIX}*{PART_SUFFIX}"):
+            if path.is_file():
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+                    removed += 1
+    return removed
 
 
 async def _still_there(entry: JournalEntry) -> bool:

@@ -46,6 +46,8 @@ UPLOAD_PATH = "recraft-async"
 _UPLOAD_ENDPOINT = "/api/file-stream-upload"
 _MAX_NAME_CHARS = 120
 _CHUNK = 64 * 1024
+# A download in progress: hidden, beside its final name; a killed run may leave one.
+PART_PREFIX, PART_SUFFIX = ".recraft-", ".part"
 # 10**18 bytes is far beyond any download; longer Content-Length strings are not numbers.
 _MAX_LENGTH_DIGITS = 18
 
@@ -307,7 +309,7 @@ async def download_to(
 
 def _make_temp(root: Path) -> tuple[int, str]:
     # Hidden and in the destination folder, so the final rename never crosses file systems.
-    fd, name = tempfile.mkstemp(dir=root, prefix=".recraft-", suffix=".part")
+    fd, name = tempfile.mkstemp(dir=root, prefix=PART_PREFIX, suffix=PART_SUFFIX)
     if hasattr(os, "fchmod"):  # not on Windows before 3.13
         os.fchmod(fd, 0o644)  # mkstemp's 0600 would be a surprise on an output file
     return fd, name

@@ -28,6 +28,7 @@ import anyio
 import anyio.to_thread
 import attrs
 
+from ._lockfile import LockFile
 from ._models import Operation
 from .errors import JournalStateError
 
@@ -55,6 +56,10 @@ CREATE TABLE IF NOT EXISTS entries (
     updated_at  REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS entries_state ON entries (state);
+CREATE TABLE IF NOT EXISTS meta (
+    name  TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
 """
 _LOST_SUBMIT = "the run stopped while submitting; the task may exist (check before resubmitting)"
 
@@ -121,11 +126,17 @@ def fingerprint(operation: Operation, source: bytes | str | Path, params: Mappin
 
 
 class Journal:
-    """SQLite journal of bulk work; ``async with Journal(path) as j`` opens it."""
+    """SQLite journal of bulk work; ``async with Journal(path) as j`` opens it.
+
+    One process at a time: opening a journal another process holds open raises
+    ``JournalStateError`` at once (a lock file beside it, ``<name>.lock``, which the
+    system frees when the holder exits, even when killed).
+    """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._conn: sqlite3.Connection | None = None
+        self._lockfile = LockFile(self.path.with_name(self.path.name + ".lock"))
         # One connection for every worker thread; sqlite3 objects are not safe to share
         # without it, and the lock also makes each read-check-write step atomic.
         self._lock = threading.Lock()
@@ -154,11 +165,21 @@ class Journal:
             if self._conn is not None:
                 return
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            # Before SQLite sees the file: a second run must not even mark SUBMITTING rows
+            # of the first one UNCERTAIN (see _prepare).
+            self._lockfile.acquire(self.path)
             try:
-                _prepare(conn, self.path)
+                conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+                try:
+                    _prepare(conn, self.path)
+                except BaseException:
+                    conn.close()
+                    raise
+            except sqlite3.Error as exc:
+                self._lockfile.release()
+                raise JournalStateError(f"{self.path}: not a usable journal ({exc})") from exc
             except BaseException:
-                conn.close()
+                self._lockfile.release()
                 raise
             self._conn = conn
 
@@ -167,13 +188,17 @@ class Journal:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+                self._lockfile.release()
 
     async def _run(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
         def locked() -> _T:
             with self._lock:
                 if self._conn is None:
                     raise JournalStateError("the journal is not open (use `async with`)")
-                return fn(self._conn)
+                try:
+                    return fn(self._conn)
+                except sqlite3.Error as exc:  # a full disk, a file changed underneath us
+                    raise JournalStateError(f"{self.path}: {exc}") from exc
 
         # Not abandoned on cancellation: a write that started always finishes and commits.
         return await anyio.to_thread.run_sync(locked)
@@ -191,6 +216,25 @@ class Journal:
             return [_entry(r) for r in rows if wanted is None or r[4] in wanted]
 
         return await self._run(query)
+
+    async def meta(self, name: str) -> str | None:
+        """A value the run stored about itself (e.g. its output folder), if any."""
+
+        def query(conn: sqlite3.Connection) -> str | None:
+            row = conn.execute("SELECT value FROM meta WHERE name=?", (name,)).fetchone()
+            return None if row is None else str(row[0])
+
+        return await self._run(query)
+
+    async def set_meta(self, name: str, value: str) -> None:
+        """Store a value about the run, replacing an earlier one."""
+        await self._run(
+            lambda c: c.execute(
+                "INSERT INTO meta (name, value) VALUES (?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET value=excluded.value",
+                (name, value),
+            )
+        )
 
     async def add(
         self, fp: str, operation: Operation, source: str, params: Mapping[str, Any]

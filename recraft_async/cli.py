@@ -37,6 +37,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 DEFAULT_OUT = "recraft-out"
 JOURNAL_NAME = "journal.sqlite"
 # The emulator finishes tasks in fractions of a second; the live service's 2 s first
+_OUT_META = "output_folder"
 # read would only make offline runs slow.
 EMULATOR_POLL = PollPolicy(initial=0.1, factor=1.5, max_interval=1.0, timeout=120.0)
 
@@ -83,8 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument(
         "--out",
         type=Path,
-        default=Path(DEFAULT_OUT),
-        help=f"output folder (default ./{DEFAULT_OUT})",
+        default=None,
+        help=f"output folder (default ./{DEFAULT_OUT}; for resume, the batch's own folder)",
     )
     common.add_argument(
         "--concurrency", type=_positive_int, default=8, help="images in flight at once (default 8)"
@@ -233,6 +234,7 @@ async def _command(args: argparse.Namespace) -> int:
                     http,
                     out_dir=args.out,
                     reporter=reporter,
+        args.out = await _output_folder(args, journal)
                     concurrency=args.concurrency,
                 )
                 outcomes = await batch.run(works)
@@ -253,6 +255,20 @@ async def _works(args: argparse.Namespace, journal: Journal) -> list[Work]:
         entries = await journal.entries(wanted)
         if not entries and not await journal.entries():
             raise UsageError(f"the journal {_journal_path(args)} is empty")
+async def _output_folder(args: argparse.Namespace, journal: Journal) -> Path:
+    """Where outputs go: --out, else (resume) the folder the batch was started with.
+
+    The journal remembers the folder of the last run that processed inputs, so that
+    ``resume --journal J`` alone writes beside that run's outputs.
+    """
+    if args.command == "resume" and args.out is None:
+        stored = await journal.meta(_OUT_META)
+        return Path(stored) if stored is not None else Path(DEFAULT_OUT)
+    out = Path(DEFAULT_OUT) if args.out is None else Path(args.out)
+    await journal.set_meta(_OUT_META, str(await anyio.Path(out).absolute()))
+    return out
+
+
         failed = [] if args.retry_failed else await journal.entries([JournalState.FAILED])
         if failed:
             _say(
@@ -324,7 +340,9 @@ async def _client(args: argparse.Namespace, journal: Journal | None) -> AsyncIte
 
 
 def _journal_path(args: argparse.Namespace) -> Path:
-    return Path(args.journal) if args.journal is not None else Path(args.out) / JOURNAL_NAME
+    if args.journal is not None:
+        return Path(args.journal)
+    return Path(DEFAULT_OUT if args.out is None else args.out) / JOURNAL_NAME
 
 
 def _summarise(args: argparse.Namespace, outcomes: list[Outcome], journal: Path) -> int:
@@ -390,8 +408,8 @@ def _say(*parts: object, file: TextIO | None = None) -> None:
 
 
 def _print_resume_hint(args: argparse.Namespace) -> None:
-    out = getattr(args, "out", Path(DEFAULT_OUT))
-    journal = _journal_path(args) if hasattr(args, "out") else out / JOURNAL_NAME
+    out = getattr(args, "out", None) or Path(DEFAULT_OUT)
+    journal = _journal_path(args) if hasattr(args, "journal") else out / JOURNAL_NAME
     # The same service, never the key: it comes from the environment or --api-key again.
     where = f" --base-url {args.base_url}" if getattr(args, "base_url", None) else ""
     _say(
