@@ -365,7 +365,7 @@ class Scheduler:
                 await self.journal.mark_submitting(
                     fp, request.operation, request.source, request.params
                 )
-            except (OSError, sqlite3.Error) as exc:
+            except (OSError, sqlite3.Error, JournalStateError) as exc:
                 raise JournalStateError(
                     f"cannot journal the submit of {request.source} ({exc}); nothing was sent"
                 ) from exc

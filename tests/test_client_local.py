@@ -275,3 +275,13 @@ async def test_a_journal_that_cannot_take_the_intent_stops_the_send(
         with pytest.raises(ra.JournalStateError, match="nothing was sent"):
             await client.upscale("https://i.test/a.png")
     assert submit.call_count == 0
+
+
+async def test_a_broken_journal_database_stops_the_send(kie, make_client, tmp_path):
+    """The journal's own SQLite failure (a table gone) also stops the send, typed."""
+    submit = kie.post(UPSCALE).respond(json=envelope({"taskId": "t1"}))
+    async with make_client(journal=ra.Journal(tmp_path / "j.db")) as client:
+        await client.journal._run(lambda conn: conn.execute("DROP TABLE entries"))
+        with pytest.raises(ra.JournalStateError, match="no such table"):
+            await client.upscale("https://i.test/a.png")
+    assert submit.call_count == 0
