@@ -51,7 +51,12 @@ async def upscale(request: Request) -> Response:
 
 
 async def kie_callback(request: Request) -> Response:
-    """Wake the request waiting on this task; the status read stays the truth."""
+    """Wake the request waiting on this task; the status read stays the truth.
+
+    A callback for a task this app does not hold is acknowledged and ignored (nothing is
+    read). Unsigned, forged, stale and replayed callbacks are refused when
+    ``KIE_WEBHOOK_KEY`` is set (``WebhookReplayError`` is a ``WebhookVerificationError``).
+    """
     client: ra.AsyncRecraft = request.app.state.client
     try:
         client.handle_callback(await request.body(), request.headers)

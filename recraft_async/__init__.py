@@ -28,6 +28,7 @@ from .errors import (
     ServiceUnavailableError,
     SubmissionUncertainError,
     TaskFailedError,
+    WebhookReplayError,
     WebhookVerificationError,
 )
 
@@ -69,6 +70,7 @@ __all__ = [
     "TaskFailedError",
     "TaskRecord",
     "TaskState",
+    "WebhookReplayError",
     "WebhookVerificationError",
     "__version__",
     "parse_callback",

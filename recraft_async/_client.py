@@ -29,11 +29,11 @@ from ._dialects import DIALECTS
 from ._files import download_to, safe_output_name
 from ._jobs import Job
 from ._journal import Journal
-from ._models import Callback, Operation, Result, TaskRecord
+from ._models import Operation, Result, TaskRecord
 from ._policy import PollPolicy, Rate
 from ._scheduler import Scheduler
 from ._transport import Secret, Transport
-from ._webhooks import parse_callback
+from ._webhooks import ReplayGuard, verified_task_id
 from .errors import ClientNotOpenError, InvalidInputError, ProtocolError
 
 DEFAULT_BASE_URL = "https://api.kie.ai"
@@ -107,6 +107,7 @@ class AsyncRecraft:
         self._api_key = Secret(key)
         webhook = webhook_key if webhook_key is not None else os.environ.get("KIE_WEBHOOK_KEY")
         self._webhook_key = Secret(webhook) if webhook else None
+        self._replays = ReplayGuard()  # verified callbacks within the freshness window
         self._user_http = http_client
         self._http: httpx.AsyncClient | None = None
         self._scheduler: Scheduler | None = None
@@ -264,21 +265,28 @@ class AsyncRecraft:
 
     def handle_callback(
         self, body: bytes | str, headers: Mapping[str, str] | None = None
-    ) -> Callback:
-        """Take a KIE callback as a hint: its job reads the task's status at once.
+    ) -> Job | None:
+        """Take a KIE callback as a hint: the job polling its task reads its status at once.
 
-        Both documented shapes are accepted (the market pages' full record and the
-        webhook-verification page's bare task id). With ``webhook_key`` (or
-        ``KIE_WEBHOOK_KEY``) the signature and timestamp are checked first
-        (``WebhookVerificationError``), before anything else of the body is read. The
-        status read stays the truth, so a forged or early callback costs one read, never a
-        wrong result.
+        Returns that job, or None when no job of this client polls the task: the callback
+        is then acknowledged and ignored, and nothing is read. Nothing of the body is
+        returned or used but its task id: KIE's signature covers the task id and the
+        timestamp only, so the body is untrusted even when signed; the status read is the
+        truth. (``parse_callback`` reads the body, for those who want it anyway.)
+
+        With ``webhook_key`` (or ``KIE_WEBHOOK_KEY``) the signature is checked before the
+        rest of the body is read, and ``WebhookVerificationError`` refuses a callback that
+        is unsigned, wrongly signed, or whose timestamp is not whole seconds (optionally
+        with a fraction) within five minutes of now; ``WebhookReplayError`` (a subclass)
+        refuses a second delivery of the same task id, timestamp and signature. Without
+        a key nothing can be verified: a forged or repeated callback then costs one status
+        read, never a wrong result. A body that is not JSON or names no task is a
+        ``ProtocolError``. Both documented shapes are accepted.
         """
         scheduler = self._open_scheduler()
         key = self._webhook_key.reveal() if self._webhook_key is not None else None
-        callback = parse_callback(body, headers, webhook_key=key)
-        scheduler.hint(callback.task_id)
-        return callback
+        task_id = verified_task_id(body, headers, webhook_key=key, replays=self._replays)
+        return scheduler.hint(task_id)
 
     def as_completed(self, jobs: Iterable[Job]) -> AsyncIterator[Job]:
         """Yield ``jobs`` in the order they finish."""

@@ -11,6 +11,7 @@ from typing import Any
 import anyio
 
 from ._check import SubmitRequest
+from ._escape import printable
 from ._models import Operation, Result
 from .errors import JobCancelledError, RecraftError
 
@@ -145,7 +146,7 @@ class Job:
         self.task_id = task_id
         if not self.done():
             self.status = JobStatus.SUBMITTED
-            logger.info("job %s submitted: task %s", self.operation.value, task_id)
+            logger.info("job %s submitted: task %s", self.operation.value, printable(task_id))
 
     def _succeed(self, result: Result) -> None:
         if not self.done():
@@ -165,8 +166,8 @@ class Job:
                 "job %s %s: task %s%s",
                 self.operation.value,
                 status.value,
-                self.task_id,
-                f" ({self._error})" if self._error is not None else "",
+                printable(self.task_id),
+                f" ({printable(self._error)})" if self._error is not None else "",
             )
         if self._event is not None:
             self._event.set()

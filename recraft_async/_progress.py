@@ -1,4 +1,9 @@
-"""What the command line shows while it works: a rich progress bar, or plain log lines."""
+"""What the command line shows while it works: a rich progress bar, or plain log lines.
+
+Every line is one line: labels, task ids, URLs and the service's failure messages are
+shown with their control characters escaped, so that none can forge a line or restyle
+the terminal.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,8 @@ import sys
 import time
 from collections import Counter
 from typing import TYPE_CHECKING, Any, TextIO
+
+from ._escape import printable
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -66,8 +73,8 @@ class Reporter:
         """Redraw the progress display; plain lines have none."""
 
     def line(self, text: str) -> None:
-        """Print one message."""
-        print(f"recraft-async: {text}", file=self.stream, flush=True)
+        """Print one message, on one line."""
+        print(f"recraft-async: {printable(text)}", file=self.stream, flush=True)
 
     def close(self) -> None:
         """Stop drawing."""
@@ -116,10 +123,13 @@ class RichReporter(Reporter):
     def finished(self, key: str, state: str, detail: str) -> None:
         """Print failures and uncertainties above the bar; successes only move it."""
         if state != "done":
+            # Imported here: rich is the `cli` extra, not a dependency of the library.
+            from rich.markup import escape  # noqa: PLC0415
+
             colour = "red" if state == "failed" else "yellow"
-            self.console.print(
-                f"[{colour}]{state}[/] {key}: {detail}", markup=True, highlight=False
-            )
+            # Escaped twice: no control characters, and no markup ("[bold]") of its own.
+            shown = escape(printable(f"{key}: {detail}"))
+            self.console.print(f"[{colour}]{state}[/] {shown}", markup=True, highlight=False)
 
     def refresh(self) -> None:
         """Update counts, throughput and completion."""
@@ -134,8 +144,8 @@ class RichReporter(Reporter):
         )
 
     def line(self, text: str) -> None:
-        """Print a message above the bar."""
-        self.console.print(text, markup=False, highlight=False)
+        """Print a message above the bar, on one line."""
+        self.console.print(printable(text), markup=False, highlight=False)
 
     def close(self) -> None:
         """Leave the final bar on screen."""

@@ -16,6 +16,7 @@ from anyio.abc import TaskGroup
 
 from ._adaptive import PollPlanner
 from ._dialects import Dialect, parse_task_id
+from ._escape import printable
 from ._files import upload_image
 from ._jobs import Job
 from ._journal import Journal, JournalState, fingerprint
@@ -129,7 +130,9 @@ class Scheduler:
                     "stopped %d submitted job(s) before they finished; resume them with "
                     "client.resume(task_id, operation): %s",
                     len(resumable),
-                    ", ".join(f"{job.operation.value}:{job.task_id}" for job in resumable),
+                    ", ".join(
+                        f"{job.operation.value}:{printable(job.task_id)}" for job in resumable
+                    ),
                 )
         return None
 
@@ -140,7 +143,7 @@ class Scheduler:
             return
         self._queue.append(job)
         self._wakeup.set()
-        logger.info("job %s queued: %s", job.operation.value, job.source or job.task_id)
+        logger.info("job %s queued: %s", job.operation.value, printable(job.source or job.task_id))
 
     async def read_record(self, operation: Operation, task_id: str) -> TaskRecord:
         """One status read (transient failures retried up to ``max_retries``)."""
@@ -182,7 +185,7 @@ class Scheduler:
         """After a 401 or 402, fail every job that has not sent its submit; send nothing more."""
         if self.account_error is None:
             self.account_error = error
-            logger.error("submits stopped for this client: %s", error)
+            logger.error("submits stopped for this client: %s", printable(error))
         for job in [*self._running, *self._queue]:
             if job.task_id is None and job not in self._sending and not job.done():
                 stop = job._cancel_hook
@@ -190,13 +193,19 @@ class Scheduler:
                 if stop is not None:
                     stop()
 
-    def hint(self, task_id: str) -> bool:
-        """Read ``task_id``'s status now (a callback said it ended); False if not polled here."""
+    def hint(self, task_id: str) -> Job | None:
+        """Wake the job polling ``task_id`` to read its status now (a callback said it ended).
+
+        Returns that job, or None when no job here polls ``task_id``: then nothing is read.
+        """
         event = self._hints.get(task_id)
         if event is None:
-            return False
-        event.set()
-        return True
+            return None
+        # The running jobs are at most max_in_flight: a scan costs less than another index.
+        job = next((j for j in self._running if j.task_id == task_id), None)
+        if job is not None:
+            event.set()
+        return job
 
     def _stop_all(self) -> list[Job]:
         jobs = [*self._running, *self._queue]
@@ -293,7 +302,9 @@ class Scheduler:
         if entry is None:
             return False
         if entry.task_id is not None and entry.state in _RESUMABLE:
-            logger.info("job %s: the journal holds task %s", job.operation.value, entry.task_id)
+            logger.info(
+                "job %s: the journal holds task %s", job.operation.value, printable(entry.task_id)
+            )
             job._mark_submitted(entry.task_id)
             return True
         if entry.state in (JournalState.SUBMITTING, JournalState.UNCERTAIN):
@@ -350,7 +361,7 @@ class Scheduler:
             if not isinstance(error, RateLimitError):  # a 429 already paused the pacer
                 await anyio.sleep(_retry_delay(attempt))
             attempt += 1
-            logger.info("job %s: resubmitting after %s", job.operation.value, error)
+            logger.info("job %s: resubmitting after %s", job.operation.value, printable(error))
 
     async def _send_submit(
         self, job: Job, fp: str | None, path: str, body: dict[str, Any]

@@ -9,6 +9,7 @@ from typing import Any
 import anyio
 import httpx
 
+from ._escape import printable
 from ._policy import _parse_retry_after, _retry_delay, _should_retry
 from .errors import (
     APIConnectionError,
@@ -254,7 +255,13 @@ class Transport:
                 if not idempotent or not _should_retry(exc, attempt, self._max_retries):
                     raise
                 delay = _retry_delay(attempt, getattr(exc, "retry_after", None))
-                logger.debug("retrying %s %s in %.2fs after %s", method, url, delay, exc)
+                logger.debug(
+                    "retrying %s %s in %.2fs after %s",
+                    method,
+                    printable(url),
+                    delay,
+                    printable(exc),
+                )
             await anyio.sleep(delay)
             attempt += 1
 

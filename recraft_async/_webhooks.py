@@ -1,14 +1,19 @@
 """Callbacks from KIE: signature checks first, then the body in either documented shape.
 
 A callback is a hint that a task ended; the status read stays the truth (``get_task``).
+KIE's signature covers the task id and the timestamp only, never the body: even a
+correctly signed body is untrusted.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import heapq
 import hmac
 import json
+import math
+import re
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -16,10 +21,17 @@ from typing import Any
 from ._check import DIALECT_NAMES, check_dialect
 from ._dialects import DIALECTS
 from ._models import Callback, TaskRecord
-from .errors import ProtocolError, WebhookVerificationError
+from .errors import InvalidInputError, ProtocolError, WebhookReplayError, WebhookVerificationError
 
 # KIE does not publish a window; five minutes is the common choice (Stripe, Slack).
 DEFAULT_MAX_AGE = 300.0
+# Verified callbacks remembered at most; KIE's submit limit (20 per 10 s) ends far fewer
+# tasks than this within one window.
+DEFAULT_REPLAY_MEMORY = 10_000
+# Whole seconds since the epoch, as KIE's webhook page shows ("1769670760"), optionally
+# with a fraction; nothing else float() would take: no sign, exponent, "inf" or "nan",
+# spaces, underscores, hex or other scripts' digits.
+_TIMESTAMP = re.compile(r"[0-9]{1,16}(?:\.[0-9]{1,9})?", re.ASCII)
 # The field that says a callback's data is a full record, in each dialect's shape.
 _STATE_FIELDS = {"market": ("state",), "recraft": ("successFlag", "status")}
 
@@ -49,18 +61,12 @@ def parse_callback(
     to expect in ``data``; None reads whichever the body has.
     """
     shapes = DIALECT_NAMES if dialect is None else (check_dialect(dialect),)
-    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
-    try:
-        envelope = json.loads(text)
-    # RecursionError: deeply nested arrays or objects ("[" * 100000) exhaust the decoder.
-    except (ValueError, RecursionError):
-        raise ProtocolError("callback body is not JSON", body=text) from None
-    if not isinstance(envelope, dict):
-        raise ProtocolError("callback body is not a JSON object", body=text)
+    _check_max_age(max_age)
+    envelope, text = _envelope(body)
     task_id = _task_id(envelope, text)
     # Verified before anything else of the body is read: an unsigned body is untrusted.
     if webhook_key is not None:
-        _verify(task_id, headers or {}, webhook_key, max_age, now)
+        _verify(task_id, headers or {}, webhook_key, max_age, now, None)
     data = envelope.get("data")
     record = _record(data, text, shapes) if isinstance(data, dict) else None
     if record is not None and record.task_id != task_id:
@@ -73,6 +79,81 @@ def parse_callback(
         code=code if isinstance(code, int) and not isinstance(code, bool) else None,
         callback_type=kind if isinstance(kind, str) else None,
     )
+
+
+def verified_task_id(
+    body: bytes | str,
+    headers: Mapping[str, str] | None,
+    *,
+    webhook_key: str | None,
+    replays: ReplayGuard | None,
+    max_age: float = DEFAULT_MAX_AGE,
+    now: float | None = None,
+) -> str:
+    """The task id a callback names, once its signature, age and novelty are checked.
+
+    Nothing else of the body is read: the signature does not cover it. Without a key
+    nothing can be verified (nor told apart from a replay) and the id is taken as it is.
+    """
+    _check_max_age(max_age)
+    envelope, text = _envelope(body)
+    task_id = _task_id(envelope, text)
+    if webhook_key is not None:
+        _verify(task_id, headers or {}, webhook_key, max_age, now, replays)
+    return task_id
+
+
+class ReplayGuard:
+    """The verified callbacks still inside the freshness window: a second delivery is refused.
+
+    A callback is known by its task id, timestamp and signature. Each is forgotten once
+    its timestamp leaves the window (the age check refuses it from then on), and at most
+    ``max_entries`` are held: past that, the one nearest its expiry goes first.
+    """
+
+    def __init__(self, max_entries: int = DEFAULT_REPLAY_MEMORY) -> None:
+        if max_entries < 1:
+            raise InvalidInputError(f"max_entries must be >= 1, got {max_entries!r}")
+        self._max_entries = max_entries
+        self._expiry: dict[tuple[str, str, str], float] = {}
+        self._heap: list[tuple[float, tuple[str, str, str]]] = []
+
+    def __len__(self) -> int:
+        return len(self._expiry)
+
+    def admit(self, seen: tuple[str, str, str], expires: float, now: float) -> None:
+        """Remember ``seen`` until ``expires``; WebhookReplayError if it is remembered."""
+        while self._heap and self._heap[0][0] < now:
+            self._forget_first()
+        if seen in self._expiry:
+            raise WebhookReplayError("callback was already received")
+        while len(self._expiry) >= self._max_entries:
+            self._forget_first()
+        self._expiry[seen] = expires
+        heapq.heappush(self._heap, (expires, seen))
+
+    def _forget_first(self) -> None:
+        _, seen = heapq.heappop(self._heap)
+        del self._expiry[seen]
+
+
+def _check_max_age(max_age: float) -> None:
+    if isinstance(max_age, bool) or not isinstance(max_age, (int, float)):
+        raise InvalidInputError(f"max_age must be a number of seconds, got {max_age!r}")
+    if not (math.isfinite(max_age) and max_age > 0):
+        raise InvalidInputError(f"max_age must be finite and > 0, got {max_age!r}")
+
+
+def _envelope(body: bytes | str) -> tuple[dict[str, Any], str]:
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    try:
+        envelope = json.loads(text)
+    # RecursionError: deeply nested arrays or objects ("[" * 100000) exhaust the decoder.
+    except (ValueError, RecursionError):
+        raise ProtocolError("callback body is not JSON", body=text) from None
+    if not isinstance(envelope, dict):
+        raise ProtocolError("callback body is not a JSON object", body=text)
+    return envelope, text
 
 
 def _task_id(envelope: dict[str, Any], text: str) -> str:
@@ -108,18 +189,21 @@ def _verify(
     webhook_key: str,
     max_age: float,
     now: float | None,
+    replays: ReplayGuard | None,
 ) -> None:
     lowered = {k.lower(): v for k, v in headers.items()}
     timestamp = lowered.get("x-webhook-timestamp")
     signature = lowered.get("x-webhook-signature")
     if not timestamp or not signature:
         raise WebhookVerificationError("callback is not signed")
-    try:
-        sent_at = float(timestamp)
-    except ValueError:
-        raise WebhookVerificationError("callback timestamp is not a number") from None
+    if not isinstance(timestamp, str) or not _TIMESTAMP.fullmatch(timestamp):
+        raise WebhookVerificationError(
+            "callback timestamp is not a number of seconds (digits, optionally a fraction)"
+        )
+    sent_at = float(timestamp)  # finite: at most 16 digits
     current = time.time() if now is None else now
-    if not abs(current - sent_at) <= max_age:  # also refuses nan
+    # Too old, or from further ahead than clocks drift; `not <=` also refuses a nan `now`.
+    if not abs(current - sent_at) <= max_age:
         raise WebhookVerificationError("callback timestamp is outside the allowed window")
     # A base64 signature is ASCII; anything else (a lone surrogate would not even encode)
     # can never match.
@@ -129,3 +213,6 @@ def _verify(
     # Constant time: a byte-by-byte compare would leak how much of a forgery was right.
     if not hmac.compare_digest(expected.encode(), signature.encode()):
         raise WebhookVerificationError("callback signature does not match")
+    # Remembered only once verified: forgeries cannot fill the memory or block a delivery.
+    if replays is not None:
+        replays.admit((task_id, timestamp, signature), sent_at + max_age, current)

@@ -21,6 +21,7 @@ import httpx
 
 from ._bulk import Batch, Outcome, Work, work_from_entry
 from ._check import DIALECT_NAMES, DialectName, check_dialect, is_loopback_host
+from ._escape import printable
 from ._inputs import expand_inputs
 from ._journal import Journal, JournalState
 from ._models import Operation
@@ -183,7 +184,7 @@ async def _run(args: argparse.Namespace) -> int:
         except UsageError as exc:
             usage, status = exc, EXIT_USAGE
         except RecraftError as exc:  # the run as a whole failed: wrong key, bad journal...
-            _say(f"recraft-async: error: {exc}", file=sys.stderr)
+            _say(f"recraft-async: error: {printable(exc)}", file=sys.stderr)
             status = EXIT_FAILED
         tg.cancel_scope.cancel()
     if usage is not None:
@@ -374,11 +375,11 @@ def _summarise(args: argparse.Namespace, outcomes: list[Outcome], journal: Path)
         )
         for error, labels in _by_reason(failed).items():
             if len(labels) == 1:
-                _say(f"  failed     {labels[0]}: {error}")
+                _say(printable(f"  failed     {labels[0]}: {error}"))
             else:
-                _say(f"  failed     {len(labels)} inputs ({_some(labels)}): {error}")
+                _say(printable(f"  failed     {len(labels)} inputs ({_some(labels)}): {error}"))
         for o in uncertain:
-            _say(f"  uncertain  {o.label}: {o.error}")
+            _say(printable(f"  uncertain  {o.label}: {o.error}"))
         if uncertain:
             _say(
                 "  uncertain inputs may have been billed: check your KIE task history before"

@@ -23,6 +23,7 @@
     ├── JobCancelledError
     ├── ProtocolError
     ├── WebhookVerificationError
+    │   └── WebhookReplayError
     └── JournalStateError (also RuntimeError)
 
 No exception text ever contains the API key: messages are built from the service's
@@ -58,6 +59,7 @@ __all__ = [
     "ServiceUnavailableError",
     "SubmissionUncertainError",
     "TaskFailedError",
+    "WebhookReplayError",
     "WebhookVerificationError",
 ]
 
@@ -206,6 +208,10 @@ class ProtocolError(RecraftError):
 
 class WebhookVerificationError(RecraftError):
     """A callback's signature or timestamp did not verify."""
+
+
+class WebhookReplayError(WebhookVerificationError):
+    """A verified callback arrived again (same task id, timestamp and signature)."""
 
 
 class JournalStateError(RecraftError, RuntimeError):

@@ -4,12 +4,14 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import anyio
 import httpx
 import pytest
 
+import recraft_async as ra
 from recraft_async.testing import KieEmulator, sample_images, serve
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
@@ -65,13 +67,23 @@ async def test_webapp_answers_results_woken_by_callbacks():
             try:
                 await _wait_until_up(app_url)
                 async with httpx.AsyncClient(timeout=30) as http:
-                    answer = await http.post(
-                        f"{app_url}/upscale", json={"image_url": image}
-                    )
+                    answer = await http.post(f"{app_url}/upscale", json={"image_url": image})
                     refused = await http.post(f"{app_url}/kie-callback", content=b"{}")
-                    bad = await http.post(
-                        f"{app_url}/upscale", json={"image_url": "ftp://x"}
-                    )
+                    # Signed, for a task the app does not hold: acknowledged, once only.
+                    stamp = str(int(time.time()))
+                    signed = {
+                        "X-Webhook-Timestamp": stamp,
+                        "X-Webhook-Signature": ra.webhook_signature(WEBHOOK_KEY, "nobody", stamp),
+                    }
+                    stranger = [
+                        await http.post(
+                            f"{app_url}/kie-callback",
+                            content=b'{"taskId": "nobody"}',
+                            headers=signed,
+                        )
+                        for _ in range(2)
+                    ]
+                    bad = await http.post(f"{app_url}/upscale", json={"image_url": "ftp://x"})
             finally:
                 process.terminate()
     assert answer.status_code == 200, answer.text
@@ -82,4 +94,5 @@ async def test_webapp_answers_results_woken_by_callbacks():
     assert task.first_final_read is not None
     assert task.first_final_read - task.created < DEFAULT_FIRST_READ
     assert refused.status_code == 400
+    assert [r.status_code for r in stranger] == [204, 400]  # the second is a replay
     assert bad.status_code == 422

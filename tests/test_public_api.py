@@ -53,6 +53,7 @@ def test_error_tree_shape():
     ):
         assert issubclass(getattr(errors, name), errors.APIError)
     assert issubclass(errors.APITimeoutError, errors.APIConnectionError)
+    assert issubclass(errors.WebhookReplayError, errors.WebhookVerificationError)
     for name in errors.__all__:
         assert issubclass(getattr(errors, name), errors.RecraftError)
 

@@ -1,0 +1,34 @@
+"""Text from the service, made safe for one line of a log or a terminal.
+
+A task id, URL or failure message comes from the network: a newline in it would forge a
+log line, an ANSI escape would restyle or hide the terminal's output. Everything such a
+value holds that is not printable is shown as a Python-style escape instead.
+"""
+
+from __future__ import annotations
+
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def printable(value: object) -> str:
+    r"""``value`` as text with its control and other unprintable characters escaped.
+
+    Printable text (any script) is kept as it is; a newline shows as ``\n`` on the same
+    line, an ANSI escape as ``\x1b[31m``, a line separator as ``\u2028``.
+    """
+    text = value if isinstance(value, str) else str(value)
+    if text.isprintable():  # the common case, checked in C
+        return text
+    return "".join(char if char.isprintable() else _escaped(char) for char in text)
+
+
+def _escaped(char: str) -> str:
+    named = _NAMED.get(char)
+    if named is not None:
+        return named
+    code = ord(char)
+    if code <= 0xFF:
+        return f"\\x{code:02x}"
+    if code <= 0xFFFF:
+        return f"\\u{code:04x}"
+    return f"\\U{code:08x}"
