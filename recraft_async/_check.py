@@ -198,10 +198,16 @@ def _optional_url(value: object) -> str | None:
     return None if value is None else check_url(value, "callback_url")
 
 
-def is_loopback_host(host: str) -> bool:
-    """Whether ``host`` names this machine (plain http is only safe for these)."""
+def is_loopback_host(host: str, *, by_name: bool = False) -> bool:
+    """Whether ``host`` is a literal loopback address: 127.0.0.0/8 or ::1.
+
+    Only these are safe for plain http: a name ("localhost", "*.localhost") is resolved by
+    the system's resolver, which may answer an address off this machine. ``by_name=True``
+    also accepts those names, where only the intent matters (never for the key).
+    """
     host = host.strip("[]").lower()
-    if host == "localhost" or host.endswith(".localhost"):
+    name = host.rstrip(".")
+    if by_name and (name == "localhost" or name.endswith(".localhost")):
         return True
     try:
         return ipaddress.ip_address(host).is_loopback

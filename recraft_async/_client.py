@@ -50,7 +50,12 @@ _EXTRA_CONNECTIONS = 8
 
 
 class AsyncRecraft:
-    """The async client of KIE.ai's Recraft services; use it as ``async with``."""
+    """The async client of KIE.ai's Recraft services; use it as ``async with``.
+
+    The API key goes over https, or over plain http only to a literal loopback address
+    (127.0.0.1, ::1). Its own httpx client sends plain http direct, never through a proxy
+    from the environment; with ``http_client=`` the proxies are that client's choice.
+    """
 
     def __init__(
         self,
@@ -76,10 +81,10 @@ class AsyncRecraft:
         _check_base_url(url)
         upload_url = upload_base_url or os.environ.get("KIE_UPLOAD_BASE_URL")
         if upload_url is None:
-            # A loopback base URL is an emulator or a local proxy: local files must not
+            # A local base URL is an emulator or a local proxy: local files must not
             # leave the machine for KIE's real upload host while someone tests offline.
             host = urllib.parse.urlsplit(url).hostname or ""
-            upload_url = url if is_loopback_host(host) else DEFAULT_UPLOAD_BASE_URL
+            upload_url = url if _is_local_host(host) else DEFAULT_UPLOAD_BASE_URL
         _check_base_url(upload_url)
         if journal is not None and not isinstance(journal, Journal):
             raise InvalidInputError("journal must be a recraft_async.Journal")
@@ -116,16 +121,27 @@ class AsyncRecraft:
     def __repr__(self) -> str:
         return f"<AsyncRecraft base_url={self.base_url!r} state={self._state}>"
 
+    def _new_http_client(self) -> httpx.AsyncClient:
+        """Our own httpx client: environment proxies for https only, plain http direct.
+
+        A proxy from the environment (HTTP_PROXY, ALL_PROXY) would see a plain-http request
+        whole, the key's header included; https goes through it as a CONNECT tunnel, which
+        shows the proxy nothing. The "http://" mount outranks every environment proxy.
+        """
+        limits = httpx.Limits(
+            max_connections=self.max_in_flight + _EXTRA_CONNECTIONS,
+            max_keepalive_connections=self.max_in_flight + _EXTRA_CONNECTIONS,
+        )
+        return httpx.AsyncClient(
+            limits=limits,
+            timeout=httpx.Timeout(self.timeout, pool=None),
+            mounts={"http://": httpx.AsyncHTTPTransport(limits=limits)},
+        )
+
     async def __aenter__(self) -> AsyncRecraft:
         if self._state != "new":
             raise ClientNotOpenError(f"this client is {self._state}; make a new one")
-        self._http = self._user_http or httpx.AsyncClient(
-            limits=httpx.Limits(
-                max_connections=self.max_in_flight + _EXTRA_CONNECTIONS,
-                max_keepalive_connections=self.max_in_flight + _EXTRA_CONNECTIONS,
-            ),
-            timeout=httpx.Timeout(self.timeout, pool=None),
-        )
+        self._http = self._user_http or self._new_http_client()
         transport = Transport(
             self._http,
             base_url=self.base_url,
@@ -310,10 +326,21 @@ def _check_base_url(url: str) -> None:
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
         raise InvalidInputError(f"base_url must be an http(s) URL, got {url!r}")
     if parsed.scheme == "http" and not is_loopback_host(parsed.hostname):
+        # A name, even "localhost", is resolved by DNS or a hosts file: only an address
+        # literal is sure to stay on this machine.
         raise InvalidInputError(
-            "refusing to send the API key over plain http to a host other than loopback; "
-            "use https"
+            f"refusing to send the API key over plain http to {parsed.hostname!r}, which is"
+            " not a literal loopback address; use https, or http://127.0.0.1:<port>"
+            " (http://[::1]:<port>) for a local server"
         )
+
+
+def _is_local_host(host: str) -> bool:
+    """Whether ``host`` means this machine or this process (an in-process emulator)."""
+    # ".invalid" never resolves (RFC 6761): such a base URL only works through an
+    # in-process transport, which the uploads should then use too.
+    name = host.lower().rstrip(".")
+    return is_loopback_host(host, by_name=True) or name.endswith(".invalid")
 
 
 def _check_int(name: str, value: object, *, minimum: int) -> None:

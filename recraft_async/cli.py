@@ -94,7 +94,21 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument(
         "--journal", type=Path, default=None, help=f"journal file (default OUT/{JOURNAL_NAME})"
     )
-    common.add_argument("--api-key", default=None, help="KIE API key (default $KIE_API_KEY)")
+    keys = common.add_mutually_exclusive_group()
+    keys.add_argument(
+        "--api-key-file",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="read the KIE API key from this file; with neither key option, $KIE_API_KEY",
+    )
+    keys.add_argument(
+        "--api-key",
+        default=None,
+        metavar="KEY",
+        help="the KIE API key itself; other users see it in the process list, so prefer"
+        " $KIE_API_KEY or --api-key-file",
+    )
     common.add_argument("--base-url", default=None, help="API base URL (default $KIE_BASE_URL)")
     common.add_argument("--upload-base-url", default=None, help="file upload base URL")
     common.add_argument(
@@ -323,13 +337,15 @@ async def _client(args: argparse.Namespace, journal: Journal | None) -> AsyncIte
             async with AsyncRecraft(**options) as client:
                 yield client
         return
-    key = args.api_key or os.environ.get("KIE_API_KEY")
+    key = await _api_key(args)
     if not key:
-        raise UsageError("no API key: pass --api-key, set KIE_API_KEY, or use --emulator")
+        raise UsageError("no API key: set KIE_API_KEY, pass --api-key-file, or use --emulator")
     options.update(api_key=key, base_url=args.base_url)
     if args.upload_base_url:
         options["upload_base_url"] = args.upload_base_url
-    elif args.base_url and is_loopback_host(urllib.parse.urlsplit(args.base_url).hostname or ""):
+    elif args.base_url and is_loopback_host(
+        urllib.parse.urlsplit(args.base_url).hostname or "", by_name=True
+    ):
         # A local server under test must not have our files sent to the real upload API.
         options["upload_base_url"] = args.base_url
     try:
@@ -338,6 +354,33 @@ async def _client(args: argparse.Namespace, journal: Journal | None) -> AsyncIte
         raise UsageError(str(exc)) from None
     async with client:
         yield client
+
+
+async def _api_key(args: argparse.Namespace) -> str | None:
+    """The key: --api-key-file or --api-key (one at most), else $KIE_API_KEY."""
+    if args.api_key is not None:
+        _say(
+            "recraft-async: warning: --api-key shows the key to other users in the process"
+            " list; prefer $KIE_API_KEY or --api-key-file",
+            file=sys.stderr,
+        )
+        return str(args.api_key)
+    if args.api_key_file is None:
+        return os.environ.get("KIE_API_KEY") or None
+    where = f"--api-key-file {args.api_key_file}"
+    # Never a word of the file's contents in a message: it may hold the key.
+    try:
+        key = (await anyio.Path(args.api_key_file).read_text(encoding="utf-8")).strip()
+    except UnicodeDecodeError:
+        raise UsageError(f"{where}: not UTF-8 text") from None
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise UsageError(f"{where}: cannot read it ({reason})") from None
+    if not key:
+        raise UsageError(f"{where}: the file is empty")
+    if not key.isprintable() or any(c.isspace() for c in key):
+        raise UsageError(f"{where}: the file must hold the key alone, on one line")
+    return key
 
 
 def _journal_path(args: argparse.Namespace) -> Path:

@@ -380,3 +380,78 @@ def test_failed_task_is_retried_only_on_request(tmp_path):
         assert [p.name for p in images_in(tmp_path / "recraft-out")] == ["a.png"]
         stats = httpx.get(f"{url}/_emulator/stats").json()
         assert [s["count"] for s in stats["submits"]] == [2]
+
+
+def cli_env(*args, cwd, env):
+    """Run the command line with extra environment variables."""
+    return subprocess.run(  # noqa: S603 - our own interpreter and module
+        [sys.executable, "-m", "recraft_async.cli", *map(str, args)],
+        cwd=cwd, env={**ENV, **env}, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+
+def test_api_key_file_is_read_and_beats_the_environment(tmp_path, emulator):
+    """--api-key-file reads the key (newline stripped), over $KIE_API_KEY, with no warning."""
+    (tmp_path / "key.txt").write_text(f"  {KEY}\n")
+    run = cli_env("credits", "--base-url", emulator, "--api-key-file", "key.txt", "--json",
+                  cwd=tmp_path, env={"KIE_API_KEY": "sk-wrong-key"})  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout) == {"credits": 100000}
+    assert run.stderr == ""
+    assert "--api-key-file" in cli("credits", "--help", cwd=tmp_path).stdout
+
+
+def test_api_key_option_warns_once_without_showing_the_key(tmp_path, emulator):
+    """--api-key still works, with one stderr line saying the process list shows it."""
+    run = cli("credits", "--base-url", emulator, "--api-key", KEY, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    warnings = [line for line in run.stderr.splitlines() if "process list" in line]
+    assert len(warnings) == 1, run.stderr
+    assert KEY not in run.stdout + run.stderr
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (None, "cannot read it"),
+        ("", "is empty"),
+        (" \n\n", "is empty"),
+        ("sk-secret-in-file\nsk-secret-second-line\n", "key alone, on one line"),
+        ("sk-secret in-file", "key alone, on one line"),
+        (b"sk-secret-in-file\xff", "not UTF-8"),
+        ("folder", "cannot read it"),
+    ],
+)
+def test_unusable_api_key_file_is_a_usage_error(tmp_path, content, problem):
+    """A missing, empty, multi-line, binary or unreadable key file exits 2, contents unshown."""
+    path = tmp_path / "key.txt"
+    if content == "folder":
+        path.mkdir()
+    elif isinstance(content, bytes):
+        path.write_bytes(content)
+    elif content is not None:
+        path.write_text(content)
+    run = cli("credits", "--base-url", "https://127.0.0.1:9", "--api-key-file", path,
+              cwd=tmp_path)  # fmt: skip
+    assert run.returncode == 2
+    assert problem in run.stderr
+    assert f"--api-key-file {path}" in run.stderr
+    assert "secret" not in run.stdout + run.stderr
+
+
+def test_both_key_options_are_refused(tmp_path):
+    """--api-key and --api-key-file together are a usage error, not a silent choice."""
+    (tmp_path / "key.txt").write_text(KEY)
+    run = cli("credits", "--api-key", "sk-secret-x", "--api-key-file", "key.txt", cwd=tmp_path)
+    assert run.returncode == 2
+    assert "not allowed with argument" in run.stderr
+
+
+def test_plain_http_to_localhost_is_refused_before_sending(tmp_path, emulator):
+    """A name is resolved by DNS: plain http to localhost exits 2 and suggests 127.0.0.1."""
+    by_name = emulator.replace("127.0.0.1", "localhost")
+    run = cli_env("credits", "--base-url", by_name, cwd=tmp_path, env={"KIE_API_KEY": KEY})
+    assert run.returncode == 2
+    assert "http://127.0.0.1:<port>" in run.stderr
+    assert KEY not in run.stdout + run.stderr
+    assert run.stdout == ""

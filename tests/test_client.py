@@ -188,7 +188,7 @@ def test_key_refused_over_plain_http_to_remote_hosts(url):
         ra.AsyncRecraft(api_key="k", base_url=url)
 
 
-@pytest.mark.parametrize("url", ["http://127.0.0.1:9", "http://localhost:9", "http://[::1]:9"])
+@pytest.mark.parametrize("url", ["http://127.0.0.1:9", "http://127.8.9.10:9", "http://[::1]:9"])
 def test_plain_http_allowed_on_loopback(url):
     """Loopback (the emulator) may use plain http."""
     ra.AsyncRecraft(api_key="k", base_url=url)

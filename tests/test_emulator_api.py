@@ -219,14 +219,14 @@ async def test_wrong_key_answers_http_200_with_code_401_everywhere():
 
 async def test_custom_key_and_base_url():
     """api_key= sets the accepted key; base_url= the host in the URLs it answers."""
-    emu = make(api_key="sk-mine", base_url="http://emu.localhost:9/")
+    emu = make(api_key="sk-mine", base_url="https://emu.invalid:9/")
     url = emu.add_image("c.png", CIRCLE)
-    assert url == "http://emu.localhost:9/_emulator/files/images/c.png"
+    assert url == "https://emu.invalid:9/_emulator/files/images/c.png"
     async with emu.http_client(headers={"Authorization": "Bearer sk-mine"}) as client:
         answer = await client.post(UPSCALE, json={"image_url": url})
         task_id = answer.json()["data"]["taskId"]
         data = await until_done(client, f"{UPSCALE}/record-info", task_id)
-    assert data["response"]["resultUrls"][0].startswith("http://emu.localhost:9/_emulator/")
+    assert data["response"]["resultUrls"][0].startswith("https://emu.invalid:9/_emulator/")
     async with emu.http_client(headers=KEY) as client:
         assert (await client.get("/api/v1/chat/credit")).json()["code"] == 401
 

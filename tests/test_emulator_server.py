@@ -56,7 +56,7 @@ async def test_serve_answers_on_a_loopback_port_and_restores_the_base_url():
             stats = (await client.get("/_emulator/stats")).json()
     assert Image.open(io.BytesIO(result.content)).size == (512, 512)
     assert stats["tasks_created"] == 1
-    assert emu.base_url == "http://kie-emulator.localhost"
+    assert emu.base_url == "https://kie-emulator.invalid"
 
 
 @pytest.mark.anyio

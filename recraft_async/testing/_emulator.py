@@ -33,8 +33,10 @@ from ._window import SlidingWindow
 if TYPE_CHECKING:
     from starlette.types import ASGIApp
 
-# A ".localhost" name: the client accepts plain http to it, and it can never leave the machine.
-DEFAULT_BASE_URL = "http://kie-emulator.localhost"
+# For the in-process (ASGI) emulator, which ignores host and scheme: https passes the
+# client's key check, and ".invalid" never resolves (RFC 6761), so a request that missed
+# the in-process transport fails at DNS instead of carrying the key anywhere.
+DEFAULT_BASE_URL = "https://kie-emulator.invalid"
 FILES_PREFIX = "/_emulator/files/"
 RESULTS_PREFIX = "/_emulator/results/"
 
