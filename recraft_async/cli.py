@@ -37,8 +37,8 @@ if TYPE_CHECKING:
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 DEFAULT_OUT = "recraft-out"
 JOURNAL_NAME = "journal.sqlite"
-# The emulator finishes tasks in fractions of a second; the live service's 2 s first
 _OUT_META = "output_folder"
+# The emulator finishes tasks in fractions of a second; the live service's 2 s first
 # read would only make offline runs slow.
 EMULATOR_POLL = PollPolicy(initial=0.1, factor=1.5, max_interval=1.0, timeout=120.0)
 
@@ -235,6 +235,7 @@ async def _command(args: argparse.Namespace) -> int:
     if args.command == "resume" and not await anyio.Path(journal_path).is_file():
         raise UsageError(f"no journal at {journal_path} (pass --journal or --out)")
     async with Journal(journal_path) as journal:
+        args.out = await _output_folder(args, journal)
         works = await _works(args, journal)
         reporter = Reporter() if args.json else make_reporter()
         # Downloads use their own connection pool, which has never seen the API key.
@@ -249,11 +250,24 @@ async def _command(args: argparse.Namespace) -> int:
                     http,
                     out_dir=args.out,
                     reporter=reporter,
-        args.out = await _output_folder(args, journal)
                     concurrency=args.concurrency,
                 )
                 outcomes = await batch.run(works)
     return _summarise(args, outcomes, journal_path)
+
+
+async def _output_folder(args: argparse.Namespace, journal: Journal) -> Path:
+    """Where outputs go: --out, else (resume) the folder the batch was started with.
+
+    The journal remembers the folder of the last run that processed inputs, so that
+    ``resume --journal J`` alone writes beside that run's outputs.
+    """
+    if args.command == "resume" and args.out is None:
+        stored = await journal.meta(_OUT_META)
+        return Path(stored) if stored is not None else Path(DEFAULT_OUT)
+    out = Path(DEFAULT_OUT) if args.out is None else Path(args.out)
+    await journal.set_meta(_OUT_META, str(await anyio.Path(out).absolute()))
+    return out
 
 
 async def _works(args: argparse.Namespace, journal: Journal) -> list[Work]:
@@ -270,20 +284,6 @@ async def _works(args: argparse.Namespace, journal: Journal) -> list[Work]:
         entries = await journal.entries(wanted)
         if not entries and not await journal.entries():
             raise UsageError(f"the journal {_journal_path(args)} is empty")
-async def _output_folder(args: argparse.Namespace, journal: Journal) -> Path:
-    """Where outputs go: --out, else (resume) the folder the batch was started with.
-
-    The journal remembers the folder of the last run that processed inputs, so that
-    ``resume --journal J`` alone writes beside that run's outputs.
-    """
-    if args.command == "resume" and args.out is None:
-        stored = await journal.meta(_OUT_META)
-        return Path(stored) if stored is not None else Path(DEFAULT_OUT)
-    out = Path(DEFAULT_OUT) if args.out is None else Path(args.out)
-    await journal.set_meta(_OUT_META, str(await anyio.Path(out).absolute()))
-    return out
-
-
         failed = [] if args.retry_failed else await journal.entries([JournalState.FAILED])
         if failed:
             _say(
