@@ -26,7 +26,7 @@ from ._check import (
     is_loopback_host,
 )
 from ._dialects import DIALECTS
-from ._files import download_to, safe_output_name
+from ._files import DEFAULT_DOWNLOAD_DEADLINE, download_to, safe_output_name
 from ._jobs import Job
 from ._journal import Journal
 from ._models import Operation, Result, TaskRecord
@@ -268,16 +268,20 @@ class AsyncRecraft:
         dest: str | os.PathLike[str],
         *,
         max_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
+        deadline: float = DEFAULT_DOWNLOAD_DEADLINE,
     ) -> Path:
         """Stream ``result``'s image into the folder ``dest``; the file appears only whole.
 
         The name comes from the input's name (else the task id) and the image's real type;
-        nothing is ever written outside ``dest``.
+        nothing is ever written outside ``dest``. A body over ``max_bytes`` is a
+        ``ProtocolError``; one not whole within ``deadline`` seconds an ``APITimeoutError``.
         """
         self._open_scheduler()
         assert self._http is not None  # noqa: S101 - open clients have one
         name = safe_output_name(result.source, result.task_id, _extension(result))
-        return await download_to(self._http, result.url, Path(dest), name, max_bytes=max_bytes)
+        return await download_to(
+            self._http, result.url, Path(dest), name, max_bytes=max_bytes, deadline=deadline
+        )
 
     def handle_callback(
         self, body: bytes | str, headers: Mapping[str, str] | None = None

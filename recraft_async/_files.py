@@ -20,7 +20,7 @@ from ._limits import LIMITS as _LIMITS
 from ._limits import MB as _MB
 from ._limits import MEGAPIXEL as _MP
 from ._models import Operation
-from ._transport import Transport, url_problem
+from ._transport import AttemptClock, Transport, url_problem
 from .errors import (
     APIConnectionError,
     APITimeoutError,
@@ -50,6 +50,11 @@ _CHUNK = 64 * 1024
 PART_PREFIX, PART_SUFFIX = ".recraft-", ".part"
 # 10**18 bytes is far beyond any download; longer Content-Length strings are not numbers.
 _MAX_LENGTH_DIGITS = 18
+# A download must be whole within this many seconds (from the moment a connection is in
+# hand): storage that trickles a byte now and then never trips a per-read timeout.
+DEFAULT_DOWNLOAD_DEADLINE = 300.0
+# Result storage redirects once or twice at most; a longer chain is a loop or a trap.
+MAX_DOWNLOAD_REDIRECTS = 5
 
 
 @attrs.frozen
@@ -287,8 +292,15 @@ async def download_to(
     name: str,
     *,
     max_bytes: int = 200_000_000,
+    deadline: float = DEFAULT_DOWNLOAD_DEADLINE,
 ) -> Path:
-    """Stream ``url`` into ``dest_dir/name`` atomically; return the path written (or reused)."""
+    """Stream ``url`` into ``dest_dir/name`` atomically; return the path written (or reused).
+
+    At most ``max_bytes`` (decoded) within ``deadline`` seconds, else a ProtocolError or an
+    APITimeoutError; at most MAX_DOWNLOAD_REDIRECTS redirects, each to an http(s) URL.
+    """
+    if isinstance(deadline, bool) or not isinstance(deadline, (int, float)) or not deadline > 0:
+        raise InvalidInputError(f"deadline must be a number of seconds > 0, got {deadline!r}")
     root = Path(await anyio.Path(dest_dir).resolve())
     await anyio.Path(root).mkdir(parents=True, exist_ok=True)
     wanted_ext = name.rpartition(".")[2] if "." in name else "png"
@@ -297,7 +309,9 @@ async def download_to(
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as raw:
-            digest, fmt = await _stream_into(http, url, anyio.wrap_file(raw), max_bytes)
+            digest, fmt = await _stream_into(
+                http, url, anyio.wrap_file(raw), max_bytes, AttemptClock(float(deadline))
+            )
             await anyio.to_thread.run_sync(_flush_and_sync, raw)
         if fmt is not None:
             ext = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp"}[fmt]
@@ -320,7 +334,7 @@ def _flush_and_sync(raw: IO[bytes]) -> None:
     os.fsync(raw.fileno())
 
 
-async def _open(http: httpx.AsyncClient, url: str) -> httpx.Response:
+async def _open(http: httpx.AsyncClient, url: str, clock: AttemptClock) -> httpx.Response:
     """The streamed answer at ``url``, redirects followed here so that each hop is checked."""
     # Result URLs and their redirects come from the service and third-party storage: a URL
     # that httpx accepts can still fail below it with OverflowError (port 99999) or
@@ -329,14 +343,24 @@ async def _open(http: httpx.AsyncClient, url: str) -> httpx.Response:
     if problem is not None:
         raise ProtocolError(f"download of {url!r}: {problem}", body=None)
     try:
-        request = http.build_request("GET", url)
+        # The trace starts the clock once a connection is in hand; redirects carry it on.
+        request = http.build_request("GET", url, extensions={"trace": clock.trace})
     except httpx.InvalidURL as exc:
         raise ProtocolError(f"download of {url!r}: invalid URL ({exc})", body=None) from exc
     # Result URLs are third-party storage: our API key must never travel there (nor on
     # redirects: httpx copies these headers, which no longer have it).
     request.headers.pop("Authorization", None)
-    for _ in range(http.max_redirects + 1):
-        response = await http.send(request, stream=True, auth=None, follow_redirects=False)
+    hops = min(http.max_redirects, MAX_DOWNLOAD_REDIRECTS)
+    for _ in range(hops + 1):
+        try:
+            response = await http.send(request, stream=True, auth=None, follow_redirects=False)
+        except httpx.InvalidURL as exc:
+            # httpx builds the next request as it answers: a Location such as "data:..."
+            # (a scheme without a host) fails there, before url_problem can see it.
+            raise ProtocolError(
+                f"download of {url!r} redirects to a bad URL: {exc}", body=None
+            ) from exc
+        clock.start()  # for transports that report no progress
         following = response.next_request
         if following is None:
             return response
@@ -346,39 +370,48 @@ async def _open(http: httpx.AsyncClient, url: str) -> httpx.Response:
             raise ProtocolError(f"download of {url!r} redirects to a bad URL: {problem}", body=None)
         request = following
     # A redirect loop is the storage's broken answer, not a network failure.
-    raise ProtocolError(
-        f"download of {url!r} redirects more than {http.max_redirects} times", body=None
-    )
+    raise ProtocolError(f"download of {url!r} redirects more than {hops} times", body=None)
 
 
 async def _stream_into(
-    http: httpx.AsyncClient, url: str, out: anyio.AsyncFile[bytes], max_bytes: int
+    http: httpx.AsyncClient,
+    url: str,
+    out: anyio.AsyncFile[bytes],
+    max_bytes: int,
+    clock: AttemptClock,
 ) -> tuple[str, ImageFormat | None]:
     digest = hashlib.sha256()
     head = b""
     total = 0
-    try:
-        response = await _open(http, url)
+    kind: str | None = None
+    with clock.scope:
         try:
-            kind = _check_response(response, url, max_bytes)
-            async for chunk in response.aiter_bytes(_CHUNK):
-                total += len(chunk)
-                if total > max_bytes:
-                    raise ProtocolError(f"download of {url} exceeds {max_bytes} bytes", body=None)
-                if len(head) < _HEAD_BYTES:
-                    head += chunk[: _HEAD_BYTES - len(head)]
-                digest.update(chunk)
-                await out.write(chunk)
-        finally:
-            await response.aclose()
-    except httpx.TimeoutException as exc:
-        raise APITimeoutError(f"download of {url} timed out") from exc
-    except httpx.DecodingError as exc:
-        # The storage answered, but its body does not decode (corrupt gzip): a bad answer,
-        # like a truncated one, not a network failure.
-        raise ProtocolError(f"download of {url} does not decode: {exc}", body=None) from exc
-    except httpx.TransportError as exc:
-        raise APIConnectionError(f"download of {url} failed: {type(exc).__name__}") from exc
+            response = await _open(http, url, clock)
+            try:
+                kind = _check_response(response, url, max_bytes)
+                async for chunk in response.aiter_bytes(_CHUNK):
+                    total += len(chunk)
+                    if total > max_bytes:
+                        raise ProtocolError(
+                            f"download of {url} exceeds {max_bytes} bytes", body=None
+                        )
+                    if len(head) < _HEAD_BYTES:
+                        head += chunk[: _HEAD_BYTES - len(head)]
+                    digest.update(chunk)
+                    await out.write(chunk)
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await response.aclose()
+        except httpx.TimeoutException as exc:
+            raise APITimeoutError(f"download of {url} timed out") from exc
+        except httpx.DecodingError as exc:
+            # The storage answered, but its body does not decode (corrupt gzip): a bad
+            # answer, like a truncated one, not a network failure.
+            raise ProtocolError(f"download of {url} does not decode: {exc}", body=None) from exc
+        except httpx.TransportError as exc:
+            raise APIConnectionError(f"download of {url} failed: {type(exc).__name__}") from exc
+    if kind is None or clock.expired:
+        raise APITimeoutError(f"download of {url} did not finish within {clock.seconds:g} s")
     fmt = sniff_format(head)
     if total == 0 or (fmt is None and not kind.startswith("image/")):
         raise ProtocolError(f"download of {url} is not a PNG, JPEG or WEBP image", body=None)

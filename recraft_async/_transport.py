@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import zlib
 from typing import Any
 
 import anyio
@@ -50,6 +52,16 @@ _MAX_CODE_DIGITS = 9
 _MAX_LABEL = 63
 _MAX_HOST = 253
 _MAX_PORT = 65535
+# KIE's answers are a few KB. An answer that decodes to more is refused as it streams in,
+# so that a small gzip bomb (0.5 MB that inflates to gigabytes) never fills memory.
+MAX_ANSWER_BYTES = 4 * 1024 * 1024
+# How much of an oversized answer its ProtocolError keeps, for the eye.
+_KEPT_OF_OVERSIZED = 4096
+# The content codings an API request asks for. Decoding stays ours, in bounded steps:
+# httpx would inflate each network read whole (up to ~1000 times its 64 KiB).
+_ANSWER_CODINGS = "gzip, deflate"
+_GZIP_WBITS = zlib.MAX_WBITS | 16
+_ZLIB_WBITS = {"gzip": _GZIP_WBITS, "x-gzip": _GZIP_WBITS, "deflate": zlib.MAX_WBITS}
 
 
 class Secret:
@@ -139,22 +151,25 @@ def _host_problem(host: bytes) -> str | None:
     return None
 
 
-def _text(response: httpx.Response) -> str:
+def _text(response: httpx.Response, content: bytes) -> str:
     # httpx decodes with whatever codec the Content-Type names, and some raise instead of
     # replacing (idna, utf-16 without a BOM, hex). A declared charset is honoured only
     # when it decodes; else UTF-8, JSON's own encoding (RFC 8259).
     charset = response.charset_encoding
     if charset is not None:
         try:
-            return response.content.decode(charset, "replace")
+            return content.decode(charset, "replace")
         except (LookupError, UnicodeError):
             pass
-    return response.content.decode("utf-8", "replace")
+    return content.decode("utf-8", "replace")
 
 
-def decode_envelope(response: httpx.Response) -> tuple[Any, str]:
-    """The envelope's ``data`` and the raw text; the body's code wins over the HTTP status."""
-    text = _text(response)
+def decode_envelope(response: httpx.Response, content: bytes | None = None) -> tuple[Any, str]:
+    """The envelope's ``data`` and the raw text; the body's code wins over the HTTP status.
+
+    ``content`` is the decoded body when it was read apart (streamed), else the response's.
+    """
+    text = _text(response, response.content if content is None else content)
     status = response.status_code
     try:
         body = json.loads(text)
@@ -176,8 +191,134 @@ def decode_envelope(response: httpx.Response) -> tuple[Any, str]:
     return body["data"], text
 
 
+class AttemptClock:
+    """One attempt's total deadline: it ends a trickling body, as per-read timeouts never do.
+
+    The clock starts once a connection is in hand (httpcore's ``trace`` extension reports
+    it): waiting for the pool is queued work, not a slow answer. Transports that report
+    no progress (mocks, ASGI) start it when the answer's headers arrive. The upload of
+    the request's own body is not counted: a large image on a slow link is no hostile
+    answer (httpx's per-write timeout still ends a stalled one).
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.scope = anyio.CancelScope()
+        self._traced = False
+        self._sent = False
+        self._paused: float | None = None
+
+    @property
+    def request_sent(self) -> bool:
+        """Whether the request may have left: False only if the trace shows it did not."""
+        return self._sent or not self._traced
+
+    @property
+    def expired(self) -> bool:
+        """Whether the deadline ended the attempt."""
+        return self.scope.cancelled_caught
+
+    def start(self) -> None:
+        """Start the clock, unless it runs already (or is paused for an upload)."""
+        if math.isinf(self.scope.deadline) and self._paused is None:
+            self.scope.deadline = anyio.current_time() + self.seconds
+
+    async def trace(self, event: str, _info: dict[str, Any]) -> None:
+        """Progress from httpcore (the request's ``trace`` extension)."""
+        self._traced = True
+        if event.endswith(".send_request_headers.started"):
+            self._sent = True
+        if event.endswith(".send_request_body.started") and self._paused is None:
+            self.start()
+            self._paused = self.scope.deadline - anyio.current_time()
+            self.scope.deadline = math.inf
+        elif event.endswith(".send_request_body.complete") and self._paused is not None:
+            self.scope.deadline = anyio.current_time() + self._paused
+            self._paused = None
+        else:
+            self.start()
+
+
+class _Decoder:
+    """Undoes one content coding in bounded steps (zlib's ``max_length``)."""
+
+    def __init__(self, coding: str) -> None:
+        self._coding = coding
+        wbits = _ZLIB_WBITS.get(coding)
+        self._zlib = None if wbits is None else zlib.decompressobj(wbits)
+        self._started = False
+
+    def decode(self, data: bytes, room: int) -> bytes:
+        """``data`` decoded, cut short once it holds more than ``room`` bytes."""
+        if self._zlib is None:
+            return data[: room + 1]
+        out = bytearray()
+        while data and len(out) <= room:
+            try:
+                # max_length is at least 1 here; 0 would mean "no limit".
+                out += self._zlib.decompress(data, room + 1 - len(out))
+            except zlib.error:
+                if self._coding != "deflate" or self._started:
+                    raise
+                # Some servers send deflate without zlib's header; httpx accepts both.
+                self._zlib = zlib.decompressobj(-zlib.MAX_WBITS)
+                self._started = True
+                continue
+            self._started = True
+            data = self._zlib.unconsumed_tail
+        return bytes(out)
+
+    def flush(self) -> bytes:
+        """Whatever decoded output zlib still holds."""
+        return b"" if self._zlib is None else self._zlib.flush()
+
+
+def _decoder_for(response: httpx.Response, what: str) -> _Decoder:
+    header = response.headers.get("Content-Encoding", "")
+    codings = [c.strip().lower() for c in header.split(",")]
+    codings = [c for c in codings if c not in ("", "identity")]
+    if not codings:
+        return _Decoder("identity")
+    if len(codings) > 1 or codings[0] not in _ZLIB_WBITS:
+        raise ProtocolError(f"{what}: answer in content coding {header!r}, never asked", body=None)
+    return _Decoder(codings[0])
+
+
+async def _read_answer(response: httpx.Response, what: str) -> bytes:
+    """The answer's decoded body; a ProtocolError as soon as it exceeds MAX_ANSWER_BYTES."""
+    if response.is_stream_consumed:
+        # An in-memory transport (a test's mock) handed over an answer read already.
+        body = bytearray(response.content[: MAX_ANSWER_BYTES + 1])
+        return _within_cap(body, what)
+    decoder = _decoder_for(response, what)
+    body = bytearray()
+    try:
+        async for raw in response.aiter_raw():
+            body += decoder.decode(raw, MAX_ANSWER_BYTES - len(body))
+            if len(body) > MAX_ANSWER_BYTES:
+                break
+        else:
+            body += decoder.flush()
+    except zlib.error as exc:
+        raise ProtocolError(f"{what}: the answer does not decode ({exc})", body=None) from None
+    return _within_cap(body, what)
+
+
+def _within_cap(body: bytearray, what: str) -> bytes:
+    if len(body) > MAX_ANSWER_BYTES:
+        kept = bytes(body[:_KEPT_OF_OVERSIZED]).decode("utf-8", "replace")
+        raise ProtocolError(
+            f"{what}: the answer is over {MAX_ANSWER_BYTES} bytes (decoded); refused", body=kept
+        )
+    return bytes(body)
+
+
 class Transport:
-    """Sends requests with the key attached and turns every failure into a typed error."""
+    """Sends requests with the key attached and turns every failure into a typed error.
+
+    ``timeout`` is httpx's limit on each network operation and also each attempt's total
+    (see AttemptClock); answers are bounded to MAX_ANSWER_BYTES after decoding.
+    """
 
     def __init__(
         self,
@@ -194,6 +335,7 @@ class Transport:
         self._max_retries = max_retries
         # No pool timeout: a job waiting for a connection is queued work, not a failure.
         self._timeout = httpx.Timeout(timeout, pool=None)
+        self._deadline = float(timeout)
 
     def __repr__(self) -> str:
         return f"Transport(base_url={self.base_url!r})"
@@ -214,9 +356,14 @@ class Transport:
         if problem is not None:
             # Refused before anything was built: provably never sent, like a failed connect.
             raise APIConnectionError(f"{method} {target}: {problem}", request_sent=False)
-        headers = {"Authorization": f"Bearer {self._api_key.reveal()}"}
+        what = f"{method} {target}"
+        headers = {
+            "Authorization": f"Bearer {self._api_key.reveal()}",
+            "Accept-Encoding": _ANSWER_CODINGS,
+        }
+        clock = AttemptClock(self._deadline)
         try:
-            response = await self.http.request(
+            request = self.http.build_request(
                 method,
                 target,
                 json=json,
@@ -225,23 +372,40 @@ class Transport:
                 data=data,
                 headers=headers,
                 timeout=self._timeout,
+                extensions={"trace": clock.trace},
             )
-        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-            raise _connection_error(exc, method, target, request_sent=False) from exc
         except httpx.InvalidURL as exc:
-            # Raised while building the request (a redirect's bad Location is a
-            # RemoteProtocolError instead), so nothing left this machine.
+            # Raised while building the request, so nothing left this machine.
             raise _connection_error(exc, method, target, request_sent=False) from exc
-        except (httpx.DecodingError, httpx.TooManyRedirects) as exc:
-            # The service did answer, just not readably (a corrupt compressed body, a
-            # redirect loop): a bad answer, and a submit's outcome stays uncertain.
-            detail = str(exc) or type(exc).__name__
-            raise ProtocolError(f"{method} {target}: {detail}", body=None) from exc
-        except httpx.RequestError as exc:
-            # UnsupportedProtocol included: a client that follows redirects may meet it
-            # after the request was sent, so it is not provably unsent.
-            raise _connection_error(exc, method, target, request_sent=True) from exc
-        return decode_envelope(response)
+        answer: tuple[httpx.Response, bytes] | None = None
+        with clock.scope:
+            try:
+                response = await self.http.send(request, stream=True)
+                try:
+                    clock.start()
+                    answer = response, await _read_answer(response, what)
+                finally:
+                    with anyio.CancelScope(shield=True):
+                        await response.aclose()
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                raise _connection_error(exc, method, target, request_sent=False) from exc
+            except (httpx.DecodingError, httpx.TooManyRedirects, httpx.InvalidURL) as exc:
+                # The service did answer, just not readably (a corrupt compressed body, a
+                # redirect loop or one to "data:..."): a bad answer, and a submit's outcome
+                # stays uncertain.
+                detail = str(exc) or type(exc).__name__
+                raise ProtocolError(f"{what}: {detail}", body=None) from exc
+            except httpx.RequestError as exc:
+                # UnsupportedProtocol included: a client that follows redirects may meet it
+                # after the request was sent, so it is not provably unsent.
+                raise _connection_error(exc, method, target, request_sent=True) from exc
+        if answer is None or clock.expired:
+            # Like a read timeout: once the request may have left, a submit is uncertain.
+            raise APITimeoutError(
+                f"{what}: no complete answer within {self._deadline:g} s",
+                request_sent=clock.request_sent,
+            )
+        return decode_envelope(*answer)
 
     async def request_json(
         self, method: str, url: str, *, idempotent: bool, **request: Any
