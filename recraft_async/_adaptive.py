@@ -121,18 +121,18 @@ class DurationModel:
     It keeps how long the finished ones took, and how long the running ones have run so far.
     """
 
-    __slots__ = ("_cohort", "_finished", "_fitted_at", "_schedule", "_sorted")
+    __slots__ = ("_cohort", "_done", "_finished", "_fitted_at", "_schedule")
 
     def __init__(self) -> None:
         # key -> (processing time, None) once finished, or (None, seconds run so far).
         self._cohort: OrderedDict[Hashable, tuple[float | None, float]] = OrderedDict()
-        self._sorted: list[float] = []
+        self._done = 0  # finished tasks in the cohort
         self._finished = 0  # finishes ever observed, to pace the refits
         self._fitted_at = -1
         self._schedule: tuple[float, list[float]] | None = None  # (reads_per_job, moments)
 
     def __len__(self) -> int:
-        return len(self._sorted)
+        return self._done
 
     def running(self, key: Hashable, seconds: float) -> None:
         """Note that the task ``key`` is still running ``seconds`` after its submit."""
@@ -159,23 +159,15 @@ class DurationModel:
             self._cohort[key] = (seconds, 0.0)
         else:
             self._add(object() if key is None or entry is not None else key, (seconds, 0.0))
-        bisect.insort(self._sorted, seconds)
+        self._done += 1
         self._finished += 1
 
     def _add(self, key: Hashable, entry: tuple[float | None, float]) -> None:
         if len(self._cohort) >= MAX_SAMPLES:
             _, (oldest, _) = self._cohort.popitem(last=False)
             if oldest is not None:
-                del self._sorted[bisect.bisect_left(self._sorted, oldest)]
+                self._done -= 1
         self._cohort[key] = entry
-
-    def quantile(self, level: float) -> float:
-        """The empirical quantile of the finished tasks at ``level`` in [0, 1], interpolated."""
-        values = self._sorted
-        position = min(max(level, 0.0), 1.0) * (len(values) - 1)
-        low = math.floor(position)
-        high = min(low + 1, len(values) - 1)
-        return values[low] + (values[high] - values[low]) * (position - low)
 
     def fit(self) -> tuple[float, float]:
         """(mu, sigma) of the log-normal fitted to the cohort (censoring the running)."""

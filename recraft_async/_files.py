@@ -9,7 +9,7 @@ import struct
 import tempfile
 import unicodedata
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Literal
+from typing import IO, TYPE_CHECKING
 
 import anyio
 import anyio.to_thread
@@ -19,6 +19,7 @@ import httpx
 from ._limits import LIMITS as _LIMITS
 from ._limits import MB as _MB
 from ._limits import MEGAPIXEL as _MP
+from ._limits import ImageFormat
 from ._models import Operation
 from ._transport import AttemptClock, Transport, url_problem
 from .errors import (
@@ -34,7 +35,6 @@ if TYPE_CHECKING:
 # Pillow is not a core dependency (only the emulator extra needs it), so image headers
 # are read by hand: a few bytes of PNG, JPEG and WEBP are enough for format and size.
 
-ImageFormat = Literal["PNG", "JPEG", "WEBP"]
 MIME_TYPES: dict[str, str] = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
 
 # JPEG metadata segments come before the frame header; a file that needs more hops than
@@ -53,6 +53,8 @@ _MAX_LENGTH_DIGITS = 18
 # A download must be whole within this many seconds (from the moment a connection is in
 # hand): storage that trickles a byte now and then never trips a per-read timeout.
 DEFAULT_DOWNLOAD_DEADLINE = 300.0
+# A result image is a few MB; far more is a broken or hostile storage answer.
+DEFAULT_MAX_DOWNLOAD_BYTES = 200_000_000
 # Result storage redirects once or twice at most; a longer chain is a loop or a trap.
 MAX_DOWNLOAD_REDIRECTS = 5
 
@@ -64,7 +66,6 @@ class ImageInfo:
     format: ImageFormat
     width: int
     height: int
-    size_bytes: int
 
 
 _OPERATION_WORDS = {Operation.UPSCALE: "upscale", Operation.REMOVE_BACKGROUND: "remove background"}
@@ -86,14 +87,14 @@ def probe_image_file(path: Path, operation: Operation) -> ImageInfo:
         raise InvalidInputError(f"{name}: permission denied") from None
     except OSError as exc:
         raise InvalidInputError(f"{name}: cannot be read ({exc.strerror or exc})") from None
-    return _checked(name, ImageInfo(fmt, width, height, stat.st_size), operation)
+    return _checked(name, ImageInfo(fmt, width, height), operation)
 
 
 def probe_image_bytes(data: bytes, operation: Operation, *, name: str) -> ImageInfo:
     """Check in-memory image bytes against ``operation``'s input limits."""
     _check_size(name, len(data), operation)
     fmt, width, height = _sniff(name, _bytes_reader(data))
-    return _checked(name, ImageInfo(fmt, width, height, len(data)), operation)
+    return _checked(name, ImageInfo(fmt, width, height), operation)
 
 
 def sniff_format(head: bytes) -> ImageFormat | None:
@@ -291,7 +292,7 @@ async def download_to(
     dest_dir: Path,
     name: str,
     *,
-    max_bytes: int = 200_000_000,
+    max_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
     deadline: float = DEFAULT_DOWNLOAD_DEADLINE,
 ) -> Path:
     """Stream ``url`` into ``dest_dir/name`` atomically; return the path written (or reused).

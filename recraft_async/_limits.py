@@ -7,6 +7,8 @@ never refused after a paid upload; the emulator enforces exactly these values.
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 import attrs
 
 from ._models import Operation
@@ -15,7 +17,8 @@ MB = 1_000_000
 MEGAPIXEL = 1_000_000
 MAX_PIXELS = 16 * MEGAPIXEL
 # The formats both operations accept, as a decoder (ours or Pillow's) names them.
-ACCEPTED_FORMATS = frozenset({"PNG", "JPEG", "WEBP"})
+ImageFormat = Literal["PNG", "JPEG", "WEBP"]
+ACCEPTED_FORMATS: frozenset[str] = frozenset(get_args(ImageFormat))
 
 
 @attrs.frozen

@@ -25,11 +25,6 @@ class TaskState(str, enum.Enum):
     FAILED = "failed"
     CREATE_FAILED = "create-failed"
 
-    @property
-    def finished(self) -> bool:
-        """Whether the service will not change this state any more."""
-        return self is not TaskState.PROCESSING
-
 
 @attrs.frozen
 class TaskRecord:

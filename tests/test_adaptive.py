@@ -39,15 +39,19 @@ def _lognormal(n, median, sigma, seed=1):
     return [median * math.exp(sigma * rng.gauss(0, 1)) for _ in range(n)]
 
 
-def test_quantiles_interpolate():
-    """The empirical quantile interpolates between sorted samples."""
+def test_model_counts_only_finished_tasks_in_its_window():
+    """len() is the number of finished tasks still in the window, not the running ones."""
     model = DurationModel()
-    for value in (4.0, 1.0, 3.0, 2.0, 5.0):
-        model.observe(value)
-    assert model.quantile(0) == 1.0
-    assert model.quantile(0.5) == 3.0
-    assert model.quantile(1) == 5.0
-    assert model.quantile(0.125) == 1.5
+    model.running("a", 1.0)
+    model.running("b", 1.0)
+    assert len(model) == 0
+    model.observe(2.0, "a")
+    model.observe(3.0)
+    assert len(model) == 2
+    model.forget("b")
+    for index in range(300):
+        model.running(index, 1.0)
+    assert len(model) == 0
 
 
 def test_model_forgets_old_samples_and_ignores_garbage():
@@ -60,7 +64,8 @@ def test_model_forgets_old_samples_and_ignores_garbage():
     model.observe(-1.0)
     model.observe(math.inf)
     assert len(model) == 256
-    assert model.quantile(1.0) == 1.0
+    mu, _ = model.fit()
+    assert mu == pytest.approx(0.0)  # log(1.0): the 100-second samples are gone
 
 
 def test_fixed_schedule_until_enough_samples():

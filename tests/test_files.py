@@ -66,8 +66,8 @@ def test_probe_reads_real_headers(tmp_path, fmt, save, expected):
     data = image_bytes(fmt, (300, 257), **save)
     path = tmp_path / "x.img"
     path.write_bytes(data)
-    assert probe_image_file(path, UP) == ImageInfo(expected, 300, 257, len(data))
-    assert probe_image_bytes(data, RB, name="x") == ImageInfo(expected, 300, 257, len(data))
+    assert probe_image_file(path, UP) == ImageInfo(expected, 300, 257)
+    assert probe_image_bytes(data, RB, name="x") == ImageInfo(expected, 300, 257)
 
 
 def test_probe_webp_extended_header():
