@@ -1,7 +1,7 @@
 """recraft-async: the async-first client for KIE.ai's Recraft image services."""
 
 from ._client import AsyncRecraft
-from ._jobs import InvalidStateError, Job, JobStatus
+from ._jobs import Job, JobStatus
 from ._journal import Journal, JournalEntry, JournalState
 from ._models import Callback, Operation, Result, TaskRecord, TaskState
 from ._policy import PollPolicy, Rate
@@ -17,6 +17,7 @@ from .errors import (
     InsufficientCreditsError,
     InvalidInputError,
     InvalidRequestError,
+    InvalidStateError,
     JobCancelledError,
     JobTimeoutError,
     JournalStateError,

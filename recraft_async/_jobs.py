@@ -13,7 +13,7 @@ import anyio
 from ._check import SubmitRequest
 from ._escape import printable
 from ._models import Operation, Result
-from .errors import JobCancelledError, RecraftError
+from .errors import InvalidStateError, JobCancelledError
 
 logger = logging.getLogger("recraft_async")
 
@@ -29,10 +29,6 @@ class JobStatus(str, enum.Enum):
 
 
 _FINAL = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})
-
-
-class InvalidStateError(RecraftError, RuntimeError):
-    """A finished job's result was asked for before the job finished."""
 
 
 class Job:

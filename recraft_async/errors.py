@@ -21,6 +21,7 @@
     ├── TaskFailedError
     ├── JobTimeoutError
     ├── JobCancelledError
+    ├── InvalidStateError (also RuntimeError)
     ├── ProtocolError
     ├── WebhookVerificationError
     │   └── WebhookReplayError
@@ -48,6 +49,7 @@ __all__ = [
     "InsufficientCreditsError",
     "InvalidInputError",
     "InvalidRequestError",
+    "InvalidStateError",
     "JobCancelledError",
     "JobTimeoutError",
     "JournalStateError",
@@ -196,6 +198,10 @@ class JobCancelledError(RecraftError):
     def __init__(self, message: str, *, task_id: str | None = None) -> None:
         super().__init__(message)
         self.task_id = task_id
+
+
+class InvalidStateError(RecraftError, RuntimeError):
+    """A job's result or exception was asked for before the job finished."""
 
 
 class ProtocolError(RecraftError):

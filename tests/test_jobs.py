@@ -54,6 +54,13 @@ async def test_status_moves_queued_submitted_succeeded(kie, make_client):
     assert job.exception() is None
 
 
+def test_invalid_state_error_lives_with_the_other_errors():
+    """ra.InvalidStateError is errors.InvalidStateError, a RecraftError and a RuntimeError."""
+    assert ra.InvalidStateError is ra.errors.InvalidStateError
+    assert issubclass(ra.InvalidStateError, ra.RecraftError)
+    assert issubclass(ra.InvalidStateError, RuntimeError)
+
+
 async def test_wait_timeout_leaves_job_running(kie, make_client):
     """wait(timeout) raises TimeoutError and the job goes on to finish."""
     finished = set()
