@@ -13,6 +13,7 @@ import attrs
 from .errors import (
     APIConnectionError,
     APIError,
+    InvalidInputError,
     ProtocolError,
     RateLimitError,
     ServerError,
@@ -36,16 +37,26 @@ MAX_READ_RETRY_DELAY = 60.0
 READ_RETRY_INTERVALS = 4.0
 
 
-def _positive(_inst: object, attribute: attrs.Attribute[float], value: float) -> None:
+def _positive(inst: object, attribute: attrs.Attribute[float], value: float) -> None:
+    where = f"{type(inst).__name__}.{attribute.name}"
     if not (isinstance(value, (int, float)) and not isinstance(value, bool)):
-        raise TypeError(f"{attribute.name} must be a number, got {type(value).__name__}")
+        raise InvalidInputError(f"{where} must be a number, got {type(value).__name__}")
     if not value > 0 or math.isinf(value):
-        raise ValueError(f"{attribute.name} must be a finite number > 0, got {value!r}")
+        raise InvalidInputError(f"{where} must be a finite number > 0, got {value!r}")
+
+
+def _boolean(inst: object, attribute: attrs.Attribute[bool], value: bool) -> None:
+    if not isinstance(value, bool):
+        where = f"{type(inst).__name__}.{attribute.name}"
+        raise InvalidInputError(f"{where} must be True or False, got {value!r}")
 
 
 @attrs.frozen
 class Rate:
-    """At most ``n`` submissions in any window of ``per`` seconds (a sliding window)."""
+    """At most ``n`` submissions in any window of ``per`` seconds (a sliding window).
+
+    A bad value raises InvalidInputError (a ValueError) naming the parameter.
+    """
 
     n: int = attrs.field()
     per: float = attrs.field(kw_only=True, default=1.0, validator=_positive)
@@ -53,12 +64,15 @@ class Rate:
     @n.validator
     def _check_n(self, _attribute: attrs.Attribute[int], value: int) -> None:
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"Rate.n must be an integer >= 1, got {value!r}")
+            raise InvalidInputError(f"Rate.n must be an integer >= 1, got {value!r}")
 
 
 @attrs.frozen
 class PollPolicy:
-    """When to read a task's status: a growing interval within bounds, and a deadline."""
+    """When to read a task's status: a growing interval within bounds, and a deadline.
+
+    A bad value raises InvalidInputError (a ValueError) naming the parameter.
+    """
 
     initial: float = attrs.field(default=2.0, validator=_positive)
     factor: float = attrs.field(default=1.5, validator=_positive)
@@ -66,16 +80,21 @@ class PollPolicy:
     timeout: float = attrs.field(default=900.0, validator=_positive)
     # Once processing times are learned, reads move to where tasks are likely to finish,
     # aiming at about this many status reads per job (within the bounds above).
-    adaptive: bool = attrs.field(default=True, kw_only=True)
+    adaptive: bool = attrs.field(default=True, kw_only=True, validator=_boolean)
     reads_per_job: float = attrs.field(default=3.0, kw_only=True, validator=_positive)
 
     def __attrs_post_init__(self) -> None:
         if self.factor < 1:
-            raise ValueError(f"PollPolicy.factor must be >= 1, got {self.factor!r}")
+            raise InvalidInputError(f"PollPolicy.factor must be >= 1, got {self.factor!r}")
         if self.max_interval < self.initial:
-            raise ValueError("PollPolicy.max_interval must be >= initial")
+            raise InvalidInputError(
+                f"PollPolicy.max_interval must be >= initial ({self.initial!r}),"
+                f" got {self.max_interval!r}"
+            )
         if self.reads_per_job <= 1:
-            raise ValueError("PollPolicy.reads_per_job must be > 1")
+            raise InvalidInputError(
+                f"PollPolicy.reads_per_job must be > 1, got {self.reads_per_job!r}"
+            )
 
     def read_retry_delay(self, failures: int, retry_after: float | None = None) -> float:
         """Seconds before the next status read after ``failures`` failed ones in a row."""
@@ -90,7 +109,10 @@ class PollPolicy:
         """Seconds between read ``reads_done`` and the next one, the fixed schedule."""
         if reads_done <= 0:
             return self.initial
-        grown = self.initial * self.factor**reads_done
+        try:
+            grown = self.initial * self.factor**reads_done
+        except OverflowError:  # 1.5**1751 is past the largest float: long since capped
+            return self.max_interval
         return min(grown, self.max_interval)
 
 
@@ -156,7 +178,6 @@ def _retry_delay(
     backoff = min(initial * 2.0 ** min(attempt, 64), cap)
     # Jitter downwards only, so the cap holds; spreads clients that failed together.
     return backoff * (1.0 - RETRY_JITTER * random.random())  # noqa: S311 - not cryptographic
-
 
 
 def _parse_retry_after(headers: dict[str, str], now: float | None = None) -> float | None:

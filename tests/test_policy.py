@@ -19,6 +19,7 @@ from recraft_async.errors import (
     APITimeoutError,
     AuthenticationError,
     GenerationFailedError,
+    InvalidInputError,
     InvalidRequestError,
     ProtocolError,
     RateLimitError,
@@ -31,18 +32,37 @@ def _api(cls, code):
     return cls("x", code=code, http_status=200)
 
 
-@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "3"])
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "3", None, 2**0.5])
 def test_rate_rejects_bad_counts(bad):
-    """Rate(n) needs a positive integer."""
-    with pytest.raises((ValueError, TypeError)):
+    """Rate(n) needs a positive integer; the error names the parameter."""
+    with pytest.raises(InvalidInputError, match=r"Rate\.n must be an integer >= 1"):
         Rate(bad)
 
 
-@pytest.mark.parametrize("bad", [0, -2.0, float("inf")])
-def test_rate_rejects_bad_windows(bad):
-    """Rate(per=) needs a finite positive window."""
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize(
+    ("bad", "words"),
+    [
+        (0, "finite number > 0"),
+        (-2.0, "finite number > 0"),
+        (float("inf"), "finite number > 0"),
+        (float("nan"), "finite number > 0"),
+        ("1", "must be a number, got str"),
+        (None, "must be a number, got NoneType"),
+        (True, "must be a number, got bool"),
+    ],
+)
+def test_rate_rejects_bad_windows(bad, words):
+    """Rate(per=) needs a finite positive window; the error names the parameter."""
+    with pytest.raises(InvalidInputError, match=rf"^Rate\.per .*{words}"):
         Rate(3, per=bad)
+
+
+def test_bad_values_are_invalid_input_errors_and_value_errors():
+    """InvalidInputError is the library's one error for a refused argument, a ValueError."""
+    with pytest.raises(ValueError, match=r"Rate\.n"):
+        Rate(0)
+    with pytest.raises(ValueError, match=r"PollPolicy\.timeout"):
+        PollPolicy(timeout=-1)
 
 
 def test_poll_policy_fixed_schedule_grows_and_caps():
@@ -51,13 +71,33 @@ def test_poll_policy_fixed_schedule_grows_and_caps():
     assert [policy.interval(k) for k in range(4)] == [2.0, 3.0, 4.0, 4.0]
 
 
+def test_poll_policy_interval_stays_capped_for_very_long_polls():
+    """factor**reads would overflow a float after ~1750 reads of a day-long poll: it caps."""
+    policy = PollPolicy(timeout=86_400.0)
+    assert policy.interval(1_800) == policy.max_interval
+    assert PollPolicy(factor=1e200, max_interval=1e300).interval(2) == 1e300
+
+
 @pytest.mark.parametrize(
-    "kwargs",
-    [{"factor": 0.5}, {"initial": 5.0, "max_interval": 1.0}, {"timeout": 0}, {"reads_per_job": 1}],
+    ("kwargs", "message"),
+    [
+        ({"factor": 0.5}, r"PollPolicy\.factor must be >= 1, got 0\.5"),
+        ({"initial": 5.0, "max_interval": 1.0}, r"PollPolicy\.max_interval must be >= initial"),
+        ({"timeout": 0}, r"PollPolicy\.timeout must be a finite number > 0, got 0"),
+        ({"timeout": float("inf")}, r"PollPolicy\.timeout must be a finite number > 0"),
+        ({"initial": -1.0}, r"PollPolicy\.initial must be a finite number > 0"),
+        ({"initial": float("nan")}, r"PollPolicy\.initial must be a finite number > 0"),
+        ({"max_interval": "15"}, r"PollPolicy\.max_interval must be a number, got str"),
+        ({"factor": None}, r"PollPolicy\.factor must be a number, got NoneType"),
+        ({"reads_per_job": 1}, r"PollPolicy\.reads_per_job must be > 1, got 1"),
+        ({"reads_per_job": 0}, r"PollPolicy\.reads_per_job must be a finite number > 0"),
+        ({"adaptive": "no"}, r"PollPolicy\.adaptive must be True or False, got 'no'"),
+        ({"adaptive": 1}, r"PollPolicy\.adaptive must be True or False"),
+    ],
 )
-def test_poll_policy_rejects_inconsistent_bounds(kwargs):
-    """A shrinking factor, a cap below the first interval or a zero timeout are refused."""
-    with pytest.raises(ValueError):
+def test_poll_policy_rejects_bad_values_naming_the_parameter(kwargs, message):
+    """Each bad value is an InvalidInputError whose message names the parameter."""
+    with pytest.raises(InvalidInputError, match=message):
         PollPolicy(**kwargs)
 
 
