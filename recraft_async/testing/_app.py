@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from starlette.requests import Request
     from starlette.responses import Response
 
-    from ._emulator import KieEmulator
+    from ._service import KieService
 
 _UPSCALE_FORMATS = {"PNG": "PNG", "JPG": "JPG", "JPEG": "JPG"}
 # Two documented 401 bodies: get-task-detail's for status reads, and the "Getting
@@ -38,8 +38,8 @@ _UNAUTHORISED = "You do not have access permissions"
 class ApiRoutes:
     """The service's endpoints: both dialects' submits and reads, and the balance."""
 
-    def __init__(self, emulator: KieEmulator, guard: FaultGuard) -> None:
-        self._emu = emulator
+    def __init__(self, service: KieService, guard: FaultGuard) -> None:
+        self._service = service
         self._guard = guard
 
     def routes(self) -> list[Route]:
@@ -84,30 +84,30 @@ class ApiRoutes:
 
     async def credit(self, request: Request) -> Response:
         """``GET /api/v1/chat/credit``: the balance."""
-        if not self._emu._check_key(request.headers.get("authorization")):
+        if not self._service.check_key(request.headers.get("authorization")):
             return envelope(401, _UNAUTHORISED)
-        balance = self._emu.credits
+        balance = self._service.credits
         # Fractional balances stay fractional: 99.5 must not read as 99.
         return success(int(balance) if balance.is_integer() else balance)
 
     async def _submit(self, request: Request, op: Operation | None, *, market: bool) -> Response:
-        self._emu.stats.submit_requests += 1
+        self._service.stats.submit_requests += 1
 
         async def handle() -> Response:
-            if not self._emu._check_key(request.headers.get("authorization")):
+            if not self._service.check_key(request.headers.get("authorization")):
                 return envelope(401, _UNAUTHORISED)
             body = await json_body(request)
             parsed = _parse_market(body) if market else _parse_recraft(body, op)
             if isinstance(parsed, str):
                 return envelope(422, parsed)
             operation, image_url, scale, fmt, callback = parsed
-            refusal = self._emu._admit(operation)
+            refusal = self._service.admit(operation)
             if refusal is not None:
                 code, retry_after = refusal
                 if retry_after is not None:
                     return rate_limited(retry_after)
                 return envelope(code, "insufficient credits")
-            task = self._emu._create_task(
+            task = self._service.create_task(
                 operation,
                 dialect="market" if market else "recraft",
                 image_url=image_url,
@@ -123,10 +123,10 @@ class ApiRoutes:
 
     async def _read(self, request: Request, op: Operation | None, *, market: bool) -> Response:
         # get-task-detail's documented answers, the same for the seed's record-info.
-        if not self._emu._check_key(request.headers.get("authorization")):
+        if not self._service.check_key(request.headers.get("authorization")):
             return await self._guard(request, Target.STATUS, _read_unauthorised)
         # Counted as the read arrives, and refused before it reaches any fault.
-        retry_after = self._emu._admit_read()
+        retry_after = self._service.admit_read()
         if retry_after is not None:
             return await self._guard.refuse(rate_limited(retry_after))
 
@@ -134,10 +134,10 @@ class ApiRoutes:
             task_id = request.query_params.get("taskId")
             if not task_id:
                 return envelope(400, "taskId parameter is required")
-            task = self._emu._read_task(task_id, op)
+            task = self._service.read_task(task_id, op)
             if task is None:
                 return envelope(404, "Task not found")
-            await self._emu._settle(task)
+            await self._service.settle(task)
             return success(task.record(time.time(), base_of(request), market=market))
 
         return await self._guard(request, Target.STATUS, handle)
@@ -209,12 +209,12 @@ def _common(
     return op, image.strip(), scale, fmt, callback or None
 
 
-def build_app(emulator: KieEmulator) -> Starlette:
-    """The emulator's ASGI application."""
-    guard = FaultGuard(emulator)
+def build_app(service: KieService) -> Starlette:
+    """The ASGI application serving ``service``: KIE's endpoints and the side door."""
+    guard = FaultGuard(service)
     routes = (
-        ApiRoutes(emulator, guard).routes()
-        + UploadRoutes(emulator, guard).routes()
-        + ControlRoutes(emulator).routes()
+        ApiRoutes(service, guard).routes()
+        + UploadRoutes(service, guard).routes()
+        + ControlRoutes(service).routes()
     )
     return Starlette(routes=routes, exception_handlers={HTTPException: _http_error})

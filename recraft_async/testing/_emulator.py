@@ -1,34 +1,23 @@
-"""KieEmulator: the state of one emulated KIE account, and the rules it follows."""
+"""KieEmulator: the facade over the account (``_service``) and its routes (``_app``)."""
 
 from __future__ import annotations
 
-import heapq
-import hmac
-import itertools
-import random
-import threading
-import time
-import urllib.parse
-import uuid
 from collections.abc import Mapping, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 import anyio
-import anyio.to_thread
 import httpx
 
-from recraft_async._limits import LIMITS
 from recraft_async._models import Operation
 from recraft_async._policy import Rate
 
-from . import _images
-from ._callbacks import CALLBACK_SHAPES, CallbackDispatcher, CallbackShape, callback_body
+from ._callbacks import CallbackShape
 from ._duration import Duration
-from ._faults import Fault, FaultKind, FaultPlan, Target
+from ._faults import FaultPlan
+from ._service import DEFAULT_DURATION, DEFAULT_RATE, DEFAULT_READ_RATE, KieService, file_url
 from ._stats import EmulatorStats
-from ._tasks import CREATE_FAILED, FAILED, SUCCESS, Task, TaskInfo
-from ._window import SlidingWindow
+from ._tasks import Task, TaskInfo
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp
@@ -37,16 +26,30 @@ if TYPE_CHECKING:
 # client's key check, and ".invalid" never resolves (RFC 6761), so a request that missed
 # the in-process transport fails at DNS instead of carrying the key anywhere.
 DEFAULT_BASE_URL = "https://kie-emulator.invalid"
-FILES_PREFIX = "/_emulator/files/"
-RESULTS_PREFIX = "/_emulator/results/"
 
-_ID_PREFIX = {Operation.UPSCALE: "recraft_upscale_", Operation.REMOVE_BACKGROUND: "recraft_bg_"}
-# Credits per task, whatever the scale: the prices third-party integrations quote
-# (KIE's docs pages publish none).
-DEFAULT_PRICES: Mapping[Operation, float] = {
-    Operation.UPSCALE: 0.5,
-    Operation.REMOVE_BACKGROUND: 1.0,
-}
+_T = TypeVar("_T")
+
+
+class _Setting(Generic[_T]):
+    """A setting of the facade that lives on its service: read and assigned there."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._name = name
+
+    @overload
+    def __get__(self, obj: None, owner: type | None = None) -> _Setting[_T]: ...
+
+    @overload
+    def __get__(self, obj: KieEmulator, owner: type | None = None) -> _T: ...
+
+    def __get__(self, obj: KieEmulator | None, owner: type | None = None) -> _T | _Setting[_T]:
+        if obj is None:
+            return self
+        value: _T = getattr(obj.service, self._name)
+        return value
+
+    def __set__(self, obj: KieEmulator, value: _T) -> None:
+        setattr(obj.service, self._name, value)
 
 
 class KieEmulator:
@@ -65,19 +68,33 @@ class KieEmulator:
     costs (default 0.5 for upscale, 1 for background removal, whatever the scale).
     ``callback_shape`` picks the callback body: ``"market"`` (the market model pages'),
     ``"verification"`` (the webhook-verification page's) or ``"both"`` merged (default).
+
+    ``service`` is the account itself, without HTTP (its tasks, stored files and rules);
+    the settings above are its attributes, read on every request, and may be changed
+    between requests through the emulator.
     """
+
+    api_key = _Setting[str]()
+    rate = _Setting[Rate | None]()
+    read_rate = _Setting[Rate | None]()
+    callback_shape = _Setting[CallbackShape]()
+    duration = _Setting[Duration]()
+    time_scale = _Setting[float]()
+    latency = _Setting[Duration | None]()
+    credits = _Setting[float]()
+    """The account's balance; assign to it to test 402s."""
 
     def __init__(
         self,
         *,
         api_key: str = "emulator-key",
         credits: float = 100_000.0,
-        rate: Rate | None = Rate(20, per=10.0),  # noqa: B008 - a frozen value
-        read_rate: Rate | None = Rate(10, per=1.0),  # noqa: B008 - a frozen value
+        rate: Rate | None = DEFAULT_RATE,
+        read_rate: Rate | None = DEFAULT_READ_RATE,
         prices: Mapping[Operation, float] | None = None,
         callback_shape: CallbackShape = "both",
         webhook_key: str | None = None,
-        duration: Duration = Duration.lognormal(median=20.0, sigma=0.5),  # noqa: B008
+        duration: Duration = DEFAULT_DURATION,
         time_scale: float = 0.01,
         faults: FaultPlan | None = None,
         seed: int | None = None,
@@ -86,46 +103,25 @@ class KieEmulator:
         callback_transport: httpx.AsyncBaseTransport | None = None,
         latency: Duration | None = None,
     ) -> None:
-        if time_scale < 0:
-            raise ValueError("time_scale must be >= 0")
-        if callback_shape not in CALLBACK_SHAPES:
-            raise ValueError(f"callback_shape must be one of {CALLBACK_SHAPES}")
-        merged = {**DEFAULT_PRICES, **(prices or {})}
-        self.prices = {Operation(op): float(cost) for op, cost in merged.items()}
-        if any(not cost >= 0 for cost in self.prices.values()):
-            raise ValueError("prices must be >= 0")
-        self.api_key = api_key
-        self.rate = rate
-        self.read_rate = read_rate
-        self.callback_shape: CallbackShape = callback_shape
-        self.duration = duration
-        self.time_scale = time_scale
-        self.latency = latency
-        self.base_url = base_url.rstrip("/")
-        self.faults = faults if faults is not None else FaultPlan(seed)
-        self.stats = EmulatorStats(faults=self.faults.injected)
-        self._credits = float(credits)
-        self._rng = random.Random(seed)  # noqa: S311 - reproducible timing, not cryptography
-        self._lock = threading.Lock()  # the test's thread may add images while a server runs
-        self._files: dict[str, bytes] = {}
-        self._checks: dict[tuple[str, Operation], str | None] = {}
-        self._renders: dict[tuple[str, Operation, int, str], bytes] = {}
-        self._tasks: dict[str, Task] = {}
-        self._market_ids = itertools.count()
-        self._window = SlidingWindow()
-        self._read_window = SlidingWindow()
-        self._pending: list[float] = []
-        self._callbacks = CallbackDispatcher(
-            self.stats,
-            self._callback_for,
+        self.service = KieService(
+            api_key=api_key,
+            credits=credits,
+            rate=rate,
+            read_rate=read_rate,
+            prices=prices,
+            callback_shape=callback_shape,
             webhook_key=webhook_key,
-            retry_delays=callback_retry_delays,
-            transport=callback_transport,
+            duration=duration,
+            time_scale=time_scale,
+            faults=faults,
+            seed=seed,
+            callback_retry_delays=callback_retry_delays,
+            callback_transport=callback_transport,
+            latency=latency,
         )
+        self.base_url = base_url.rstrip("/")
         self._group: anyio.abc.TaskGroup | None = None
         self._app: ASGIApp | None = None
-
-    # -- the public surface -------------------------------------------------------------
 
     @property
     def app(self) -> ASGIApp:
@@ -133,49 +129,40 @@ class KieEmulator:
         if self._app is None:
             from ._app import build_app  # noqa: PLC0415 - starlette loads only when asked for
 
-            self._app = build_app(self)
+            self._app = build_app(self.service)
         return self._app
 
     @property
-    def credits(self) -> float:
-        """The account's balance; assign to it to test 402s."""
-        return self._credits
+    def prices(self) -> dict[Operation, float]:
+        """Credits per task, by operation."""
+        return self.service.prices
 
-    @credits.setter  # noqa: A003 - "credits" is the documented name of the balance
-    def credits(self, value: float) -> None:
-        self._credits = float(value)
+    @property
+    def faults(self) -> FaultPlan:
+        """The fault plan: script faults with ``next``, add noise with ``chance``."""
+        return self.service.faults
+
+    @property
+    def stats(self) -> EmulatorStats:
+        """What the emulator saw, since it was made."""
+        return self.service.stats
 
     @property
     def callbacks_pending(self) -> int:
         """Callback deliveries scheduled and not yet attempted."""
-        return self._callbacks.pending
+        return self.service.callbacks_pending
 
     def add_image(self, name: str, data: bytes) -> str:
         """Store ``data`` under ``name``; answer the URL to pass as ``image_url``."""
-        return self.url_for(self._store(f"images/{name.lstrip('/')}", data))
+        return self.url_for(self.service.store(f"images/{name.lstrip('/')}", data))
 
     def url_for(self, key: str, base_url: str | None = None) -> str:
         """The URL under which the stored file ``key`` is served."""
-        base = self.base_url if base_url is None else base_url
-        return f"{base}{FILES_PREFIX}{urllib.parse.quote(key)}"
-
-    def _store(self, key: str, data: bytes) -> str:
-        """Store ``data`` under ``key`` (replacing it) and answer the key."""
-        with self._lock:
-            self._files[key] = bytes(data)
-            for op in Operation:
-                self._checks.pop((key, op), None)
-            for render in [r for r in self._renders if r[0] == key]:
-                del self._renders[render]
-        return key
-
-    def _file(self, key: str) -> bytes | None:
-        """The stored file ``key``, or None."""
-        return self._files.get(key)
+        return file_url(self.base_url if base_url is None else base_url, key)
 
     def task_info(self) -> list[TaskInfo]:
         """Creation and exact finish moments of every task, for latency measurements."""
-        return [task.info() for task in list(self._tasks.values())]
+        return self.service.task_info()
 
     def http_client(self, **kwargs: Any) -> httpx.AsyncClient:
         """An httpx client that reaches this emulator in-process (no socket)."""
@@ -187,7 +174,7 @@ class KieEmulator:
             raise RuntimeError("this emulator is already running")
         group = anyio.create_task_group()
         await group.__aenter__()
-        group.start_soon(self._callbacks.run)
+        group.start_soon(self.service.run_callbacks)
         self._group = group
         return self
 
@@ -203,221 +190,12 @@ class KieEmulator:
         group.cancel_scope.cancel()
         return await group.__aexit__(exc_type, exc, tb)
 
-    # -- the rules, used by the application (private to the package) ------------------------
+    # -- for benchmarks/soak.py, until it reads ``service.tasks`` and ``service.files`` ------
 
-    def _check_key(self, authorization: str | None) -> bool:
-        """Whether the ``Authorization`` header carries this account's key."""
-        scheme, _, token = (authorization or "").partition(" ")
-        return scheme.lower() == "bearer" and hmac.compare_digest(
-            token.strip().encode(), self.api_key.encode()
-        )
+    @property
+    def _tasks(self) -> Mapping[str, Task]:
+        return self.service.tasks
 
-    def _admit(self, operation: Operation) -> tuple[int, float | None] | None:
-        """Rate limit and balance for one submit: None to go ahead, else (code, retry).
-
-        Synchronous on purpose: checking and taking the window slot happen with no await
-        between them, so concurrent submits cannot slip past the limit together.
-        """
-        now = time.monotonic()
-        if self.rate is not None:
-            retry = self._window.retry_after(self.rate, now)
-            if retry is not None:
-                self.stats.rate_limited += 1
-                return 429, retry
-        if self._credits < self.prices[operation]:
-            return 402, None
-        if self.rate is not None:
-            self._window.take(now)
-        return None
-
-    def _admit_read(self) -> float | None:
-        """The read limit for one status read: None to go ahead, else seconds to wait.
-
-        Synchronous like ``_admit``, and called as the read arrives, before any latency.
-        """
-        if self.read_rate is None:
-            return None
-        now = time.monotonic()
-        retry = self._read_window.retry_after(self.read_rate, now)
-        if retry is not None:
-            self.stats.read_rate_limited += 1
-            return retry
-        self._read_window.take(now)
-        return None
-
-    def _new_task_id(self, operation: Operation, dialect: str) -> str:
-        if dialect == "recraft":
-            return _ID_PREFIX[operation] + uuid.uuid4().hex[:20]
-        # The documented shape (task_recraft_1765177373893): epoch ms, then a counter so
-        # that tasks created within one millisecond differ.
-        return f"task_recraft_{round(time.time() * 1000)}{next(self._market_ids):03d}"
-
-    def _create_task(
-        self,
-        operation: Operation,
-        *,
-        dialect: str,
-        image_url: str,
-        scale: int,
-        format: str,
-        callback_url: str | None,
-        base_url: str,
-        params: dict[str, Any],
-    ) -> Task:
-        """Create (and charge) a task after ``_admit`` let it through."""
-        now = time.time()
-        fault = self.faults.draw(Target.TASK)
-        key = self._resolve(image_url)
-        task = Task(
-            task_id=self._new_task_id(operation, dialect),
-            operation=operation,
-            dialect=dialect,
-            image_url=image_url,
-            image_key=key,
-            scale=scale,
-            format=format,
-            created=now,
-            finished=now,
-            outcome=CREATE_FAILED,
-            callback_url=callback_url,
-            base_url=base_url,
-            params=params,
-        )
-        self._tasks[task.task_id] = task
-        self.stats.tasks_created += 1
-        self.stats.submits[(operation.value, image_url)] += 1
-        if key is None:
-            task.error_code, task.error_message = 404, f"unreachable image: {image_url}"
-        elif fault is not None and fault.kind is FaultKind.CREATE_FAILED:
-            task.error_code, task.error_message = fault.code, fault.message
-        else:
-            self._charge(task, self.prices[operation])
-            task.finished = now + self.duration.sample(self._rng) * self.time_scale
-            if fault is not None and fault.kind is FaultKind.TASK_FAILED:
-                task.outcome, task.error_code, task.error_message = (
-                    FAILED,
-                    fault.code,
-                    fault.message,
-                )
-            else:
-                # The input is checked when the task ends (see settle), not here: the
-                # service answers a submit at once and finds bad images while processing.
-                task.outcome, task.unchecked = SUCCESS, True
-        if fault is not None and fault.kind is FaultKind.NOT_FOUND:
-            task.not_found_reads = fault.count
-            task.hidden_until = now + fault.seconds
-        self._note_pending(now, task.finished)
-        if callback_url:
-            self._schedule_callbacks(task)
-        return task
-
-    def _read_task(self, task_id: str, operation: Operation | None) -> Task | None:
-        """The task for a status read (counted), or None for "not found"."""
-        self.stats.status_reads += 1
-        task = self._tasks.get(task_id)
-        if task is None or (operation is not None and task.operation is not operation):
-            return None
-        task.reads += 1
-        now = time.time()
-        if task.not_found_reads > 0 or now < task.hidden_until:
-            task.not_found_reads = max(task.not_found_reads - 1, 0)
-            return None
-        if task.first_final_read is None and task.status(now) != 0:
-            task.first_final_read = now
-        return task
-
-    async def _settle(self, task: Task) -> None:
-        """Fix the outcome of a task that has ended: check its input (off the event loop)."""
-        if not task.unchecked or time.time() < task.finished or task.image_key is None:
-            return
-        problem = await self._check(task.image_key, task.operation)
-        if task.unchecked and problem is not None:
-            task.outcome, task.error_code, task.error_message = FAILED, 422, problem
-        task.unchecked = False
-
-    def _answer_delay(self) -> float:
-        """Seconds to hold one answer back, drawn from ``latency``."""
-        return 0.0 if self.latency is None else self.latency.sample(self._rng)
-
-    def _task(self, task_id: str) -> Task | None:
-        """A task without counting a read."""
-        return self._tasks.get(task_id)
-
-    async def _render(self, task: Task) -> bytes | None:
-        """The result of a successful task, computed (off the event loop) on first demand."""
-        await self._settle(task)
-        if task.status(time.time()) != SUCCESS or task.image_key is None:
-            return None
-        cache_key = (task.image_key, task.operation, task.scale, task.format)
-        cached = self._renders.get(cache_key)
-        if cached is not None:
-            return cached
-        data = self._files[task.image_key]
-        if task.operation is Operation.UPSCALE:
-            out = await anyio.to_thread.run_sync(_images.upscale, data, task.scale, task.format)
-        else:
-            out = await anyio.to_thread.run_sync(_images.remove_background, data)
-        self._renders[cache_key] = out
-        return out
-
-    # -- inside ------------------------------------------------------------------------------
-
-    def _resolve(self, url: str) -> str | None:
-        """The store key behind ``url``, if it is one of the emulator's own files."""
-        path = urllib.parse.unquote(urllib.parse.urlsplit(url).path)
-        if path.startswith(FILES_PREFIX):
-            key = path[len(FILES_PREFIX) :]
-            return key if key in self._files else None
-        if path.startswith(RESULTS_PREFIX):
-            # A result used as input (remove the background, then upscale): made on demand.
-            task = self._tasks.get(path[len(RESULTS_PREFIX) :].rpartition(".")[0])
-            if task is not None and task.status(time.time()) == SUCCESS:
-                return f"results/{task.result_name}"
-        return None
-
-    async def _check(self, key: str, operation: Operation) -> str | None:
-        if key.startswith("results/") and key not in self._files:
-            task = self._tasks[key.removeprefix("results/").rpartition(".")[0]]
-            rendered = await self._render(task)
-            if rendered is None:
-                return "unreachable image"
-            self._store(key, rendered)
-        cached = self._checks.get((key, operation), ...)
-        if cached is not ...:
-            return cached
-        problem = await anyio.to_thread.run_sync(
-            _images.check_input, self._files[key], LIMITS[operation]
-        )
-        self._checks[(key, operation)] = problem
-        return problem
-
-    def _charge(self, task: Task, cost: float) -> None:
-        task.cost = cost
-        self._credits -= cost
-        self.stats.credits_spent += cost
-
-    def _note_pending(self, now: float, finished: float) -> None:
-        # Pending tasks only grow at a submit, so the maximum is always seen right here.
-        while self._pending and self._pending[0] <= now:
-            heapq.heappop(self._pending)
-        if finished > now:
-            heapq.heappush(self._pending, finished)
-        self.stats.max_pending = max(self.stats.max_pending, len(self._pending))
-
-    def _schedule_callbacks(self, task: Task) -> None:
-        fault: Fault | None = self.faults.draw(Target.CALLBACK)
-        due, copies = task.finished, 1
-        if fault is not None and fault.kind is FaultKind.LATE_CALLBACK:
-            due += fault.seconds
-        elif fault is not None and fault.kind is FaultKind.DUPLICATE_CALLBACK:
-            copies = fault.count
-        for _ in range(copies):
-            self._callbacks.schedule(due, task.task_id)
-
-    async def _callback_for(self, task_id: str) -> tuple[str, dict[str, Any]] | None:
-        task = self._tasks.get(task_id)
-        if task is None or not task.callback_url:
-            return None
-        await self._settle(task)
-        body = callback_body(task, time.time(), self.callback_shape, self._credits)
-        return task.callback_url, body
+    @property
+    def _files(self) -> Mapping[str, bytes]:
+        return self.service.files

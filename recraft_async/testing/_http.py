@@ -17,7 +17,7 @@ from ._faults import Fault, FaultKind, Target
 if TYPE_CHECKING:
     from starlette.requests import Request
 
-    from ._emulator import KieEmulator
+    from ._service import KieService
 
 RATE_LIMITED = "Rate limit exceeded"  # get-task-detail's documented 429 message
 _REASONS = {
@@ -77,8 +77,8 @@ async def json_body(request: Request) -> Any:
 class FaultGuard:
     """Runs a handler under the fault plan's next fault for its target."""
 
-    def __init__(self, emulator: KieEmulator) -> None:
-        self._emu = emulator
+    def __init__(self, service: KieService) -> None:
+        self._service = service
 
     async def refuse(self, answer: Response) -> Response:
         """``answer`` after the usual latency, with no fault drawn.
@@ -96,7 +96,7 @@ class FaultGuard:
         # Read the body first: the disconnect check below must not swallow it.
         await request.body()
         await self._delay()
-        fault = self._emu.faults.draw(target)
+        fault = self._service.faults.draw(target)
         if fault is None:
             return await handle()
         if fault.kind is FaultKind.DELAY and not fault.processed:
@@ -112,7 +112,7 @@ class FaultGuard:
         return await self._fail(request, fault)
 
     async def _delay(self) -> None:
-        delay = self._emu._answer_delay()
+        delay = self._service.answer_delay()
         if delay > 0:
             await anyio.sleep(delay)
 

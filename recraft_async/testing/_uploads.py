@@ -20,12 +20,12 @@ from starlette.routing import Route
 from ._faults import Target
 from ._http import base_of, json_body
 from ._images import sniff_mime
+from ._service import KieService, file_url
 
 if TYPE_CHECKING:
     from starlette.requests import Request
     from starlette.responses import Response
 
-    from ._emulator import KieEmulator
     from ._http import FaultGuard
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -68,8 +68,8 @@ def _has_path(upload_path: object) -> bool:
 class UploadRoutes:
     """``/api/file-stream-upload``, ``/api/file-base64-upload``, ``/api/file-url-upload``."""
 
-    def __init__(self, emulator: KieEmulator, guard: FaultGuard) -> None:
-        self._emu = emulator
+    def __init__(self, service: KieService, guard: FaultGuard) -> None:
+        self._service = service
         self._guard = guard
 
     def routes(self) -> list[Route]:
@@ -125,8 +125,8 @@ class UploadRoutes:
                 return _answer(400, _NO_PATH)
             if not isinstance(body.get("fileUrl"), str):
                 return _answer(400, "Missing required parameter: fileUrl")
-            key = self._emu._resolve(body["fileUrl"])
-            data = self._emu._file(key) if key is not None else None
+            key = self._service.resolve(body["fileUrl"])
+            data = self._service.file(key) if key is not None else None
             if data is None:
                 return _answer(400, f"cannot download fileUrl: {body['fileUrl']}")
             name = body.get("fileName") or key.rpartition("/")[2] if key else None
@@ -136,7 +136,7 @@ class UploadRoutes:
 
     async def _authorised(self, request: Request, handle: Any) -> Response:
         async def checked() -> Response:
-            if not self._emu._check_key(request.headers.get("authorization")):
+            if not self._service.check_key(request.headers.get("authorization")):
                 return _answer(401, _UNAUTHORISED)
             response: Response = await handle()
             return response
@@ -147,8 +147,8 @@ class UploadRoutes:
         self, request: Request, data: bytes, upload_path: object, file_name: object
     ) -> JSONResponse:
         key, name = safe_key(upload_path, file_name, data)
-        self._emu._store(key, data)
-        self._emu.stats.uploads += 1
+        self._service.store(key, data)
+        self._service.stats.uploads += 1
         return _answer(
             200,
             "File uploaded successfully",
@@ -156,7 +156,7 @@ class UploadRoutes:
                 "fileName": name,
                 # As documented: uploadPath/fileName (our store keeps uploads apart).
                 "filePath": key.removeprefix(_STORE_PREFIX),
-                "downloadUrl": self._emu.url_for(key, base_of(request)),
+                "downloadUrl": file_url(base_of(request), key),
                 "fileSize": len(data),
                 "mimeType": sniff_mime(data),
                 "uploadedAt": _timestamp(dt.datetime.now(dt.timezone.utc)),

@@ -1,0 +1,393 @@
+"""KieService: the emulated KIE account, with no HTTP: tasks, stored files, credits, limits.
+
+The core the routes stand on. It holds the account's state (tasks, the file store, the
+balance, the two rate windows, the fault plan, the callback queue) and the rules KIE
+follows, behind a public method interface: the routes (``_app``, ``_uploads``,
+``_control``, ``_http``) call only these methods, and :class:`~._emulator.KieEmulator`
+puts the routes and this core together. Nothing here knows about requests or responses.
+"""
+
+from __future__ import annotations
+
+import heapq
+import hmac
+import itertools
+import random
+import threading
+import time
+import types
+import urllib.parse
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import anyio
+import anyio.to_thread
+import httpx
+
+from recraft_async._limits import LIMITS
+from recraft_async._models import Operation
+from recraft_async._policy import Rate
+
+from . import _images
+from ._callbacks import CALLBACK_SHAPES, CallbackDispatcher, CallbackShape, callback_body
+from ._duration import Duration
+from ._faults import Fault, FaultKind, FaultPlan, Target
+from ._stats import EmulatorStats
+from ._tasks import CREATE_FAILED, FAILED, SUCCESS, Task, TaskInfo
+from ._window import SlidingWindow
+
+FILES_PREFIX = "/_emulator/files/"
+RESULTS_PREFIX = "/_emulator/results/"
+
+_ID_PREFIX = {Operation.UPSCALE: "recraft_upscale_", Operation.REMOVE_BACKGROUND: "recraft_bg_"}
+# Credits per task, whatever the scale: the prices third-party integrations quote
+# (KIE's docs pages publish none).
+DEFAULT_PRICES: Mapping[Operation, float] = {
+    Operation.UPSCALE: 0.5,
+    Operation.REMOVE_BACKGROUND: 1.0,
+}
+DEFAULT_RATE = Rate(20, per=10.0)
+DEFAULT_READ_RATE = Rate(10, per=1.0)
+DEFAULT_DURATION = Duration.lognormal(median=20.0, sigma=0.5)
+
+# (code, Retry-After seconds or None): why a submit was refused.
+Refusal = tuple[int, float | None]
+
+
+def file_url(base_url: str, key: str) -> str:
+    """The URL under which the stored file ``key`` is served, below ``base_url``."""
+    return f"{base_url.rstrip('/')}{FILES_PREFIX}{urllib.parse.quote(key)}"
+
+
+class KieService:
+    """One emulated KIE account and the rules it follows; see :class:`KieEmulator` for the knobs.
+
+    Its settings (``api_key``, ``rate``, ``read_rate``, ``prices``, ``callback_shape``,
+    ``duration``, ``time_scale``, ``latency``) are plain attributes read on every use, so
+    a test may change them between requests. Callbacks are sent only while
+    :meth:`run_callbacks` runs.
+    """
+
+    def __init__(
+        self,
+        *,
+        api_key: str = "emulator-key",
+        credits: float = 100_000.0,
+        rate: Rate | None = DEFAULT_RATE,
+        read_rate: Rate | None = DEFAULT_READ_RATE,
+        prices: Mapping[Operation, float] | None = None,
+        callback_shape: CallbackShape = "both",
+        webhook_key: str | None = None,
+        duration: Duration = DEFAULT_DURATION,
+        time_scale: float = 0.01,
+        faults: FaultPlan | None = None,
+        seed: int | None = None,
+        callback_retry_delays: Sequence[float] = (0.2, 0.5, 1.0),
+        callback_transport: httpx.AsyncBaseTransport | None = None,
+        latency: Duration | None = None,
+    ) -> None:
+        if time_scale < 0:
+            raise ValueError("time_scale must be >= 0")
+        if callback_shape not in CALLBACK_SHAPES:
+            raise ValueError(f"callback_shape must be one of {CALLBACK_SHAPES}")
+        merged = {**DEFAULT_PRICES, **(prices or {})}
+        self.prices = {Operation(op): float(cost) for op, cost in merged.items()}
+        if any(not cost >= 0 for cost in self.prices.values()):
+            raise ValueError("prices must be >= 0")
+        self.api_key = api_key
+        self.rate = rate
+        self.read_rate = read_rate
+        self.callback_shape: CallbackShape = callback_shape
+        self.duration = duration
+        self.time_scale = time_scale
+        self.latency = latency
+        self.faults = faults if faults is not None else FaultPlan(seed)
+        self.stats = EmulatorStats(faults=self.faults.injected)
+        self._credits = float(credits)
+        self._rng = random.Random(seed)  # noqa: S311 - reproducible timing, not cryptography
+        self._lock = threading.Lock()  # the test's thread may add images while a server runs
+        self._files: dict[str, bytes] = {}
+        self._checks: dict[tuple[str, Operation], str | None] = {}
+        self._renders: dict[tuple[str, Operation, int, str], bytes] = {}
+        self._tasks: dict[str, Task] = {}
+        self._market_ids = itertools.count()
+        self._window = SlidingWindow()
+        self._read_window = SlidingWindow()
+        self._pending: list[float] = []
+        self._callbacks = CallbackDispatcher(
+            self.stats,
+            self._callback_for,
+            webhook_key=webhook_key,
+            retry_delays=callback_retry_delays,
+            transport=callback_transport,
+        )
+
+    # -- the account's state -----------------------------------------------------------------
+
+    @property
+    def credits(self) -> float:
+        """The account's balance; assign to it to test 402s."""
+        return self._credits
+
+    @credits.setter  # noqa: A003 - "credits" is the documented name of the balance
+    def credits(self, value: float) -> None:
+        self._credits = float(value)
+
+    @property
+    def callbacks_pending(self) -> int:
+        """Callback deliveries scheduled and not yet attempted."""
+        return self._callbacks.pending
+
+    @property
+    def tasks(self) -> Mapping[str, Task]:
+        """Every task by id (a read-only view; the tasks themselves are the live records)."""
+        return types.MappingProxyType(self._tasks)
+
+    @property
+    def files(self) -> Mapping[str, bytes]:
+        """The file store by key: added images, uploads, results used as input (read-only)."""
+        return types.MappingProxyType(self._files)
+
+    def task_info(self) -> list[TaskInfo]:
+        """Creation and exact finish moments of every task, for latency measurements."""
+        return [task.info() for task in list(self._tasks.values())]
+
+    async def run_callbacks(self) -> None:
+        """Deliver callbacks as they fall due, until cancelled."""
+        await self._callbacks.run()
+
+    # -- the file store ------------------------------------------------------------------------
+
+    def store(self, key: str, data: bytes) -> str:
+        """Store ``data`` under ``key`` (replacing it) and answer the key."""
+        with self._lock:
+            self._files[key] = bytes(data)
+            for op in Operation:
+                self._checks.pop((key, op), None)
+            for render in [r for r in self._renders if r[0] == key]:
+                del self._renders[render]
+        return key
+
+    def file(self, key: str) -> bytes | None:
+        """The stored file ``key``, or None."""
+        return self._files.get(key)
+
+    def resolve(self, url: str) -> str | None:
+        """The store key behind ``url``, if it is one of the emulator's own files."""
+        path = urllib.parse.unquote(urllib.parse.urlsplit(url).path)
+        if path.startswith(FILES_PREFIX):
+            key = path[len(FILES_PREFIX) :]
+            return key if key in self._files else None
+        if path.startswith(RESULTS_PREFIX):
+            # A result used as input (remove the background, then upscale): made on demand.
+            task = self._tasks.get(path[len(RESULTS_PREFIX) :].rpartition(".")[0])
+            if task is not None and task.status(time.time()) == SUCCESS:
+                return f"results/{task.result_name}"
+        return None
+
+    # -- the rules -------------------------------------------------------------------------------
+
+    def check_key(self, authorization: str | None) -> bool:
+        """Whether the ``Authorization`` header carries this account's key."""
+        scheme, _, token = (authorization or "").partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(
+            token.strip().encode(), self.api_key.encode()
+        )
+
+    def admit(self, operation: Operation) -> Refusal | None:
+        """Rate limit and balance for one submit: None to go ahead, else (code, retry).
+
+        Synchronous on purpose: checking and taking the window slot happen with no await
+        between them, so concurrent submits cannot slip past the limit together.
+        """
+        now = time.monotonic()
+        if self.rate is not None:
+            retry = self._window.retry_after(self.rate, now)
+            if retry is not None:
+                self.stats.rate_limited += 1
+                return 429, retry
+        if self._credits < self.prices[operation]:
+            return 402, None
+        if self.rate is not None:
+            self._window.take(now)
+        return None
+
+    def admit_read(self) -> float | None:
+        """The read limit for one status read: None to go ahead, else seconds to wait.
+
+        Synchronous like :meth:`admit`, and called as the read arrives, before any latency.
+        """
+        if self.read_rate is None:
+            return None
+        now = time.monotonic()
+        retry = self._read_window.retry_after(self.read_rate, now)
+        if retry is not None:
+            self.stats.read_rate_limited += 1
+            return retry
+        self._read_window.take(now)
+        return None
+
+    def answer_delay(self) -> float:
+        """Seconds to hold one answer back, drawn from ``latency``."""
+        return 0.0 if self.latency is None else self.latency.sample(self._rng)
+
+    def create_task(
+        self,
+        operation: Operation,
+        *,
+        dialect: str,
+        image_url: str,
+        scale: int,
+        format: str,
+        callback_url: str | None,
+        base_url: str,
+        params: dict[str, Any],
+    ) -> Task:
+        """Create (and charge) a task after :meth:`admit` let it through."""
+        now = time.time()
+        fault = self.faults.draw(Target.TASK)
+        key = self.resolve(image_url)
+        task = Task(
+            task_id=self._new_task_id(operation, dialect),
+            operation=operation,
+            dialect=dialect,
+            image_url=image_url,
+            image_key=key,
+            scale=scale,
+            format=format,
+            created=now,
+            finished=now,
+            outcome=CREATE_FAILED,
+            callback_url=callback_url,
+            base_url=base_url,
+            params=params,
+        )
+        self._tasks[task.task_id] = task
+        self.stats.tasks_created += 1
+        self.stats.submits[(operation.value, image_url)] += 1
+        if key is None:
+            task.error_code, task.error_message = 404, f"unreachable image: {image_url}"
+        elif fault is not None and fault.kind is FaultKind.CREATE_FAILED:
+            task.error_code, task.error_message = fault.code, fault.message
+        else:
+            self._charge(task, self.prices[operation])
+            task.finished = now + self.duration.sample(self._rng) * self.time_scale
+            if fault is not None and fault.kind is FaultKind.TASK_FAILED:
+                task.outcome, task.error_code, task.error_message = (
+                    FAILED,
+                    fault.code,
+                    fault.message,
+                )
+            else:
+                # The input is checked when the task ends (see settle), not here: the
+                # service answers a submit at once and finds bad images while processing.
+                task.outcome, task.unchecked = SUCCESS, True
+        if fault is not None and fault.kind is FaultKind.NOT_FOUND:
+            task.not_found_reads = fault.count
+            task.hidden_until = now + fault.seconds
+        self._note_pending(now, task.finished)
+        if callback_url:
+            self._schedule_callbacks(task)
+        return task
+
+    def read_task(self, task_id: str, operation: Operation | None) -> Task | None:
+        """The task for a status read (counted), or None for "not found"."""
+        self.stats.status_reads += 1
+        task = self._tasks.get(task_id)
+        if task is None or (operation is not None and task.operation is not operation):
+            return None
+        task.reads += 1
+        now = time.time()
+        if task.not_found_reads > 0 or now < task.hidden_until:
+            task.not_found_reads = max(task.not_found_reads - 1, 0)
+            return None
+        if task.first_final_read is None and task.status(now) != 0:
+            task.first_final_read = now
+        return task
+
+    def task(self, task_id: str) -> Task | None:
+        """A task without counting a read."""
+        return self._tasks.get(task_id)
+
+    async def settle(self, task: Task) -> None:
+        """Fix the outcome of a task that has ended: check its input (off the event loop)."""
+        if not task.unchecked or time.time() < task.finished or task.image_key is None:
+            return
+        problem = await self._check(task.image_key, task.operation)
+        if task.unchecked and problem is not None:
+            task.outcome, task.error_code, task.error_message = FAILED, 422, problem
+        task.unchecked = False
+
+    async def render(self, task: Task) -> bytes | None:
+        """The result of a successful task, computed (off the event loop) on first demand."""
+        await self.settle(task)
+        if task.status(time.time()) != SUCCESS or task.image_key is None:
+            return None
+        cache_key = (task.image_key, task.operation, task.scale, task.format)
+        cached = self._renders.get(cache_key)
+        if cached is not None:
+            return cached
+        data = self._files[task.image_key]
+        if task.operation is Operation.UPSCALE:
+            out = await anyio.to_thread.run_sync(_images.upscale, data, task.scale, task.format)
+        else:
+            out = await anyio.to_thread.run_sync(_images.remove_background, data)
+        self._renders[cache_key] = out
+        return out
+
+    # -- inside ------------------------------------------------------------------------------
+
+    def _new_task_id(self, operation: Operation, dialect: str) -> str:
+        if dialect == "recraft":
+            return _ID_PREFIX[operation] + uuid.uuid4().hex[:20]
+        # The documented shape (task_recraft_1765177373893): epoch ms, then a counter so
+        # that tasks created within one millisecond differ.
+        return f"task_recraft_{round(time.time() * 1000)}{next(self._market_ids):03d}"
+
+    async def _check(self, key: str, operation: Operation) -> str | None:
+        if key.startswith("results/") and key not in self._files:
+            task = self._tasks[key.removeprefix("results/").rpartition(".")[0]]
+            rendered = await self.render(task)
+            if rendered is None:
+                return "unreachable image"
+            self.store(key, rendered)
+        cached = self._checks.get((key, operation), ...)
+        if cached is not ...:
+            return cached
+        problem = await anyio.to_thread.run_sync(
+            _images.check_input, self._files[key], LIMITS[operation]
+        )
+        self._checks[(key, operation)] = problem
+        return problem
+
+    def _charge(self, task: Task, cost: float) -> None:
+        task.cost = cost  # what the callback reports as consumeCredits
+        self._credits -= cost
+        self.stats.credits_spent += cost
+
+    def _note_pending(self, now: float, finished: float) -> None:
+        # Pending tasks only grow at a submit, so the maximum is always seen right here.
+        while self._pending and self._pending[0] <= now:
+            heapq.heappop(self._pending)
+        if finished > now:
+            heapq.heappush(self._pending, finished)
+        self.stats.max_pending = max(self.stats.max_pending, len(self._pending))
+
+    def _schedule_callbacks(self, task: Task) -> None:
+        fault: Fault | None = self.faults.draw(Target.CALLBACK)
+        due, copies = task.finished, 1
+        if fault is not None and fault.kind is FaultKind.LATE_CALLBACK:
+            due += fault.seconds
+        elif fault is not None and fault.kind is FaultKind.DUPLICATE_CALLBACK:
+            copies = fault.count
+        for _ in range(copies):
+            self._callbacks.schedule(due, task.task_id)
+
+    async def _callback_for(self, task_id: str) -> tuple[str, dict[str, Any]] | None:
+        task = self._tasks.get(task_id)
+        if task is None or not task.callback_url:
+            return None
+        await self.settle(task)
+        body = callback_body(task, time.time(), self.callback_shape, self._credits)
+        return task.callback_url, body
