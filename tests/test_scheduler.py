@@ -9,7 +9,7 @@ import pytest
 from conftest import envelope, record
 
 import recraft_async as ra
-from recraft_async import _scheduler
+from recraft_async import _poll
 
 pytestmark = pytest.mark.anyio
 UPSCALE = "/api/v1/recraft/upscale"
@@ -238,7 +238,7 @@ async def test_not_found_just_after_creation_is_retried(kie, make_client):
 
 async def test_not_found_past_the_grace_fails(kie, make_client, monkeypatch):
     """A task still unknown after the grace period fails with NotFoundError."""
-    monkeypatch.setattr(_scheduler, "NOT_FOUND_GRACE", 0.05)
+    monkeypatch.setattr(_poll, "NOT_FOUND_GRACE", 0.05)
     kie.post(UPSCALE).respond(json=envelope({"taskId": "t1"}))
     kie.get(READ).respond(json=envelope(None, 404, "task not found"))
     async with make_client() as client:

@@ -1,0 +1,199 @@
+"""Status reads: one budget for the client, each task polled patiently until it ends."""
+
+from __future__ import annotations
+
+import anyio
+
+from ._adaptive import PollPlanner
+from ._dialects import Dialect
+from ._jobs import Job
+from ._models import Operation, Result, TaskRecord, TaskState
+from ._pacer import Pacer
+from ._policy import NOT_FOUND_GRACE, PollPolicy, Rate, _is_transient, _retry_delay, _should_retry
+from ._transport import Transport
+from .errors import (
+    JobTimeoutError,
+    NotFoundError,
+    ProtocolError,
+    RateLimitError,
+    RecraftError,
+    TaskFailedError,
+)
+
+
+class Poller:
+    """Reads task statuses within the client's read budget; wakes a poll on a callback."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        dialect: Dialect,
+        *,
+        read_rate: Rate | None,
+        poll: PollPolicy,
+        max_retries: int,
+    ) -> None:
+        self._transport = transport
+        self._dialect = dialect
+        self._policy = poll
+        self._max_retries = max_retries
+        self.planner = PollPlanner(poll)
+        # One budget for every status read of the client: KIE allows 10 a second per key.
+        self._reads = Pacer(read_rate)
+        self._read_throttles = 0  # 429s on reads in a row, for the shared pause
+        # Task id -> its polling job, and the event that wakes its poll early (a callback).
+        self._hints: dict[str, tuple[Job, anyio.Event]] = {}
+
+    async def read_record(self, operation: Operation, task_id: str) -> TaskRecord:
+        """One status read (transient failures retried up to ``max_retries``)."""
+        attempt = 0
+        while True:
+            try:
+                return await self._read(operation, task_id)
+            except RecraftError as exc:
+                if not _should_retry(exc, attempt, self._max_retries):
+                    raise
+                # After a 429 the read budget itself holds every read back.
+                delay = 0.0 if isinstance(exc, RateLimitError) else _retry_delay(attempt)
+            await anyio.sleep(delay)
+            attempt += 1
+
+    def hint(self, task_id: str) -> Job | None:
+        """Wake the job polling ``task_id`` to read its status now; None if none polls it."""
+        polling = self._hints.get(task_id)
+        if polling is None:
+            return None
+        job, event = polling
+        event.set()
+        return job
+
+    async def wait_for(self, job: Job, submitted_at: float | None) -> Result:
+        """Poll ``job``'s task until it ends; its Result, or the error it ended in.
+
+        ``submitted_at`` is the moment of this run's own submit, or None for a task
+        submitted elsewhere (resumed): only a known start lets the duration teach the
+        planner, and an unknown one is read at once.
+        """
+        task_id = job.task_id
+        assert task_id is not None  # noqa: S101 - submitted or resumed
+        self._hints[task_id] = (job, anyio.Event())
+        try:
+            return await self._poll_until_final(job, task_id, submitted_at)
+        finally:
+            self._hints.pop(task_id, None)
+            if submitted_at is not None:
+                self.planner.forget(job.operation, job)  # a no-op once it was learned
+
+    async def _poll_until_final(self, job: Job, task_id: str, submitted_at: float | None) -> Result:
+        started = anyio.current_time() if submitted_at is None else submitted_at
+        deadline = started + self._policy.timeout
+        key = None if submitted_at is None else job  # the planner's key of a learning task
+        reads = failures = 0
+        error: RecraftError | None = None  # the last failed read's, while failures > 0
+        while True:
+            now = anyio.current_time()
+            if failures:
+                retry_after = getattr(error, "retry_after", None)
+                delay = self._policy.read_retry_delay(failures, retry_after)
+            elif key is None and reads == 0:
+                delay = 0.0
+            else:
+                delay = self.planner.next_delay(job.operation, now - started, reads, key)
+            due = now + max(min(delay, deadline - now), 0.0)
+            await self._sleep_unless_hinted(task_id, due - now)
+            try:
+                record = await self._read(job.operation, task_id, min(due, anyio.current_time()))
+            except RecraftError as exc:
+                # The task was accepted, so it is paid for: a read that failed for a
+                # passing reason is tried again, patiently, until the poll timeout.
+                if not _read_may_recover(exc, anyio.current_time() - started):
+                    raise
+                record, error, failures = None, exc, failures + 1
+            else:
+                failures = 0
+            reads += 1
+            if record is not None and record.state is not TaskState.PROCESSING:
+                if key is not None:
+                    self._learn(job.operation, record, anyio.current_time() - started, key)
+                return _outcome(job, record)
+            if anyio.current_time() >= deadline:
+                raise _gave_up(job, self._policy.timeout, error if failures else None)
+
+    async def _read(
+        self, operation: Operation, task_id: str, due: float | None = None
+    ) -> TaskRecord:
+        """One status read within the client's read budget; reads due first go first."""
+        path, params = self._dialect.status(operation, task_id)
+        async with self._reads.slot(due):
+            try:
+                data, body = await self._transport.send("GET", path, params=params)
+            except RateLimitError as exc:
+                # A 429 means the account's budget is spent: slow every read of the client.
+                self._read_throttles += 1
+                pause = self._policy.read_retry_delay(self._read_throttles, exc.retry_after)
+                self._reads.pause(pause)
+                raise
+            self._read_throttles = 0
+        record = self._dialect.parse_record(data, body)
+        if record.task_id != task_id:
+            # Never someone else's result: a proxy or cache mixed the answers up.
+            raise ProtocolError(
+                f"status read of task {task_id!r} answered task {record.task_id!r}", body=body
+            )
+        return record
+
+    async def _sleep_unless_hinted(self, task_id: str, seconds: float) -> None:
+        polling = self._hints.get(task_id)
+        if polling is None:
+            await anyio.sleep(seconds)
+            return
+        job, wake = polling
+        with anyio.move_on_after(seconds):
+            await wake.wait()
+        if wake.is_set():  # anyio events cannot be cleared: the next hint needs a new one
+            self._hints[task_id] = (job, anyio.Event())
+
+    def _learn(self, operation: Operation, record: TaskRecord, observed: float, key: Job) -> None:
+        if record.created_at is not None and record.completed_at is not None:
+            observed = (record.completed_at - record.created_at).total_seconds()
+        self.planner.observe(operation, observed, key)
+
+
+def _read_may_recover(error: RecraftError, since_submit: float) -> bool:
+    """Whether a failed status read of an accepted task is worth trying again."""
+    if isinstance(error, NotFoundError):
+        return since_submit <= NOT_FOUND_GRACE  # a task just created can be "not found"
+    return _is_transient(error)
+
+
+def _gave_up(job: Job, timeout: float, error: RecraftError | None) -> JobTimeoutError:
+    """The error of a job that stopped polling: it names the task, which may still finish."""
+    task_id = job.task_id
+    why = f"the last status read failed: {error}" if error is not None else "still running"
+    gave_up = JobTimeoutError(
+        f"task {task_id} did not finish within {timeout:g}s ({why}); it may still finish "
+        f"and is paid for: resume it with client.resume({task_id!r}, {job.operation.value!r})",
+        task_id=task_id,
+    )
+    gave_up.__cause__ = error
+    return gave_up
+
+
+def _outcome(job: Job, record: TaskRecord) -> Result:
+    """The Result of a task that ended, or the TaskFailedError of one that failed."""
+    if record.state is not TaskState.SUCCESS:
+        raise TaskFailedError(
+            record.error_message,
+            task_id=record.task_id,
+            state=record.state.value,
+            code=record.error_code,
+        )
+    return Result(
+        task_id=record.task_id,
+        operation=job.operation,
+        urls=record.result_urls,
+        created_at=record.created_at,
+        completed_at=record.completed_at,
+        record=record,
+        source=job.source,
+    )
