@@ -226,9 +226,7 @@ async def upload_image(
 ) -> str:
     """Upload image bytes to KIE's file store and return the ``downloadUrl`` to submit."""
     safe = safe_output_name(filename, "upload", _extension_of(filename, data))
-    mime = MIME_TYPES.get(
-        sniff_format(data[:_HEAD_BYTES]) or "", "application/octet-stream"
-    )
+    mime = MIME_TYPES.get(sniff_format(data[:_HEAD_BYTES]) or "", "application/octet-stream")
     answer, body = await transport.request_json(
         "POST",
         upload_base_url.rstrip("/") + _UPLOAD_ENDPOINT,

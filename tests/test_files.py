@@ -204,10 +204,10 @@ def test_safe_output_name_bounds_length_and_extension():
 # --- upload ---------------------------------------------------------------------------
 
 
-class FakeTransport:
+class FakeTransport(Transport):
     """Records request_json calls and answers with a canned envelope data value."""
 
-    def __init__(self, answer):
+    def __init__(self, answer):  # no super().__init__(): nothing is ever sent
         self.answer = answer
         self.calls = []
 
