@@ -13,6 +13,7 @@ from recraft_async import Operation
 from recraft_async._limits import LIMITS, Limits
 from recraft_async.testing import sample_images
 from recraft_async.testing._images import check_input, remove_background, sniff_mime, upscale
+from recraft_async.testing._service import KieService
 
 UPSCALE_LIMITS = LIMITS[Operation.UPSCALE]
 REMOVE_BG_LIMITS = LIMITS[Operation.REMOVE_BACKGROUND]
@@ -113,6 +114,31 @@ def test_the_emulator_enforces_the_clients_one_definition_of_the_limits():
     at_limit = Limits(max_bytes=10**9, max_pixels=16_000_000, min_side=1, max_side=5000)
     assert check_input(_png((4000, 4000), "L", 0), at_limit) is None
     assert "pixels" in (check_input(_png((4001, 4000), "L", 0), at_limit) or "")
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("operation", list(Operation))
+async def test_the_service_checks_inputs_against_the_limits_module_byte_for_byte(operation):
+    """A task's input may weigh exactly _limits' max_bytes (decimal MB); one byte more fails."""
+    service = KieService(time_scale=0.0)
+    limit = LIMITS[operation].max_bytes
+    outcomes = []
+    for size in (limit, limit + 1):
+        key = service.store(f"images/{size}.png", b"\x89PNG\r\n\x1a\n".ljust(size, b"\0"))
+        task = service.create_task(
+            operation,
+            dialect="market",
+            image_url=f"https://kie-emulator.invalid/_emulator/files/{key}",
+            scale=2 if operation is Operation.UPSCALE else 1,
+            format="PNG",
+            callback_url=None,
+            base_url="https://kie-emulator.invalid",
+            params={},
+        )
+        await service.settle(task)
+        outcomes.append(task.error_message or "")
+    assert "decode" in outcomes[0]
+    assert outcomes[1] == f"image is {limit + 1} bytes, the limit is {limit}"
 
 
 def test_sniff_mime_knows_the_three_input_formats():

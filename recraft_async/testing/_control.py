@@ -10,7 +10,8 @@ from starlette.routing import Route
 from ._faults import Fault, FaultPlan, Target
 from ._http import base_of, json_body
 from ._images import sniff_mime
-from ._service import FILES_PREFIX, RESULTS_PREFIX, file_url
+from ._service import FILES_PREFIX, file_url
+from ._tasks import RESULTS_PREFIX
 
 if TYPE_CHECKING:
     from starlette.requests import Request

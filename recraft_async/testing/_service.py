@@ -34,11 +34,10 @@ from ._callbacks import CALLBACK_SHAPES, CallbackDispatcher, CallbackShape, call
 from ._duration import Duration
 from ._faults import Fault, FaultKind, FaultPlan, Target
 from ._stats import EmulatorStats
-from ._tasks import CREATE_FAILED, FAILED, SUCCESS, Task, TaskInfo
+from ._tasks import CREATE_FAILED, FAILED, RESULTS_PREFIX, SUCCESS, Task, TaskInfo
 from ._window import SlidingWindow
 
 FILES_PREFIX = "/_emulator/files/"
-RESULTS_PREFIX = "/_emulator/results/"
 
 _ID_PREFIX = {Operation.UPSCALE: "recraft_upscale_", Operation.REMOVE_BACKGROUND: "recraft_bg_"}
 # Credits per task, whatever the scale: the prices third-party integrations quote

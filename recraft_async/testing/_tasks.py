@@ -15,6 +15,8 @@ import attrs
 from recraft_async._models import Operation
 
 SUCCESS, FAILED, CREATE_FAILED, PROCESSING = 1, 2, 3, 0
+# Where the emulator serves results: RESULTS_PREFIX + Task.result_name.
+RESULTS_PREFIX = "/_emulator/results/"
 
 MARKET_MODELS = {
     "recraft/crisp-upscale": Operation.UPSCALE,
@@ -65,7 +67,7 @@ class Task:
 
     def result_url(self, base_url: str) -> str:
         """Where the emulator serves this task's result."""
-        return f"{base_url}/_emulator/results/{self.result_name}"
+        return f"{base_url}{RESULTS_PREFIX}{self.result_name}"
 
     def recraft_record(self, now: float, base_url: str) -> dict[str, Any]:
         """The record in the seed's record-info shape (``successFlag``, ``response``)."""
