@@ -1,4 +1,8 @@
-"""One bulk run: check every input, journal it, submit, wait, download; nothing paid twice."""
+"""One bulk run: check every input, journal it, submit, wait, download; nothing paid twice.
+
+The client's ledger is the one writer of the journal: this run asks it for each input's
+key, registers inputs through it, and reads what it recorded.
+"""
 
 from __future__ import annotations
 
@@ -10,19 +14,18 @@ import anyio
 import anyio.to_thread
 import attrs
 
-from ._check import DialectName, check_remove_background, check_upscale
-from ._files import PART_PREFIX, PART_SUFFIX, download_to, probe_image_file, safe_output_name
+from ._check import SubmitRequest, check_remove_background, check_upscale
+from ._files import PART_PREFIX, PART_SUFFIX, download_to, safe_output_name
 from ._inputs import InputItem, is_url
-from ._journal import Journal, JournalEntry, JournalState, fingerprint
+from ._journal import JournalEntry, JournalState
+from ._ledger import Ledger
 from ._models import Operation
 from .errors import (
     AuthenticationError,
     InsufficientCreditsError,
     InvalidInputError,
-    JournalStateError,
     RecraftError,
     SubmissionUncertainError,
-    TaskFailedError,
 )
 
 if TYPE_CHECKING:
@@ -31,7 +34,7 @@ if TYPE_CHECKING:
     import httpx
 
     from ._client import AsyncRecraft
-    from ._jobs import Job
+    from ._models import Result
     from ._progress import Reporter
 
 _S = JournalState
@@ -44,12 +47,6 @@ class Work:
     item: InputItem
     operation: Operation
     options: Mapping[str, Any] = attrs.field(hash=False)
-    dialect: DialectName = "market"
-
-    @property
-    def params(self) -> dict[str, Any]:
-        """The parameters the journal keys this work by (the client computes the same)."""
-        return params_for(self.operation, dict(self.options), self.dialect)
 
 
 @attrs.frozen
@@ -63,27 +60,7 @@ class Outcome:
     task_id: str | None = None
 
 
-def params_for(
-    operation: Operation, options: Mapping[str, Any], dialect: DialectName = "market"
-) -> dict[str, Any]:
-    """The journal parameters the client records for ``options`` (the same key, always)."""
-    placeholder = "https://placeholder.invalid/"  # only the options are checked here
-    if operation is Operation.UPSCALE:
-        request = check_upscale(
-            placeholder,
-            options.get("scale"),
-            options.get("format"),
-            None,
-            dialect=dialect,
-        )
-    else:
-        request = check_remove_background(
-            placeholder, options.get("output_format"), None, dialect=dialect
-        )
-    return request.params
-
-
-def work_from_entry(entry: JournalEntry, dialect: DialectName = "market") -> Work:
+def work_from_entry(entry: JournalEntry) -> Work:
     """Rebuild the work of a journal entry, for ``resume``."""
     if is_url(entry.source):
         item = InputItem(entry.source, url=entry.source)
@@ -91,24 +68,26 @@ def work_from_entry(entry: JournalEntry, dialect: DialectName = "market") -> Wor
         item = InputItem(entry.source, path=Path(entry.source))
     # Options left to the service are journalled as None or "": they are not passed again.
     options = {name: value for name, value in entry.params.items() if value not in (None, "")}
-    return Work(item, entry.operation, options, dialect)
+    return Work(item, entry.operation, options)
 
 
 class Batch:
-    """Runs works through a client with a journal; see ``run``."""
+    """Runs works through an open client with a journal; see ``run``."""
 
     def __init__(
         self,
         client: AsyncRecraft,
-        journal: Journal,
         http: httpx.AsyncClient,
         *,
         out_dir: Path,
         reporter: Reporter,
         concurrency: int,
     ) -> None:
+        ledger = client._open_scheduler().ledger
+        if not isinstance(ledger, Ledger):
+            raise InvalidInputError("a bulk run needs a client with a journal")
         self.client = client
-        self.journal = journal
+        self.ledger = ledger
         self.http = http
         self.out_dir = out_dir
         self.reporter = reporter
@@ -125,7 +104,7 @@ class Batch:
         outcomes: list[Outcome | None] = [None] * len(works)
         # First every input is checked and journalled as PENDING, so a run killed at any
         # point can be finished by `resume` even for inputs it never reached.
-        prints: list[str | None] = [None] * len(works)
+        keys: list[str | None] = [None] * len(works)
 
         async def prepare(i: int) -> None:
             async with self._limit:
@@ -133,11 +112,11 @@ class Batch:
             if isinstance(result, Outcome):
                 outcomes[i] = result
             else:
-                prints[i] = result
+                keys[i] = result
 
-        async def process(i: int, fp: str) -> None:
+        async def process(i: int, key: str) -> None:
             async with self._limit:
-                outcomes[i] = await self._process(works[i], fp)
+                outcomes[i] = await self._process(works[i], key)
 
         async with anyio.create_task_group() as tg:
             for i in range(len(works)):
@@ -147,14 +126,14 @@ class Batch:
         first: dict[str, int] = {}
         copies: list[tuple[int, int]] = []
         async with anyio.create_task_group() as tg:
-            for i, fp in enumerate(prints):
-                if fp is None:
+            for i, key in enumerate(keys):
+                if key is None:
                     continue
-                if fp in first:
-                    copies.append((i, first[fp]))
+                if key in first:
+                    copies.append((i, first[key]))
                     continue
-                first[fp] = i
-                tg.start_soon(process, i, fp)
+                first[key] = i
+                tg.start_soon(process, i, key)
         for i, j in copies:
             original = outcomes[j]
             assert original is not None  # noqa: S101 - every processed work has an outcome
@@ -180,22 +159,16 @@ class Batch:
         if item.problem is not None:
             return self._end(work, Outcome(item.label, "failed", error=item.problem))
         try:
-            if item.path is not None:
-                path = item.path
-                await anyio.to_thread.run_sync(probe_image_file, path, work.operation)
-                fp = await anyio.to_thread.run_sync(fingerprint, work.operation, path, work.params)
-            else:
-                fp = fingerprint(work.operation, item.source, work.params)
+            request = await anyio.to_thread.run_sync(self._request, work)
+            return await self.ledger.register(request)
         except InvalidInputError as exc:
             return self._end(work, Outcome(item.label, "failed", error=str(exc)))
-        except OSError as exc:  # the file changed between the probe and the hash
+        except OSError as exc:  # the file changed between the check and the hash
             return self._end(work, Outcome(item.label, "failed", error=f"{item.label}: {exc}"))
-        await self.journal.add(fp, work.operation, item.source, work.params)
-        return fp
 
-    async def _process(self, work: Work, fp: str) -> Outcome:
+    async def _process(self, work: Work, key: str) -> Outcome:
         label = work.item.label
-        entry = await self.journal.get(fp)
+        entry = await self.ledger.lookup(key)
         try:
             # A DOWNLOADED entry whose file was deleted is fetched again from its URLs.
             if entry is not None and await _still_there(entry):
@@ -204,55 +177,60 @@ class Batch:
                 )
             if entry is not None and entry.state is _S.UNCERTAIN:
                 return self._end(work, _uncertain(label, entry.error))
-            urls, task_id = await self._result_urls(work, fp, entry)
+            urls, task_id = await self._result_urls(work, entry)
             self.reporter.update(label, "downloading")
             output = await self._download(work, urls, task_id)
-            await self._mark(self.journal.mark_downloaded, fp, output)
+            await self.ledger.downloaded(key, output)
             return self._end(work, Outcome(label, "done", output, None, task_id))
         except SubmissionUncertainError as exc:
             return self._end(work, _uncertain(label, str(exc)))
         except (AuthenticationError, InsufficientCreditsError) as exc:
             return self._stopped(work, exc)
         except RecraftError as exc:
-            # The client journals failures of its own submits; a failed download or a
-            # poll that timed out leaves the entry as it was, for `resume` to finish.
+            # The client journals its own jobs; a failed download or a poll that timed
+            # out leaves the entry as it was, for `resume` to finish.
             return self._end(work, Outcome(label, "failed", error=str(exc)))
 
     async def _result_urls(
-        self, work: Work, fp: str, entry: JournalEntry | None
+        self, work: Work, entry: JournalEntry | None
     ) -> tuple[tuple[str, ...], str]:
         done = (_S.SUCCEEDED, _S.DOWNLOADED)
         if entry is not None and entry.state in done and entry.result_urls and entry.task_id:
             return entry.result_urls, entry.task_id
         if entry is not None and entry.state is _S.SUBMITTED and entry.task_id:
-            # Polled by task id: this works even if the input file has gone since.
-            try:
-                result = await self.client.resume(entry.task_id, work.operation)
-            except TaskFailedError as exc:
-                await self._mark(self.journal.mark_failed, fp, str(exc))
-                raise
+            result = await self._resume(work, entry, entry.task_id)
         else:
             self.reporter.update(work.item.label, "submitting")
-            result = await self._submit(work)
-        await self._mark(self.journal.mark_succeeded, fp, result.urls)
+            # Checked again: the file may have changed since it was registered.
+            request = await anyio.to_thread.run_sync(self._request, work)
+            result = await self.client._schedule(request)
         return result.urls, result.task_id
 
-    def _submit(self, work: Work) -> Job:
-        source: Any = work.item.path if work.item.path is not None else work.item.source
+    async def _resume(self, work: Work, entry: JournalEntry, task_id: str) -> Result:
+        """Poll a journalled task by its id (the input file may have gone since)."""
+        record = self.ledger.reopen(entry)
+        try:
+            result = await self.client.resume(task_id, work.operation)
+        except RecraftError as exc:
+            await record.failed(exc)
+            raise
+        await record.succeeded(result)
+        return result
+
+    def _request(self, work: Work) -> SubmitRequest:
+        """The checked request of ``work``, as the client's own call makes it."""
+        source: object = work.item.path if work.item.path is not None else work.item.source
+        options, dialect = work.options, self.client.dialect
         if work.operation is Operation.UPSCALE:
-            return self.client.upscale(source, **work.options)
-        return self.client.remove_background(source, **work.options)
+            scale, format_ = options.get("scale"), options.get("format")
+            return check_upscale(source, scale, format_, None, dialect=dialect)
+        return check_remove_background(source, options.get("output_format"), None, dialect=dialect)
 
     async def _download(self, work: Work, urls: tuple[str, ...], task_id: str) -> Path:
         hint = work.item.path.name if work.item.path is not None else work.item.source
         extension = str(work.options.get("format") or "png").lower()
         name = safe_output_name(hint, task_id, "jpg" if extension == "jpeg" else extension)
         return await download_to(self.http, urls[0], self.out_dir, name)
-
-    async def _mark(self, mark: Any, fp: str, value: Any) -> None:
-        # The client journals its own jobs and may have recorded this step already.
-        with contextlib.suppress(JournalStateError):
-            await mark(fp, value)
 
 
 def remove_leftover_parts(out_dir: Path) -> int:

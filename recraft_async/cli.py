@@ -246,7 +246,6 @@ async def _command(args: argparse.Namespace) -> int:
             with reporter:
                 batch = Batch(
                     client,
-                    journal,
                     http,
                     out_dir=args.out,
                     reporter=reporter,
@@ -291,7 +290,7 @@ async def _works(args: argparse.Namespace, journal: Journal) -> list[Work]:
                 " `resume --retry-failed` submits them again",
                 file=sys.stderr,
             )
-        return [work_from_entry(e, _dialect(args)) for e in entries]
+        return [work_from_entry(e) for e in entries]
     params: dict[str, Any] = {}
     if args.command == "upscale":
         operation = Operation.UPSCALE
@@ -301,7 +300,7 @@ async def _works(args: argparse.Namespace, journal: Journal) -> list[Work]:
     items = await anyio.to_thread.run_sync(lambda: expand_inputs(args.inputs, exclude=args.out))
     if not items:
         raise UsageError("no image files found in the given inputs")
-    return [Work(item, operation, params, _dialect(args)) for item in items]
+    return [Work(item, operation, params) for item in items]
 
 
 @contextlib.asynccontextmanager

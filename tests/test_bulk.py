@@ -10,12 +10,19 @@ import pytest
 import respx
 from PIL import Image
 
-from recraft_async._bulk import Batch, Work, params_for, work_from_entry
+from recraft_async._bulk import Batch, Work, work_from_entry
+from recraft_async._check import check_upscale
 from recraft_async._inputs import InputItem
-from recraft_async._journal import Journal, JournalState, fingerprint
+from recraft_async._journal import Journal, JournalState
+from recraft_async._ledger import Ledger, NullLedger
 from recraft_async._models import Operation, Result, TaskRecord, TaskState
 from recraft_async._progress import Reporter
-from recraft_async.errors import SubmissionUncertainError, TaskFailedError
+from recraft_async.errors import (
+    InvalidInputError,
+    RecraftError,
+    SubmissionUncertainError,
+    TaskFailedError,
+)
 
 UP = Operation.UPSCALE
 PARAMS: dict[str, object] = {}  # the market dialect (the default) takes an image only
@@ -29,41 +36,45 @@ def png(size=(300, 300), colour=(10, 20, 30)):
 
 
 class FakeClient:
-    """Stands in for AsyncRecraft with a journal: journals its submits like the real one."""
+    """Stands in for an open AsyncRecraft: its jobs write the journal through its ledger."""
+
+    dialect = "market"
 
     def __init__(self, *, fail=(), uncertain=()):
-        self.journal = None
+        self.ledger = NullLedger()
         self.submits = Counter()
         self.resumed = []
         self.fail = set(fail)
         self.uncertain = set(uncertain)
         self._ids = itertools.count(1)
 
-    def upscale(self, source, **params):
+    def _open_scheduler(self):
+        return self
+
+    def _schedule(self, request):
         """Pretend to submit; the coroutine is the job."""
-        self.submits[str(source)] += 1
-        return self._submit(source, params)
+        self.submits[request.source] += 1
+        return self._live(request)
 
     def resume(self, task_id, _operation):
         """Pretend to poll an earlier task."""
         self.resumed.append(task_id)
         return self._finish(None, task_id)
 
-    async def _submit(self, source, params):
-        params = params_for(UP, params)
-        fp = fingerprint(UP, source, params)
-        await self.journal.mark_submitting(fp, UP, str(source), params)
-        if source.name in self.uncertain:
-            await self.journal.mark_uncertain(fp, "read timeout")
-            raise SubmissionUncertainError("read timeout", operation=UP, image=str(source))
-        task_id = f"task-{next(self._ids)}"
-        await self.journal.mark_submitted(fp, task_id)
+    async def _live(self, request):
+        """A job's life as the scheduler lives it, in short."""
+        record = await self.ledger.open(request, None)
         try:
-            result = await self._finish(source.name, task_id)
-        except TaskFailedError as exc:
-            await self.journal.mark_failed(fp, str(exc))
+            await record.before_submit()
+            if request.local.name in self.uncertain:
+                raise SubmissionUncertainError("read timeout", operation=UP, image=request.source)
+            task_id = f"task-{next(self._ids)}"
+            await record.submitted(task_id)
+            result = await self._finish(request.local.name, task_id)
+        except RecraftError as exc:
+            await record.failed(exc)
             raise
-        await self.journal.mark_succeeded(fp, result.urls)
+        await record.succeeded(result)
         return result
 
     async def _finish(self, name, task_id):
@@ -99,8 +110,8 @@ def inputs(tmp_path, *names):
 async def run(tmp_path, client, works):
     """One batch run with a fresh journal connection."""
     async with Journal(tmp_path / "j.sqlite") as journal, httpx.AsyncClient() as http:
-        client.journal = journal
-        batch = Batch(client, journal, http, out_dir=tmp_path / "out",
+        client.ledger = Ledger(journal)
+        batch = Batch(client, http, out_dir=tmp_path / "out",
                       reporter=Reporter(io.StringIO()), concurrency=4)  # fmt: skip
         outcomes = await batch.run(works)
         entries = await journal.entries()
@@ -165,10 +176,12 @@ async def test_uncertain_is_never_resubmitted(tmp_path, results):
 async def test_resume_polls_submitted_and_downloads_succeeded(tmp_path, results):
     """SUBMITTED entries are polled by task id, SUCCEEDED ones only downloaded."""
     works = inputs(tmp_path, "s.png", "d.png")
-    fps = [fingerprint(UP, w.item.path, w.params) for w in works]
     async with Journal(tmp_path / "j.sqlite") as journal:
-        for work, fp in zip(works, fps, strict=True):
-            await journal.mark_submitting(fp, UP, str(work.item.path), work.params)
+        ledger = Ledger(journal)
+        requests = [check_upscale(w.item.path, None, None, None, dialect="market") for w in works]
+        fps = [await ledger.key(request) for request in requests]
+        for request, fp in zip(requests, fps, strict=True):
+            await journal.mark_submitting(fp, UP, request.source, request.params)
         await journal.mark_submitted(fps[0], "task-old")
         await journal.mark_submitted(fps[1], "task-done")
         await journal.mark_succeeded(fps[1], ["https://results.test/task-done.png"])
@@ -207,3 +220,30 @@ async def test_same_image_under_two_names_is_submitted_once(tmp_path, results):
     assert outcomes[0].output == outcomes[1].output
     assert sum(client.submits.values()) == 1
     assert len(entries) == 1
+
+
+@pytest.mark.anyio
+async def test_a_client_without_a_journal_cannot_run_a_batch(tmp_path):
+    """The batch asks the client's ledger for every key: a client without a journal has none."""
+    async with httpx.AsyncClient() as http:
+        with pytest.raises(InvalidInputError, match="needs a client with a journal"):
+            Batch(FakeClient(), http, out_dir=tmp_path, reporter=Reporter(io.StringIO()),
+                  concurrency=1)  # fmt: skip
+
+
+@pytest.mark.anyio
+async def test_a_resumed_task_that_failed_is_recorded_failed(tmp_path, results):
+    """A SUBMITTED input whose task failed is FAILED, recorded by the ledger, not resubmitted."""
+    works = inputs(tmp_path, "bad.png")
+    async with Journal(tmp_path / "j.sqlite") as journal:
+        request = check_upscale(works[0].item.path, None, None, None, dialect="market")
+        fp = await Ledger(journal).register(request)
+        await journal.mark_submitting(fp, UP, request.source, request.params)
+        await journal.mark_submitted(fp, "task-old")
+    client = FakeClient()
+    client.fail = {None}  # resumed tasks have no name here: this one fails
+    outcomes, entries = await run(tmp_path, client, works)
+    assert [o.state for o in outcomes] == ["failed"]
+    assert client.resumed == ["task-old"]
+    assert not client.submits
+    assert [e.state for e in entries] == [JournalState.FAILED]
