@@ -16,6 +16,8 @@
 
 In-process, without a socket: ``emulator.http_client()`` (an httpx client over
 ``httpx.ASGITransport(app=emulator.app)``); run ``async with emulator:`` for callbacks.
+``emulator.service`` is the emulated account without HTTP (``tasks``, ``files``, the
+rules the routes apply), for tests that inspect it directly.
 
 Endpoints: ``POST /api/v1/jobs/createTask`` and ``GET /api/v1/jobs/recordInfo?taskId=``
 (the market dialect, KIE's documented one: ``input.image`` only, task ids like

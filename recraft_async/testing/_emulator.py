@@ -69,20 +69,25 @@ class KieEmulator:
     ``callback_shape`` picks the callback body: ``"market"`` (the market model pages'),
     ``"verification"`` (the webhook-verification page's) or ``"both"`` merged (default).
 
-    ``service`` is the account itself, without HTTP (its tasks, stored files and rules);
-    the settings above are its attributes, read on every request, and may be changed
-    between requests through the emulator.
+    ``service`` is the account itself, without HTTP (its tasks, stored files and rules).
+    The settings above, ``credits``, ``faults`` and ``stats`` are its attributes, seen
+    through the emulator: read on every request, so a test may change them between two.
     """
 
     api_key = _Setting[str]()
     rate = _Setting[Rate | None]()
     read_rate = _Setting[Rate | None]()
+    prices = _Setting[dict[Operation, float]]()
     callback_shape = _Setting[CallbackShape]()
     duration = _Setting[Duration]()
     time_scale = _Setting[float]()
     latency = _Setting[Duration | None]()
     credits = _Setting[float]()
     """The account's balance; assign to it to test 402s."""
+    faults = _Setting[FaultPlan]()
+    """The fault plan: script faults with ``next``, add noise with ``chance``."""
+    stats = _Setting[EmulatorStats]()
+    """What the emulator saw, since it was made."""
 
     def __init__(
         self,
@@ -131,21 +136,6 @@ class KieEmulator:
 
             self._app = build_app(self.service)
         return self._app
-
-    @property
-    def prices(self) -> dict[Operation, float]:
-        """Credits per task, by operation."""
-        return self.service.prices
-
-    @property
-    def faults(self) -> FaultPlan:
-        """The fault plan: script faults with ``next``, add noise with ``chance``."""
-        return self.service.faults
-
-    @property
-    def stats(self) -> EmulatorStats:
-        """What the emulator saw, since it was made."""
-        return self.service.stats
 
     @property
     def callbacks_pending(self) -> int:
