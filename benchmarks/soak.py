@@ -342,12 +342,12 @@ def audit(
 ) -> dict[str, Any]:
     """Outcomes, duplicates, wrong results and lost task ids, from the emulator's records."""
     by_digest = {item.digest: item for item in inputs}
-    tasks: list[Task] = list(emulator._tasks.values())
+    tasks: list[Task] = list(emulator.service.tasks.values())
     now = time.time()
     task_of: dict[str, Task] = {task.task_id: task for task in tasks}
 
     def digest_of(task: Task) -> str | None:
-        data = emulator._files.get(task.image_key) if task.image_key else None
+        data = emulator.service.files.get(task.image_key) if task.image_key else None
         return hashlib.sha256(data).hexdigest() if data is not None else None
 
     per_input: collections.Counter[tuple[str, str | None]] = collections.Counter(

@@ -17,7 +17,7 @@ from ._duration import Duration
 from ._faults import FaultPlan
 from ._service import DEFAULT_DURATION, DEFAULT_RATE, DEFAULT_READ_RATE, KieService, file_url
 from ._stats import EmulatorStats
-from ._tasks import Task, TaskInfo
+from ._tasks import TaskInfo
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp
@@ -179,13 +179,3 @@ class KieEmulator:
             return None
         group.cancel_scope.cancel()
         return await group.__aexit__(exc_type, exc, tb)
-
-    # -- for benchmarks/soak.py, until it reads ``service.tasks`` and ``service.files`` ------
-
-    @property
-    def _tasks(self) -> Mapping[str, Task]:
-        return self.service.tasks
-
-    @property
-    def _files(self) -> Mapping[str, bytes]:
-        return self.service.files
