@@ -1,13 +1,82 @@
-"""Every async test runs on asyncio and on trio."""
+"""Every async test runs on asyncio and on trio; shared fixtures and helpers.
+
+Tests marked ``fake_clock`` run on a virtual clock on both backends: when every task
+waits on a timer, time jumps to the next deadline at once, so sleeps, poll intervals,
+rate windows and timeouts cost no wall time, and ``anyio.current_time()`` measures
+them exactly. Only for tests whose I/O is all mocked (respx): a real thread, socket or
+subprocess would look idle to the clock, and the jump would fire timeouts while it works.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import io
+import os
+import selectors
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
 
+import anyio
+import anyio.to_thread
 import pytest
 import respx
 
 import recraft_async as ra
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the markers of this suite."""
+    config.addinivalue_line(
+        "markers",
+        "fake_clock: run on a virtual clock that jumps to the next timer when all tasks"
+        " wait (trio's MockClock, the asyncio equivalent below); respx-only tests, no"
+        " threads, sockets or subprocesses",
+    )
+
+
+class _AutojumpSelector(selectors.DefaultSelector):
+    """Polls I/O without waiting; when nothing is ready, moves its loop's clock instead."""
+
+    loop: _FakeClockLoop
+
+    def select(self, timeout: float | None = None):
+        ready = super().select(0)
+        if ready or timeout == 0:
+            return ready
+        if timeout is None:  # no timer at all: only I/O can wake the loop, so wait for it
+            return super().select(None)
+        self.loop.virtual_now += timeout
+        return []
+
+
+class _FakeClockLoop(asyncio.SelectorEventLoop):
+    """An asyncio loop with trio's ``MockClock(autojump_threshold=0)`` behaviour.
+
+    Hand-written rather than ``looptime``: that library's loop works under anyio's
+    ``loop_factory``, but its auto-loaded pytest plugin fails every fixture setup when
+    pytest-asyncio is absent (looptime 0.9), so it would need a dependency and a
+    ``-p no:looptime_plugin`` option for what these few lines do. asyncio asks the
+    selector to block only when no callback is ready, that is when every task waits on a
+    timer: then the clock jumps by that timeout, exactly as trio's autojump does.
+    """
+
+    def __init__(self) -> None:
+        self.virtual_now = 0.0
+        selector = _AutojumpSelector()
+        selector.loop = self
+        super().__init__(selector)
+
+    def time(self) -> float:
+        return self.virtual_now
+
+
+async def _no_threads(*_args, **_kwargs):
+    """Stands in for ``anyio.to_thread.run_sync`` in fake-clock tests."""
+    raise RuntimeError("a fake_clock test started a thread: run it on the real clock")
 
 
 @pytest.fixture(
@@ -16,10 +85,21 @@ import recraft_async as ra
         pytest.param("trio", id="trio"),
     ]
 )
-def anyio_backend(request: pytest.FixtureRequest) -> str:
-    """Parametrise anyio's pytest plugin over both backends."""
-    return str(request.param)
+def anyio_backend(request: pytest.FixtureRequest) -> object:
+    """Parametrise anyio's pytest plugin over both backends, on a fake clock if marked."""
+    backend = str(request.param)
+    if request.node.get_closest_marker("fake_clock") is None:
+        return backend
+    # A thread looks idle to the clock, which would jump past every timeout meanwhile.
+    request.getfixturevalue("monkeypatch").setattr(anyio.to_thread, "run_sync", _no_threads)
+    if backend == "trio":
+        import trio.testing  # noqa: PLC0415 - only the trio runs need it
 
+        return backend, {"clock": trio.testing.MockClock(autojump_threshold=0)}
+    return backend, {"loop_factory": _FakeClockLoop}
+
+
+# --- respx: the KIE API's answers ------------------------------------------------------
 
 API = "https://api.kie.ai"
 FAST_POLL_KW = {"initial": 0.01, "factor": 1.5, "max_interval": 0.05, "timeout": 5.0}
@@ -44,6 +124,120 @@ def record(
         "completeTime": 1755078172000,
     }
     return envelope(data)
+
+
+def signature_headers(
+    task_id: str = "t1", *, key: str, at: float | str | None = None
+) -> dict[str, str]:
+    """A callback's signature headers for ``task_id``: ``at`` seconds (default now) or as text."""
+    timestamp = at if isinstance(at, str) else str(int(time.time() if at is None else at))
+    return {
+        "X-Webhook-Timestamp": timestamp,
+        "X-Webhook-Signature": ra.webhook_signature(key, task_id, timestamp),
+    }
+
+
+async def wait_until(condition, timeout: float = 5.0) -> None:
+    """Poll ``condition()`` until it holds; fail the test after ``timeout`` seconds."""
+    with anyio.fail_after(timeout):
+        while not condition():
+            await anyio.sleep(0.01)
+
+
+async def submitted(job: ra.Job) -> ra.Job:
+    """``job`` once it has its task id (its submit answered)."""
+    await wait_until(lambda: job.task_id is not None)
+    return job
+
+
+# --- images -----------------------------------------------------------------------------
+
+
+def image_bytes(
+    size: tuple[int, int] = (300, 300),
+    colour: object = (10, 20, 30),
+    fmt: str = "PNG",
+    mode: str = "RGB",
+    **save: object,
+) -> bytes:
+    """A real image of one colour, encoded with Pillow."""
+    from PIL import Image  # noqa: PLC0415 - an extra: only the tests that draw need it
+
+    buffer = io.BytesIO()
+    Image.new(mode, size, colour).save(buffer, fmt, **save)
+    return buffer.getvalue()
+
+
+def save_image(path: Path, size: tuple[int, int], fmt: str = "PNG", mode: str = "RGB") -> Path:
+    """Write a real image of ``size`` at ``path``, making its folder."""
+    from PIL import Image  # noqa: PLC0415 - an extra: only the tests that draw need it
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new(mode, size, (40, 120, 200)).save(path, fmt)
+    return path
+
+
+def images_in(folder: Path) -> list[Path]:
+    """The image outputs of a folder (no journal, no temp files)."""
+    return sorted(p for p in folder.iterdir() if p.suffix in {".png", ".jpg", ".webp"})
+
+
+def no_partials(folder: Path) -> bool:
+    """Whether no temp (.part) file was left behind."""
+    return not [p for p in folder.rglob("*") if p.name.endswith(".part")]
+
+
+# --- the command line and the emulator --------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+CLI_ENV = {**os.environ, "PYTHONPATH": str(ROOT), "KIE_API_KEY": "", "NO_COLOR": "1"}
+EMULATOR_KEY = "emulator-key"
+
+
+def cli(*args, cwd, timeout=60, env=None):
+    """Run the command line to completion; ``env`` adds variables to ``CLI_ENV``."""
+    return subprocess.run(  # noqa: S603 - our own interpreter and module
+        [sys.executable, "-m", "recraft_async.cli", *map(str, args)],
+        cwd=cwd, env={**CLI_ENV, **(env or {})}, capture_output=True, text=True,
+        timeout=timeout, check=False,
+    )  # fmt: skip
+
+
+@contextlib.contextmanager
+def emulator_process(*options):
+    """`recraft-async emulator OPTIONS` as its own process; yields its loopback base URL."""
+    proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+        [sys.executable, "-m", "recraft_async.cli", "emulator", "--port", "0", *options],
+        env=CLI_ENV, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().strip()
+        assert url.startswith("http://127.0.0.1:")
+        yield url
+    finally:
+        proc.kill()
+        proc.wait(10)
+
+
+def journal_states(path: Path) -> dict[str, int]:
+    """State counts read from a journal by a separate connection ({} while it is unreadable)."""
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1) as conn:
+            rows = conn.execute("SELECT state, count(*) FROM entries GROUP BY state").fetchall()
+    except sqlite3.Error:
+        return {}
+    return dict(rows)
+
+
+def journal_reaches(path: Path, condition, timeout: float = 30.0) -> dict[str, int]:
+    """Poll another process's journal until ``condition(states)``; the last states read."""
+    deadline = time.monotonic() + timeout
+    states = journal_states(path)
+    while not condition(states) and time.monotonic() < deadline:
+        time.sleep(0.01)
+        states = journal_states(path)
+    return states
 
 
 @contextlib.asynccontextmanager

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import anyio
 import httpx
 import pytest
-from conftest import envelope, record
+from conftest import envelope, record, submitted
 
 import recraft_async as ra
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.fake_clock]
 
 UPSCALE = "/api/v1/recraft/upscale"
 READ = "/api/v1/recraft/upscale/record-info"
@@ -53,9 +52,7 @@ async def test_account_error_spares_tasks_already_submitted(kie, make_client):
         + [httpx.Response(200, json=record("t1"))]
     )
     async with make_client(max_in_flight=2) as client:
-        first = client.upscale("https://i.test/a.png")
-        while first.task_id is None:
-            await anyio.sleep(0.01)
+        first = await submitted(client.upscale("https://i.test/a.png"))
         second = client.upscale("https://i.test/b.png")
         with pytest.raises(ra.InsufficientCreditsError):
             await second

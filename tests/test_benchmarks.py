@@ -67,10 +67,12 @@ def test_numbers_are_sane(results):
         # Integer totals: per-job ratios of equal totals differ in their last bits.
         assert row["reads"] >= n
         assert row["requests"] >= row["reads"] + n  # a submit each
-        assert 0 <= row["latency_p50"] <= row["latency_p95"] < 60
-        assert 0 < row["makespan"] < 60
+        # No wall-clock ceilings (a loaded machine is slow, not wrong): a task is detected
+        # after it finishes, so no detection latency exceeds the whole batch's makespan.
+        assert 0 <= row["latency_p50"] <= row["latency_p95"] <= row["makespan"]
+        assert 0 < row["makespan"] < math.inf
         assert row["makespan_ratio"] > 0
-        assert 0 < row["cpu_ms_per_job"] < 10_000
+        assert 0 < row["cpu_ms_per_job"] < math.inf
         assert 1 < row["peak_rss_mb"] < 2_000
         for value in row.values():
             assert not (isinstance(value, float) and math.isnan(value)), row

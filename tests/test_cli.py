@@ -2,71 +2,29 @@
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
-import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import httpx
 import pytest
+from conftest import (
+    CLI_ENV,
+    cli,
+    emulator_process,
+    images_in,
+    journal_reaches,
+    no_partials,
+    save_image,
+)
+from conftest import EMULATOR_KEY as KEY
 from PIL import Image
 
 pytest.importorskip("recraft_async.testing")
-
-ROOT = Path(__file__).resolve().parents[1]
-ENV = {**os.environ, "PYTHONPATH": str(ROOT), "KIE_API_KEY": "", "NO_COLOR": "1"}
-KEY = "emulator-key"
-
-
-def cli(*args, cwd, timeout=60):
-    """Run the command line to completion."""
-    return subprocess.run(  # noqa: S603 - our own interpreter and module
-        [sys.executable, "-m", "recraft_async.cli", *map(str, args)],
-        cwd=cwd, env=ENV, capture_output=True, text=True, timeout=timeout, check=False,
-    )  # fmt: skip
-
-
-def save(path, size, fmt="PNG", mode="RGB"):
-    """Write a real image of ``size`` with Pillow."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.new(mode, size, (40, 120, 200)).save(path, fmt)
-    return path
-
-
-def images_in(folder):
-    """The image outputs of a folder (no journal, no temp files)."""
-    return sorted(p for p in folder.iterdir() if p.suffix in {".png", ".jpg", ".webp"})
-
-
-def no_partials(folder):
-    """Whether no temp (.part) file was left behind."""
-    return not [p for p in folder.rglob("*") if p.name.endswith(".part")]
-
-
-@contextlib.contextmanager
-def emulator_process(*options):
-    """`recraft-async emulator OPTIONS` as its own process; yields its loopback base URL."""
-    proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-        [sys.executable, "-m", "recraft_async.cli", "emulator", "--port", "0", *options],
-        env=ENV, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-    )  # fmt: skip
-    try:
-        assert proc.stdout is not None
-        url = proc.stdout.readline().strip()
-        assert url.startswith("http://127.0.0.1:")
-        yield url
-    finally:
-        proc.kill()
-        proc.wait(10)
-
 
 @pytest.fixture
 def emulator(tmp_path):
@@ -77,9 +35,9 @@ def emulator(tmp_path):
 
 def test_upscale_folder_with_builtin_emulator(tmp_path):
     """A folder of PNG/JPEG/WEBP is upscaled into valid images twice the size."""
-    save(tmp_path / "in" / "a.png", (300, 200))
-    save(tmp_path / "in" / "sub" / "b.jpg", (256, 256), "JPEG")
-    save(tmp_path / "in" / "c.webp", (320, 240), "WEBP")
+    save_image(tmp_path / "in" / "a.png", (300, 200))
+    save_image(tmp_path / "in" / "sub" / "b.jpg", (256, 256), "JPEG")
+    save_image(tmp_path / "in" / "c.webp", (320, 240), "WEBP")
     run = cli("upscale", "in", "--emulator", "--out", "out", "--json", cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     summary = json.loads(run.stdout)
@@ -96,7 +54,7 @@ def test_upscale_folder_with_builtin_emulator(tmp_path):
 
 def test_remove_bg_writes_transparent_png(tmp_path):
     """remove-bg answers a PNG with an alpha channel, named after the input."""
-    save(tmp_path / "photo.jpg", (300, 300), "JPEG")
+    save_image(tmp_path / "photo.jpg", (300, 300), "JPEG")
     run = cli("remove-bg", "photo.jpg", "--emulator", cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     (out,) = images_in(tmp_path / "recraft-out")
@@ -107,11 +65,11 @@ def test_remove_bg_writes_transparent_png(tmp_path):
 
 def test_mixed_list_reports_each_problem_and_processes_the_rest(tmp_path):
     """Missing, non-image and too-large inputs fail with clear reasons; exit status 1."""
-    save(tmp_path / "ok.png", (300, 300))
+    save_image(tmp_path / "ok.png", (300, 300))
     (tmp_path / "notes.txt").write_text("not an image")
     big = tmp_path / "big.png"
     big.write_bytes(Image.new("RGB", (8, 8)).tobytes() + b"\0" * 10_600_000)
-    big.write_bytes(save(tmp_path / "tmp.png", (300, 300)).read_bytes() + b"\0" * 10_600_000)
+    big.write_bytes(save_image(tmp_path / "tmp.png", (300, 300)).read_bytes() + b"\0" * 10_600_000)
     (tmp_path / "list.txt").write_text("ok.png\nmissing.png\nnotes.txt\nbig.png\n")
     run = cli("upscale", "@list.txt", "--emulator", "--out", "out", "--json", cwd=tmp_path)
     assert run.returncode == 1, run.stderr
@@ -128,7 +86,7 @@ def test_mixed_list_reports_each_problem_and_processes_the_rest(tmp_path):
 
 def test_usage_errors_exit_2(tmp_path):
     """No key, bad options, no journal or no inputs are usage errors."""
-    save(tmp_path / "a.png", (300, 300))
+    save_image(tmp_path / "a.png", (300, 300))
     assert cli("upscale", "a.png", cwd=tmp_path).returncode == 2
     assert cli("upscale", "a.png", "--scale", "3", cwd=tmp_path).returncode == 2
     run = cli("resume", "--out", "nowhere", "--emulator", cwd=tmp_path)
@@ -144,7 +102,7 @@ def test_usage_errors_exit_2(tmp_path):
 
 def test_market_dialect_refuses_scale_and_format_as_usage_errors(tmp_path):
     """--scale/--format in the default (market) dialect exit 2 and say where they exist."""
-    save(tmp_path / "a.png", (300, 300))
+    save_image(tmp_path / "a.png", (300, 300))
     for extra in (["--scale", "4"], ["--format", "jpg"]):
         run = cli("upscale", "a.png", "--emulator", *extra, cwd=tmp_path)
         assert run.returncode == 2, run.stderr
@@ -154,21 +112,13 @@ def test_market_dialect_refuses_scale_and_format_as_usage_errors(tmp_path):
 
 def test_dialect_from_the_environment(tmp_path):
     """KIE_DIALECT=recraft lets --scale through; a misspelt KIE_DIALECT is a usage error."""
-    save(tmp_path / "a.png", (300, 300))
-    env = {**ENV, "KIE_DIALECT": "recraft"}
-    run = subprocess.run(
-        [sys.executable, "-m", "recraft_async.cli", "upscale", "a.png", "--emulator",
-         "--scale", "4", "--json"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+    save_image(tmp_path / "a.png", (300, 300))
+    run = cli("upscale", "a.png", "--emulator", "--scale", "4", "--json", cwd=tmp_path,
+              env={"KIE_DIALECT": "recraft"})  # fmt: skip
     assert run.returncode == 0, run.stderr
     with Image.open(tmp_path / "recraft-out" / "a.png") as image:
         assert image.size == (1200, 1200)
-    env["KIE_DIALECT"] = "marketplace"
-    run = subprocess.run(
-        [sys.executable, "-m", "recraft_async.cli", "upscale", "a.png", "--emulator"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+    run = cli("upscale", "a.png", "--emulator", cwd=tmp_path, env={"KIE_DIALECT": "marketplace"})
     assert run.returncode == 2
     assert "KIE_DIALECT" in run.stderr
 
@@ -177,7 +127,7 @@ def test_account_error_stops_the_batch_in_one_line(tmp_path):
     """A 402 fails the batch once: nothing more is submitted, one summary line for all."""
     with emulator_process("--time-scale", "0.01", "--credits", "0") as url:
         for i in range(5):
-            save(tmp_path / f"{i}.png", (300 + i, 300))  # five different images
+            save_image(tmp_path / f"{i}.png", (300 + i, 300))  # five different images
         run = cli("upscale", ".", "--base-url", url, "--api-key", KEY, "--concurrency", "1",
                   cwd=tmp_path)  # fmt: skip
         assert run.returncode == 1
@@ -200,35 +150,20 @@ def test_credits_against_emulator_process(tmp_path, emulator):
     assert secret not in run.stdout + run.stderr
 
 
-def journal_states(path):
-    """State counts read from the journal by a separate connection."""
-    try:
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1) as conn:
-            rows = conn.execute("SELECT state, count(*) FROM entries GROUP BY state").fetchall()
-    except sqlite3.Error:
-        return {}
-    return dict(rows)
-
-
 def test_sigkill_mid_batch_then_resume(tmp_path, emulator):
     """Killed with SIGKILL mid-batch, `resume` finishes: no duplicate submit, no partial file."""
     for i in range(8):
-        save(tmp_path / "in" / f"img{i}.png", (256 + i, 256))
+        save_image(tmp_path / "in" / f"img{i}.png", (256 + i, 256))
     common = ["--base-url", emulator, "--api-key", KEY, "--out", "out", "--poll-initial", "0.2",
               "--concurrency", "4"]  # fmt: skip
     proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
         [sys.executable, "-m", "recraft_async.cli", "upscale", "in", *common],
-        cwd=tmp_path, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=tmp_path, env=CLI_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     journal = tmp_path / "out" / "journal.sqlite"
-    deadline = time.monotonic() + 30
     # Killed while four tasks are being polled and four wait their turn; a kill during a
     # submit request would rightly leave that input UNCERTAIN instead.
-    while time.monotonic() < deadline:
-        states = journal_states(journal)
-        if states.get("SUBMITTED", 0) == 4 and states.get("PENDING", 0) == 4:
-            break
-        time.sleep(0.01)
+    states = journal_reaches(journal, lambda s: s.get("SUBMITTED") == 4 and s.get("PENDING") == 4)
     proc.send_signal(signal.SIGKILL)
     proc.wait(10)
     assert states == {"SUBMITTED": 4, "PENDING": 4}, states
@@ -254,18 +189,13 @@ def test_sigkill_mid_batch_then_resume(tmp_path, emulator):
 def test_ctrl_c_stops_cleanly_with_resume_hint(tmp_path, emulator):
     """SIGINT mid-batch exits 130, says how to resume, and resume completes the batch."""
     for i in range(4):
-        save(tmp_path / "in" / f"img{i}.png", (256, 256 + i))
+        save_image(tmp_path / "in" / f"img{i}.png", (256, 256 + i))
     common = ["--base-url", emulator, "--api-key", KEY, "--out", "out", "--poll-initial", "0.2"]
     proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
         [sys.executable, "-m", "recraft_async.cli", "upscale", "in", *common],
-        cwd=tmp_path, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=tmp_path, env=CLI_ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-    deadline = time.monotonic() + 30
-    while (
-        time.monotonic() < deadline
-        and journal_states(tmp_path / "out" / "journal.sqlite").get("SUBMITTED", 0) < 2
-    ):
-        time.sleep(0.02)
+    journal_reaches(tmp_path / "out" / "journal.sqlite", lambda s: s.get("SUBMITTED", 0) >= 2)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
@@ -324,7 +254,7 @@ def test_hostile_result_url_cannot_escape_output_folder(tmp_path):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         work = tmp_path / "deep" / "work"
-        save(work / "in.png", (300, 300))
+        save_image(work / "in.png", (300, 300))
         url = f"http://127.0.0.1:{server.server_port}"
         run = cli("upscale", "in.png", "--base-url", url, "--api-key", "k", "--out", "out",
                   "--poll-initial", "0.05", "--dialect", "recraft", cwd=work)  # fmt: skip
@@ -367,7 +297,7 @@ def test_url_input_is_named_after_the_url(tmp_path, emulator):
 def test_failed_task_is_retried_only_on_request(tmp_path):
     """A task the service failed is left alone by `resume`, and resent with --retry-failed."""
     with emulator_process("--time-scale", "0.01", "--fault", "task=fail*1") as url:
-        save(tmp_path / "a.png", (300, 300))
+        save_image(tmp_path / "a.png", (300, 300))
         common = ["--base-url", url, "--api-key", KEY, "--poll-initial", "0.05"]
         first = cli("upscale", "a.png", *common, cwd=tmp_path)
         assert first.returncode == 1
@@ -382,18 +312,10 @@ def test_failed_task_is_retried_only_on_request(tmp_path):
         assert [s["count"] for s in stats["submits"]] == [2]
 
 
-def cli_env(*args, cwd, env):
-    """Run the command line with extra environment variables."""
-    return subprocess.run(  # noqa: S603 - our own interpreter and module
-        [sys.executable, "-m", "recraft_async.cli", *map(str, args)],
-        cwd=cwd, env={**ENV, **env}, capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
-
-
 def test_api_key_file_is_read_and_beats_the_environment(tmp_path, emulator):
     """--api-key-file reads the key (newline stripped), over $KIE_API_KEY, with no warning."""
     (tmp_path / "key.txt").write_text(f"  {KEY}\n")
-    run = cli_env("credits", "--base-url", emulator, "--api-key-file", "key.txt", "--json",
+    run = cli("credits", "--base-url", emulator, "--api-key-file", "key.txt", "--json",
                   cwd=tmp_path, env={"KIE_API_KEY": "sk-wrong-key"})  # fmt: skip
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout) == {"credits": 100000}
@@ -450,7 +372,7 @@ def test_both_key_options_are_refused(tmp_path):
 def test_plain_http_to_localhost_is_refused_before_sending(tmp_path, emulator):
     """A name is resolved by DNS: plain http to localhost exits 2 and suggests 127.0.0.1."""
     by_name = emulator.replace("127.0.0.1", "localhost")
-    run = cli_env("credits", "--base-url", by_name, cwd=tmp_path, env={"KIE_API_KEY": KEY})
+    run = cli("credits", "--base-url", by_name, cwd=tmp_path, env={"KIE_API_KEY": KEY})
     assert run.returncode == 2
     assert "http://127.0.0.1:<port>" in run.stderr
     assert KEY not in run.stdout + run.stderr

@@ -6,12 +6,20 @@ import json
 import subprocess
 import sys
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import anyio
 import pytest
-from test_cli import ENV, KEY, cli, emulator_process, images_in, journal_states, no_partials, save
+from conftest import (
+    CLI_ENV,
+    cli,
+    emulator_process,
+    images_in,
+    journal_reaches,
+    no_partials,
+    save_image,
+)
+from conftest import EMULATOR_KEY as KEY
 
 from recraft_async.testing import Duration, KieEmulator, serve
 from recraft_async.testing._tasks import Task
@@ -67,7 +75,7 @@ def _hostile_urls(monkeypatch, bad: list[str]) -> None:
 async def _cli(*args, cwd):
     """Run the command line in a subprocess without blocking the event loop."""
     command = [sys.executable, "-m", "recraft_async.cli", *map(str, args)]
-    return await anyio.run_process(command, cwd=cwd, env=ENV, check=False)
+    return await anyio.run_process(command, cwd=cwd, env=CLI_ENV, check=False)
 
 
 @pytest.mark.anyio
@@ -76,7 +84,7 @@ async def test_bad_result_urls_fail_alone_and_resume_goes_on(
 ):
     """Four unusable result URLs fail their own inputs; the fifth succeeds, now and on resume."""
     for i in range(5):
-        save(tmp_path / "in" / f"img{i}.png", (256 + i, 256))
+        save_image(tmp_path / "in" / f"img{i}.png", (256 + i, 256))
     _hostile_urls(
         monkeypatch,
         [
@@ -109,7 +117,7 @@ async def test_bad_result_urls_fail_alone_and_resume_goes_on(
 def test_resume_with_only_the_journal_writes_to_the_batch_folder(tmp_path):
     """`resume --journal J` (no --out) finishes into the folder the batch was started with."""
     for i in range(3):
-        save(tmp_path / "in" / f"img{i}.png", (256, 256 + i))
+        save_image(tmp_path / "in" / f"img{i}.png", (256, 256 + i))
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     with emulator_process("--time-scale", "0.1", "--duration", "fixed:1") as url:
@@ -128,7 +136,7 @@ def test_resume_with_only_the_journal_writes_to_the_batch_folder(tmp_path):
 
 def test_leftover_partial_downloads_are_removed_on_the_next_run(tmp_path):
     """A killed run's `.recraft-*.part` files go at the next run; other files stay."""
-    save(tmp_path / "in" / "a.png", (256, 256))
+    save_image(tmp_path / "in" / "a.png", (256, 256))
     out = tmp_path / "out"
     out.mkdir()
     leftovers = [out / ".recraft-k1l2m3.part", out / ".recraft-x9.part"]
@@ -146,12 +154,12 @@ def test_leftover_partial_downloads_are_removed_on_the_next_run(tmp_path):
 def test_two_runs_on_one_journal_the_second_is_refused(tmp_path):
     """A second run on a journal in use exits 1 at once with a clear line, no traceback."""
     for i in range(4):
-        save(tmp_path / "in" / f"img{i}.png", (256, 256 + i))
+        save_image(tmp_path / "in" / f"img{i}.png", (256, 256 + i))
     # Slow tasks keep the first run busy while the second starts.
     first = subprocess.Popen(
         [sys.executable, "-m", "recraft_async.cli", "emulator", "--port", "0",
          "--duration", "fixed:600", "--time-scale", "1"],
-        env=ENV, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        env=CLI_ENV, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )  # fmt: skip
     runner = None
     try:
@@ -160,12 +168,10 @@ def test_two_runs_on_one_journal_the_second_is_refused(tmp_path):
         common = ["--base-url", url, "--api-key", KEY, "--out", "out"]
         runner = subprocess.Popen(  # noqa: S603 - our own interpreter and module
             [sys.executable, "-m", "recraft_async.cli", "upscale", "in", *common],
-            cwd=tmp_path, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            cwd=tmp_path, env=CLI_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         journal = tmp_path / "out" / "journal.sqlite"
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and sum(journal_states(journal).values()) < 4:
-            time.sleep(0.02)
+        journal_reaches(journal, lambda states: sum(states.values()) >= 4)
         second = cli("upscale", "in", *common, cwd=tmp_path)
         resumed = cli("resume", *common, cwd=tmp_path)
     finally:

@@ -9,7 +9,7 @@ from conftest import API, envelope, record
 
 import recraft_async as ra
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.fake_clock]
 KEY = "sk-test-secret-123"
 
 

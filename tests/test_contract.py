@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 from pathlib import Path
 
 import httpx
 import pytest
+from conftest import signature_headers
 
 import recraft_async as ra
 from recraft_async._check import check_remove_background, check_upscale
@@ -17,6 +19,7 @@ from recraft_async._transport import decode_envelope
 DOCS = json.loads((Path(__file__).parent / "data" / "kie_docs.json").read_text())
 KEY = "whk-contract"
 NOW = 1_769_670_760.0
+_signed = functools.partial(signature_headers, key=KEY, at=NOW)
 
 
 def body(name):
@@ -215,10 +218,3 @@ def test_callback_without_a_task_id_is_refused():
     assert "taskId" in str(caught.value)
     assert caught.value.body is not None
 
-
-def _signed(task_id, key=KEY, at=NOW):
-    timestamp = str(int(at))
-    return {
-        "X-Webhook-Timestamp": timestamp,
-        "X-Webhook-Signature": ra.webhook_signature(key, task_id, timestamp),
-    }

@@ -8,7 +8,7 @@ from pathlib import Path
 import anyio
 import httpx
 import pytest
-from conftest import envelope, record
+from conftest import envelope, record, submitted
 
 import recraft_async as ra
 from recraft_async import cli
@@ -58,6 +58,7 @@ def test_printable_keeps_ordinary_text():
 
 
 @pytest.mark.anyio
+@pytest.mark.fake_clock
 async def test_task_id_from_the_service_is_logged_escaped(kie, make_client, caplog):
     """A task id with a newline and an ANSI escape is logged on one line, escaped."""
     caplog.set_level(logging.INFO, logger="recraft_async")
@@ -76,6 +77,7 @@ async def test_task_id_from_the_service_is_logged_escaped(kie, make_client, capl
 
 
 @pytest.mark.anyio
+@pytest.mark.fake_clock
 async def test_failure_message_from_the_service_is_logged_escaped(kie, make_client, caplog):
     """A task's failure message with a newline and an escape sequence stays on one line."""
     caplog.set_level(logging.INFO, logger="recraft_async")
@@ -108,6 +110,7 @@ async def test_retry_log_line_escapes_its_url_and_error(caplog):
 
 
 @pytest.mark.anyio
+@pytest.mark.fake_clock
 async def test_resubmit_log_line_escapes_the_services_message(kie, make_client, caplog):
     """A refused submit's message, logged before the resubmit, is escaped."""
     caplog.set_level(logging.INFO, logger="recraft_async")
@@ -127,6 +130,7 @@ async def test_resubmit_log_line_escapes_the_services_message(kie, make_client, 
 
 
 @pytest.mark.anyio
+@pytest.mark.fake_clock
 async def test_stopped_jobs_warning_escapes_task_ids(kie, make_client, caplog):
     """The warning that lists stopped jobs' task ids for resume shows them escaped."""
     caplog.set_level(logging.WARNING, logger="recraft_async")
@@ -135,9 +139,7 @@ async def test_stopped_jobs_warning_escapes_task_ids(kie, make_client, caplog):
     poll = ra.PollPolicy(initial=30.0, factor=1.5, max_interval=30.0, timeout=60.0)
     with pytest.raises(KeyboardInterrupt):
         async with make_client(poll=poll) as client:
-            job = client.upscale("https://i.test/a.png")
-            while job.task_id is None:
-                await anyio.sleep(0.01)
+            await submitted(client.upscale("https://i.test/a.png"))
             raise KeyboardInterrupt
     [warning] = [m for m in _messages(caplog) if "resume" in m]
     assert not _forbidden(warning)

@@ -5,42 +5,54 @@ from __future__ import annotations
 import anyio
 import httpx
 import pytest
-from conftest import emulator_client, envelope, record
+from conftest import envelope, record
 
 import recraft_async as ra
 from recraft_async._pacer import Pacer
-from recraft_async.testing import Duration, KieEmulator, sample_images
+from recraft_async.testing._window import SlidingWindow
 
-pytestmark = pytest.mark.anyio
+# Every test here mocks its I/O, so it runs on the fake clock: sleeps cost no wall time.
+pytestmark = [pytest.mark.anyio, pytest.mark.fake_clock]
 
 UPSCALE = "/api/v1/recraft/upscale"
 READ = "/api/v1/recraft/upscale/record-info"
 
 
-async def test_a_thousand_jobs_in_flight_stay_within_the_read_limit():
-    """1,000 jobs polled at once against the emulator's read limit meet no 429."""
-    # KIE's window (10 per second) scaled down tenfold in time, on both sides alike.
-    limit = ra.Rate(10, per=0.1)
-    emulator = KieEmulator(
-        rate=None,
-        read_rate=limit,
-        duration=Duration.fixed(30.0),
-        time_scale=0.01,  # every task takes 0.3 s
-        seed=1,
-    )
-    url = emulator.add_image(*sample_images()[0])
-    poll = ra.PollPolicy(initial=0.05, factor=1.5, max_interval=0.3, timeout=300.0)
+async def test_a_thousand_jobs_in_flight_stay_within_the_read_limit(make_client):
+    """1,000 jobs polled at once against KIE's read limit (the emulator's window) meet no 429."""
+    # KIE's own window and task length: on the fake clock the 100+ s this takes cost nothing.
+    limit = ra.Rate(10, per=1.0)
+    window = SlidingWindow()  # the emulator's limiter, here on the virtual clock
+    finish_at: dict[str, float] = {}
+    refused = reads = 0
+
+    def kie(request):  # a bare MockTransport: 2,000+ requests, respx's matching is not needed
+        nonlocal refused, reads
+        now = anyio.current_time()
+        if request.method == "POST":
+            task_id = f"t{len(finish_at)}"
+            finish_at[task_id] = now + 30.0
+            return httpx.Response(200, json=envelope({"taskId": task_id}))
+        if window.retry_after(limit, now) is not None:
+            refused += 1
+            return httpx.Response(429, json={"code": 429, "msg": "Rate limit exceeded"})
+        window.take(now)
+        reads += 1
+        task_id = request.url.params["taskId"]
+        if now < finish_at[task_id]:
+            return httpx.Response(200, json=record(task_id, flag=0, urls=()))
+        return httpx.Response(200, json=record(task_id))
+
+    poll = ra.PollPolicy(initial=0.5, factor=1.5, max_interval=3.0, timeout=3000.0)
     async with (
-        emulator,
-        emulator_client(
-            emulator, max_in_flight=1000, submit_rate=None, read_rate=limit, poll=poll
-        ) as client,
+        httpx.AsyncClient(transport=httpx.MockTransport(kie)) as http,
+        make_client(max_in_flight=1000, read_rate=limit, poll=poll, http_client=http) as client,
     ):
-        jobs = [client.upscale(f"{url}?n={i}") for i in range(1000)]
+        jobs = [client.upscale(f"https://i.test/{i}.png") for i in range(1000)]
         results = [await job for job in jobs]
     assert len({r.task_id for r in results}) == 1000
-    assert emulator.stats.status_reads >= 1000
-    assert emulator.stats.read_rate_limited == 0
+    assert reads >= 1000
+    assert refused == 0
 
 
 async def test_failing_reads_far_past_max_retries_do_not_fail_a_paid_task(kie, make_client):

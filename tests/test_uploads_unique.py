@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 
 import pytest
-from conftest import emulator_client
+from conftest import emulator_client, image_bytes
 from PIL import Image
 
 import recraft_async as ra
@@ -14,13 +14,6 @@ from recraft_async.testing import KieEmulator
 pytestmark = pytest.mark.anyio
 
 RED, BLUE = (220, 20, 20), (20, 20, 220)
-
-
-def png(colour):
-    """A plain 300x300 PNG of one colour."""
-    buffer = io.BytesIO()
-    Image.new("RGB", (300, 300), colour).save(buffer, "PNG")
-    return buffer.getvalue()
 
 
 def colour_of(data):
@@ -48,7 +41,7 @@ async def test_two_files_of_one_name_each_get_their_own_result(tmp_path):
     first, second = tmp_path / "2023" / "IMG_0001.png", tmp_path / "2024" / "IMG_0001.png"
     for path, colour in ((first, RED), (second, BLUE)):
         path.parent.mkdir()
-        path.write_bytes(png(colour))
+        path.write_bytes(image_bytes(colour=colour))
     outputs, emulator = await _results([first, second])
     assert [colour_of(out) for out in outputs] == [RED, BLUE]
     assert emulator.stats.uploads == 2
@@ -56,5 +49,5 @@ async def test_two_files_of_one_name_each_get_their_own_result(tmp_path):
 
 async def test_two_byte_inputs_each_get_their_own_result():
     """Raw bytes inputs (all called "image") never overwrite each other's upload."""
-    outputs, _ = await _results([png(RED), png(BLUE)])
+    outputs, _ = await _results([image_bytes(colour=RED), image_bytes(colour=BLUE)])
     assert [colour_of(out) for out in outputs] == [RED, BLUE]

@@ -1,12 +1,13 @@
 """Callbacks: parsing, and signatures checked in constant time with a freshness window."""
 
+import functools
 import json
 import time
 
 import anyio
 import httpx
 import pytest
-from conftest import emulator_client, envelope, record
+from conftest import emulator_client, envelope, record, signature_headers, submitted, wait_until
 
 import recraft_async as ra
 
@@ -14,12 +15,7 @@ KEY = "whk-test"
 NOW = 1_760_000_000.0
 
 
-def _signed(task_id="t1", at=NOW, key=KEY):
-    timestamp = str(int(at))
-    return {
-        "X-Webhook-Timestamp": timestamp,
-        "X-Webhook-Signature": ra.webhook_signature(key, task_id, timestamp),
-    }
+_signed = functools.partial(signature_headers, key=KEY, at=NOW)
 
 
 def test_unsigned_callback_parses_without_a_key():
@@ -75,14 +71,13 @@ def _slow_client(make_client, **kwargs):
 
 
 @pytest.mark.anyio
+@pytest.mark.fake_clock
 async def test_callback_wakes_its_job_for_one_read(kie, make_client):
     """A callback makes the waiting job read its status at once, long before its schedule."""
     kie.post(UPSCALE).respond(json=envelope({"taskId": "t1"}))
     reads = kie.get(READ).respond(json=record("t1"))
     async with _slow_client(make_client) as client:
-        job = client.upscale("https://i.test/a.png")
-        while job.task_id is None:
-            await anyio.sleep(0.01)
+        job = await submitted(client.upscale("https://i.test/a.png"))
         woken = client.handle_callback(json.dumps(record("t1")).encode(), {})
         with anyio.fail_after(5):
             result = await job
@@ -92,14 +87,13 @@ async def test_callback_wakes_its_job_for_one_read(kie, make_client):
 
 
 @pytest.mark.anyio
+@pytest.mark.fake_clock
 async def test_badly_signed_callback_is_refused_and_reads_nothing(kie, make_client):
     """With a webhook key, a forged callback raises and wakes no job."""
     kie.post(UPSCALE).respond(json=envelope({"taskId": "t1"}))
     reads = kie.get(READ).respond(json=record("t1"))
     async with _slow_client(make_client, webhook_key=KEY) as client:
-        job = client.upscale("https://i.test/a.png")
-        while job.task_id is None:
-            await anyio.sleep(0.01)
+        job = await submitted(client.upscale("https://i.test/a.png"))
         with pytest.raises(ra.WebhookVerificationError):
             client.handle_callback(json.dumps(record("t1")), _signed(key="forged", at=time.time()))
         client.handle_callback(json.dumps(record("t1")), _signed(at=time.time()))
@@ -109,6 +103,7 @@ async def test_badly_signed_callback_is_refused_and_reads_nothing(kie, make_clie
 
 
 @pytest.mark.anyio
+@pytest.mark.fake_clock
 async def test_callback_for_an_unknown_task_is_harmless(kie, make_client):
     """A callback for a task this client does not poll is acknowledged: None, and no read."""
     async with make_client() as client:
@@ -118,6 +113,7 @@ async def test_callback_for_an_unknown_task_is_harmless(kie, make_client):
 
 
 @pytest.mark.anyio
+@pytest.mark.fake_clock
 async def test_early_callback_keeps_polling(kie, make_client):
     """If the read after a callback still says processing, the job goes on polling."""
     kie.post(UPSCALE).respond(json=envelope({"taskId": "t1"}))
@@ -128,12 +124,9 @@ async def test_early_callback_keeps_polling(kie, make_client):
         ]
     )
     async with _slow_client(make_client) as client:
-        job = client.upscale("https://i.test/a.png")
-        while job.task_id is None:
-            await anyio.sleep(0.01)
+        job = await submitted(client.upscale("https://i.test/a.png"))
         client.handle_callback(json.dumps(record("t1")))
-        while reads.call_count < 1:
-            await anyio.sleep(0.01)
+        await wait_until(lambda: reads.call_count >= 1)
         assert not job.done()
         client.handle_callback(json.dumps(record("t1")))
         with anyio.fail_after(5):

@@ -1,12 +1,13 @@
 """Callbacks under attack: replays, hostile timestamps, unsigned bodies, untrusted contents."""
 
+import functools
 import json
 import time
 
 import anyio
 import httpx
 import pytest
-from conftest import envelope, record
+from conftest import envelope, record, signature_headers, submitted, wait_until
 
 import recraft_async as ra
 from recraft_async._webhooks import DEFAULT_MAX_AGE, ReplayGuard, verified_task_id
@@ -20,19 +21,7 @@ SLOW_POLL = {"initial": 30.0, "factor": 1.5, "max_interval": 30.0, "timeout": 60
 BODY = json.dumps(record("t1"))
 
 
-def _signed(task_id="t1", timestamp=None, key=KEY):
-    timestamp = str(int(time.time())) if timestamp is None else timestamp
-    return {
-        "X-Webhook-Timestamp": timestamp,
-        "X-Webhook-Signature": ra.webhook_signature(key, task_id, timestamp),
-    }
-
-
-async def _submitted(client):
-    job = client.upscale("https://i.test/a.png")
-    while job.task_id is None:
-        await anyio.sleep(0.01)
-    return job
+_signed = functools.partial(signature_headers, key=KEY)  # timestamped now unless told
 
 
 def _verify(headers, guard, now=NOW, body=BODY):
@@ -45,12 +34,12 @@ def _verify(headers, guard, now=NOW, body=BODY):
 def test_second_delivery_of_the_same_callback_is_a_replay():
     """The same task id, timestamp and signature twice: the second is WebhookReplayError."""
     guard = ReplayGuard()
-    headers = _signed(timestamp=str(int(NOW)))
+    headers = _signed(at=NOW)
     assert _verify(headers, guard) == "t1"
     with pytest.raises(ra.WebhookReplayError, match="already received"):
         _verify(headers, guard, now=NOW + 1)
     # A new delivery of the same task (its own timestamp and signature) is accepted.
-    assert _verify(_signed(timestamp=str(int(NOW) + 2)), guard, now=NOW + 2) == "t1"
+    assert _verify(_signed(at=NOW + 2), guard, now=NOW + 2) == "t1"
 
 
 def test_replay_is_a_verification_error():
@@ -63,7 +52,7 @@ def test_forged_callback_is_not_remembered():
     """A callback that fails its signature leaves the replay memory untouched."""
     guard = ReplayGuard()
     with pytest.raises(ra.WebhookVerificationError, match="does not match"):
-        _verify(_signed(timestamp=str(int(NOW)), key="forged"), guard)
+        _verify(_signed(at=NOW, key="forged"), guard)
     assert len(guard) == 0
 
 
@@ -71,10 +60,10 @@ def test_replay_memory_forgets_callbacks_past_the_window():
     """Entries leave the memory once their timestamp leaves the freshness window."""
     guard = ReplayGuard()
     for i in range(5):
-        _verify(_signed(task_id=f"t{i}", timestamp=str(int(NOW))), guard, body=_body(f"t{i}"))
+        _verify(_signed(task_id=f"t{i}", at=NOW), guard, body=_body(f"t{i}"))
     assert len(guard) == 5
     later = NOW + DEFAULT_MAX_AGE + 1
-    _verify(_signed(timestamp=str(int(later))), guard, now=later)
+    _verify(_signed(at=later), guard, now=later)
     assert len(guard) == 1
 
 
@@ -83,13 +72,13 @@ def test_replay_memory_is_bounded():
     guard = ReplayGuard(max_entries=3)
     for i in range(10):
         stamp = str(int(NOW) - 100 + i)
-        _verify(_signed(task_id=f"t{i}", timestamp=stamp), guard, body=_body(f"t{i}"))
+        _verify(_signed(task_id=f"t{i}", at=stamp), guard, body=_body(f"t{i}"))
     assert len(guard) == 3
     # The newest is still remembered; the oldest was dropped (a repeat costs one read).
-    newest = _signed(task_id="t9", timestamp=str(int(NOW) - 91))
+    newest = _signed(task_id="t9", at=NOW - 91)
     with pytest.raises(ra.WebhookReplayError):
         _verify(newest, guard, body=_body("t9"))
-    assert _verify(_signed(task_id="t0", timestamp=str(int(NOW) - 100)), guard, body=_body("t0"))
+    assert _verify(_signed(task_id="t0", at=NOW - 100), guard, body=_body("t0"))
 
 
 def test_replay_memory_needs_room_for_one():
@@ -103,6 +92,7 @@ def _body(task_id):
 
 
 @pytest.mark.anyio
+@pytest.mark.fake_clock
 async def test_replayed_callback_is_refused_and_reads_nothing(kie, make_client):
     """A client with a key refuses a callback's second delivery; a fresh one wakes the job."""
     kie.post(UPSCALE).respond(json=envelope({"taskId": "t1"}))
@@ -114,11 +104,10 @@ async def test_replayed_callback_is_refused_and_reads_nothing(kie, make_client):
     )
     poll = ra.PollPolicy(**SLOW_POLL)
     async with make_client(webhook_key=KEY, poll=poll) as client:
-        job = await _submitted(client)
-        first = _signed(timestamp=str(int(time.time()) - 1))
+        job = await submitted(client.upscale("https://i.test/a.png"))
+        first = _signed(at=time.time() - 1)
         assert client.handle_callback(BODY, first) is job
-        while reads.call_count < 1:
-            await anyio.sleep(0.01)
+        await wait_until(lambda: reads.call_count >= 1)
         with pytest.raises(ra.WebhookReplayError):
             client.handle_callback(BODY, first)
         await anyio.sleep(0.05)
@@ -158,7 +147,7 @@ async def test_replayed_callback_is_refused_and_reads_nothing(kie, make_client):
 def test_malformed_timestamps_are_refused(timestamp):
     """Only plain digits (optionally a fraction) are a timestamp, correctly signed or not."""
     with pytest.raises(ra.WebhookVerificationError, match="not a number of seconds"):
-        ra.parse_callback(BODY, _signed(timestamp=timestamp), webhook_key=KEY, now=NOW)
+        ra.parse_callback(BODY, _signed(at=timestamp), webhook_key=KEY, now=NOW)
 
 
 @pytest.mark.parametrize(
@@ -173,13 +162,13 @@ def test_malformed_timestamps_are_refused(timestamp):
 def test_timestamps_outside_the_window_are_refused(timestamp):
     """A timestamp further than max_age from now, either way, is refused."""
     with pytest.raises(ra.WebhookVerificationError, match="outside the allowed window"):
-        ra.parse_callback(BODY, _signed(timestamp=timestamp), webhook_key=KEY, now=NOW)
+        ra.parse_callback(BODY, _signed(at=timestamp), webhook_key=KEY, now=NOW)
 
 
 @pytest.mark.parametrize("timestamp", ["1760000000", "1760000299", "1759999701.25"])
 def test_documented_and_fractional_timestamps_are_accepted(timestamp):
     """Whole seconds as KIE documents them, and a fraction, within the window verify."""
-    callback = ra.parse_callback(BODY, _signed(timestamp=timestamp), webhook_key=KEY, now=NOW)
+    callback = ra.parse_callback(BODY, _signed(at=timestamp), webhook_key=KEY, now=NOW)
     assert callback.task_id == "t1"
 
 
@@ -194,6 +183,7 @@ def test_absurd_max_age_is_refused(max_age):
 
 
 @pytest.mark.anyio
+@pytest.mark.fake_clock
 @pytest.mark.parametrize(
     "headers",
     [
@@ -207,7 +197,7 @@ async def test_unsigned_callback_is_refused_with_a_key(kie, make_client, headers
     kie.post(UPSCALE).respond(json=envelope({"taskId": "t1"}))
     reads = kie.get(READ).respond(json=record("t1"))
     async with make_client(webhook_key=KEY, poll=ra.PollPolicy(**SLOW_POLL)) as client:
-        job = await _submitted(client)
+        job = await submitted(client.upscale("https://i.test/a.png"))
         with pytest.raises(ra.WebhookVerificationError, match="not signed"):
             client.handle_callback(BODY, headers)
         await anyio.sleep(0.05)
@@ -220,13 +210,14 @@ async def test_unsigned_callback_is_refused_with_a_key(kie, make_client, headers
 
 
 @pytest.mark.anyio
+@pytest.mark.fake_clock
 async def test_signature_is_checked_before_the_record_is_read(kie, make_client):
     """handle_callback never reads the record: forged fails its signature, signed wakes the job."""
     kie.post(UPSCALE).respond(json=envelope({"taskId": "t1"}))
     kie.get(READ).respond(json=record("t1"))
     broken = json.dumps({"code": 200, "data": {"taskId": "t1", "successFlag": "no-such-flag"}})
     async with make_client(webhook_key=KEY, poll=ra.PollPolicy(**SLOW_POLL)) as client:
-        job = await _submitted(client)
+        job = await submitted(client.upscale("https://i.test/a.png"))
         with pytest.raises(ra.WebhookVerificationError):
             client.handle_callback(broken, _signed(key="forged"))
         assert client.handle_callback(broken, _signed()) is job
@@ -235,6 +226,7 @@ async def test_signature_is_checked_before_the_record_is_read(kie, make_client):
 
 
 @pytest.mark.anyio
+@pytest.mark.fake_clock
 async def test_handle_callback_returns_the_job_never_the_body(kie, make_client):
     """The return is the woken Job; the body's success and URL are not believed."""
     kie.post(UPSCALE).respond(json=envelope({"taskId": "t1"}))
@@ -246,14 +238,13 @@ async def test_handle_callback_returns_the_job_never_the_body(kie, make_client):
     )
     lie = json.dumps(record("t1", urls=("https://evil.test/x.png",)))
     async with make_client(webhook_key=KEY, poll=ra.PollPolicy(**SLOW_POLL)) as client:
-        job = await _submitted(client)
+        job = await submitted(client.upscale("https://i.test/a.png"))
         woken = client.handle_callback(lie, _signed())
         assert woken is job
         assert not isinstance(woken, ra.Callback)
-        while reads.call_count < 1:
-            await anyio.sleep(0.01)
+        await wait_until(lambda: reads.call_count >= 1)
         assert not job.done()  # the status read said processing, whatever the body said
-        assert client.handle_callback(lie, _signed(timestamp=str(int(time.time()) - 1))) is job
+        assert client.handle_callback(lie, _signed(at=time.time() - 1)) is job
         with anyio.fail_after(5):
             result = await job
     assert result.url == "https://cdn.test/o.png"
@@ -261,12 +252,13 @@ async def test_handle_callback_returns_the_job_never_the_body(kie, make_client):
 
 
 @pytest.mark.anyio
+@pytest.mark.fake_clock
 async def test_callback_for_a_task_not_held_is_acknowledged_without_a_read(kie, make_client):
     """A verified callback for a task this client does not poll returns None and reads nothing."""
     kie.post(UPSCALE).respond(json=envelope({"taskId": "t1"}))
     reads = kie.get(READ).respond(json=record("t1"))
     async with make_client(webhook_key=KEY, poll=ra.PollPolicy(**SLOW_POLL)) as client:
-        job = await _submitted(client)
+        job = await submitted(client.upscale("https://i.test/a.png"))
         other = json.dumps(record("elsewhere"))
         assert client.handle_callback(other, _signed(task_id="elsewhere")) is None
         await anyio.sleep(0.05)
@@ -286,9 +278,7 @@ async def test_callback_for_an_unknown_task_reads_nothing_from_the_emulator():
     url = emulator.add_image(*sample_images()[0])
     poll = ra.PollPolicy(**SLOW_POLL)
     async with emulator, emulator_client(emulator, webhook_key=KEY, poll=poll) as client:
-        job = client.upscale(url)
-        while job.task_id is None:
-            await anyio.sleep(0.01)
+        job = await submitted(client.upscale(url))
         body = json.dumps({"taskId": "nobody", "code": 200, "data": {"task_id": "nobody"}})
         assert client.handle_callback(body, _signed(task_id="nobody")) is None
         await anyio.sleep(0.05)
