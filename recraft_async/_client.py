@@ -26,7 +26,12 @@ from ._check import (
     is_loopback_host,
 )
 from ._dialects import DIALECTS
-from ._files import DEFAULT_DOWNLOAD_DEADLINE, download_to, safe_output_name
+from ._files import (
+    DEFAULT_DOWNLOAD_DEADLINE,
+    DEFAULT_MAX_DOWNLOAD_BYTES,
+    download_to,
+    safe_output_name,
+)
 from ._jobs import Job
 from ._journal import Journal
 from ._models import Operation, Result, TaskRecord
@@ -38,7 +43,6 @@ from .errors import ClientNotOpenError, InvalidInputError, ProtocolError
 
 DEFAULT_BASE_URL = "https://api.kie.ai"
 DEFAULT_UPLOAD_BASE_URL = "https://kieai.redpandaai.co"
-DEFAULT_MAX_DOWNLOAD_BYTES = 200_000_000
 DEFAULT_SUBMIT_RATE = Rate(20, per=10.0)
 # KIE's documented limit on status reads: 10 a second per API key.
 DEFAULT_READ_RATE = Rate(10, per=1.0)

@@ -270,6 +270,7 @@ def make_client():
     the operation; the default dialect is covered against the emulator and the contract
     tests.
     """
+
     def make(**kwargs):
         kwargs.setdefault("api_key", "sk-test-secret-123")
         kwargs.setdefault("poll", ra.PollPolicy(**FAST_POLL_KW))

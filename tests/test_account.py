@@ -13,9 +13,7 @@ pytestmark = [pytest.mark.anyio, pytest.mark.fake_clock]
 UPSCALE = "/api/v1/recraft/upscale"
 READ = "/api/v1/recraft/upscale/record-info"
 UPLOAD = "https://kieai.redpandaai.co/api/file-stream-upload"
-PNG = (
-    b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x01\x00\x00\x00\x01\x00\x08\x02\x00\x00\x00"
-)
+PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x01\x00\x00\x00\x01\x00\x08\x02\x00\x00\x00"
 
 
 @pytest.mark.parametrize(

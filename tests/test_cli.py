@@ -26,6 +26,7 @@ from PIL import Image
 
 pytest.importorskip("recraft_async.testing")
 
+
 @pytest.fixture
 def emulator(tmp_path):
     """The emulator as its own process (its stats outlive a killed client)."""

@@ -79,9 +79,7 @@ async def _cli(*args, cwd):
 
 
 @pytest.mark.anyio
-async def test_bad_result_urls_fail_alone_and_resume_goes_on(
-    tmp_path, monkeypatch, bad_results
-):
+async def test_bad_result_urls_fail_alone_and_resume_goes_on(tmp_path, monkeypatch, bad_results):
     """Four unusable result URLs fail their own inputs; the fifth succeeds, now and on resume."""
     for i in range(5):
         save_image(tmp_path / "in" / f"img{i}.png", (256 + i, 256))

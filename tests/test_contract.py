@@ -138,9 +138,7 @@ def test_seed_submit_bodies_equal_the_seed_examples():
 def test_documented_market_callbacks_verify_and_parse(name):
     """The market pages' success callbacks: signature on data.taskId, the full record."""
     task_id = body(name)["data"]["taskId"]
-    callback = ra.parse_callback(
-        json.dumps(body(name)), _signed(task_id), webhook_key=KEY, now=NOW
-    )
+    callback = ra.parse_callback(json.dumps(body(name)), _signed(task_id), webhook_key=KEY, now=NOW)
     assert callback.task_id == task_id
     assert callback.code == 200
     assert callback.record is not None
@@ -217,4 +215,3 @@ def test_callback_without_a_task_id_is_refused():
         ra.parse_callback('{"code": 200, "data": {"state": "success"}}')
     assert "taskId" in str(caught.value)
     assert caught.value.body is not None
-

@@ -33,9 +33,7 @@ async def test_readme_example_runs_against_a_local_server(tmp_path):
     urls = [emulator.add_image(name, data) for name, data in sample_images()[:3]]
     async with serve(emulator) as base_url:
         env = {**os.environ, "KIE_API_KEY": emulator.api_key, "KIE_BASE_URL": base_url}
-        done = await anyio.run_process(
-            [sys.executable, str(script), *urls], env=env, check=False
-        )
+        done = await anyio.run_process([sys.executable, str(script), *urls], env=env, check=False)
     out = done.stdout.decode()
     assert done.returncode == 0, done.stderr.decode()
     lines = out.strip().splitlines()
