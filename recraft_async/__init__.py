@@ -3,8 +3,10 @@
 from ._client import AsyncRecraft
 from ._jobs import Job, JobStatus
 from ._journal import Journal, JournalEntry, JournalState
+from ._logging import setup_from_env as _setup_logging
 from ._models import Callback, Operation, Result, TaskRecord, TaskState
 from ._policy import PollPolicy, Rate
+from ._version import __version__
 from ._webhooks import parse_callback, webhook_signature
 from .errors import (
     APIConnectionError,
@@ -33,7 +35,7 @@ from .errors import (
     WebhookVerificationError,
 )
 
-__version__ = "0.1.0.dev0"
+_setup_logging()  # RECRAFT_LOG=debug|info
 
 __all__ = [
     "APIConnectionError",

@@ -38,6 +38,8 @@ if TYPE_CHECKING:
     from ._progress import Reporter
 
 _S = JournalState
+# How often the reporter is told what the run waits on (the submit rate, the service).
+STATUS_EVERY = 1.0
 
 
 @attrs.frozen
@@ -83,10 +85,12 @@ class Batch:
         reporter: Reporter,
         concurrency: int,
     ) -> None:
-        ledger = client._open_scheduler().ledger
+        scheduler = client._open_scheduler()
+        ledger = scheduler.ledger
         if not isinstance(ledger, Ledger):
             raise InvalidInputError("a bulk run needs a client with a journal")
         self.client = client
+        self.scheduler = scheduler
         self.ledger = ledger
         self.http = http
         self.out_dir = out_dir
@@ -98,6 +102,28 @@ class Batch:
     async def run(self, works: Sequence[Work]) -> list[Outcome]:
         """Process every work; the outcomes come back in input order."""
         self.reporter.start(len(works))
+        failure: Exception | None = None
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._tell_waits)
+            try:
+                outcomes = await self._run(works)
+            except Exception as exc:  # noqa: BLE001 - raised below, not in an exception group
+                failure = exc
+            tg.cancel_scope.cancel()
+        if failure is not None:
+            raise failure
+        return outcomes
+
+    async def _tell_waits(self) -> None:
+        """Every STATUS_EVERY seconds, tell the reporter what the run waits on."""
+        while True:
+            await anyio.sleep(STATUS_EVERY)
+            # Items "submitting" are the client's: they wait for the submit rate (said
+            # first, when it holds any back) or on the service's processing.
+            in_flight = self.reporter.counts["submitting"]
+            self.reporter.waiting(self.scheduler.next_submit_in(), in_flight)
+
+    async def _run(self, works: Sequence[Work]) -> list[Outcome]:
         removed = await anyio.to_thread.run_sync(remove_leftover_parts, self.out_dir)
         if removed:
             self.reporter.line(f"removed {removed} partial download(s) left by an earlier run")

@@ -34,6 +34,7 @@ from ._files import (
 )
 from ._jobs import Job
 from ._journal import Journal
+from ._logging import setup_from_env
 from ._models import Operation, Result, TaskRecord
 from ._policy import PollPolicy, Rate
 from ._scheduler import Scheduler
@@ -78,6 +79,7 @@ class AsyncRecraft:
         journal: Journal | None = None,
         webhook_key: str | None = None,
     ) -> None:
+        setup_from_env()  # RECRAFT_LOG set after the import counts too
         key = api_key if api_key is not None else os.environ.get("KIE_API_KEY")
         if not key:
             raise InvalidInputError("no API key: pass api_key= or set KIE_API_KEY")

@@ -3,6 +3,9 @@
 A task id, URL or failure message comes from the network: a newline in it would forge a
 log line, an ANSI escape would restyle or hide the terminal's output. Everything such a
 value holds that is not printable is shown as a Python-style escape instead.
+
+A result URL may be presigned: its query string is a credential to the image for as long
+as it lasts. ``loggable_url`` shows a URL without its query and fragment.
 """
 
 from __future__ import annotations
@@ -20,6 +23,17 @@ def printable(value: object) -> str:
     if text.isprintable():  # the common case, checked in C
         return text
     return "".join(char if char.isprintable() else _escaped(char) for char in text)
+
+
+def loggable_url(url: object) -> str:
+    """``url`` without its query string and fragment, escaped like ``printable``.
+
+    Presigned storage URLs carry their signature in the query; a log or an error message
+    says which object was fetched, never the means to fetch it again.
+    """
+    text = url if isinstance(url, str) else str(url)
+    cut = min((i for i in (text.find("?"), text.find("#")) if i >= 0), default=-1)
+    return printable(text if cut < 0 else text[:cut])
 
 
 def _escaped(char: str) -> str:

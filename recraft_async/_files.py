@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 import struct
@@ -16,12 +17,13 @@ import anyio.to_thread
 import attrs
 import httpx
 
+from ._escape import loggable_url
 from ._limits import LIMITS as _LIMITS
 from ._limits import MB as _MB
 from ._limits import MEGAPIXEL as _MP
 from ._limits import ImageFormat
 from ._models import Operation
-from ._transport import AttemptClock, Transport, url_problem
+from ._transport import USER_AGENT, AttemptClock, Transport, url_problem
 from .errors import (
     APIConnectionError,
     APITimeoutError,
@@ -31,6 +33,8 @@ from .errors import (
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+logger = logging.getLogger("recraft_async")
 
 # Pillow is not a core dependency (only the emulator extra needs it), so image headers
 # are read by hand: a few bytes of PNG, JPEG and WEBP are enough for format and size.
@@ -340,15 +344,20 @@ async def _open(http: httpx.AsyncClient, url: str, clock: AttemptClock) -> httpx
     # UnicodeError (a 64-byte DNS label, on trio). Checked first, it is a ProtocolError.
     problem = url_problem(url)
     if problem is not None:
-        raise ProtocolError(f"download of {url!r}: {problem}", body=None)
+        raise ProtocolError(f"download of {loggable_url(url)}: {problem}", body=None)
     try:
         # The trace starts the clock once a connection is in hand; redirects carry it on.
         request = http.build_request("GET", url, extensions={"trace": clock.trace})
     except httpx.InvalidURL as exc:
-        raise ProtocolError(f"download of {url!r}: invalid URL ({exc})", body=None) from exc
+        raise ProtocolError(
+            f"download of {loggable_url(url)}: invalid URL ({exc})", body=None
+        ) from exc
     # Result URLs are third-party storage: our API key must never travel there (nor on
     # redirects: httpx copies these headers, which no longer have it).
     request.headers.pop("Authorization", None)
+    # Set on the request, not the client: a caller's client keeps its own defaults.
+    request.headers["User-Agent"] = USER_AGENT
+    logger.debug("downloading %s", loggable_url(url))
     hops = min(http.max_redirects, MAX_DOWNLOAD_REDIRECTS)
     for _ in range(hops + 1):
         try:
@@ -357,7 +366,7 @@ async def _open(http: httpx.AsyncClient, url: str, clock: AttemptClock) -> httpx
             # httpx builds the next request as it answers: a Location such as "data:..."
             # (a scheme without a host) fails there, before url_problem can see it.
             raise ProtocolError(
-                f"download of {url!r} redirects to a bad URL: {exc}", body=None
+                f"download of {loggable_url(url)} redirects to a bad URL: {exc}", body=None
             ) from exc
         clock.start()  # for transports that report no progress
         following = response.next_request
@@ -366,10 +375,14 @@ async def _open(http: httpx.AsyncClient, url: str, clock: AttemptClock) -> httpx
         await response.aclose()
         problem = url_problem(following.url)
         if problem is not None:
-            raise ProtocolError(f"download of {url!r} redirects to a bad URL: {problem}", body=None)
+            raise ProtocolError(
+                f"download of {loggable_url(url)} redirects to a bad URL: {problem}", body=None
+            )
         request = following
     # A redirect loop is the storage's broken answer, not a network failure.
-    raise ProtocolError(f"download of {url!r} redirects more than {hops} times", body=None)
+    raise ProtocolError(
+        f"download of {loggable_url(url)} redirects more than {hops} times", body=None
+    )
 
 
 async def _stream_into(
@@ -392,7 +405,7 @@ async def _stream_into(
                     total += len(chunk)
                     if total > max_bytes:
                         raise ProtocolError(
-                            f"download of {url} exceeds {max_bytes} bytes", body=None
+                            f"download of {loggable_url(url)} exceeds {max_bytes} bytes", body=None
                         )
                     if len(head) < _HEAD_BYTES:
                         head += chunk[: _HEAD_BYTES - len(head)]
@@ -402,34 +415,48 @@ async def _stream_into(
                 with anyio.CancelScope(shield=True):
                     await response.aclose()
         except httpx.TimeoutException as exc:
-            raise APITimeoutError(f"download of {url} timed out") from exc
+            raise APITimeoutError(f"download of {loggable_url(url)} timed out") from exc
         except httpx.DecodingError as exc:
             # The storage answered, but its body does not decode (corrupt gzip): a bad
             # answer, like a truncated one, not a network failure.
-            raise ProtocolError(f"download of {url} does not decode: {exc}", body=None) from exc
+            raise ProtocolError(
+                f"download of {loggable_url(url)} does not decode: {exc}", body=None
+            ) from exc
         except httpx.TransportError as exc:
-            raise APIConnectionError(f"download of {url} failed: {type(exc).__name__}") from exc
+            raise APIConnectionError(
+                f"download of {loggable_url(url)} failed: {type(exc).__name__}"
+            ) from exc
     if kind is None or clock.expired:
-        raise APITimeoutError(f"download of {url} did not finish within {clock.seconds:g} s")
+        raise APITimeoutError(
+            f"download of {loggable_url(url)} did not finish within {clock.seconds:g} s"
+        )
     fmt = sniff_format(head)
     if total == 0 or (fmt is None and not kind.startswith("image/")):
-        raise ProtocolError(f"download of {url} is not a PNG, JPEG or WEBP image", body=None)
+        raise ProtocolError(
+            f"download of {loggable_url(url)} is not a PNG, JPEG or WEBP image", body=None
+        )
     length = _content_length(response)
     encoded = "Content-Encoding" in response.headers  # then the length counts encoded bytes
     if length is not None and length != total and not encoded:
-        raise ProtocolError(f"download of {url} ended after {total} of {length} bytes", body=None)
+        raise ProtocolError(
+            f"download of {loggable_url(url)} ended after {total} of {length} bytes", body=None
+        )
     return digest.hexdigest(), fmt
 
 
 def _check_response(response: httpx.Response, url: str, max_bytes: int) -> str:
     if response.status_code != 200:
-        raise ProtocolError(f"download of {url} answered HTTP {response.status_code}", body=None)
+        raise ProtocolError(
+            f"download of {loggable_url(url)} answered HTTP {response.status_code}", body=None
+        )
     length = _content_length(response)
     if length is not None and length > max_bytes:
-        raise ProtocolError(f"download of {url} is {length} bytes, over {max_bytes}", body=None)
+        raise ProtocolError(
+            f"download of {loggable_url(url)} is {length} bytes, over {max_bytes}", body=None
+        )
     kind = str(response.headers.get("Content-Type", "")).split(";")[0].strip().lower()
     if not (kind.startswith("image/") or kind in ("", "application/octet-stream")):
-        raise ProtocolError(f"download of {url} is {kind}, not an image", body=None)
+        raise ProtocolError(f"download of {loggable_url(url)} is {kind}, not an image", body=None)
     return kind
 
 

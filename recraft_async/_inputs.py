@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,6 +15,8 @@ if TYPE_CHECKING:
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp"})
 # An @list may name other @lists; a cycle must end somewhere.
 _MAX_LIST_DEPTH = 8
+# "ftp://", "s3://", "file://"...: a URL, not a path, whatever its scheme (RFC 3986).
+_ANY_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 @attrs.frozen
@@ -65,6 +68,11 @@ def _expand(
             continue
         if is_url(arg):
             yield InputItem(arg, url=arg)
+        elif _ANY_URL.match(arg):
+            # Said as it is, rather than "no such file": the input is a URL we cannot take.
+            scheme = arg.partition(":")[0].lower()
+            hint = "; give a local file as its path" if scheme == "file" else ""
+            yield InputItem(arg, problem=f"{arg}: only http(s) URLs are accepted{hint}")
         elif arg.startswith("@"):
             yield from _expand_list(arg, base, skip, depth=depth)
         else:

@@ -43,6 +43,17 @@ class Pacer:
         until = anyio.current_time() + min(max(seconds, 0.0), MAX_RETRY_AFTER)
         self._paused_until = max(self._paused_until, until)
 
+    def delay(self) -> float | None:
+        """Seconds until the first waiting request may go; None when none waits on the clock.
+
+        None too when there is room now, or when every slot is held by a request still
+        on the wire (its answer, not the clock, frees the next one). Read-only.
+        """
+        if not self._waiters:
+            return None
+        left = self._ready_at() - anyio.current_time()
+        return left if 0 < left < math.inf else None
+
     @asynccontextmanager
     async def slot(self, priority: float | None = None) -> AsyncIterator[None]:
         """Wait for room in the window, hold it for one request, then give it back."""

@@ -7,6 +7,7 @@ the terminal.
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from collections import Counter
@@ -20,6 +21,17 @@ if TYPE_CHECKING:
 # States an item passes through; the last three are final.
 ACTIVE = ("preparing", "submitting", "downloading")
 FINAL = ("done", "failed", "uncertain")
+# A wait for the submit rate this long is said on a line of its own (once per episode).
+THROTTLE_NOTICE = 2.0
+
+
+def waiting_text(next_submit_in: float | None, in_flight: int) -> str:
+    """What the run waits on, in a few words: the submit rate, the service, or nothing."""
+    if next_submit_in is not None and next_submit_in >= 1:
+        return f"throttled, next submit in {math.ceil(next_submit_in)} s"
+    if in_flight:
+        return f"waiting on processing ({in_flight} in flight)"
+    return ""
 
 
 class Reporter:
@@ -31,6 +43,7 @@ class Reporter:
         self.counts: Counter[str] = Counter()
         self._where: dict[str, str] = {}
         self._started = time.monotonic()
+        self._throttled = False  # within a throttle episode already said
 
     def __enter__(self) -> Reporter:
         return self
@@ -68,6 +81,19 @@ class Reporter:
         """Report one item that reached a final state."""
         done = sum(self.counts[s] for s in FINAL)
         self.line(f"[{done}/{self.total}] {state:<9} {key}{' -> ' + detail if detail else ''}")
+
+    def waiting(self, next_submit_in: float | None, in_flight: int) -> None:
+        """What the run waits on, told every second or so (see ``waiting_text``).
+
+        Plain lines say a long wait for the submit rate once, when it starts; the episode
+        ends when nothing waits for the rate any more. ``in_flight`` items wait on the
+        service's processing; a line each second about them would be noise.
+        """
+        if next_submit_in is None:
+            self._throttled = False
+        elif not self._throttled and next_submit_in >= THROTTLE_NOTICE:
+            self._throttled = True
+            self.line(f"{waiting_text(next_submit_in, in_flight)} (the submit rate limit)")
 
     def refresh(self) -> None:
         """Redraw the progress display; plain lines have none."""
@@ -108,6 +134,8 @@ class RichReporter(Reporter):
             TextColumn("{task.fields[speed]}"),
             TextColumn("ETA"),
             TimeRemainingColumn(),
+            # Last, so that the bar stays put as the text comes and goes.
+            TextColumn("{task.description}"),
             console=self.console,
             transient=False,
         )
@@ -118,7 +146,14 @@ class RichReporter(Reporter):
         self.total = total
         self._started = time.monotonic()
         self._progress.start()
-        self._task = self._progress.add_task("recraft-async", total=total, states="", speed="")
+        self._task = self._progress.add_task("", total=total, states="", speed="")
+
+    def waiting(self, next_submit_in: float | None, in_flight: int) -> None:
+        """Show what the run waits on in the bar's description, and refresh the rest."""
+        if self._task is None:
+            return
+        self._progress.update(self._task, description=waiting_text(next_submit_in, in_flight))
+        self.refresh()
 
     def finished(self, key: str, state: str, detail: str) -> None:
         """Print failures and uncertainties above the bar; successes only move it."""
@@ -152,6 +187,23 @@ class RichReporter(Reporter):
         if self._task is not None:
             self.refresh()
         self._progress.stop()
+
+
+class QuietReporter(Reporter):
+    """No progress at all (``--quiet``): the summary and errors say what happened."""
+
+    def start(self, total: int) -> None:
+        """Count, silently."""
+        self.total = total
+
+    def finished(self, key: str, state: str, detail: str) -> None:
+        """Nothing per item."""
+
+    def waiting(self, next_submit_in: float | None, in_flight: int) -> None:
+        """Nothing about waits."""
+
+    def line(self, text: str) -> None:
+        """Nothing: a quiet run prints its summary only."""
 
 
 def make_reporter(*, quiet_bar: bool = False) -> Reporter:

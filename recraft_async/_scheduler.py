@@ -81,6 +81,10 @@ class Scheduler:
         """One status read (transient failures retried up to ``max_retries``)."""
         return await self._poller.read_record(operation, task_id)
 
+    def next_submit_in(self) -> float | None:
+        """Seconds until a submit that waits for the submit rate may go, or None: throttled."""
+        return self._submitter.next_submit_in()
+
     def hint(self, task_id: str) -> Job | None:
         """Wake the job polling ``task_id`` to read its status now (a callback said it ended).
 

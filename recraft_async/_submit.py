@@ -57,6 +57,10 @@ class Submitter:
         self.account_error: AccountError | None = None
         self.sending: set[Job] = set()  # jobs whose submit is on the wire
 
+    def next_submit_in(self) -> float | None:
+        """Seconds until a waiting submit may go (rate window full, or a 429's pause), or None."""
+        return self._submits.delay()
+
     def stop(self, error: AccountError) -> None:
         """Send nothing more: the account itself was refused."""
         if self.account_error is None:

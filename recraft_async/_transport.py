@@ -11,8 +11,9 @@ from typing import Any
 import anyio
 import httpx
 
-from ._escape import printable
+from ._escape import loggable_url, printable
 from ._policy import _parse_retry_after, _retry_delay, _should_retry
+from ._version import __version__
 from .errors import (
     APIConnectionError,
     APIError,
@@ -30,6 +31,8 @@ from .errors import (
 )
 
 logger = logging.getLogger("recraft_async")
+# Sent with every request the library makes: API calls, uploads and downloads.
+USER_AGENT = f"recraft-async/{__version__}"
 
 _ERRORS_BY_CODE: dict[int, type[APIError]] = {
     400: InvalidRequestError,
@@ -360,6 +363,8 @@ class Transport:
         headers = {
             "Authorization": f"Bearer {self._api_key.reveal()}",
             "Accept-Encoding": _ANSWER_CODINGS,
+            # Per request, so that a caller's own http_client sends it too.
+            "User-Agent": USER_AGENT,
         }
         clock = AttemptClock(self._deadline)
         try:
@@ -422,7 +427,7 @@ class Transport:
                 logger.debug(
                     "retrying %s %s in %.2fs after %s",
                     method,
-                    printable(url),
+                    loggable_url(url),
                     delay,
                     printable(exc),
                 )

@@ -2,19 +2,23 @@
 
 Exit status: 0 when every input succeeded, 1 when some failed or are uncertain,
 2 for usage errors, 130 when interrupted (the journal is intact; ``resume`` finishes).
+-v shows the library's log (-vv its debug lines), -q only errors and the summary.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import difflib
 import json
+import logging
 import os
+import re
 import signal
 import sys
 import urllib.parse
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 import anyio
 import httpx
@@ -24,13 +28,15 @@ from ._check import DIALECT_NAMES, DialectName, check_dialect, is_loopback_host
 from ._escape import printable
 from ._inputs import expand_inputs
 from ._journal import Journal, JournalState
+from ._logging import LOGGER_NAME, env_level
 from ._models import Operation
 from ._policy import PollPolicy
-from ._progress import Reporter, make_reporter
+from ._progress import QuietReporter, Reporter, make_reporter
+from ._version import __version__
 from .errors import RecraftError
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Sequence
+    from collections.abc import AsyncIterator, Iterator, Sequence
 
     from ._client import AsyncRecraft
 
@@ -56,6 +62,44 @@ class UsageError(Exception):
     """A command line that cannot run; reported with exit status 2."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with did-you-mean for a misspelt command; ``commands`` holds the others."""
+
+    commands: dict[str, argparse.ArgumentParser]
+
+    def error(self, message: str) -> NoReturn:
+        """Exit 2 with this parser's usage, and a suggestion for a misspelt command."""
+        wrong = re.match(r"argument COMMAND: invalid choice: '([^']*)'", message)
+        commands = getattr(self, "commands", {})
+        if wrong and commands:
+            close = difflib.get_close_matches(wrong[1], list(commands), n=1)
+            if close:
+                message += f"; did you mean {close[0]}?"
+        super().error(message)
+
+
+class _LogLines(logging.Handler):
+    """The library's log records as the command's own lines: above the bar, one line each."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reporter: Reporter | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """One record on one line: through the reporter while a batch runs, else stderr."""
+        try:
+            text = f"{record.levelname.lower()}: {record.getMessage()}"
+            if record.exc_info and record.exc_info[1] is not None:
+                error = record.exc_info[1]
+                text += f" ({type(error).__name__}: {error})"
+            if self.reporter is not None:
+                self.reporter.line(text)
+            else:
+                _say(f"recraft-async: {printable(text)}", file=sys.stderr)
+        except Exception:  # noqa: BLE001 - logging's own convention: report, never raise
+            self.handleError(record)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; answer the exit status."""
     arguments = sys.argv[1:] if argv is None else list(argv)
@@ -68,20 +112,97 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_USAGE
         return int(serve_emulator(arguments[1:]))
     parser = build_parser()
-    args = parser.parse_args(arguments)
-    try:
-        return anyio.run(_run, args, backend="asyncio")
-    except UsageError as exc:
-        parser.exit(EXIT_USAGE, f"recraft-async: error: {exc}\n")
-    except KeyboardInterrupt:  # where signal handlers are unavailable (Windows)
-        _print_resume_hint(args)
-        return EXIT_INTERRUPTED
+    args = _parse(parser, arguments)
+    with _library_log(args) as log_lines:
+        args.log_lines = log_lines
+        try:
+            return anyio.run(_run, args, backend="asyncio")
+        except UsageError as exc:
+            parser.exit(EXIT_USAGE, f"recraft-async: error: {exc}\n")
+        except KeyboardInterrupt:  # where signal handlers are unavailable (Windows)
+            _print_resume_hint(args)
+            return EXIT_INTERRUPTED
     return EXIT_OK  # not reached: parser.exit raises SystemExit
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _parse(parser: _Parser, arguments: list[str]) -> argparse.Namespace:
+    """The parsed command line; a usage error exits 2 with the sub-command's own usage.
+
+    argparse would answer an unknown option with the top-level usage, which names no
+    option at all: the sub-command's parser says it instead, with what was meant.
+    """
+    args, extras = parser.parse_known_args(arguments)
+    if extras:
+        parser.commands[args.command].error(_unknown(args.command, extras, parser.commands))
+    return args
+
+
+def _unknown(command: str, extras: list[str], commands: dict[str, argparse.ArgumentParser]) -> str:
+    """Why ``extras`` are not arguments of ``command``: another command's, or misspelt."""
+    own = _long_options(commands[command])
+    for extra in extras:
+        flag = extra.split("=", 1)[0]
+        if not flag.startswith("-"):
+            continue
+        elsewhere = [name for name, sub in commands.items() if flag in _long_options(sub)]
+        if elsewhere:
+            return f"{flag} does not apply to {command} (only to {' and '.join(elsewhere)})"
+        close = difflib.get_close_matches(flag, own, n=1, cutoff=0.7)
+        if close:
+            return f"unrecognized argument {flag}; did you mean {close[0]}?"
+    return f"unrecognized arguments: {' '.join(extras)}"
+
+
+def _long_options(parser: argparse.ArgumentParser) -> list[str]:
+    return [
+        option
+        for action in parser._actions  # noqa: SLF001 - argparse offers no public list
+        for option in action.option_strings
+        if option.startswith("--")
+    ]
+
+
+@contextlib.contextmanager
+def _library_log(args: argparse.Namespace) -> Iterator[_LogLines]:
+    """The library's log, at the level -v/-q (else RECRAFT_LOG) asks, as lines of ours.
+
+    For the run, our handler is the logger's only one: RECRAFT_LOG's stderr handler would
+    print each record a second time, and through the progress bar.
+    """
+    logger = logging.getLogger(LOGGER_NAME)
+    verbose, quiet = getattr(args, "verbose", 0), getattr(args, "quiet", False)
+    if quiet:
+        level = logging.ERROR
+    elif verbose:
+        level = logging.DEBUG if verbose > 1 else logging.INFO
+    else:
+        level = env_level() or logging.WARNING
+    saved = logger.handlers[:], logger.level, logger.propagate
+    handler = _LogLines()
+    logger.handlers = [handler]
+    logger.setLevel(level)
+    logger.propagate = False
+    try:
+        yield handler
+    finally:
+        logger.handlers, _, logger.propagate = saved
+        logger.setLevel(saved[1])
+
+
+def build_parser() -> _Parser:
     """The argument parser, with one sub-command per action."""
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
+    talk = common.add_mutually_exclusive_group()
+    talk.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="show the library's log: jobs queued, submitted, finished (-vv: retries too)",
+    )
+    talk.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress: only errors and the summary"
+    )
     common.add_argument(
         "--out",
         type=Path,
@@ -132,12 +253,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="run against the built-in emulator on loopback; no key needed",
     )
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="recraft-async",
         description=__doc__,
         epilog=_EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"recraft-async {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     inputs_help = "files, folders (searched recursively), http(s) URLs, or @list.txt"
     up = commands.add_parser("upscale", parents=[common], help="crisp-upscale images")
@@ -163,6 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
         nargs=argparse.REMAINDER,
         help="options of python -m recraft_async.testing (--port, --time-scale...)",
     )
+    parser.commands = dict(commands.choices)
     return parser
 
 
@@ -237,7 +360,11 @@ async def _command(args: argparse.Namespace) -> int:
     async with Journal(journal_path) as journal:
         args.out = await _output_folder(args, journal)
         works = await _works(args, journal)
-        reporter = Reporter() if args.json else make_reporter()
+        if args.quiet:
+            reporter: Reporter = QuietReporter()
+        else:
+            reporter = Reporter() if args.json else make_reporter()
+        args.log_lines.reporter = reporter
         # Downloads use their own connection pool, which has never seen the API key.
         async with (
             _client(args, journal) as client,
@@ -284,7 +411,7 @@ async def _works(args: argparse.Namespace, journal: Journal) -> list[Work]:
         if not entries and not await journal.entries():
             raise UsageError(f"the journal {_journal_path(args)} is empty")
         failed = [] if args.retry_failed else await journal.entries([JournalState.FAILED])
-        if failed:
+        if failed and not args.quiet:
             _say(
                 f"recraft-async: {len(failed)} input(s) failed earlier and are left alone;"
                 " `resume --retry-failed` submits them again",

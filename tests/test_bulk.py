@@ -51,6 +51,9 @@ class FakeClient:
     def _open_scheduler(self):
         return self
 
+    def next_submit_in(self):
+        """Never throttled: no wait for the submit rate (None)."""
+
     def _schedule(self, request):
         """Pretend to submit; the coroutine is the job."""
         self.submits[request.source] += 1

@@ -1,4 +1,4 @@
-"""The version number has one source: recraft_async.__version__, which pyproject reads."""
+"""The version has one source, recraft_async/_version.py: pyproject and the package read it."""
 
 import importlib.metadata
 import re
@@ -15,11 +15,11 @@ def test_installed_metadata_carries_the_package_version():
 
 
 def test_pyproject_reads_the_version_and_does_not_repeat_it():
-    """The pyproject names no version of its own: it is dynamic, read from __init__.py."""
+    """The pyproject names no version of its own: it is dynamic, read from _version.py."""
     text = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
     assert re.search(r"(?m)^version\s*=", text) is None
     assert re.search(r'(?m)^dynamic\s*=\s*\["version"\]', text)
-    assert re.search(r'(?m)^\[tool\.hatch\.version\]\npath = "recraft_async/__init__\.py"$', text)
+    assert re.search(r'(?m)^\[tool\.hatch\.version\]\npath = "recraft_async/_version\.py"$', text)
 
 
 def test_version_is_pep_440():
