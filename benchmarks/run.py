@@ -2,6 +2,7 @@
 
     PYTHONPATH=. python benchmarks/run.py            # the full run (a few minutes)
     PYTHONPATH=. python benchmarks/run.py --quick    # a smoke run (seconds)
+    PYTHONPATH=. python benchmarks/run.py --memory-only   # the queued-jobs RSS alone
 
 For each contender the emulator is started afresh as its own process on loopback, with
 the same seed, so every contender meets the same processing times (lognormal, scaled by
@@ -324,6 +325,15 @@ def queued_memory(jobs: int) -> dict[str, float]:
     return found
 
 
+def memory_line(memory: dict[str, float]) -> str:
+    """The report's line on the RSS of queued jobs."""
+    return (
+        f"RSS of {memory['jobs']:,.0f} queued jobs: recraft-async "
+        f"{memory['queued-recraft']:.0f} B/job; asyncio.gather of per-job coroutines "
+        f"{memory['queued-naive']:.0f} B/job."
+    )
+
+
 def table(
     scenario: Scenario,
     rows: Sequence[Row],
@@ -361,14 +371,7 @@ def table(
         for r in rows
     )
     if memory:
-        lines += [
-            "",
-            (
-                f"RSS of {memory['jobs']:,.0f} queued jobs: recraft-async "
-                f"{memory['queued-recraft']:.0f} B/job; asyncio.gather of per-job coroutines "
-                f"{memory['queued-naive']:.0f} B/job."
-            ),
-        ]
+        lines += ["", memory_line(memory)]
     lines += [
         "",
         (
@@ -499,6 +502,11 @@ def parser() -> argparse.ArgumentParser:
     cli.add_argument("--sigma", type=float, default=0.5)
     cli.add_argument("--seed", type=int, default=7)
     cli.add_argument("--queued", type=int, default=QUEUED_JOBS, help="0 skips the RSS test")
+    cli.add_argument(
+        "--memory-only",
+        action="store_true",
+        help="only the RSS of --queued jobs (seconds), printed; no emulator, no files written",
+    )
     cli.add_argument("--quick", action="store_true", help="one setting per family")
     cli.add_argument("--out", type=Path, default=HERE / "results")
     cli.add_argument("--no-plot", action="store_true")
@@ -518,6 +526,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         sigma=args.sigma,
         seed=args.seed,
     )
+    if args.memory_only:
+        print(memory_line(queued_memory(args.queued or QUEUED_JOBS)))
+        return 0
     began = time.monotonic()
     rows: list[Row] = []
     for contender in contenders(scenario, quick=args.quick):

@@ -1,6 +1,7 @@
 """recraft-async: the async-first client for KIE.ai's Recraft image services."""
 
 from ._client import AsyncRecraft
+from ._events import JobEvent, JobEventKind
 from ._jobs import Job, JobStatus
 from ._journal import Journal, JournalEntry, JournalState
 from ._logging import setup_from_env as _setup_logging
@@ -53,6 +54,8 @@ __all__ = [
     "InvalidStateError",
     "Job",
     "JobCancelledError",
+    "JobEvent",
+    "JobEventKind",
     "JobStatus",
     "JobTimeoutError",
     "Journal",

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import urllib.parse
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 import anyio
 import httpx
@@ -26,6 +28,7 @@ from ._check import (
     is_loopback_host,
 )
 from ._dialects import DIALECTS
+from ._events import JobEvent, Listener
 from ._files import (
     DEFAULT_DOWNLOAD_DEADLINE,
     DEFAULT_MAX_DOWNLOAD_BYTES,
@@ -42,6 +45,9 @@ from ._transport import Secret, Transport
 from ._webhooks import ReplayGuard, verified_task_id
 from .errors import ClientNotOpenError, InvalidInputError, ProtocolError
 
+if TYPE_CHECKING:
+    from ._tracing import Tracer
+
 DEFAULT_BASE_URL = "https://api.kie.ai"
 DEFAULT_UPLOAD_BASE_URL = "https://kieai.redpandaai.co"
 DEFAULT_SUBMIT_RATE = Rate(20, per=10.0)
@@ -57,9 +63,71 @@ _EXTRA_CONNECTIONS = 8
 class AsyncRecraft:
     """The async client of KIE.ai's Recraft services; use it as ``async with``.
 
+    ``upscale`` and ``remove_background`` return a ``Job`` at once and ``await job`` gives
+    its ``Result``. One client paces all its jobs to the service's limits: share one per
+    application or batch. Leaving the block normally waits for every job; leaving it by an
+    exception stops them and logs their task ids (WARNING), for ``resume``.
+
     The API key goes over https, or over plain http only to a literal loopback address
     (127.0.0.1, ::1). Its own httpx client sends plain http direct, never through a proxy
     from the environment; with ``http_client=`` the proxies are that client's choice.
+
+    Args:
+        api_key: The KIE API key; None reads ``KIE_API_KEY``. Never shown in a repr, an
+            exception or a log line, and never sent to result hosts.
+        base_url: The API's address; None reads ``KIE_BASE_URL``, else
+            ``https://api.kie.ai``. Plain ``http://`` only to a literal loopback address.
+        max_in_flight: How many tasks may be submitted and not yet finished at once.
+            Throughput is ``min(submit_rate, max_in_flight / processing time)``: raise it
+            when tasks take long.
+        submit_rate: At most ``n`` submits in any ``per``-second window; by default
+            ``Rate(20, per=10.0)``, KIE's limit. None does not pace them. A 429 pauses
+            every submit of the client for its ``Retry-After`` either way.
+        poll: When to read a task's status, and how long before a job gives up with
+            ``JobTimeoutError``; by default ``PollPolicy()``: the first read 2 s after the
+            submit, intervals growing by 1.5 up to 15 s, giving up after 900 s.
+        max_retries: Further tries of a request that failed for a passing reason: a status
+            read, an upload, or a submit that provably never reached the service (a submit
+            whose answer was lost is never resent: ``SubmissionUncertainError``).
+        timeout: Seconds for each API attempt as a whole: connecting, the answer's headers
+            and its whole body (not the wait for a free connection, nor an image upload).
+        http_client: Your own ``httpx.AsyncClient`` (its pool, proxies or transport), never
+            closed by this client; None makes one for the block's lifetime.
+        dialect: ``"market"``, KIE's documented jobs API, or ``"recraft"``, the per-product
+            endpoints that carry ``scale`` and ``format``; None reads ``KIE_DIALECT``, else
+            ``"market"``.
+        read_rate: The one budget shared by every status read of the client, polls and
+            ``get_task`` alike; by default ``Rate(10, per=1.0)``, KIE's limit per key.
+            None does not pace them.
+        upload_base_url: Where local images are uploaded before their submit; None reads
+            ``KIE_UPLOAD_BASE_URL``, else uses ``base_url`` when that is a local address
+            (an emulator), else KIE's upload host.
+        journal: A ``Journal`` that records each submit before it is sent: an input it
+            holds as submitted is polled by its task id instead of being submitted again,
+            and one whose submit may have landed unseen raises
+            ``SubmissionUncertainError``. Opened and closed with the client if not open.
+        webhook_key: The key KIE signs callbacks with; None reads ``KIE_WEBHOOK_KEY``. With
+            a key, ``handle_callback`` refuses unsigned, forged, stale and replayed
+            callbacks.
+        on_event: Called as ``on_event(job, event)`` with each ``JobEvent`` of every job
+            of the client, the same as ``job.events`` records: ``"queued"`` (in the task
+            that made the job), ``"uploading"``, ``"submitted"``, each ``"status"`` read,
+            and ``"succeeded"``, ``"failed"`` or ``"cancelled"``. A plain function is
+            called at once, where the event happens: keep it quick (a progress bar, a
+            counter). An ``async`` one is awaited by one task of the client, event after
+            event in their order, while the jobs go on; leaving the block lets it take the
+            events already queued. An exception it raises is logged (ERROR, with its
+            traceback) and never fails the job.
+        tracing: OpenTelemetry spans: one per job (parented to the span current where
+            the job was made) and a child per HTTP request. None (the default) traces when
+            OpenTelemetry is installed (the ``otel`` extra), False never; True demands it.
+            The spans go to the global tracer provider.
+
+    Raises:
+        InvalidInputError: No API key; a value out of range or of the wrong type; a URL
+            that would send the key over plain http to a host not on loopback;
+            ``tracing=True`` without OpenTelemetry installed.
+
     """
 
     def __init__(
@@ -78,6 +146,8 @@ class AsyncRecraft:
         upload_base_url: str | None = None,
         journal: Journal | None = None,
         webhook_key: str | None = None,
+        on_event: Callable[[Job, JobEvent], object] | None = None,
+        tracing: bool | None = None,
     ) -> None:
         setup_from_env()  # RECRAFT_LOG set after the import counts too
         key = api_key if api_key is not None else os.environ.get("KIE_API_KEY")
@@ -122,6 +192,8 @@ class AsyncRecraft:
         self._user_http = http_client
         self._http: httpx.AsyncClient | None = None
         self._scheduler: Scheduler | None = None
+        self._listener = _listener(on_event)
+        self.tracing: bool = _check_tracing(tracing)
         self._state = "new"
 
     def __repr__(self) -> str:
@@ -148,12 +220,14 @@ class AsyncRecraft:
         if self._state != "new":
             raise ClientNotOpenError(f"this client is {self._state}; make a new one")
         self._http = self._user_http or self._new_http_client()
+        tracer = _new_tracer(self.dialect) if self.tracing else None
         transport = Transport(
             self._http,
             base_url=self.base_url,
             api_key=self._api_key,
             max_retries=self.max_retries,
             timeout=self.timeout,
+            tracer=tracer,
         )
         scheduler = Scheduler(
             transport,
@@ -165,6 +239,8 @@ class AsyncRecraft:
             max_retries=self.max_retries,
             upload_base_url=self.upload_base_url,
             journal=self.journal,
+            listener=self._listener,
+            tracer=tracer,
         )
         try:
             if self.journal is not None and not self.journal.is_open:
@@ -320,9 +396,47 @@ class AsyncRecraft:
 
     def _schedule(self, request: SubmitRequest) -> Job:
         scheduler = self._open_scheduler()
-        job = Job(request.operation, request, source=request.source)
+        job = Job(request.operation, request)
         scheduler.schedule(job)
         return job
+
+
+def _listener(on_event: Callable[[Job, JobEvent], object] | None) -> Listener[Job] | None:
+    if on_event is None:
+        return None
+    if not callable(on_event):
+        raise InvalidInputError(f"on_event must be a function of (job, event), got {on_event!r}")
+    return Listener(on_event)
+
+
+def _check_tracing(tracing: bool | None) -> bool:
+    """Whether to trace: as asked, or (None) whenever OpenTelemetry is installed."""
+    if tracing is not None and not isinstance(tracing, bool):
+        raise InvalidInputError(f"tracing must be True, False or None, got {tracing!r}")
+    if tracing is False:
+        return False
+    if not _otel_installed():
+        if tracing:
+            raise InvalidInputError(
+                "tracing=True needs OpenTelemetry: pip install 'recraft-async[otel]'"
+            )
+        return False
+    return True
+
+
+def _otel_installed() -> bool:
+    """Whether OpenTelemetry's API can be imported (found, not imported)."""
+    try:
+        return importlib.util.find_spec("opentelemetry.trace") is not None
+    except (ImportError, ValueError):  # not even the "opentelemetry" namespace
+        return False
+
+
+def _new_tracer(dialect: str) -> Tracer:
+    """The spans' maker; the one place that imports OpenTelemetry, and only when tracing."""
+    from ._tracing import Tracer  # noqa: PLC0415 - OpenTelemetry only when tracing
+
+    return Tracer(dialect)
 
 
 def _extension(result: Result) -> str:

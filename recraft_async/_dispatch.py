@@ -67,10 +67,8 @@ class Dispatcher:
         """Fail every queued or running job that has not sent its submit."""
         for job in [*self._running, *self._queue]:
             if job.task_id is None and job not in on_the_wire and not job.done():
-                stop = job._cancel_hook
                 job._fail(error)
-                if stop is not None:
-                    stop()
+                job._stop_work()
 
     def _stop_all(self) -> list[Job]:
         jobs = [*self._running, *self._queue]

@@ -5,13 +5,15 @@ from __future__ import annotations
 import enum
 import logging
 import math
+import time
 from collections.abc import AsyncIterator, Callable, Generator, Iterable
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 
 from ._check import SubmitRequest
 from ._escape import printable
+from ._events import FINAL_KINDS, JobEvent, JobEventKind
 from ._models import Operation, Result
 from .errors import InvalidStateError, JobCancelledError
 
@@ -29,21 +31,38 @@ class JobStatus(str, enum.Enum):
 
 
 _FINAL = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})
+_FINAL_KIND: dict[JobStatus, JobEventKind] = {
+    JobStatus.SUCCEEDED: "succeeded",
+    JobStatus.CANCELLED: "cancelled",
+}
+
+
+class JobOwner(Protocol):
+    """What runs a job: told of each of its events, and asked to stop its work."""
+
+    def job_event(self, job: Job, event: JobEvent) -> None:
+        """``event`` was just recorded on ``job``."""
+
+    def stop_job(self, job: Job) -> None:
+        """Stop whatever work ``job`` has running (it has just finished)."""
 
 
 class Job:
-    """The handle of one image's work: await it for the Result."""
+    """The handle of one image's work: await it for the Result.
 
-    # Slots and a lazily made Event keep 100,000 queued jobs to a few hundred bytes each.
+    ``events`` is what happened to it so far, each ``JobEvent`` with its moment.
+    """
+
+    # Slots, one outcome and lazily made events keep 100,000 queued jobs to a few hundred
+    # bytes each: a queued job holds its queued moment alone (a float), and its list of
+    # events is made at its second event.
     __slots__ = (
-        "_callbacks",
-        "_cancel_hook",
-        "_error",
-        "_event",
-        "_result",
+        "_outcome",
+        "_owner",
+        "_trail",
+        "_waiters",
         "operation",
         "request",
-        "source",
         "status",
         "task_id",
     )
@@ -54,22 +73,37 @@ class Job:
         request: SubmitRequest | None,
         *,
         task_id: str | None = None,
-        source: str | None = None,
     ) -> None:
         self.operation = operation
-        # None for a resumed task: there is nothing to submit.
+        """What the job does to its image."""
         self.request = request
+        """The checked submit request; None for a resumed task: there is nothing to submit."""
         self.task_id = task_id
-        self.source = source
+        """The service's task id, once the submit is answered (None before)."""
         self.status = JobStatus.QUEUED if task_id is None else JobStatus.SUBMITTED
-        self._result: Result | None = None
-        self._error: BaseException | None = None
-        self._event: anyio.Event | None = None
-        self._callbacks: list[Callable[[Job], object]] | None = None
-        self._cancel_hook: Callable[[], object] | None = None
+        """Where the job stands."""
+        # The Result, the error of a failed job, or None.
+        self._outcome: Result | BaseException | None = None
+        self._waiters: list[Callable[[Job], object]] | None = None
+        self._owner: JobOwner | None = None
+        # The queued moment until a second event, then the list of every event.
+        self._trail: float | list[JobEvent] = time.time()
 
     def __repr__(self) -> str:
         return f"<Job {self.operation.value} {self.status.value} task_id={self.task_id!r}>"
+
+    @property
+    def source(self) -> str | None:
+        """What the job was made from (URL, file or a note for bytes); None if resumed."""
+        return None if self.request is None else self.request.source
+
+    @property
+    def events(self) -> tuple[JobEvent, ...]:
+        """What happened to the job so far, oldest first: "queued" ... its end."""
+        trail = self._trail
+        if isinstance(trail, list):
+            return tuple(trail)
+        return (self._queued_event(trail),)
 
     def done(self) -> bool:
         """Whether the job has finished (succeeded, failed or cancelled)."""
@@ -82,31 +116,38 @@ class Job:
         """
         if self.done():
             return False
-        hook = self._cancel_hook
         self._finish(JobStatus.CANCELLED)
-        if hook is not None:
-            hook()
+        self._stop_work()
         return True
 
     def result(self) -> Result:
         """The Result of a finished job, or its exception raised."""
         if not self.done():
             raise InvalidStateError(f"{self!r} has not finished")
-        if self._result is None:
+        if not isinstance(self._outcome, Result):
             raise self._exception()
-        return self._result
+        return self._outcome
 
     def exception(self) -> BaseException | None:
         """The exception of a finished job, or None if it succeeded."""
         if not self.done():
             raise InvalidStateError(f"{self!r} has not finished")
-        return None if self._result is not None else self._exception()
+        return None if isinstance(self._outcome, Result) else self._exception()
 
     async def wait(self, timeout: float | None = None) -> Result:
         """Await the Result; TimeoutError after ``timeout`` seconds leaves the job running."""
         if not self.done():
-            with anyio.fail_after(timeout):
-                await self._done_event().wait()
+            finished = anyio.Event()
+
+            def wake(_job: Job) -> None:
+                finished.set()
+
+            self._add_done_callback(wake)
+            try:
+                with anyio.fail_after(timeout):
+                    await finished.wait()
+            finally:
+                self._remove_done_callback(wake)
         return self.result()
 
     def __await__(self) -> Generator[Any, None, Result]:
@@ -116,59 +157,90 @@ class Job:
         if self.status is JobStatus.CANCELLED:
             # Built when asked: the task id may arrive after cancel() (a submit in flight).
             return JobCancelledError(f"{self!r} was cancelled", task_id=self.task_id)
-        assert self._error is not None  # noqa: S101 - FAILED always has an error
-        return self._error
+        assert isinstance(self._outcome, BaseException)  # noqa: S101 - FAILED has an error
+        return self._outcome
 
-    def _done_event(self) -> anyio.Event:
-        if self._event is None:
-            self._event = anyio.Event()
-            if self.done():
-                self._event.set()
-        return self._event
+    def _queued_event(self, at: float) -> JobEvent:
+        # A resumed job knew its task id from the start; a fresh one had none yet.
+        task_id = self.task_id if self.request is None else None
+        return JobEvent("queued", at, self.operation, task_id)
+
+    @property
+    def _queued_at(self) -> float:
+        trail = self._trail
+        return trail[0].time if isinstance(trail, list) else trail
+
+    @property
+    def _last_at(self) -> float:
+        trail = self._trail
+        return trail[-1].time if isinstance(trail, list) else trail
+
+    def _record(
+        self, kind: JobEventKind, state: str | None = None, detail: str | None = None
+    ) -> None:
+        """Record an event now and tell the owner; nothing once the job has finished."""
+        if self.done() and kind not in FINAL_KINDS:
+            return
+        event = JobEvent(kind, time.time(), self.operation, self.task_id, state, detail)
+        trail = self._trail
+        if isinstance(trail, list):
+            trail.append(event)
+        else:
+            self._trail = [self._queued_event(trail), event]
+        if self._owner is not None:
+            self._owner.job_event(self, event)
+
+    def _stop_work(self) -> None:
+        """Have the owner stop the job's running work (after a cancel or an outside fail)."""
+        if self._owner is not None:
+            self._owner.stop_job(self)
 
     def _add_done_callback(self, callback: Callable[[Job], object]) -> None:
         if self.done():
             callback(self)
             return
-        if self._callbacks is None:
-            self._callbacks = []
-        self._callbacks.append(callback)
+        if self._waiters is None:
+            self._waiters = []
+        self._waiters.append(callback)
 
     def _remove_done_callback(self, callback: Callable[[Job], object]) -> None:
-        if self._callbacks and callback in self._callbacks:
-            self._callbacks.remove(callback)
+        if self._waiters and callback in self._waiters:
+            self._waiters.remove(callback)
 
     def _mark_submitted(self, task_id: str) -> None:
         self.task_id = task_id
         if not self.done():
             self.status = JobStatus.SUBMITTED
             logger.info("job %s submitted: task %s", self.operation.value, printable(task_id))
+            self._record("submitted")
 
     def _succeed(self, result: Result) -> None:
         if not self.done():
-            self._result = result
+            self._outcome = result
             self._finish(JobStatus.SUCCEEDED)
 
     def _fail(self, error: BaseException) -> None:
         if not self.done():
-            self._error = error
+            self._outcome = error
             self._finish(JobStatus.FAILED)
 
     def _finish(self, status: JobStatus) -> None:
         self.status = status
-        self._cancel_hook = None
+        error = self._outcome if isinstance(self._outcome, BaseException) else None
         if logger.isEnabledFor(logging.INFO):  # str(error) is not free; skip it when unused
             logger.info(
                 "job %s %s: task %s%s",
                 self.operation.value,
                 status.value,
                 printable(self.task_id),
-                f" ({printable(self._error)})" if self._error is not None else "",
+                f" ({printable(error)})" if error is not None else "",
             )
-        if self._event is not None:
-            self._event.set()
-        callbacks, self._callbacks = self._callbacks, None
-        for callback in callbacks or ():
+        if error is None:
+            self._record(_FINAL_KIND[status])
+        else:
+            self._record("failed", type(error).__name__, str(error))
+        waiters, self._waiters = self._waiters, None
+        for callback in waiters or ():
             callback(self)
 
 

@@ -102,15 +102,17 @@ class Poller:
             due = now + max(min(delay, deadline - now), 0.0)
             await self._sleep_unless_hinted(task_id, due - now)
             try:
-                record = await self._read(job.operation, task_id, min(due, anyio.current_time()))
+                read = await self._read(job.operation, task_id, min(due, anyio.current_time()))
             except RecraftError as exc:
+                job._record("status", type(exc).__name__, str(exc))
                 # The task was accepted, so it is paid for: a read that failed for a
                 # passing reason is tried again, patiently, until the poll timeout.
                 if not _read_may_recover(exc, anyio.current_time() - started):
                     raise
                 record, error, failures = None, exc, failures + 1
             else:
-                failures = 0
+                job._record("status", read.state.value)
+                record, failures = read, 0
             reads += 1
             if record is not None and record.state is not TaskState.PROCESSING:
                 if key is not None:

@@ -2,18 +2,23 @@
 
 The parts have one concern each: ``Dispatcher`` (queue, in-flight bound, stopping),
 ``Submitter`` (upload, paced submit, account stop), ``Poller`` (status reads, callback
-hints) and the ledger (the journal, or nothing without one).
+hints) and the ledger (the journal, or nothing without one). The scheduler owns its jobs:
+it hears their events (for ``on_event`` and tracing) and stops a cancelled one's work.
 """
 
 from __future__ import annotations
 
 import logging
+from contextlib import AbstractContextManager, nullcontext
 from types import TracebackType
+from typing import Protocol
 
 import anyio
+from anyio.abc import TaskGroup
 
 from ._dialects import Dialect
 from ._dispatch import Dispatcher
+from ._events import FINAL_KINDS, JobEvent, Listener
 from ._jobs import Job
 from ._journal import Journal
 from ._ledger import NO_RECORD, Ledger, NullLedger, Record
@@ -25,6 +30,19 @@ from ._transport import Transport
 from .errors import InvalidInputError, RecraftError
 
 logger = logging.getLogger("recraft_async")
+
+
+class JobTracer(Protocol):
+    """One span per job (``_tracing.Tracer``, when OpenTelemetry is there)."""
+
+    def job_created(self, job: Job) -> None:
+        """Called where the job was made: remember the caller's context as its parent."""
+
+    def job_span(self, job: Job) -> AbstractContextManager[object]:
+        """The job's span, current in its task while it lives, ended on exit."""
+
+    def job_unstarted(self, job: Job) -> None:
+        """The span of a job that ended before its task started."""
 
 
 class Scheduler:
@@ -42,8 +60,15 @@ class Scheduler:
         max_retries: int,
         upload_base_url: str,
         journal: Journal | None = None,
+        listener: Listener[Job] | None = None,
+        tracer: JobTracer | None = None,
     ) -> None:
         self.transport = transport
+        self._listener = listener
+        self._tracer = tracer
+        self._deliveries: TaskGroup | None = None  # awaits an async on_event
+        # Each running job's cancel scope: cancel() stops its work through it.
+        self._scopes: dict[Job, anyio.CancelScope] = {}
         self.ledger: Ledger | NullLedger = NullLedger() if journal is None else Ledger(journal)
         self._submitter = Submitter(
             transport,
@@ -58,7 +83,15 @@ class Scheduler:
         self._dispatcher = Dispatcher(self._live, max_in_flight=max_in_flight)
 
     async def __aenter__(self) -> Scheduler:
-        await self._dispatcher.__aenter__()
+        if self._listener is not None and self._listener.is_async:
+            self._deliveries = anyio.create_task_group()
+            await self._deliveries.__aenter__()
+            self._deliveries.start_soon(self._listener.run)
+        try:
+            await self._dispatcher.__aenter__()
+        except BaseException:
+            await self._close_deliveries()
+            raise
         return self
 
     async def __aexit__(
@@ -67,10 +100,38 @@ class Scheduler:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self._dispatcher.__aexit__(exc_type, exc, tb)
+        try:
+            await self._dispatcher.__aexit__(exc_type, exc, tb)
+        finally:
+            await self._close_deliveries()
+
+    async def _close_deliveries(self) -> None:
+        """Let an async on_event take the events already queued, then end its task."""
+        deliveries, self._deliveries = self._deliveries, None
+        if deliveries is not None and self._listener is not None:
+            self._listener.close()
+            await deliveries.__aexit__(None, None, None)
+
+    def job_event(self, job: Job, event: JobEvent) -> None:
+        """Pass a job's event on to ``on_event`` and, for an unstarted job's end, tracing."""
+        if self._listener is not None:
+            self._listener.deliver(job, event)
+        if self._tracer is not None and event.kind in FINAL_KINDS and job not in self._scopes:
+            self._tracer.job_unstarted(job)
+
+    def stop_job(self, job: Job) -> None:
+        """Stop the running work of ``job``, which has just finished (cancelled or failed)."""
+        scope = self._scopes.get(job)
+        if scope is not None:
+            scope.cancel()
 
     def schedule(self, job: Job) -> None:
-        """Queue ``job``; it starts when the in-flight bound allows."""
+        """Queue ``job`` (called where it was made); it starts when the bound allows."""
+        job._owner = self
+        if self._tracer is not None:
+            self._tracer.job_created(job)
+        if self._listener is not None:
+            self._listener.deliver(job, job.events[0])
         account_error = self._submitter.account_error
         if account_error is not None and job.task_id is None:
             job._fail(account_error)
@@ -93,11 +154,20 @@ class Scheduler:
         return self._poller.hint(task_id)
 
     async def _live(self, job: Job) -> None:
+        """One job's life, in its span when traced; cancel() ends it through its scope."""
+        span = nullcontext() if self._tracer is None else self._tracer.job_span(job)
+        with span:
+            self._scopes[job] = anyio.CancelScope()
+            try:
+                await self._life(job, self._scopes[job])
+            finally:
+                del self._scopes[job]
+
+    async def _life(self, job: Job, scope: anyio.CancelScope) -> None:
         """One job's life: its record, then upload, submit (or resume), poll and its end."""
         record: Record = NO_RECORD
         try:
-            with anyio.CancelScope() as scope:
-                job._cancel_hook = scope.cancel
+            with scope:
                 # The moment our own submit went out; None for a task submitted elsewhere.
                 submitted_at: float | None = None
                 if job.request is not None and job.task_id is None:

@@ -74,6 +74,7 @@ class Submitter:
         if self.account_error is not None:
             raise self.account_error
         if request.local is not None and data is not None:
+            job._record("uploading")
             url = await upload_image(
                 self._transport, self._upload_base_url, data, request.local.name
             )

@@ -6,7 +6,8 @@ import json
 import logging
 import math
 import zlib
-from typing import Any
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
 
 import anyio
 import httpx
@@ -316,6 +317,20 @@ def _within_cap(body: bytearray, what: str) -> bytes:
     return bytes(body)
 
 
+class RequestSpan(Protocol):
+    """The span of one HTTP request (``_tracing``)."""
+
+    def answered(self, status: int) -> None:
+        """The answer's HTTP status arrived."""
+
+
+class RequestTracer(Protocol):
+    """Makes a span of each request (``_tracing.Tracer``, when OpenTelemetry is there)."""
+
+    def request(self, method: str, url: str) -> AbstractContextManager[RequestSpan]:
+        """A span for one request, current around it; an exception out of it marks it failed."""
+
+
 class Transport:
     """Sends requests with the key attached and turns every failure into a typed error.
 
@@ -331,8 +346,10 @@ class Transport:
         api_key: Secret,
         max_retries: int,
         timeout: float,
+        tracer: RequestTracer | None = None,
     ) -> None:
         self.http = http
+        self.tracer = tracer
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key
         self._max_retries = max_retries
@@ -353,7 +370,24 @@ class Transport:
         files: Any = None,
         data: Any = None,
     ) -> tuple[Any, str]:
-        """One attempt; returns the envelope's data and the raw body."""
+        """One attempt; returns the envelope's data and the raw body (in a span if traced)."""
+        body = {"json": json, "params": params, "files": files, "data": data}
+        if self.tracer is None:
+            return await self._send(None, method, url, **body)
+        with self.tracer.request(method, url if "://" in url else self.base_url + url) as span:
+            return await self._send(span, method, url, **body)
+
+    async def _send(
+        self,
+        span: RequestSpan | None,
+        method: str,
+        url: str,
+        *,
+        json: Any,
+        params: dict[str, str] | None,
+        files: Any,
+        data: Any,
+    ) -> tuple[Any, str]:
         target = url if "://" in url else self.base_url + url
         problem = url_problem(target)
         if problem is not None:
@@ -386,6 +420,8 @@ class Transport:
         with clock.scope:
             try:
                 response = await self.http.send(request, stream=True)
+                if span is not None:
+                    span.answered(response.status_code)
                 try:
                     clock.start()
                     answer = response, await _read_answer(response, what)
