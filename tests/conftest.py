@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import io
 import os
 import selectors
@@ -19,6 +20,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.to_thread
@@ -26,6 +28,12 @@ import pytest
 import respx
 
 import recraft_async as ra
+
+if TYPE_CHECKING:
+    from starlette.requests import Request
+    from starlette.responses import Response
+
+    from recraft_async.testing import KieEmulator
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -102,19 +110,21 @@ def anyio_backend(request: pytest.FixtureRequest) -> object:
 # --- respx: the KIE API's answers ------------------------------------------------------
 
 API = "https://api.kie.ai"
-FAST_POLL_KW = {"initial": 0.01, "factor": 1.5, "max_interval": 0.05, "timeout": 5.0}
+FAST_POLL = ra.PollPolicy(initial=0.01, factor=1.5, max_interval=0.05, timeout=5.0)
+# Far slower than any test: only a callback can make the first read happen soon.
+SLOW_POLL = ra.PollPolicy(initial=30.0, factor=1.5, max_interval=30.0, timeout=60.0)
 
 
-def envelope(data: object = None, code: int = 200, msg: str = "success") -> dict[str, object]:
+def envelope(data: object = None, code: int = 200, msg: str = "success") -> dict[str, Any]:
     """A KIE answer body."""
     return {"code": code, "msg": msg, "data": data}
 
 
 def record(
     task_id: str = "t1", flag: object = 1, urls: tuple[str, ...] = ("https://cdn.test/o.png",)
-) -> dict[str, object]:
+) -> dict[str, Any]:
     """A seed-dialect record-info answer body."""
-    data: dict[str, object] = {
+    data: dict[str, Any] = {
         "taskId": task_id,
         "successFlag": flag,
         "response": {"resultUrls": list(urls)} if urls else None,
@@ -155,7 +165,7 @@ async def submitted(job: ra.Job) -> ra.Job:
 
 def image_bytes(
     size: tuple[int, int] = (300, 300),
-    colour: object = (10, 20, 30),
+    colour: float | tuple[float, ...] | str = (10, 20, 30),
     fmt: str = "PNG",
     mode: str = "RGB",
     **save: object,
@@ -255,6 +265,64 @@ async def emulator_client(emulator, **options):
             yield client
 
 
+# --- the emulator in process (Pillow and Starlette, imported when used) ----------------
+
+EMULATOR_AUTH = {"Authorization": f"Bearer {EMULATOR_KEY}"}  # its API key by default
+# Fast reads, and a deadline for tasks that take real time.
+EMULATOR_POLL = ra.PollPolicy(initial=0.01, factor=1.5, max_interval=0.05, timeout=30.0)
+
+
+@functools.cache
+def samples() -> tuple[tuple[str, bytes], ...]:
+    """``sample_images(256)``, drawn once for the whole run: the emulator tests' inputs."""
+    from recraft_async.testing import sample_images  # noqa: PLC0415 - an extra
+
+    return tuple(sample_images(256))
+
+
+def red_circle() -> bytes:
+    """The red circle of ``samples()``: a PNG each operation takes."""
+    return dict(samples())["red-circle.png"]
+
+
+def make_emulator(**options: Any) -> KieEmulator:
+    """A KieEmulator on the real clock whose tasks end at once; ``options`` override that."""
+    from recraft_async.testing import Duration, KieEmulator  # noqa: PLC0415 - an extra
+
+    options.setdefault("duration", Duration.fixed(0.0))
+    options.setdefault("time_scale", 1.0)
+    return KieEmulator(**options)
+
+
+def emulator_with_image(**options: Any) -> tuple[KieEmulator, str]:
+    """``make_emulator(**options)`` and the URL of the one image it holds, ``red_circle()``."""
+    emu = make_emulator(**options)
+    return emu, emu.add_image("c.png", red_circle())
+
+
+class Receiver:
+    """A callback receiver (``app``): records every POST; answers scripted statuses, then 200."""
+
+    def __init__(self, statuses: tuple[int, ...] = ()) -> None:
+        from starlette.applications import Starlette  # noqa: PLC0415 - an extra
+        from starlette.routing import Route  # noqa: PLC0415 - an extra
+
+        self.calls: list[tuple[dict[str, str], dict[str, Any], float]] = []
+        self._statuses = list(statuses)
+        self.app = Starlette(routes=[Route("/hook", self.hook, methods=["POST"])])
+
+    async def hook(self, request: Request) -> Response:
+        """Record one callback: (headers, body, arrival time)."""
+        from starlette.responses import Response  # noqa: PLC0415 - an extra
+
+        self.calls.append((dict(request.headers), await request.json(), time.time()))
+        return Response(status_code=self._statuses.pop(0) if self._statuses else 200)
+
+    async def wait_for(self, count: int, timeout: float = 10.0) -> None:
+        """Wait until ``count`` callbacks arrived."""
+        await wait_until(lambda: len(self.calls) >= count, timeout)
+
+
 @pytest.fixture
 def kie():
     """A respx router standing in for the KIE API; unmatched requests fail the test."""
@@ -273,7 +341,7 @@ def make_client():
 
     def make(**kwargs):
         kwargs.setdefault("api_key", "sk-test-secret-123")
-        kwargs.setdefault("poll", ra.PollPolicy(**FAST_POLL_KW))
+        kwargs.setdefault("poll", FAST_POLL)
         kwargs.setdefault("submit_rate", None)
         kwargs.setdefault("read_rate", None)
         kwargs.setdefault("dialect", "recraft")

@@ -8,6 +8,7 @@ from collections import Counter
 import httpx
 import pytest
 import respx
+from conftest import image_bytes
 from PIL import Image
 
 from recraft_async._bulk import Batch, Work, work_from_entry
@@ -28,13 +29,6 @@ UP = Operation.UPSCALE
 PARAMS: dict[str, object] = {}  # the market dialect (the default) takes an image only
 
 
-def png(size=(300, 300), colour=(10, 20, 30)):
-    """A real PNG."""
-    buffer = io.BytesIO()
-    Image.new("RGB", size, colour).save(buffer, "PNG")
-    return buffer.getvalue()
-
-
 class FakeClient:
     """Stands in for an open AsyncRecraft: its jobs write the journal through its ledger."""
 
@@ -42,7 +36,7 @@ class FakeClient:
 
     def __init__(self, *, fail=(), uncertain=()):
         self.ledger = NullLedger()
-        self.submits = Counter()
+        self.submits: Counter[str] = Counter()
         self.resumed = []
         self.fail = set(fail)
         self.uncertain = set(uncertain)
@@ -93,7 +87,7 @@ def results():
     """Result URLs answer a PNG."""
     with respx.mock(assert_all_called=False) as mock:
         mock.get(url__startswith="https://results.test/").respond(
-            200, content=png((600, 600)), headers={"Content-Type": "image/png"}
+            200, content=image_bytes((600, 600)), headers={"Content-Type": "image/png"}
         )
         yield mock
 
@@ -105,7 +99,7 @@ def inputs(tmp_path, *names):
     works = []
     for i, name in enumerate(names):
         path = folder / name
-        path.write_bytes(png(colour=(i, i, i)))
+        path.write_bytes(image_bytes(colour=(i, i, i)))
         works.append(Work(InputItem(name, path=path), UP, PARAMS))
     return works
 
@@ -230,8 +224,13 @@ async def test_a_client_without_a_journal_cannot_run_a_batch(tmp_path):
     """The batch asks the client's ledger for every key: a client without a journal has none."""
     async with httpx.AsyncClient() as http:
         with pytest.raises(InvalidInputError, match="needs a client with a journal"):
-            Batch(FakeClient(), http, out_dir=tmp_path, reporter=Reporter(io.StringIO()),
-                  concurrency=1)  # fmt: skip
+            Batch(
+                FakeClient(),  # type: ignore[arg-type] # a stand-in, as in run()
+                http,
+                out_dir=tmp_path,
+                reporter=Reporter(io.StringIO()),
+                concurrency=1,
+            )
 
 
 @pytest.mark.anyio

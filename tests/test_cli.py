@@ -209,6 +209,7 @@ def test_ctrl_c_stops_cleanly_with_resume_hint(tmp_path, emulator):
 class _HostileKie(BaseHTTPRequestHandler):
     """A fake KIE whose result URLs try to climb out of the output folder."""
 
+    server: ThreadingHTTPServer
     png = b""
 
     def log_message(self, *args):

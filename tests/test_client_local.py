@@ -1,14 +1,12 @@
 """Local inputs (paths, bytes), the journal wired into the client, and downloads."""
 
-import io
 import json
 import sqlite3
 
 import anyio
 import httpx
 import pytest
-from conftest import envelope, record
-from PIL import Image
+from conftest import envelope, image_bytes, record
 
 import recraft_async as ra
 from recraft_async._journal import fingerprint
@@ -17,12 +15,6 @@ pytestmark = pytest.mark.anyio
 UPLOADS = "https://uploads.test"
 UPSCALE = "/api/v1/recraft/upscale"
 READ = "/api/v1/recraft/upscale/record-info"
-
-
-def _png(size=(64, 48)):
-    buffer = io.BytesIO()
-    Image.new("RGB", size, (10, 120, 200)).save(buffer, "PNG")
-    return buffer.getvalue()
 
 
 def _mock_upload(kie, url="https://files.test/u/a.png"):
@@ -39,7 +31,7 @@ def _mock_upload(kie, url="https://files.test/u/a.png"):
 async def test_path_input_is_uploaded_then_submitted(kie, make_client, tmp_path):
     """A local file is uploaded and its downloadUrl becomes image_url."""
     path = tmp_path / "photo.png"
-    path.write_bytes(_png())
+    path.write_bytes(image_bytes((64, 48)))
     upload = _mock_upload(kie)
     submit = kie.post(UPSCALE).respond(json=envelope({"taskId": "t1"}))
     kie.get(READ).respond(json=record("t1"))
@@ -60,7 +52,7 @@ async def test_bytes_input_is_uploaded(kie, make_client):
     kie.post("/api/v1/recraft/remove-background").respond(json=envelope({"taskId": "t1"}))
     kie.get("/api/v1/recraft/remove-background/record-info").respond(json=record("t1"))
     async with make_client(upload_base_url=UPLOADS) as client:
-        await client.remove_background(_png((300, 300)))
+        await client.remove_background(image_bytes())
     assert upload.call_count == 1
 
 
@@ -78,7 +70,7 @@ async def test_bad_local_files_raise_before_sending(
     """A missing, non-image or out-of-limits file raises InvalidInputError naming it."""
     path = tmp_path / "input.png"
     if content == "small":
-        path.write_bytes(_png((100, 100)))
+        path.write_bytes(image_bytes((100, 100)))
     elif content is not None:
         path.write_bytes(content)
     async with make_client(upload_base_url=UPLOADS) as client:
@@ -96,7 +88,9 @@ async def test_journal_write_ahead_then_task_id(kie, make_client, tmp_path):
     async with ra.Journal(tmp_path / "j.db") as journal:
 
         async def submit(request):
-            seen.append((await journal.get(fp)).state)
+            entry = await journal.get(fp)
+            assert entry is not None
+            seen.append(entry.state)
             return httpx.Response(200, json=envelope({"taskId": "t1"}))
 
         kie.post(UPSCALE).mock(side_effect=submit)
@@ -105,6 +99,7 @@ async def test_journal_write_ahead_then_task_id(kie, make_client, tmp_path):
             await client.upscale(url)
         entry = await journal.get(fp)
     assert seen == [ra.JournalState.SUBMITTING]
+    assert entry is not None
     assert (entry.state, entry.task_id, entry.result_urls) == (
         ra.JournalState.SUCCEEDED,
         "t1",
@@ -169,7 +164,7 @@ async def test_client_leaves_a_journal_it_did_not_open(kie, make_client, tmp_pat
 
 async def test_download_streams_without_the_key(kie, make_client, tmp_path):
     """download() writes the image under a safe name and never sends our key there."""
-    image = _png()
+    image = image_bytes((64, 48))
     cdn = kie.get("https://cdn.test/out/x.png").respond(
         content=image, headers={"Content-Type": "image/png"}
     )

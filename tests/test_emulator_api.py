@@ -2,44 +2,43 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import re
 import time
+from typing import Any
 
 import anyio
 import pytest
 
 pytest.importorskip("PIL")
 pytest.importorskip("starlette")
+from conftest import EMULATOR_AUTH, make_emulator, red_circle
 from PIL import Image
 
 from recraft_async import Operation, Rate
 from recraft_async.testing import Duration, KieEmulator, sample_images
 
-KEY = {"Authorization": "Bearer emulator-key"}
 UPSCALE = "/api/v1/recraft/upscale"
 REMOVE = "/api/v1/recraft/remove-background"
 CREATE = "/api/v1/jobs/createTask"
 RECORD = "/api/v1/jobs/recordInfo"
-CIRCLE = dict(sample_images(256))["red-circle.png"]
+CIRCLE = red_circle()
 pytestmark = pytest.mark.anyio
 
 
-def make(**options) -> KieEmulator:
-    options.setdefault("duration", Duration.fixed(0.05))
-    options.setdefault("time_scale", 1.0)
-    options.setdefault("read_rate", None)  # these tests poll fast; the limit has its own
-    return KieEmulator(**options)
+# Tasks of 50 ms; no read limit: these tests poll fast, and the limit has its own.
+make = functools.partial(make_emulator, duration=Duration.fixed(0.05), read_rate=None)
 
 
-async def read(client, path: str, task_id: str) -> dict:
+async def read(client, path: str, task_id: str) -> Any:
     answer = await client.get(path, params={"taskId": task_id})
     assert answer.status_code == 200
     return answer.json()
 
 
-async def until_done(client, path: str, task_id: str, key: str = "successFlag") -> dict:
+async def until_done(client, path: str, task_id: str, key: str = "successFlag") -> Any:
     with anyio.fail_after(5):
         while True:
             body = await read(client, path, task_id)
@@ -53,7 +52,7 @@ async def test_upscale_round_trip_returns_a_bigger_image():
     """Submit, read processing then success, download a result of exactly 4x the sides."""
     emu = make()
     url = emu.add_image("c.png", CIRCLE)
-    async with emu.http_client(headers=KEY) as client:
+    async with emu.http_client(headers=EMULATOR_AUTH) as client:
         answer = await client.post(UPSCALE, json={"image_url": url, "scale": 4, "format": "JPG"})
         assert answer.status_code == 200
         body = answer.json()
@@ -76,7 +75,7 @@ async def test_remove_background_round_trip_returns_a_transparent_png():
     """The result is an RGBA PNG, transparent at the corners, opaque in the middle."""
     emu = make()
     url = emu.add_image("c.png", CIRCLE)
-    async with emu.http_client(headers=KEY) as client:
+    async with emu.http_client(headers=EMULATOR_AUTH) as client:
         answer = await client.post(REMOVE, json={"image_url": url, "output_format": "PNG"})
         task_id = answer.json()["data"]["taskId"]
         data = await until_done(client, f"{REMOVE}/record-info", task_id)
@@ -93,7 +92,7 @@ async def test_market_dialect_create_task_and_record_info():
     """createTask/recordInfo speak state, resultJson (a JSON string), failCode/failMsg."""
     emu = make()
     url = emu.add_image("c.png", CIRCLE)
-    async with emu.http_client(headers=KEY) as client:
+    async with emu.http_client(headers=EMULATOR_AUTH) as client:
         answer = await client.post(
             CREATE, json={"model": "recraft/crisp-upscale", "input": {"image": url}}
         )
@@ -116,7 +115,7 @@ async def test_market_task_ids_have_the_documented_shape_and_stay_unique():
     url = emu.add_image("c.png", CIRCLE)
     body = {"model": "recraft/remove-background", "input": {"image": url}}
     before = int(time.time() * 1000)
-    async with emu.http_client(headers=KEY) as client:
+    async with emu.http_client(headers=EMULATOR_AUTH) as client:
         ids = [(await client.post(CREATE, json=body)).json()["data"]["taskId"] for _ in range(30)]
         seed = (await client.post(UPSCALE, json={"image_url": url})).json()["data"]["taskId"]
     after = int(time.time() * 1000)
@@ -132,7 +131,7 @@ async def test_market_create_task_takes_only_input_image():
     """Scale or format in input is refused with 422: the model pages document image alone."""
     emu = make()
     url = emu.add_image("c.png", CIRCLE)
-    async with emu.http_client(headers=KEY) as client:
+    async with emu.http_client(headers=EMULATOR_AUTH) as client:
         scaled = await client.post(
             CREATE, json={"model": "recraft/crisp-upscale", "input": {"image": url, "scale": 4}}
         )
@@ -151,7 +150,7 @@ async def test_market_remove_background_and_a_failed_market_task():
     """The jobs API serves background removal; a bad input reads state fail with failMsg."""
     emu = make()
     small = emu.add_image("small.png", sample_images(64)[0][1])
-    async with emu.http_client(headers=KEY) as client:
+    async with emu.http_client(headers=EMULATOR_AUTH) as client:
         answer = await client.post(
             CREATE, json={"model": "recraft/remove-background", "input": {"image": small}}
         )
@@ -168,7 +167,7 @@ async def test_record_info_times_are_the_exact_epoch_milliseconds():
     emu = make(duration=Duration.fixed(0.1))
     url = emu.add_image("c.png", CIRCLE)
     before = time.time()
-    async with emu.http_client(headers=KEY) as client:
+    async with emu.http_client(headers=EMULATOR_AUTH) as client:
         answer = await client.post(UPSCALE, json={"image_url": url})
         task_id = answer.json()["data"]["taskId"]
         data = await until_done(client, f"{UPSCALE}/record-info", task_id)
@@ -185,7 +184,7 @@ async def test_tasks_finish_whether_or_not_anyone_polls():
     """A task read for the first time long after its finish moment is already done."""
     emu = make(duration=Duration.fixed(0.02))
     url = emu.add_image("c.png", CIRCLE)
-    async with emu.http_client(headers=KEY) as client:
+    async with emu.http_client(headers=EMULATOR_AUTH) as client:
         task_id = (await client.post(UPSCALE, json={"image_url": url})).json()["data"]["taskId"]
         await anyio.sleep(0.05)
         data = (await read(client, f"{UPSCALE}/record-info", task_id))["data"]
@@ -227,7 +226,7 @@ async def test_custom_key_and_base_url():
         task_id = answer.json()["data"]["taskId"]
         data = await until_done(client, f"{UPSCALE}/record-info", task_id)
     assert data["response"]["resultUrls"][0].startswith("https://emu.invalid:9/_emulator/")
-    async with emu.http_client(headers=KEY) as client:
+    async with emu.http_client(headers=EMULATOR_AUTH) as client:
         assert (await client.get("/api/v1/chat/credit")).json()["code"] == 401
 
 
@@ -235,7 +234,7 @@ async def test_empty_balance_answers_402_and_creates_nothing():
     """Too few credits for the price: code 402 with HTTP 200, no task, no charge."""
     emu = make(credits=1.5)
     url = emu.add_image("c.png", CIRCLE)
-    async with emu.http_client(headers=KEY) as client:
+    async with emu.http_client(headers=EMULATOR_AUTH) as client:
         accepted = await client.post(REMOVE, json={"image_url": url})
         refused = await client.post(REMOVE, json={"image_url": url})
         balance = await client.get("/api/v1/chat/credit")
@@ -250,7 +249,7 @@ async def test_a_fractional_balance_is_answered_as_a_float():
     """The credit endpoint never truncates: 100 - 0.5 reads 99.5, whole balances as ints."""
     emu = make(credits=100)
     url = emu.add_image("c.png", CIRCLE)
-    async with emu.http_client(headers=KEY) as client:
+    async with emu.http_client(headers=EMULATOR_AUTH) as client:
         whole = (await client.get("/api/v1/chat/credit")).json()
         await client.post(UPSCALE, json={"image_url": url})
         fractional = (await client.get("/api/v1/chat/credit")).json()
@@ -263,7 +262,7 @@ async def test_prices_are_configurable_per_operation():
     """prices= sets the credits of each operation; the scale never changes them."""
     emu = make(prices={Operation.UPSCALE: 3, "remove-background": 0.25})
     url = emu.add_image("c.png", CIRCLE)
-    async with emu.http_client(headers=KEY) as client:
+    async with emu.http_client(headers=EMULATOR_AUTH) as client:
         await client.post(UPSCALE, json={"image_url": url, "scale": 2})
         await client.post(UPSCALE, json={"image_url": url, "scale": 4})
         await client.post(REMOVE, json={"image_url": url})
@@ -296,7 +295,7 @@ async def test_prices_are_configurable_per_operation():
 async def test_validation_problems_answer_422(path, body, words):
     """Bad submit bodies answer code 422 with a message, and create nothing."""
     emu = make()
-    async with emu.http_client(headers=KEY) as client:
+    async with emu.http_client(headers=EMULATOR_AUTH) as client:
         answer = await client.post(path, json=body)
     assert answer.status_code == 200
     assert answer.json()["code"] == 422
@@ -308,7 +307,7 @@ async def test_validation_problems_answer_422(path, body, words):
 async def test_non_json_submit_answers_422():
     """A body that is not JSON is a validation error, with only code and msg."""
     emu = make()
-    async with emu.http_client(headers=KEY) as client:
+    async with emu.http_client(headers=EMULATOR_AUTH) as client:
         garbage = await client.post(UPSCALE, content=b"{nope")
     assert garbage.json()["code"] == 422
     assert set(garbage.json()) == {"code", "msg"}
@@ -319,7 +318,7 @@ async def test_non_json_submit_answers_422():
 async def test_a_read_without_task_id_answers_the_documented_400(path, params):
     """Both dialects: {"code": 400, "msg": "taskId parameter is required"}, HTTP 200."""
     emu = make()
-    async with emu.http_client(headers=KEY) as client:
+    async with emu.http_client(headers=EMULATOR_AUTH) as client:
         answer = await client.get(path, params=params)
     assert answer.status_code == 200
     assert answer.json() == {"code": 400, "msg": "taskId parameter is required"}
@@ -329,14 +328,14 @@ async def test_unknown_task_and_wrong_operation_answer_404():
     """Unknown ids, and a task read through the other operation's endpoint, are not found."""
     emu = make()
     url = emu.add_image("c.png", CIRCLE)
-    async with emu.http_client(headers=KEY) as client:
+    async with emu.http_client(headers=EMULATOR_AUTH) as client:
         task_id = (await client.post(UPSCALE, json={"image_url": url})).json()["data"]["taskId"]
         unknown = await read(client, f"{UPSCALE}/record-info", "no-such-task")
         crossed = await read(client, f"{REMOVE}/record-info", task_id)
         market = await read(client, "/api/v1/jobs/recordInfo", task_id)
     assert unknown == crossed == {"code": 404, "msg": "Task not found"}
     assert market["code"] == 200  # the jobs API reads every model's tasks
-    async with emu.http_client(headers=KEY) as client:
+    async with emu.http_client(headers=EMULATOR_AUTH) as client:
         assert await read(client, RECORD, "task_recraft_1765177373893") == unknown
 
 
@@ -352,7 +351,7 @@ async def test_unknown_task_and_wrong_operation_answer_404():
 async def test_unknown_routes_and_methods_answer_in_the_envelope(method, path, status, msg):
     """404 and 405 carry KIE's JSON envelope (and Allow for 405), not plain text."""
     emu = make()
-    async with emu.http_client(headers=KEY) as client:
+    async with emu.http_client(headers=EMULATOR_AUTH) as client:
         answer = await client.request(method, path)
     assert answer.status_code == status
     assert answer.json() == {"code": status, "msg": msg}
@@ -363,7 +362,7 @@ async def test_unknown_routes_and_methods_answer_in_the_envelope(method, path, s
 async def test_foreign_url_fails_creation_with_status_3_and_costs_nothing():
     """An image the emulator does not hold is unreachable: status 3, no credit spent."""
     emu = make()
-    async with emu.http_client(headers=KEY) as client:
+    async with emu.http_client(headers=EMULATOR_AUTH) as client:
         answer = await client.post(UPSCALE, json={"image_url": "https://example.invalid/a.png"})
         task_id = answer.json()["data"]["taskId"]
         data = (await read(client, f"{UPSCALE}/record-info", task_id))["data"]
@@ -378,7 +377,7 @@ async def test_bad_input_fails_the_task_with_status_2():
     emu = make()
     url = emu.add_image("tiny.png", sample_images(64)[0][1])
     broken = emu.add_image("broken.png", b"\x89PNG not really")
-    async with emu.http_client(headers=KEY) as client:
+    async with emu.http_client(headers=EMULATOR_AUTH) as client:
         small = (await client.post(REMOVE, json={"image_url": url})).json()["data"]["taskId"]
         bad = (await client.post(UPSCALE, json={"image_url": broken})).json()["data"]["taskId"]
         small_data = await until_done(client, f"{REMOVE}/record-info", small)
@@ -393,7 +392,7 @@ async def test_result_of_one_task_is_valid_input_for_the_next():
     """A remove-background result can be upscaled: results are the emulator's own files."""
     emu = make()
     url = emu.add_image("c.png", CIRCLE)
-    async with emu.http_client(headers=KEY) as client:
+    async with emu.http_client(headers=EMULATOR_AUTH) as client:
         first = (await client.post(REMOVE, json={"image_url": url})).json()["data"]["taskId"]
         done = await until_done(client, f"{REMOVE}/record-info", first)
         cut = done["response"]["resultUrls"][0]
@@ -408,7 +407,7 @@ async def test_results_are_served_only_once_the_task_succeeded():
     """A pending task's result URL and unknown files answer 404."""
     emu = make(duration=Duration.fixed(60))
     url = emu.add_image("c.png", CIRCLE)
-    async with emu.http_client(headers=KEY) as client:
+    async with emu.http_client(headers=EMULATOR_AUTH) as client:
         task_id = (await client.post(UPSCALE, json={"image_url": url})).json()["data"]["taskId"]
         early = await client.get(f"/_emulator/results/{task_id}.png")
         missing = await client.get("/_emulator/files/images/none.png")
@@ -422,7 +421,7 @@ async def test_rate_limit_is_a_sliding_window_answering_429_with_retry_after():
     """Over the limit: HTTP 429, body 429, Retry-After; no task and no credit spent."""
     emu = make(rate=Rate(3, per=0.3))
     url = emu.add_image("c.png", CIRCLE)
-    async with emu.http_client(headers=KEY) as client:
+    async with emu.http_client(headers=EMULATOR_AUTH) as client:
         accepted = [await client.post(UPSCALE, json={"image_url": url}) for _ in range(3)]
         refused = await client.post(UPSCALE, json={"image_url": url})
         await anyio.sleep(0.3)
@@ -443,7 +442,7 @@ async def test_no_rate_limit_when_rate_is_none():
     """rate=None lets every submit through."""
     emu = make(rate=None)
     url = emu.add_image("c.png", CIRCLE)
-    async with emu.http_client(headers=KEY) as client:
+    async with emu.http_client(headers=EMULATOR_AUTH) as client:
         codes = [
             (await client.post(UPSCALE, json={"image_url": url})).json()["code"] for _ in range(30)
         ]
@@ -455,7 +454,7 @@ async def test_stats_count_submits_per_image_reads_and_pending_peak():
     emu = make(duration=Duration.fixed(60))
     a = emu.add_image("a.png", CIRCLE)
     b = emu.add_image("b.png", CIRCLE)
-    async with emu.http_client(headers=KEY) as client:
+    async with emu.http_client(headers=EMULATOR_AUTH) as client:
         ids = [
             (await client.post(UPSCALE, json={"image_url": url})).json()["data"]["taskId"]
             for url in (a, a, b)
@@ -480,7 +479,7 @@ async def test_max_pending_counts_only_tasks_not_yet_finished():
     """Tasks that ended before a submit do not count towards the pending peak."""
     emu = make(duration=Duration.fixed(0.02))
     url = emu.add_image("c.png", CIRCLE)
-    async with emu.http_client(headers=KEY) as client:
+    async with emu.http_client(headers=EMULATOR_AUTH) as client:
         for _ in range(3):
             await client.post(UPSCALE, json={"image_url": url})
             await anyio.sleep(0.03)
@@ -491,7 +490,7 @@ async def test_processing_time_follows_the_duration_and_time_scale():
     """Finish moments are duration samples times the time scale, reproducible by seed."""
     emu = make(duration=Duration.uniform(10, 20), time_scale=0.001, seed=7)
     url = emu.add_image("c.png", CIRCLE)
-    async with emu.http_client(headers=KEY) as client:
+    async with emu.http_client(headers=EMULATOR_AUTH) as client:
         for _ in range(5):
             await client.post(UPSCALE, json={"image_url": url})
     spans = [t.finished - t.created for t in emu.task_info()]
@@ -503,7 +502,7 @@ async def test_default_emulator_answers_in_well_under_a_second():
     """With its defaults a task typically takes a fraction of a second."""
     emu = KieEmulator(seed=1)  # seeded: the lognormal tail may pass a second, now and then
     url = emu.add_image("c.png", CIRCLE)
-    async with emu.http_client(headers=KEY) as client:
+    async with emu.http_client(headers=EMULATOR_AUTH) as client:
         for _ in range(10):
             await client.post(REMOVE, json={"image_url": url})
     spans = sorted(t.finished - t.created for t in emu.task_info())
@@ -523,7 +522,7 @@ async def test_latency_delays_every_answer_of_the_service():
 
     emu = make(latency=Counted())
     url = emu.add_image("c.png", CIRCLE)
-    async with emu.http_client(headers=KEY) as client:
+    async with emu.http_client(headers=EMULATOR_AUTH) as client:
         started = anyio.current_time()
         task_id = (await client.post(UPSCALE, json={"image_url": url})).json()["data"]["taskId"]
         await read(client, f"{UPSCALE}/record-info", task_id)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import hashlib
 import hmac
 import threading
-import time
+from typing import Any
 
 import anyio
 import anyio.to_thread
@@ -17,43 +18,17 @@ import pytest
 pytest.importorskip("PIL")
 pytest.importorskip("starlette")
 import uvicorn
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
+from conftest import EMULATOR_AUTH, Receiver, emulator_with_image, wait_until
 
 from recraft_async import webhook_signature
-from recraft_async.testing import Duration, Fault, KieEmulator, sample_images
+from recraft_async.testing import Duration, Fault, KieEmulator
 from recraft_async.testing._server import loopback_socket, url_of
 
-KEY = {"Authorization": "Bearer emulator-key"}
-CIRCLE = dict(sample_images(256))["red-circle.png"]
 pytestmark = pytest.mark.anyio
-
-
-class Receiver:
-    """Records every POST; answers the scripted statuses first, then 200."""
-
-    def __init__(self, statuses: tuple[int, ...] = ()) -> None:
-        self.calls: list[tuple[dict[str, str], dict, float]] = []
-        self._statuses = list(statuses)
-        self.app = Starlette(routes=[Route("/hook", self.hook, methods=["POST"])])
-
-    async def hook(self, request: Request) -> Response:
-        """Record one callback."""
-        self.calls.append((dict(request.headers), await request.json(), time.time()))
-        return Response(status_code=self._statuses.pop(0) if self._statuses else 200)
-
-    async def wait_for(self, count: int) -> None:
-        """Wait until ``count`` callbacks arrived."""
-        await eventually(lambda: len(self.calls) >= count)
-
-
-async def eventually(condition, timeout: float = 5.0) -> None:
-    """Wait until ``condition()`` holds; it changes in other threads, so poll it."""
-    with anyio.fail_after(timeout):
-        while not condition():
-            await anyio.sleep(0.01)
+# Tasks of 20 ms, callbacks retried after 10 ms.
+make = functools.partial(
+    emulator_with_image, duration=Duration.fixed(0.02), callback_retry_delays=(0.01, 0.01)
+)
 
 
 @contextlib.asynccontextmanager
@@ -63,7 +38,7 @@ async def listening(receiver: Receiver):
     server = uvicorn.Server(uvicorn.Config(receiver.app, log_level="warning", lifespan="off"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
-    await eventually(lambda: server.started)
+    await wait_until(lambda: server.started)
     try:
         yield f"{url_of(sock)}/hook"
     finally:
@@ -72,18 +47,12 @@ async def listening(receiver: Receiver):
         sock.close()
 
 
-def make(**options) -> tuple[KieEmulator, str]:
-    options.setdefault("duration", Duration.fixed(0.02))
-    options.setdefault("time_scale", 1.0)
-    options.setdefault("callback_retry_delays", (0.01, 0.01))
-    emu = KieEmulator(**options)
-    return emu, emu.add_image("c.png", CIRCLE)
-
-
-async def submit(emu: KieEmulator, body: dict, path: str = "/api/v1/recraft/upscale") -> str:
-    async with emu.http_client(headers=KEY) as client:
+async def submit(
+    emu: KieEmulator, body: dict[str, Any], path: str = "/api/v1/recraft/upscale"
+) -> str:
+    async with emu.http_client(headers=EMULATOR_AUTH) as client:
         answer = await client.post(path, json=body)
-    return answer.json()["data"]["taskId"]
+    return str(answer.json()["data"]["taskId"])
 
 
 async def test_callback_carries_the_final_record_and_a_valid_signature():
@@ -94,7 +63,7 @@ async def test_callback_carries_the_final_record_and_a_valid_signature():
         task_id = await submit(emu, {"image_url": url, "callBackUrl": hook})
         await receiver.wait_for(1)
         # The receiver records before it answers; the count follows the answer.
-        await eventually(lambda: emu.stats.callbacks_delivered == 1)
+        await wait_until(lambda: emu.stats.callbacks_delivered == 1)
     headers, body, arrived = receiver.calls[0]
     assert body["code"] == 200
     assert body["data"]["taskId"] == task_id
@@ -156,7 +125,7 @@ async def test_failed_deliveries_are_retried():
     async with listening(receiver) as hook, emu:
         await submit(emu, {"image_url": url, "callBackUrl": hook})
         await receiver.wait_for(3)
-        await eventually(lambda: emu.stats.callbacks_delivered == 1)
+        await wait_until(lambda: emu.stats.callbacks_delivered == 1)
     assert len(receiver.calls) == 3
     assert emu.stats.callbacks_sent == 3
     assert emu.stats.callbacks_delivered == 1
@@ -170,7 +139,7 @@ async def test_delivery_gives_up_after_the_retries():
     async with listening(receiver) as hook, emu:
         await submit(emu, {"image_url": url, "callBackUrl": hook})
         await receiver.wait_for(3)
-        await eventually(lambda: emu.stats.callbacks_failed > 0)
+        await wait_until(lambda: emu.stats.callbacks_failed > 0)
     assert len(receiver.calls) == 3
     assert emu.callbacks_pending == 0
 
@@ -183,7 +152,7 @@ async def test_unreachable_receiver_counts_as_a_failed_delivery():
     emu, url = make()
     async with emu:
         await submit(emu, {"image_url": url, "callBackUrl": dead})
-        await eventually(lambda: emu.stats.callbacks_failed > 0)
+        await wait_until(lambda: emu.stats.callbacks_failed > 0)
     assert emu.stats.callbacks_sent == 3
 
 
@@ -209,7 +178,7 @@ async def test_callbacks_only_go_to_loopback_addresses():
     emu, url = make(duration=Duration.fixed(0))
     async with emu:
         await submit(emu, {"image_url": url, "callBackUrl": "http://example.invalid/hook"})
-        await eventually(lambda: emu.stats.callbacks_refused > 0)
+        await wait_until(lambda: emu.stats.callbacks_refused > 0)
     assert emu.stats.callbacks_sent == 0
 
 

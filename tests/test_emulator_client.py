@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import time
 
@@ -11,22 +12,18 @@ import pytest
 
 pytest.importorskip("PIL")
 pytest.importorskip("uvicorn")
+from conftest import EMULATOR_POLL, make_emulator, samples
 from PIL import Image
 
 import recraft_async as ra
-from recraft_async.testing import Duration, Fault, KieEmulator, sample_images, serve
+from recraft_async.testing import Duration, Fault, KieEmulator, serve
 
-SAMPLES = sample_images(256)
-FAST_POLL = ra.PollPolicy(initial=0.01, factor=1.5, max_interval=0.05, timeout=30.0)
+SAMPLES = samples()
 pytestmark = [pytest.mark.anyio]
 
 
-def make(**options) -> KieEmulator:
-    options.setdefault("duration", Duration.fixed(0.02))
-    options.setdefault("time_scale", 1.0)
-    options.setdefault("rate", None)
-    options.setdefault("read_rate", None)
-    return KieEmulator(**options)
+# Tasks of 20 ms, and no submit or read limit.
+make = functools.partial(make_emulator, duration=Duration.fixed(0.02), rate=None, read_rate=None)
 
 
 @pytest.fixture(params=["in-process", "loopback"])
@@ -41,7 +38,7 @@ async def connected(emu: KieEmulator, mode: str, **options):
     The seed's dialect unless asked otherwise: these tests use its scale and format.
     """
     options.setdefault("api_key", emu.api_key)
-    options.setdefault("poll", FAST_POLL)
+    options.setdefault("poll", EMULATOR_POLL)
     options.setdefault("submit_rate", None)
     options.setdefault("read_rate", None)
     options.setdefault("dialect", "recraft")

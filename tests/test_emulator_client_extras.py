@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import io
 
-import anyio
 import httpx
 import pytest
 
 pytest.importorskip("PIL")
 pytest.importorskip("uvicorn")
+from conftest import EMULATOR_AUTH, EMULATOR_POLL, make_emulator, samples, wait_until
 from PIL import Image
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -17,30 +18,18 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 import recraft_async as ra
-from recraft_async.testing import Duration, Fault, KieEmulator, sample_images, serve
+from recraft_async.testing import Duration, Fault, KieEmulator, serve
 
-SAMPLES = sample_images(256)
-FAST_POLL = ra.PollPolicy(initial=0.01, factor=1.5, max_interval=0.05, timeout=30.0)
+SAMPLES = samples()
 pytestmark = pytest.mark.anyio
 
 
-def make(**options) -> KieEmulator:
-    options.setdefault("duration", Duration.fixed(0.02))
-    options.setdefault("time_scale", 1.0)
-    options.setdefault("rate", None)
-    options.setdefault("read_rate", None)
-    return KieEmulator(**options)
-
-
-async def wait_until(condition, timeout: float = 5.0) -> None:
-    """Poll ``condition()`` until it is true (callbacks arrive from the emulator's loop)."""
-    with anyio.fail_after(timeout):
-        while not condition():
-            await anyio.sleep(0.01)
+# Tasks of 20 ms, and no submit or read limit.
+make = functools.partial(make_emulator, duration=Duration.fixed(0.02), rate=None, read_rate=None)
 
 
 def client_for(emu: KieEmulator, base_url: str, **options) -> ra.AsyncRecraft:
-    options.setdefault("poll", FAST_POLL)
+    options.setdefault("poll", EMULATOR_POLL)
     options.setdefault("submit_rate", None)
     options.setdefault("read_rate", None)
     options.setdefault("dialect", "recraft")  # these tests use the seed's scale=4
@@ -118,7 +107,7 @@ async def test_signed_callbacks_parse_with_the_clients_verifier(dialect):
             api_key=emu.api_key,
             base_url=emu.base_url,
             http_client=http,
-            poll=FAST_POLL,
+            poll=EMULATOR_POLL,
             submit_rate=None,
             read_rate=None,
             dialect=dialect,
@@ -145,7 +134,7 @@ async def test_a_forged_callback_is_refused():
     receiver = Starlette(routes=[Route("/hook", hook, methods=["POST"])])
     emu = make(webhook_key="other", callback_transport=httpx.ASGITransport(app=receiver))
     url = emu.add_image(*SAMPLES[0])
-    async with emu, emu.http_client(headers={"Authorization": "Bearer emulator-key"}) as http:
+    async with emu, emu.http_client(headers=EMULATOR_AUTH) as http:
         await http.post(
             "/api/v1/recraft/upscale", json={"image_url": url, "callBackUrl": "http://x/hook"}
         )

@@ -7,6 +7,7 @@ and the exact documented message where one is fixed.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from pathlib import Path
@@ -18,10 +19,7 @@ import pytest
 
 pytest.importorskip("PIL")
 pytest.importorskip("starlette")
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
+from conftest import EMULATOR_AUTH, Receiver, make_emulator, red_circle
 
 from recraft_async import Rate, webhook_signature
 from recraft_async.testing import Duration, Fault, KieEmulator, sample_images
@@ -29,11 +27,10 @@ from recraft_async.testing import Duration, Fault, KieEmulator, sample_images
 DOCS: dict[str, Any] = json.loads(
     (Path(__file__).parent / "data" / "kie_docs.json").read_text(encoding="utf-8")
 )
-KEY = {"Authorization": "Bearer emulator-key"}
 CREATE = "/api/v1/jobs/createTask"
 RECORD = "/api/v1/jobs/recordInfo"
 HOOK = "http://receiver.test/hook"
-CIRCLE = dict(sample_images(256))["red-circle.png"]
+CIRCLE = red_circle()
 TINY = sample_images(64)[0][1]  # below remove background's 256 px sides: the task fails
 JSON_STRINGS = {"resultJson", "param"}
 pytestmark = pytest.mark.anyio
@@ -91,11 +88,8 @@ def _assert_json_string(key: str, documented: str, answered: object, where: str)
         assert_shape(parsed, ours, where, exact=True)
 
 
-def make(**options: Any) -> KieEmulator:
-    options.setdefault("duration", Duration.fixed(0.02))
-    options.setdefault("time_scale", 1.0)
-    options.setdefault("read_rate", None)
-    return KieEmulator(**options)
+# Tasks of 20 ms, read as fast as the tests like.
+make = functools.partial(make_emulator, duration=Duration.fixed(0.02), read_rate=None)
 
 
 async def create(client: httpx.AsyncClient, model: str, image: str, **extra: Any) -> str:
@@ -113,25 +107,6 @@ async def final_record(client: httpx.AsyncClient, task_id: str) -> dict[str, Any
             await anyio.sleep(0.01)
 
 
-class Receiver:
-    """An in-process callback receiver (reached through ``callback_transport``)."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[dict[str, str], dict[str, Any]]] = []
-        self.app = Starlette(routes=[Route("/hook", self.hook, methods=["POST"])])
-
-    async def hook(self, request: Request) -> Response:
-        """Record one callback."""
-        self.calls.append((dict(request.headers), await request.json()))
-        return Response(status_code=200)
-
-    async def wait_for(self, count: int) -> None:
-        """Wait until ``count`` callbacks arrived."""
-        with anyio.fail_after(10):
-            while len(self.calls) < count:
-                await anyio.sleep(0.01)
-
-
 async def callback_of(
     shape: str, *, model: str = "recraft/crisp-upscale", image: bytes = CIRCLE, seed: bool = False
 ) -> tuple[str, dict[str, str], dict[str, Any], KieEmulator]:
@@ -143,7 +118,7 @@ async def callback_of(
         callback_transport=httpx.ASGITransport(app=receiver.app),
     )
     url = emu.add_image("in.png", image)
-    async with emu, emu.http_client(headers=KEY) as client:
+    async with emu, emu.http_client(headers=EMULATOR_AUTH) as client:
         if seed:
             answer = await client.post(
                 "/api/v1/recraft/upscale", json={"image_url": url, "callBackUrl": HOOK}
@@ -152,7 +127,7 @@ async def callback_of(
         else:
             task_id = await create(client, model, url, callBackUrl=HOOK)
         await receiver.wait_for(1)
-    headers, body = receiver.calls[0]
+    headers, body, _ = receiver.calls[0]
     return task_id, headers, body, emu
 
 
@@ -167,7 +142,7 @@ async def test_create_task_answers_like_the_model_pages(name, model):
     """createTask: {"code": 200, "msg": "success", "data": {"taskId": "task_recraft_..."}}."""
     emu = make()
     url = emu.add_image("c.png", CIRCLE)
-    async with emu.http_client(headers=KEY) as client:
+    async with emu.http_client(headers=EMULATOR_AUTH) as client:
         answer = await client.post(CREATE, json={"model": model, "input": {"image": url}})
     body = answer.json()
     assert answer.status_code == 200
@@ -183,7 +158,7 @@ async def test_a_successful_record_has_the_documented_fields(name):
     """A finished task's recordInfo: every documented field, type and JSON string."""
     emu = make()
     url = emu.add_image("c.png", CIRCLE)
-    async with emu.http_client(headers=KEY) as client:
+    async with emu.http_client(headers=EMULATOR_AUTH) as client:
         task_id = await create(client, "recraft/crisp-upscale", url, callBackUrl=HOOK)
         body = await final_record(client, task_id)
     # The OpenAPI example lists every field the emulator sends; the rendered page omits one.
@@ -198,7 +173,7 @@ async def test_a_failed_record_has_the_documented_fields():
     """A failed task reads state fail, failCode as a string like "422", resultJson empty."""
     emu = make()
     url = emu.add_image("tiny.png", TINY)
-    async with emu.http_client(headers=KEY) as client:
+    async with emu.http_client(headers=EMULATOR_AUTH) as client:
         task_id = await create(client, "recraft/remove-background", url)
         body = await final_record(client, task_id)
     assert_shape(doc("record_failed"), body)
@@ -211,7 +186,7 @@ async def test_a_failed_record_has_the_documented_fields():
 async def test_status_read_errors_are_the_documented_bodies(path):
     """400 (no taskId), 404 (unknown task), 401 (wrong key): exactly as get-task-detail says."""
     emu = make()
-    async with emu.http_client(headers=KEY) as client:
+    async with emu.http_client(headers=EMULATOR_AUTH) as client:
         missing = await client.get(path)
         unknown = await client.get(path, params={"taskId": "task_recraft_1765177373893"})
     async with emu.http_client(headers={"Authorization": "Bearer wrong"}) as client:
@@ -224,7 +199,7 @@ async def test_status_read_errors_are_the_documented_bodies(path):
 async def test_the_read_limit_answers_the_documented_429():
     """Past 10 reads a second: HTTP 429 and {"code": 429, "msg": "Rate limit exceeded"}."""
     emu = make(read_rate=Rate(10, per=60.0))
-    async with emu.http_client(headers=KEY) as client:
+    async with emu.http_client(headers=EMULATOR_AUTH) as client:
         answers = [await client.get(RECORD, params={"taskId": "x"}) for _ in range(11)]
     assert [a.json()["code"] for a in answers[:10]] == [404] * 10
     assert (answers[10].status_code, answers[10].json()) == (429, doc("record_429"))
@@ -233,7 +208,7 @@ async def test_the_read_limit_answers_the_documented_429():
 async def test_the_balance_answers_like_the_credit_page():
     """GET /api/v1/chat/credit: {"code": 200, "msg": "success", "data": 100}."""
     emu = make(credits=100)
-    async with emu.http_client(headers=KEY) as client:
+    async with emu.http_client(headers=EMULATOR_AUTH) as client:
         body = (await client.get("/api/v1/chat/credit")).json()
     assert body == doc("credits")
 
@@ -244,7 +219,7 @@ async def test_the_balance_answers_like_the_credit_page():
 async def test_an_upload_answers_like_the_upload_pages():
     """Every documented field, the documented message, uploadedAt in the documented form."""
     emu = make()
-    async with emu.http_client(headers=KEY) as client:
+    async with emu.http_client(headers=EMULATOR_AUTH) as client:
         answer = await client.post(
             "/api/file-stream-upload",
             files={"file": ("c.png", CIRCLE, "image/png")},
@@ -264,7 +239,7 @@ async def test_an_upload_answers_like_the_upload_pages():
 async def test_upload_errors_are_the_documented_bodies():
     """Missing uploadPath, bad base64 and a wrong key answer the upload pages' bodies."""
     emu = make()
-    async with emu.http_client(headers=KEY) as client:
+    async with emu.http_client(headers=EMULATOR_AUTH) as client:
         no_path = await client.post(
             "/api/file-stream-upload", files={"file": ("c.png", CIRCLE, "image/png")}
         )
@@ -391,7 +366,7 @@ async def test_a_failed_task_fault_reaches_the_market_callback():
     emu = make(callback_shape="market", callback_transport=httpx.ASGITransport(app=receiver.app))
     emu.faults.next("task", Fault.task_failed("Internal server error", code=500))
     url = emu.add_image("c.png", CIRCLE)
-    async with emu, emu.http_client(headers=KEY) as client:
+    async with emu, emu.http_client(headers=EMULATOR_AUTH) as client:
         await create(client, "recraft/crisp-upscale", url, callBackUrl=HOOK)
         await receiver.wait_for(1)
     data = receiver.calls[0][1]["data"]

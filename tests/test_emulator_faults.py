@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import anyio
 import httpx
 import pytest
@@ -9,28 +11,20 @@ import pytest
 pytest.importorskip("PIL")
 pytest.importorskip("starlette")
 
+from conftest import EMULATOR_AUTH, emulator_with_image
+
 from recraft_async.testing import (
-    Duration,
     Fault,
     FaultKind,
     FaultPlan,
-    KieEmulator,
     Target,
-    sample_images,
 )
 
-KEY = {"Authorization": "Bearer emulator-key"}
 UPSCALE = "/api/v1/recraft/upscale"
 READ = "/api/v1/recraft/upscale/record-info"
-CIRCLE = dict(sample_images(256))["red-circle.png"]
 
 
-def make(**options) -> tuple[KieEmulator, str]:
-    options.setdefault("duration", Duration.fixed(0.0))
-    options.setdefault("time_scale", 1.0)
-    options.setdefault("read_rate", None)
-    emu = KieEmulator(**options)
-    return emu, emu.add_image("c.png", CIRCLE)
+make = functools.partial(emulator_with_image, read_rate=None)  # no read limit
 
 
 @pytest.mark.anyio
@@ -38,7 +32,7 @@ async def test_scripted_503s_hit_the_next_submits_then_pass():
     """The next 2 submits answer 503 (HTTP and body), make no task; the third lands."""
     emu, url = make()
     emu.faults.next("submit", Fault.http(503), Fault.http(503))
-    async with emu.http_client(headers=KEY) as client:
+    async with emu.http_client(headers=EMULATOR_AUTH) as client:
         answers = [await client.post(UPSCALE, json={"image_url": url}) for _ in range(3)]
     assert [a.status_code for a in answers] == [503, 503, 200]
     assert [a.json()["code"] for a in answers] == [503, 503, 200]
@@ -54,7 +48,7 @@ async def test_scripted_503s_hit_the_next_submits_then_pass():
 async def test_http_errors_on_status_reads(status):
     """Status reads can answer 500, 502, 503 and 455 with a matching envelope."""
     emu, url = make()
-    async with emu.http_client(headers=KEY) as client:
+    async with emu.http_client(headers=EMULATOR_AUTH) as client:
         task_id = (await client.post(UPSCALE, json={"image_url": url})).json()["data"]["taskId"]
         emu.faults.next(Target.STATUS, Fault.http(status))
         failed = await client.get(READ, params={"taskId": task_id})
@@ -68,7 +62,7 @@ async def test_body_code_500_with_http_200():
     """The envelope can carry 500 while HTTP says 200."""
     emu, url = make()
     emu.faults.next("submit", Fault.body(500))
-    async with emu.http_client(headers=KEY) as client:
+    async with emu.http_client(headers=EMULATOR_AUTH) as client:
         answer = await client.post(UPSCALE, json={"image_url": url})
     assert (answer.status_code, answer.json()["code"]) == (200, 500)
     assert emu.stats.tasks_created == 0
@@ -79,7 +73,7 @@ async def test_processed_500_creates_the_task_and_spends_the_credit():
     """A 500 after processing: the answer is an error but the task exists and was paid."""
     emu, url = make()
     emu.faults.next("submit", Fault.http(500, processed=True))
-    async with emu.http_client(headers=KEY) as client:
+    async with emu.http_client(headers=EMULATOR_AUTH) as client:
         answer = await client.post(UPSCALE, json={"image_url": url})
     assert answer.status_code == 500
     assert emu.stats.submits[("upscale", url)] == 1
@@ -91,7 +85,7 @@ async def test_non_json_answer_is_an_html_page():
     """A gateway's HTML page instead of JSON, with the chosen HTTP status."""
     emu, _ = make()
     emu.faults.next("status", Fault.non_json(502))
-    async with emu.http_client(headers=KEY) as client:
+    async with emu.http_client(headers=EMULATOR_AUTH) as client:
         answer = await client.get(READ, params={"taskId": "x"})
     assert answer.status_code == 502
     assert answer.headers["content-type"].startswith("text/html")
@@ -103,7 +97,7 @@ async def test_drop_in_process_raises_what_httpx_raises_for_a_hang_up():
     """In-process a dropped connection is httpx.RemoteProtocolError; unprocessed, no task."""
     emu, url = make()
     emu.faults.next("submit", Fault.drop())
-    async with emu.http_client(headers=KEY) as client:
+    async with emu.http_client(headers=EMULATOR_AUTH) as client:
         with pytest.raises(httpx.RemoteProtocolError):
             await client.post(UPSCALE, json={"image_url": url})
     assert emu.stats.tasks_created == 0
@@ -114,7 +108,7 @@ async def test_drop_after_processing_leaves_a_paid_task_behind():
     """Processed, then the connection drops: one task, one charge, no answer."""
     emu, url = make()
     emu.faults.next("submit", Fault.drop(processed=True))
-    async with emu.http_client(headers=KEY) as client:
+    async with emu.http_client(headers=EMULATOR_AUTH) as client:
         with pytest.raises(httpx.RemoteProtocolError):
             await client.post(UPSCALE, json={"image_url": url})
     assert emu.stats.submits[("upscale", url)] == 1
@@ -126,7 +120,7 @@ async def test_slow_answer_arrives_late():
     """A delay fault holds the answer back for its seconds."""
     emu, url = make()
     emu.faults.next("submit", Fault.delay(0.2))
-    async with emu.http_client(headers=KEY) as client:
+    async with emu.http_client(headers=EMULATOR_AUTH) as client:
         started = anyio.current_time()
         answer = await client.post(UPSCALE, json={"image_url": url})
         elapsed = anyio.current_time() - started
@@ -140,7 +134,7 @@ async def test_a_caller_giving_up_on_a_slow_submit(processed, created):
     """Delayed beyond the caller's patience: processed first, the task exists anyway."""
     emu, url = make()
     emu.faults.next("submit", Fault.delay(5.0, processed=processed))
-    async with emu.http_client(headers=KEY) as client:
+    async with emu.http_client(headers=EMULATOR_AUTH) as client:
         with anyio.move_on_after(0.1):
             await client.post(UPSCALE, json={"image_url": url})
     assert emu.stats.tasks_created == created
@@ -151,7 +145,7 @@ async def test_new_task_answers_not_found_for_its_first_reads():
     """A task fault makes the first N reads answer 404, then the record appears."""
     emu, url = make()
     emu.faults.next("task", Fault.not_found(2))
-    async with emu.http_client(headers=KEY) as client:
+    async with emu.http_client(headers=EMULATOR_AUTH) as client:
         task_id = (await client.post(UPSCALE, json={"image_url": url})).json()["data"]["taskId"]
         codes = [
             (await client.get(READ, params={"taskId": task_id})).json()["code"] for _ in range(3)
@@ -164,7 +158,7 @@ async def test_new_task_can_hide_for_some_seconds():
     """With seconds=, every read within that time after creation answers 404."""
     emu, url = make()
     emu.faults.next("task", Fault.not_found(0, seconds=0.2))
-    async with emu.http_client(headers=KEY) as client:
+    async with emu.http_client(headers=EMULATOR_AUTH) as client:
         task_id = (await client.post(UPSCALE, json={"image_url": url})).json()["data"]["taskId"]
         early = [
             (await client.get(READ, params={"taskId": task_id})).json()["code"] for _ in range(3)
@@ -180,7 +174,7 @@ async def test_http_faults_can_carry_retry_after():
     """An injected 429 or 503 may say when to come back, in seconds and milliseconds."""
     emu, url = make()
     emu.faults.next("submit", Fault.http(429, retry_after=1.5), Fault.http(503))
-    async with emu.http_client(headers=KEY) as client:
+    async with emu.http_client(headers=EMULATOR_AUTH) as client:
         limited = await client.post(UPSCALE, json={"image_url": url})
         plain = await client.post(UPSCALE, json={"image_url": url})
     assert (limited.status_code, limited.json()["code"]) == (429, 429)
@@ -195,7 +189,7 @@ async def test_task_failure_and_creation_failure():
     """Task faults end tasks with status 2 (charged) or 3 (not charged), with messages."""
     emu, url = make()
     emu.faults.next("task", Fault.task_failed("model exploded"), Fault.creation_failed())
-    async with emu.http_client(headers=KEY) as client:
+    async with emu.http_client(headers=EMULATOR_AUTH) as client:
         ids = [
             (await client.post(UPSCALE, json={"image_url": url})).json()["data"]["taskId"]
             for _ in range(2)
@@ -214,7 +208,7 @@ async def test_upload_faults():
     """Uploads can fail like any request."""
     emu, _ = make()
     emu.faults.next("upload", Fault.http(502))
-    async with emu.http_client(headers=KEY) as client:
+    async with emu.http_client(headers=EMULATOR_AUTH) as client:
         answer = await client.post("/api/file-base64-upload", json={"base64Data": "AA=="})
     assert answer.status_code == 502
     assert emu.stats.uploads == 0
@@ -225,7 +219,7 @@ async def test_chance_with_probability_one_always_strikes_and_none_scripts_a_pas
     """An unscripted event draws from the chances; a scripted None is a clean pass."""
     emu, url = make()
     emu.faults.chance("submit", Fault.http(503), 1.0).next("submit", None)
-    async with emu.http_client(headers=KEY) as client:
+    async with emu.http_client(headers=EMULATOR_AUTH) as client:
         codes = [
             (await client.post(UPSCALE, json={"image_url": url})).status_code for _ in range(3)
         ]
@@ -309,7 +303,7 @@ def test_every_fault_kind_has_a_spelling():
 async def test_faults_can_be_scripted_over_http():
     """POST /_emulator/faults scripts faults for an emulator in another process."""
     emu, url = make()
-    async with emu.http_client(headers=KEY) as client:
+    async with emu.http_client(headers=EMULATOR_AUTH) as client:
         ok = await client.post(
             "/_emulator/faults",
             json={"target": "submit", "next": ["http:503", None], "chance": [["body:500", 0.0]]},

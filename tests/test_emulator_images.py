@@ -7,6 +7,7 @@ import io
 import pytest
 
 pytest.importorskip("PIL")
+from conftest import image_bytes
 from PIL import Image
 
 from recraft_async import Operation
@@ -17,12 +18,6 @@ from recraft_async.testing._service import KieService
 
 UPSCALE_LIMITS = LIMITS[Operation.UPSCALE]
 REMOVE_BG_LIMITS = LIMITS[Operation.REMOVE_BACKGROUND]
-
-
-def _png(size: tuple[int, int], mode: str = "RGB", colour: object = (10, 20, 30)) -> bytes:
-    out = io.BytesIO()
-    Image.new(mode, size, colour).save(out, "PNG")  # type: ignore[arg-type]
-    return out.getvalue()
 
 
 def _open(data: bytes) -> Image.Image:
@@ -47,14 +42,14 @@ def test_sample_images_are_drawn_pngs_with_a_subject_in_the_middle():
 @pytest.mark.parametrize(("scale", "fmt", "pil_format"), [(2, "PNG", "PNG"), (4, "JPG", "JPEG")])
 def test_upscale_multiplies_both_sides_in_the_requested_format(scale, fmt, pil_format):
     """Upscale gives exactly scale x width and height, encoded as asked."""
-    out = _open(upscale(_png((30, 17)), scale, fmt))
+    out = _open(upscale(image_bytes((30, 17)), scale, fmt))
     assert out.size == (30 * scale, 17 * scale)
     assert out.format == pil_format
 
 
 def test_upscale_keeps_alpha_in_png_and_flattens_it_on_white_for_jpg():
     """An RGBA input stays RGBA as PNG; as JPEG its transparent pixels become white."""
-    source = _png((8, 8), "RGBA", (0, 0, 0, 0))
+    source = image_bytes((8, 8), (0, 0, 0, 0), mode="RGBA")
     assert _open(upscale(source, 2, "PNG")).mode == "RGBA"
     flat = _open(upscale(source, 2, "JPG")).convert("RGB")
     assert all(channel > 240 for channel in flat.getpixel((4, 4)))  # type: ignore[union-attr]
@@ -87,13 +82,13 @@ def test_remove_background_clears_the_border_colour_and_keeps_the_subject(name, 
 
 def test_check_input_accepts_good_images_and_explains_bad_ones():
     """Format, bytes, pixels and sides are checked per operation, with a reason."""
-    assert check_input(_png((300, 300)), REMOVE_BG_LIMITS) is None
-    assert check_input(_png((32, 32)), UPSCALE_LIMITS) is None
-    assert "sides" in (check_input(_png((31, 64)), UPSCALE_LIMITS) or "")
-    assert "sides" in (check_input(_png((100, 300)), REMOVE_BG_LIMITS) or "")
-    assert "sides" in (check_input(_png((4097, 32)), UPSCALE_LIMITS) or "")
+    assert check_input(image_bytes((300, 300)), REMOVE_BG_LIMITS) is None
+    assert check_input(image_bytes((32, 32)), UPSCALE_LIMITS) is None
+    assert "sides" in (check_input(image_bytes((31, 64)), UPSCALE_LIMITS) or "")
+    assert "sides" in (check_input(image_bytes((100, 300)), REMOVE_BG_LIMITS) or "")
+    assert "sides" in (check_input(image_bytes((4097, 32)), UPSCALE_LIMITS) or "")
     assert "decode" in (check_input(b"not an image", UPSCALE_LIMITS) or "")
-    assert "decode" in (check_input(_png((300, 300))[:200], UPSCALE_LIMITS) or "")
+    assert "decode" in (check_input(image_bytes((300, 300))[:200], UPSCALE_LIMITS) or "")
     gif = io.BytesIO()
     Image.new("RGB", (300, 300)).save(gif, "GIF")
     assert "format" in (check_input(gif.getvalue(), UPSCALE_LIMITS) or "")
@@ -103,7 +98,7 @@ def test_check_input_accepts_good_images_and_explains_bad_ones():
 def test_check_input_counts_pixels():
     """More pixels than the limit is refused even when each side is within bounds."""
     tiny = Limits(max_bytes=10**9, max_pixels=99, min_side=1, max_side=4096)
-    assert "pixels" in (check_input(_png((10, 10)), tiny) or "")
+    assert "pixels" in (check_input(image_bytes((10, 10)), tiny) or "")
 
 
 def test_the_emulator_enforces_the_clients_one_definition_of_the_limits():
@@ -112,8 +107,8 @@ def test_the_emulator_enforces_the_clients_one_definition_of_the_limits():
     assert (UPSCALE_LIMITS.min_side, UPSCALE_LIMITS.max_side) == (32, 4096)
     assert (REMOVE_BG_LIMITS.min_side, REMOVE_BG_LIMITS.max_side) == (256, 4096)
     at_limit = Limits(max_bytes=10**9, max_pixels=16_000_000, min_side=1, max_side=5000)
-    assert check_input(_png((4000, 4000), "L", 0), at_limit) is None
-    assert "pixels" in (check_input(_png((4001, 4000), "L", 0), at_limit) or "")
+    assert check_input(image_bytes((4000, 4000), 0, mode="L"), at_limit) is None
+    assert "pixels" in (check_input(image_bytes((4001, 4000), 0, mode="L"), at_limit) or "")
 
 
 @pytest.mark.anyio
@@ -146,7 +141,7 @@ def test_sniff_mime_knows_the_three_input_formats():
     jpeg, webp = io.BytesIO(), io.BytesIO()
     Image.new("RGB", (4, 4)).save(jpeg, "JPEG")
     Image.new("RGB", (4, 4)).save(webp, "WEBP")
-    assert sniff_mime(_png((2, 2))) == "image/png"
+    assert sniff_mime(image_bytes((2, 2))) == "image/png"
     assert sniff_mime(jpeg.getvalue()) == "image/jpeg"
     assert sniff_mime(webp.getvalue()) == "image/webp"
     assert sniff_mime(b"??") == "application/octet-stream"

@@ -8,27 +8,20 @@ import pytest
 pytest.importorskip("PIL")
 pytest.importorskip("starlette")
 
-from recraft_async import Rate
-from recraft_async.testing import Duration, Fault, KieEmulator, sample_images
+from conftest import EMULATOR_AUTH, emulator_with_image
 
-KEY = {"Authorization": "Bearer emulator-key"}
+from recraft_async import Rate
+from recraft_async.testing import Duration, Fault, KieEmulator
+
 SEED_READ = "/api/v1/recraft/upscale/record-info"
 RECORD = "/api/v1/jobs/recordInfo"
 LIMITED = {"code": 429, "msg": "Rate limit exceeded"}
-CIRCLE = dict(sample_images(256))["red-circle.png"]
 pytestmark = pytest.mark.anyio
-
-
-def make(**options) -> tuple[KieEmulator, str]:
-    options.setdefault("duration", Duration.fixed(0.0))
-    options.setdefault("time_scale", 1.0)
-    emu = KieEmulator(**options)
-    return emu, emu.add_image("c.png", CIRCLE)
 
 
 async def submit(client, url: str) -> str:
     body = {"model": "recraft/crisp-upscale", "input": {"image": url}}
-    return (await client.post("/api/v1/jobs/createTask", json=body)).json()["data"]["taskId"]
+    return str((await client.post("/api/v1/jobs/createTask", json=body)).json()["data"]["taskId"])
 
 
 def test_the_default_read_limit_is_ten_per_second():
@@ -38,8 +31,8 @@ def test_the_default_read_limit_is_ten_per_second():
 
 async def test_reads_past_the_limit_answer_the_documented_429():
     """Both dialects share one window; past it: HTTP 429, the documented body, Retry-After."""
-    emu, url = make(read_rate=Rate(4, per=60.0))
-    async with emu.http_client(headers=KEY) as client:
+    emu, url = emulator_with_image(read_rate=Rate(4, per=60.0))
+    async with emu.http_client(headers=EMULATOR_AUTH) as client:
         task_id = await submit(client, url)
         answers = [
             await client.get(path, params={"taskId": task_id})
@@ -59,8 +52,8 @@ async def test_reads_past_the_limit_answer_the_documented_429():
 
 async def test_the_window_slides():
     """Once the oldest read leaves the window, a new read goes through."""
-    emu, url = make(read_rate=Rate(2, per=0.2))
-    async with emu.http_client(headers=KEY) as client:
+    emu, url = emulator_with_image(read_rate=Rate(2, per=0.2))
+    async with emu.http_client(headers=EMULATOR_AUTH) as client:
         task_id = await submit(client, url)
         first = [(await client.get(RECORD, params={"taskId": task_id})).status_code for _ in "abc"]
         await anyio.sleep(0.2)
@@ -71,9 +64,9 @@ async def test_the_window_slides():
 
 async def test_concurrent_reads_cannot_slip_past_the_limit():
     """Check and take happen together: of 20 reads at once, exactly the limit passes."""
-    emu, url = make(read_rate=Rate(10, per=60.0), latency=Duration.fixed(0.01))
+    emu, url = emulator_with_image(read_rate=Rate(10, per=60.0), latency=Duration.fixed(0.01))
     statuses: list[int] = []
-    async with emu.http_client(headers=KEY) as client:
+    async with emu.http_client(headers=EMULATOR_AUTH) as client:
         task_id = await submit(client, url)
 
         async def one() -> None:
@@ -89,8 +82,8 @@ async def test_concurrent_reads_cannot_slip_past_the_limit():
 
 async def test_refused_reads_take_no_slot_and_no_scripted_fault():
     """A 429 is decided at the door: it leaves the window and the fault script alone."""
-    emu, url = make(read_rate=Rate(1, per=60.0))
-    async with emu.http_client(headers=KEY) as client:
+    emu, url = emulator_with_image(read_rate=Rate(1, per=60.0))
+    async with emu.http_client(headers=EMULATOR_AUTH) as client:
         task_id = await submit(client, url)
         assert (await client.get(RECORD, params={"taskId": task_id})).status_code == 200
         emu.faults.next("status", Fault.http(500))
@@ -102,12 +95,12 @@ async def test_refused_reads_take_no_slot_and_no_scripted_fault():
 
 async def test_wrong_keys_and_submits_use_no_read_slot():
     """401s are not counted against the key's reads, and submits have their own window."""
-    emu, url = make(read_rate=Rate(1, per=60.0))
+    emu, url = emulator_with_image(read_rate=Rate(1, per=60.0))
     async with emu.http_client() as client:
         for _ in range(3):
             answer = await client.get(RECORD, params={"taskId": "x"})
             assert answer.json() == {"code": 401, "msg": "Unauthorized"}
-    async with emu.http_client(headers=KEY) as client:
+    async with emu.http_client(headers=EMULATOR_AUTH) as client:
         task_ids = [await submit(client, url) for _ in range(3)]
         answer = await client.get(RECORD, params={"taskId": task_ids[0]})
     assert answer.json()["code"] == 200
@@ -116,8 +109,8 @@ async def test_wrong_keys_and_submits_use_no_read_slot():
 
 async def test_no_read_limit_when_read_rate_is_none():
     """read_rate=None lets every status read through."""
-    emu, url = make(read_rate=None)
-    async with emu.http_client(headers=KEY) as client:
+    emu, url = emulator_with_image(read_rate=None)
+    async with emu.http_client(headers=EMULATOR_AUTH) as client:
         task_id = await submit(client, url)
         codes = {
             (await client.get(RECORD, params={"taskId": task_id})).status_code for _ in range(30)
@@ -128,8 +121,8 @@ async def test_no_read_limit_when_read_rate_is_none():
 
 async def test_submit_429s_use_the_documented_message_too():
     """The submit limit answers HTTP 429 {"code": 429, "msg": "Rate limit exceeded"}."""
-    emu, url = make(rate=Rate(1, per=60.0))
-    async with emu.http_client(headers=KEY) as client:
+    emu, url = emulator_with_image(rate=Rate(1, per=60.0))
+    async with emu.http_client(headers=EMULATOR_AUTH) as client:
         await submit(client, url)
         refused = await client.post(
             "/api/v1/jobs/createTask",

@@ -19,35 +19,29 @@ import pytest
 
 pytest.importorskip("PIL")
 pytest.importorskip("uvicorn")
+from conftest import EMULATOR_AUTH, make_emulator, red_circle
 from PIL import Image
 
 from recraft_async import Rate
-from recraft_async.testing import Duration, Fault, KieEmulator, sample_images, serve
+from recraft_async.testing import Fault, serve
 from recraft_async.testing.__main__ import parser
 from recraft_async.testing._server import loopback_socket
 
-KEY = {"Authorization": "Bearer emulator-key"}
 UPSCALE = "/api/v1/recraft/upscale"
-CIRCLE = dict(sample_images(256))["red-circle.png"]
+CIRCLE = red_circle()
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def make(**options) -> KieEmulator:
-    options.setdefault("duration", Duration.fixed(0.0))
-    options.setdefault("time_scale", 1.0)
-    return KieEmulator(**options)
 
 
 @pytest.mark.anyio
 async def test_serve_answers_on_a_loopback_port_and_restores_the_base_url():
     """A real server: submit, read, download; base_url is the real URL only while serving."""
-    emu = make()
+    emu = make_emulator()
     async with serve(emu) as base_url:
         assert base_url.startswith("http://127.0.0.1:")
         assert emu.base_url == base_url
         url = emu.add_image("c.png", CIRCLE)
         assert url.startswith(base_url)
-        async with httpx.AsyncClient(base_url=base_url, headers=KEY) as client:
+        async with httpx.AsyncClient(base_url=base_url, headers=EMULATOR_AUTH) as client:
             task_id = (await client.post(UPSCALE, json={"image_url": url})).json()["data"]["taskId"]
             record = await client.get(f"{UPSCALE}/record-info", params={"taskId": task_id})
             result_url = record.json()["data"]["response"]["resultUrls"][0]
@@ -62,9 +56,12 @@ async def test_serve_answers_on_a_loopback_port_and_restores_the_base_url():
 @pytest.mark.anyio
 async def test_images_added_before_serving_still_resolve():
     """Stored images are recognised by path, whatever host their URL was made with."""
-    emu = make()
+    emu = make_emulator()
     early = emu.add_image("c.png", CIRCLE)
-    async with serve(emu) as base_url, httpx.AsyncClient(base_url=base_url, headers=KEY) as client:
+    async with (
+        serve(emu) as base_url,
+        httpx.AsyncClient(base_url=base_url, headers=EMULATOR_AUTH) as client,
+    ):
         task_id = (await client.post(UPSCALE, json={"image_url": early})).json()["data"]["taskId"]
         record = await client.get(f"{UPSCALE}/record-info", params={"taskId": task_id})
     assert record.json()["data"]["successFlag"] == 1
@@ -73,10 +70,13 @@ async def test_images_added_before_serving_still_resolve():
 @pytest.mark.anyio
 async def test_a_dropped_connection_gets_no_answer_at_all():
     """The real server closes the socket: httpx sees a hang-up, not a 500."""
-    emu = make()
+    emu = make_emulator()
     url = emu.add_image("c.png", CIRCLE)
     emu.faults.next("submit", Fault.drop(processed=True), Fault.drop())
-    async with serve(emu) as base_url, httpx.AsyncClient(base_url=base_url, headers=KEY) as client:
+    async with (
+        serve(emu) as base_url,
+        httpx.AsyncClient(base_url=base_url, headers=EMULATOR_AUTH) as client,
+    ):
         for _ in range(2):
             with pytest.raises(httpx.RemoteProtocolError, match="without sending"):
                 await client.post(UPSCALE, json={"image_url": url})
@@ -89,11 +89,13 @@ async def test_a_dropped_connection_gets_no_answer_at_all():
 @pytest.mark.parametrize(("processed", "created"), [(True, 1), (False, 0)])
 async def test_an_answer_delayed_beyond_the_client_timeout(processed, created):
     """The client times out; a processed submit exists anyway, an unprocessed one never."""
-    emu = make()
+    emu = make_emulator()
     url = emu.add_image("c.png", CIRCLE)
     emu.faults.next("submit", Fault.delay(0.5, processed=processed))
     async with serve(emu) as base_url:
-        async with httpx.AsyncClient(base_url=base_url, headers=KEY, timeout=0.1) as client:
+        async with httpx.AsyncClient(
+            base_url=base_url, headers=EMULATOR_AUTH, timeout=0.1
+        ) as client:
             with pytest.raises(httpx.ReadTimeout):
                 await client.post(UPSCALE, json={"image_url": url})
         await anyio.sleep(0.6)
@@ -104,7 +106,7 @@ async def test_an_answer_delayed_beyond_the_client_timeout(processed, created):
 async def test_serve_refuses_addresses_other_than_loopback():
     """The emulator never listens beyond this machine."""
     with pytest.raises(ValueError, match="loopback"):
-        async with serve(make(), host="0.0.0.0"):  # noqa: S104 - the point of the test
+        async with serve(make_emulator(), host="0.0.0.0"):  # noqa: S104 - the point of the test
             pass
 
 
@@ -144,7 +146,7 @@ def test_the_process_runner_prints_its_url_and_serves(tmp_path):
         submit = urllib.request.Request(  # noqa: S310 - loopback only
             base_url + UPSCALE,
             data=json.dumps({"image_url": sample}).encode(),
-            headers={**KEY, "Content-Type": "application/json"},
+            headers={**EMULATOR_AUTH, "Content-Type": "application/json"},
         )
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(submit)  # noqa: S310
@@ -156,7 +158,7 @@ def test_the_process_runner_prints_its_url_and_serves(tmp_path):
             (task,) = json.load(answer)["tasks"]
         assert task["finishTime"] - task["createTime"] < 1
         read = urllib.request.Request(  # noqa: S310 - loopback only
-            f"{base_url}{UPSCALE}/record-info?taskId={task['taskId']}", headers=KEY
+            f"{base_url}{UPSCALE}/record-info?taskId={task['taskId']}", headers=EMULATOR_AUTH
         )
         with urllib.request.urlopen(read) as answer:  # noqa: S310
             assert json.load(answer)["code"] == 200
@@ -211,11 +213,17 @@ def test_listening_socket_says_it_is_tcp():
 @pytest.mark.anyio
 async def test_one_emulator_can_be_served_again_and_keeps_its_tasks():
     """Serving twice in a row works; tasks and balance survive between the two."""
-    emu = make()
+    emu = make_emulator()
     url = emu.add_image("c.png", CIRCLE)
-    async with serve(emu) as first, httpx.AsyncClient(base_url=first, headers=KEY) as client:
+    async with (
+        serve(emu) as first,
+        httpx.AsyncClient(base_url=first, headers=EMULATOR_AUTH) as client,
+    ):
         task_id = (await client.post(UPSCALE, json={"image_url": url})).json()["data"]["taskId"]
-    async with serve(emu) as second, httpx.AsyncClient(base_url=second, headers=KEY) as client:
+    async with (
+        serve(emu) as second,
+        httpx.AsyncClient(base_url=second, headers=EMULATOR_AUTH) as client,
+    ):
         record = await client.get(f"{UPSCALE}/record-info", params={"taskId": task_id})
     assert record.json()["data"]["successFlag"] == 1
     assert emu.credits == pytest.approx(100_000 - 0.5)

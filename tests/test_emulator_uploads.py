@@ -9,22 +9,17 @@ import pytest
 pytest.importorskip("PIL")
 pytest.importorskip("starlette")
 
-from recraft_async.testing import Duration, KieEmulator, sample_images
+from conftest import EMULATOR_AUTH, make_emulator, red_circle
 
-KEY = {"Authorization": "Bearer emulator-key"}
 NO_PATH = {"success": False, "code": 400, "msg": "Missing required parameter: uploadPath"}
-CIRCLE = dict(sample_images(256))["red-circle.png"]
+CIRCLE = red_circle()
 pytestmark = pytest.mark.anyio
-
-
-def make() -> KieEmulator:
-    return KieEmulator(duration=Duration.fixed(0.0), time_scale=1.0)
 
 
 async def test_stream_upload_stores_the_file_under_a_sanitised_name():
     """Multipart upload answers the documented fields; hostile path parts are defused."""
-    emu = make()
-    async with emu.http_client(headers=KEY) as client:
+    emu = make_emulator()
+    async with emu.http_client(headers=EMULATOR_AUTH) as client:
         answer = await client.post(
             "/api/file-stream-upload",
             files={"file": ("ignored.png", CIRCLE, "image/png")},
@@ -46,8 +41,8 @@ async def test_stream_upload_stores_the_file_under_a_sanitised_name():
 
 async def test_stream_upload_takes_the_part_name_when_no_file_name_is_given():
     """Without fileName the multipart part's own name is used."""
-    emu = make()
-    async with emu.http_client(headers=KEY) as client:
+    emu = make_emulator()
+    async with emu.http_client(headers=EMULATOR_AUTH) as client:
         answer = await client.post(
             "/api/file-stream-upload",
             files={"file": ("part.png", CIRCLE, "image/png")},
@@ -64,9 +59,9 @@ async def test_stream_upload_takes_the_part_name_when_no_file_name_is_given():
 
 async def test_base64_upload_accepts_plain_and_data_url_payloads():
     """base64Data may be bare or a data: URL; a missing name gets a fresh one."""
-    emu = make()
+    emu = make_emulator()
     encoded = base64.b64encode(CIRCLE).decode()
-    async with emu.http_client(headers=KEY) as client:
+    async with emu.http_client(headers=EMULATOR_AUTH) as client:
         plain = await client.post(
             "/api/file-base64-upload",
             json={"base64Data": encoded, "uploadPath": "p", "fileName": "c.png"},
@@ -93,9 +88,9 @@ async def test_base64_upload_accepts_plain_and_data_url_payloads():
 
 async def test_url_upload_copies_only_the_emulators_own_files():
     """A URL upload of a stored image works; any other URL is refused (no outside fetch)."""
-    emu = make()
+    emu = make_emulator()
     url = emu.add_image("c.png", CIRCLE)
-    async with emu.http_client(headers=KEY) as client:
+    async with emu.http_client(headers=EMULATOR_AUTH) as client:
         copied = await client.post(
             "/api/file-url-upload", json={"fileUrl": url, "uploadPath": "copies"}
         )
@@ -114,8 +109,8 @@ async def test_url_upload_copies_only_the_emulators_own_files():
 
 async def test_an_uploaded_file_is_a_valid_image_url():
     """The downloadUrl of an upload feeds a task like any stored image."""
-    emu = make()
-    async with emu.http_client(headers=KEY) as client:
+    emu = make_emulator()
+    async with emu.http_client(headers=EMULATOR_AUTH) as client:
         upload = await client.post(
             "/api/file-stream-upload",
             files={"file": ("c.png", CIRCLE, "image/png")},
@@ -131,10 +126,10 @@ async def test_an_uploaded_file_is_a_valid_image_url():
 @pytest.mark.parametrize("path", ["", "   "], ids=["empty", "blank"])
 async def test_upload_path_is_required_on_all_three_endpoints(path):
     """Missing, empty or blank uploadPath: the documented 400, and nothing stored."""
-    emu = make()
+    emu = make_emulator()
     url = emu.add_image("c.png", CIRCLE)
     encoded = base64.b64encode(CIRCLE).decode()
-    async with emu.http_client(headers=KEY) as client:
+    async with emu.http_client(headers=EMULATOR_AUTH) as client:
         answers = [
             await client.post(
                 "/api/file-stream-upload", files={"file": ("c.png", CIRCLE, "image/png")}
@@ -158,7 +153,7 @@ async def test_upload_path_is_required_on_all_three_endpoints(path):
 
 async def test_a_wrong_key_gets_the_upload_pages_401():
     """All three endpoints answer {"success": false, "code": 401, ...} to a wrong key."""
-    emu = make()
+    emu = make_emulator()
     async with emu.http_client(headers={"Authorization": "Bearer nope"}) as client:
         answers = [
             await client.post(

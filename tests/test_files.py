@@ -9,6 +9,7 @@ import anyio
 import httpx
 import pytest
 import respx
+from conftest import image_bytes
 from PIL import Image
 
 import recraft_async as ra
@@ -35,13 +36,6 @@ UP = Operation.UPSCALE
 RB = Operation.REMOVE_BACKGROUND
 
 
-def image_bytes(fmt: str, size: tuple[int, int] = (300, 200), **save: object) -> bytes:
-    """Encode a small real image with Pillow."""
-    buffer = io.BytesIO()
-    Image.new("RGB", size, (200, 30, 90)).save(buffer, fmt, **save)
-    return buffer.getvalue()
-
-
 def png_header(width: int, height: int) -> bytes:
     """Just the PNG signature and IHDR, enough for the probe."""
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
@@ -63,7 +57,7 @@ def png_header(width: int, height: int) -> bytes:
 )
 def test_probe_reads_real_headers(tmp_path, fmt, save, expected):
     """Format and size come from the header of files Pillow wrote."""
-    data = image_bytes(fmt, (300, 257), **save)
+    data = image_bytes((300, 257), fmt=fmt, **save)
     path = tmp_path / "x.img"
     path.write_bytes(data)
     assert probe_image_file(path, UP) == ImageInfo(expected, 300, 257)
@@ -81,7 +75,7 @@ def test_probe_jpeg_skips_large_metadata(tmp_path):
     """The frame header is found behind a big EXIF segment and an ICC profile."""
     exif = Image.Exif()
     exif[0x010E] = "x" * 60_000  # ImageDescription
-    data = image_bytes("JPEG", (400, 300), exif=exif.tobytes(), icc_profile=b"\0" * 30_000)
+    data = image_bytes((400, 300), fmt="JPEG", exif=exif.tobytes(), icc_profile=b"\0" * 30_000)
     path = tmp_path / "meta.jpg"
     path.write_bytes(data)
     info = probe_image_file(path, UP)
@@ -221,7 +215,7 @@ class FakeTransport(Transport):
 async def test_upload_image_posts_multipart_and_returns_url():
     """The upload goes to the stream endpoint and yields data.downloadUrl."""
     transport = FakeTransport({"downloadUrl": "https://files.test/u/a.png", "fileSize": 3})
-    data = image_bytes("PNG")
+    data = image_bytes()
     url = await upload_image(transport, "http://127.0.0.1:9/", data, "../a b.png")
     assert url == "https://files.test/u/a.png"
     ((method, target, kwargs),) = transport.calls
@@ -255,7 +249,7 @@ def files_in(folder: Path) -> list[str]:
 @respx.mock
 async def test_download_writes_atomically_without_auth(tmp_path):
     """The file appears complete under its name and the API key is not sent."""
-    data = image_bytes("PNG")
+    data = image_bytes()
     route = respx.get(RESULT).respond(200, content=data, headers={"Content-Type": "image/png"})
     headers = {"Authorization": "Bearer secret-key"}
     async with httpx.AsyncClient(headers=headers, auth=("u", "p")) as http:
@@ -270,7 +264,7 @@ async def test_download_writes_atomically_without_auth(tmp_path):
 @respx.mock
 async def test_download_uses_real_extension_and_octet_stream_magic(tmp_path):
     """An octet-stream body is accepted when it is an image; the extension follows the bytes."""
-    data = image_bytes("JPEG")
+    data = image_bytes(fmt="JPEG")
     respx.get(RESULT).respond(
         200, content=data, headers={"Content-Type": "application/octet-stream"}
     )
@@ -283,7 +277,7 @@ async def test_download_uses_real_extension_and_octet_stream_magic(tmp_path):
 @respx.mock
 async def test_download_idempotent_and_no_clobber(tmp_path):
     """Same bytes reuse the file; different bytes get a -1, -2 suffix."""
-    first, second = image_bytes("PNG", (10, 10)), image_bytes("PNG", (11, 11))
+    first, second = image_bytes((10, 10)), image_bytes((11, 11))
     route = respx.get(RESULT)
     async with httpx.AsyncClient() as http:
         route.respond(200, content=first, headers={"Content-Type": "image/png"})
@@ -291,9 +285,7 @@ async def test_download_idempotent_and_no_clobber(tmp_path):
         again = await download_to(http, RESULT, tmp_path, "x.png")
         route.respond(200, content=second, headers={"Content-Type": "image/png"})
         b = await download_to(http, RESULT, tmp_path, "x.png")
-        route.respond(
-            200, content=image_bytes("PNG", (12, 12)), headers={"Content-Type": "image/png"}
-        )
+        route.respond(200, content=image_bytes((12, 12)), headers={"Content-Type": "image/png"})
         c = await download_to(http, RESULT, tmp_path, "x.png")
     assert (a.name, again.name, b.name, c.name) == ("x.png", "x.png", "x-1.png", "x-2.png")
     assert a.read_bytes() == first
@@ -306,9 +298,7 @@ async def test_download_idempotent_and_no_clobber(tmp_path):
 @pytest.mark.parametrize("name", ["../../escape.png", "/etc/escape.png", "..", "a/../../b.png"])
 async def test_download_never_writes_outside(tmp_path, name):
     """Hostile names land inside the destination folder."""
-    respx.get(RESULT).respond(
-        200, content=image_bytes("PNG"), headers={"Content-Type": "image/png"}
-    )
+    respx.get(RESULT).respond(200, content=image_bytes(), headers={"Content-Type": "image/png"})
     dest = tmp_path / "dest"
     async with httpx.AsyncClient() as http:
         path = await download_to(http, RESULT, dest, name)
@@ -362,7 +352,7 @@ class _Stream(httpx.AsyncByteStream):
 @respx.mock
 async def test_download_truncated_stream_leaves_no_partial_file(tmp_path):
     """A connection that dies mid-body raises APIConnectionError and leaves no file."""
-    body = _Stream(image_bytes("PNG")[:50], hang=False)
+    body = _Stream(image_bytes()[:50], hang=False)
     respx.get(RESULT).mock(return_value=httpx.Response(200, stream=body))
     async with httpx.AsyncClient() as http:
         with pytest.raises(APIConnectionError):
@@ -375,7 +365,7 @@ async def test_download_truncated_stream_leaves_no_partial_file(tmp_path):
 async def test_download_short_body_against_content_length(tmp_path):
     """A body shorter than its Content-Length is refused."""
     headers = {"Content-Type": "image/png", "Content-Length": "5000"}
-    body = httpx.ByteStream(image_bytes("PNG")[:50])
+    body = httpx.ByteStream(image_bytes()[:50])
     respx.get(RESULT).mock(return_value=httpx.Response(200, headers=headers, stream=body))
     async with httpx.AsyncClient() as http:
         with pytest.raises(ProtocolError, match="ended after 50 of 5000"):
@@ -387,7 +377,7 @@ async def test_download_short_body_against_content_length(tmp_path):
 @respx.mock
 async def test_download_cancelled_midway_leaves_no_temp_file(tmp_path):
     """Cancelling a download while bytes arrive removes its temp file."""
-    body = _Stream(image_bytes("PNG")[:50], hang=True)
+    body = _Stream(image_bytes()[:50], hang=True)
     respx.get(RESULT).mock(return_value=httpx.Response(200, stream=body))
     async with httpx.AsyncClient() as http:
         with anyio.move_on_after(0.2) as scope:
@@ -407,7 +397,7 @@ async def test_upload_image_through_the_real_transport():
         "data": {"fileName": "a.png", "downloadUrl": "https://files.test/u/a.png"},
     }
     route = respx.post("http://127.0.0.1:9/api/file-stream-upload").respond(200, json=answer)
-    data = image_bytes("PNG")
+    data = image_bytes()
     async with httpx.AsyncClient() as http:
         transport = Transport(
             http, base_url="http://127.0.0.1:9", api_key=Secret("k-1"), max_retries=0, timeout=5

@@ -17,8 +17,8 @@ def test_folder_is_searched_recursively_for_images(tmp_path, monkeypatch):
                  "in/.hidden.png", "in/.git/e.png"]:  # fmt: skip
         touch(tmp_path / name)
     items = expand_inputs(["in"])
-    assert [i.path.name for i in items] == ["a.jpg", "b.PNG", "c.webp", "d.jpeg"]
-    assert all(i.path.is_absolute() and i.problem is None for i in items)
+    assert [i.path and i.path.name for i in items] == ["a.jpg", "b.PNG", "c.webp", "d.jpeg"]
+    assert all(i.path and i.path.is_absolute() and i.problem is None for i in items)
 
 
 def test_output_folder_is_never_an_input(tmp_path, monkeypatch):

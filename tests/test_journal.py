@@ -5,14 +5,9 @@ import sqlite3
 import anyio
 import pytest
 
-from recraft_async._journal import (
-    Journal,
-    JournalEntry,
-    JournalState,
-    JournalStateError,
-    fingerprint,
-)
+from recraft_async._journal import Journal, JournalEntry, JournalState, fingerprint
 from recraft_async._models import Operation
+from recraft_async.errors import JournalStateError
 
 UP = Operation.UPSCALE
 S = JournalState
@@ -214,7 +209,9 @@ async def test_a_refused_submit_goes_back_to_pending(tmp_path):
     async with Journal(tmp_path / "j.sqlite") as j:
         await j.mark_submitting("fp", UP, "a.png", PARAMS)
         await j.mark_refused("fp")
-        assert (await j.get("fp")).state is JournalState.PENDING
+        entry = await j.get("fp")
+        assert entry is not None
+        assert entry.state is JournalState.PENDING
         await j.mark_submitting("fp", UP, "a.png", PARAMS)  # sent again later
         await j.mark_submitted("fp", "t")
         with pytest.raises(JournalStateError, match="SUBMITTED to PENDING"):

@@ -1,11 +1,9 @@
 """The ledger: one key per input, one writer, illegal transitions logged and never hidden."""
 
-import io
 import sqlite3
 
 import pytest
-from conftest import envelope, record
-from PIL import Image
+from conftest import envelope, image_bytes, record
 
 import recraft_async as ra
 from recraft_async import _ledger
@@ -19,12 +17,6 @@ UPSCALE = "/api/v1/recraft/upscale"
 READ = "/api/v1/recraft/upscale/record-info"
 
 
-def _png():
-    buffer = io.BytesIO()
-    Image.new("RGB", (300, 300), (1, 2, 3)).save(buffer, "PNG")
-    return buffer.getvalue()
-
-
 def _result(task_id="t1"):
     done = TaskRecord(task_id, TaskState.SUCCESS, ("https://cdn.test/o.png",))
     return Result(task_id, UP, done.result_urls, None, None, done, "a.png")
@@ -33,13 +25,14 @@ def _result(task_id="t1"):
 async def test_one_key_for_a_file_its_bytes_and_the_bytes_read(tmp_path):
     """The bulk run's key (file hashed) and the job's (bytes read) are the same key."""
     path = tmp_path / "a.png"
-    path.write_bytes(_png())
+    path.write_bytes(image_bytes())
     async with ra.Journal(tmp_path / "j.db") as journal:
         ledger = Ledger(journal)
         from_path = check_upscale(path, None, None, None, dialect="market")
         from_bytes = check_upscale(path.read_bytes(), None, None, None, dialect="market")
         registered = await ledger.register(from_path)
         job_record = await ledger.open(from_path, path.read_bytes())
+        assert isinstance(job_record, _ledger.JournalRecord)
         assert registered == job_record.key == await ledger.key(from_bytes)
         assert job_record.state is ra.JournalState.PENDING
         url = check_upscale("https://i.test/a.png", 4, "png", None, dialect="recraft")
@@ -119,8 +112,12 @@ async def test_a_quiet_write_that_breaks_the_protocol_is_logged(tmp_path, caplog
         request = check_upscale("https://i.test/a.png", None, None, None, dialect="market")
         key = await ledger.register(request)
         await ledger.downloaded(key, tmp_path / "a.png")
-        await ledger.reopen(await journal.get(key)).succeeded(_result())
-        assert (await journal.get(key)).state is ra.JournalState.PENDING
+        entry = await journal.get(key)
+        assert entry is not None
+        await ledger.reopen(entry).succeeded(_result())
+        entry = await journal.get(key)
+        assert entry is not None
+        assert entry.state is ra.JournalState.PENDING
     messages = [r.exc_info[1] for r in caplog.records if r.exc_info]
     assert [type(m) for m in messages] == [ra.JournalStateError, ra.JournalStateError]
     assert "cannot go from PENDING to DOWNLOADED" in str(messages[0])

@@ -11,7 +11,8 @@ from conftest import envelope, record
 import recraft_async as ra
 from recraft_async import _poll
 
-pytestmark = pytest.mark.anyio
+# Every test here mocks its I/O, so it runs on the fake clock: sleeps cost no wall time.
+pytestmark = [pytest.mark.anyio, pytest.mark.fake_clock]
 UPSCALE = "/api/v1/recraft/upscale"
 READ = "/api/v1/recraft/upscale/record-info"
 
@@ -311,6 +312,7 @@ async def test_bad_record_is_read_again_until_the_timeout(kie, make_client):
     assert "client.resume('t1', 'upscale')" in str(caught.value)
     cause = caught.value.__cause__
     assert isinstance(cause, ra.ProtocolError)
+    assert cause.body is not None
     assert json.loads(cause.body)["data"]["taskId"] == "t1"
     assert reads.call_count >= 2
 

@@ -87,7 +87,7 @@ class _RecordingProxy(socketserver.ThreadingTCPServer):
 
     @property
     def url(self) -> str:
-        host, port = self.server_address[:2]
+        host, port = self.socket.getsockname()[:2]
         return f"http://{host}:{port}"
 
 
@@ -169,10 +169,14 @@ async def test_in_process_emulator_default_url_is_https_and_never_resolves():
     emulator = KieEmulator(duration=Duration.fixed(0.0), time_scale=1.0)
     assert emulator.base_url == "https://kie-emulator.invalid"
     fast = ra.PollPolicy(initial=0.01, factor=1.5, max_interval=0.05, timeout=30.0)
-    async with emulator, emulator.http_client() as http:
-        options = {"api_key": emulator.api_key, "base_url": emulator.base_url, "poll": fast}
-        async with ra.AsyncRecraft(**options, http_client=http) as client:
-            assert client.upload_base_url == emulator.base_url
-            result = await client.upscale(CIRCLE)
+    async with (
+        emulator,
+        emulator.http_client() as http,
+        ra.AsyncRecraft(
+            api_key=emulator.api_key, base_url=emulator.base_url, poll=fast, http_client=http
+        ) as client,
+    ):
+        assert client.upload_base_url == emulator.base_url
+        result = await client.upscale(CIRCLE)
     assert result.url.startswith("https://kie-emulator.invalid/_emulator/results/")
     assert emulator.stats.uploads == 1

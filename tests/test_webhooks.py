@@ -7,7 +7,15 @@ import time
 import anyio
 import httpx
 import pytest
-from conftest import emulator_client, envelope, record, signature_headers, submitted, wait_until
+from conftest import (
+    SLOW_POLL,
+    emulator_client,
+    envelope,
+    record,
+    signature_headers,
+    submitted,
+    wait_until,
+)
 
 import recraft_async as ra
 
@@ -63,11 +71,10 @@ def test_callback_with_a_bad_body_is_a_protocol_error():
 
 UPSCALE = "/api/v1/recraft/upscale"
 READ = "/api/v1/recraft/upscale/record-info"
-SLOW_POLL = {"initial": 30.0, "factor": 1.5, "max_interval": 30.0, "timeout": 60.0}
 
 
 def _slow_client(make_client, **kwargs):
-    return make_client(poll=ra.PollPolicy(**SLOW_POLL), **kwargs)
+    return make_client(poll=SLOW_POLL, **kwargs)
 
 
 @pytest.mark.anyio
@@ -140,7 +147,7 @@ async def test_each_documented_callback_shape_wakes_its_job(shape):
     """The emulator's signed callbacks, in each documented shape, wake a market job for one read."""
     from recraft_async.testing import KieEmulator, sample_images  # noqa: PLC0415 - an extra
 
-    opened = []
+    opened: list[ra.AsyncRecraft] = []
 
     def deliver(request):
         opened[0].handle_callback(request.content, request.headers)
@@ -155,7 +162,7 @@ async def test_each_documented_callback_shape_wakes_its_job(shape):
     url = emulator.add_image(*sample_images()[0])
     async with (
         emulator,
-        emulator_client(emulator, webhook_key=KEY, poll=ra.PollPolicy(**SLOW_POLL)) as client,
+        emulator_client(emulator, webhook_key=KEY, poll=SLOW_POLL) as client,
     ):
         opened.append(client)
         # A hang guard far below the 30 s schedule: only the callback can wake the read.

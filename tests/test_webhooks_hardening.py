@@ -7,7 +7,7 @@ import time
 import anyio
 import httpx
 import pytest
-from conftest import envelope, record, signature_headers, submitted, wait_until
+from conftest import SLOW_POLL, envelope, record, signature_headers, submitted, wait_until
 
 import recraft_async as ra
 from recraft_async._webhooks import DEFAULT_MAX_AGE, ReplayGuard, verified_task_id
@@ -16,8 +16,6 @@ KEY = "whk-test"
 NOW = 1_760_000_000.0
 UPSCALE = "/api/v1/recraft/upscale"
 READ = "/api/v1/recraft/upscale/record-info"
-# Far slower than any test: only a callback can make the first read happen soon.
-SLOW_POLL = {"initial": 30.0, "factor": 1.5, "max_interval": 30.0, "timeout": 60.0}
 BODY = json.dumps(record("t1"))
 
 
@@ -102,8 +100,7 @@ async def test_replayed_callback_is_refused_and_reads_nothing(kie, make_client):
             httpx.Response(200, json=record("t1")),
         ]
     )
-    poll = ra.PollPolicy(**SLOW_POLL)
-    async with make_client(webhook_key=KEY, poll=poll) as client:
+    async with make_client(webhook_key=KEY, poll=SLOW_POLL) as client:
         job = await submitted(client.upscale("https://i.test/a.png"))
         first = _signed(at=time.time() - 1)
         assert client.handle_callback(BODY, first) is job
@@ -196,7 +193,7 @@ async def test_unsigned_callback_is_refused_with_a_key(kie, make_client, headers
     """With a key, an unsigned callback raises, wakes nothing and is not remembered."""
     kie.post(UPSCALE).respond(json=envelope({"taskId": "t1"}))
     reads = kie.get(READ).respond(json=record("t1"))
-    async with make_client(webhook_key=KEY, poll=ra.PollPolicy(**SLOW_POLL)) as client:
+    async with make_client(webhook_key=KEY, poll=SLOW_POLL) as client:
         job = await submitted(client.upscale("https://i.test/a.png"))
         with pytest.raises(ra.WebhookVerificationError, match="not signed"):
             client.handle_callback(BODY, headers)
@@ -216,7 +213,7 @@ async def test_signature_is_checked_before_the_record_is_read(kie, make_client):
     kie.post(UPSCALE).respond(json=envelope({"taskId": "t1"}))
     kie.get(READ).respond(json=record("t1"))
     broken = json.dumps({"code": 200, "data": {"taskId": "t1", "successFlag": "no-such-flag"}})
-    async with make_client(webhook_key=KEY, poll=ra.PollPolicy(**SLOW_POLL)) as client:
+    async with make_client(webhook_key=KEY, poll=SLOW_POLL) as client:
         job = await submitted(client.upscale("https://i.test/a.png"))
         with pytest.raises(ra.WebhookVerificationError):
             client.handle_callback(broken, _signed(key="forged"))
@@ -237,7 +234,7 @@ async def test_handle_callback_returns_the_job_never_the_body(kie, make_client):
         ]
     )
     lie = json.dumps(record("t1", urls=("https://evil.test/x.png",)))
-    async with make_client(webhook_key=KEY, poll=ra.PollPolicy(**SLOW_POLL)) as client:
+    async with make_client(webhook_key=KEY, poll=SLOW_POLL) as client:
         job = await submitted(client.upscale("https://i.test/a.png"))
         woken = client.handle_callback(lie, _signed())
         assert woken is job
@@ -257,7 +254,7 @@ async def test_callback_for_a_task_not_held_is_acknowledged_without_a_read(kie, 
     """A verified callback for a task this client does not poll returns None and reads nothing."""
     kie.post(UPSCALE).respond(json=envelope({"taskId": "t1"}))
     reads = kie.get(READ).respond(json=record("t1"))
-    async with make_client(webhook_key=KEY, poll=ra.PollPolicy(**SLOW_POLL)) as client:
+    async with make_client(webhook_key=KEY, poll=SLOW_POLL) as client:
         job = await submitted(client.upscale("https://i.test/a.png"))
         other = json.dumps(record("elsewhere"))
         assert client.handle_callback(other, _signed(task_id="elsewhere")) is None
@@ -276,8 +273,7 @@ async def test_callback_for_an_unknown_task_reads_nothing_from_the_emulator():
 
     emulator = KieEmulator(time_scale=0.001, webhook_key=KEY)
     url = emulator.add_image(*sample_images()[0])
-    poll = ra.PollPolicy(**SLOW_POLL)
-    async with emulator, emulator_client(emulator, webhook_key=KEY, poll=poll) as client:
+    async with emulator, emulator_client(emulator, webhook_key=KEY, poll=SLOW_POLL) as client:
         job = await submitted(client.upscale(url))
         body = json.dumps({"taskId": "nobody", "code": 200, "data": {"task_id": "nobody"}})
         assert client.handle_callback(body, _signed(task_id="nobody")) is None
