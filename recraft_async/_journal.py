@@ -1,6 +1,6 @@
 """A durable, write-ahead record of submitted tasks, so a killed run resumes without paying twice.
 
-Protocol (each step committed before the next network action)::
+Protocol (each step committed before the next network action):
 
     PENDING -> SUBMITTING -> SUBMITTED -> SUCCEEDED -> DOWNLOADED
                    |             |            |

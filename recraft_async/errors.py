@@ -1,6 +1,4 @@
-"""The exceptions recraft-async raises.
-
-::
+"""The exceptions recraft-async raises, as a tree (HTTP statuses on the right).
 
     RecraftError
     ├── InvalidInputError (also ValueError)
@@ -91,9 +89,13 @@ class APIError(RecraftError):
     ) -> None:
         super().__init__(f"[{code}] {message}")
         self.code = code
+        """The error code: the answer body's ``code``, else the HTTP status."""
         self.http_status = http_status
+        """The answer's HTTP status (KIE may answer 200 with an error ``code`` in the body)."""
         self.message = message
+        """The service's message."""
         self.body = body
+        """The answer's body as received, if any."""
 
 
 class AuthenticationError(APIError):
@@ -126,6 +128,7 @@ class RateLimitError(APIError):
     ) -> None:
         super().__init__(message, code=code, http_status=http_status, body=body)
         self.retry_after = retry_after
+        """Seconds the answer asked to wait (``Retry-After``, ``retry-after-ms``), if any."""
 
 
 class ServiceUnavailableError(APIError):
@@ -149,8 +152,8 @@ class APIConnectionError(RecraftError):
 
     def __init__(self, message: str, *, request_sent: bool = True) -> None:
         super().__init__(message)
-        # False only when the request provably never left this machine (connect failed).
         self.request_sent = request_sent
+        """False only when the request provably never left this machine (connect failed)."""
 
 
 class APITimeoutError(APIConnectionError):
@@ -163,7 +166,9 @@ class SubmissionUncertainError(RecraftError):
     def __init__(self, message: str, *, operation: Operation, image: str) -> None:
         super().__init__(message)
         self.operation = operation
+        """The operation whose submit may have landed."""
         self.image = image
+        """The image it was submitted for (its URL, or the local file's name)."""
 
 
 class TaskFailedError(RecraftError):
@@ -179,9 +184,13 @@ class TaskFailedError(RecraftError):
     ) -> None:
         super().__init__(f"task {task_id} {state}: {message or 'no message'} (code {code})")
         self.task_id = task_id
+        """The task that failed."""
         self.state = state
+        """Its final state, as the service reports it."""
         self.code = code
+        """The service's error code for the task, if any."""
         self.message = message
+        """The service's error message for the task, if any."""
 
 
 class JobTimeoutError(RecraftError):
@@ -190,6 +199,7 @@ class JobTimeoutError(RecraftError):
     def __init__(self, message: str, *, task_id: str | None) -> None:
         super().__init__(message)
         self.task_id = task_id
+        """The task, paid for and perhaps still running: ``client.resume`` polls it again."""
 
 
 class JobCancelledError(RecraftError):
@@ -198,6 +208,7 @@ class JobCancelledError(RecraftError):
     def __init__(self, message: str, *, task_id: str | None = None) -> None:
         super().__init__(message)
         self.task_id = task_id
+        """The task, if the submit had landed: ``client.resume`` can still poll it."""
 
 
 class InvalidStateError(RecraftError, RuntimeError):
@@ -210,6 +221,7 @@ class ProtocolError(RecraftError):
     def __init__(self, message: str, *, body: str | None) -> None:
         super().__init__(message)
         self.body = body
+        """The answer as received."""
 
 
 class WebhookVerificationError(RecraftError):

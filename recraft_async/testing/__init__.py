@@ -1,7 +1,5 @@
 """A faithful KIE emulator for offline tests: in-process (ASGI) or on a loopback port.
 
-::
-
     from recraft_async.testing import KieEmulator, sample_images, serve
 
     emulator = KieEmulator(time_scale=0.001)          # tasks take ~20 ms instead of ~20 s
@@ -29,7 +27,7 @@ side door, no key needed: ``/_emulator/{files,results,images}/...``,
 ``GET /_emulator/stats``, ``GET /_emulator/tasks`` (exact finish times) and
 ``POST /_emulator/faults``.
 
-Knobs (:class:`KieEmulator` keywords): ``rate`` (submits, default 20 per 10 s) and
+Knobs (``KieEmulator`` keywords): ``rate`` (submits, default 20 per 10 s) and
 ``read_rate`` (status reads, default 10 per second), sliding windows answering HTTP 429
 ``Rate limit exceeded``, counted in ``stats.rate_limited`` and ``stats.read_rate_limited``;
 ``prices`` (credits per operation, default 0.5 upscale, 1 background removal);
@@ -39,7 +37,7 @@ documented callback body to send); ``webhook_key``; ``duration``, ``time_scale``
 
 Faults (``emulator.faults``): ``next(target, *faults)`` scripts the next events,
 ``chance(target, fault, p)`` adds noise; targets ``submit``, ``status``, ``upload``,
-``task``, ``callback``. See :class:`Fault` for the kinds, and ``processed=True`` for
+``task``, ``callback``. See ``Fault`` for the kinds, and ``processed=True`` for
 "the request landed, only the answer was lost".
 
 Also: ``python -m recraft_async.testing --help`` (a separate process, for benchmarks) and

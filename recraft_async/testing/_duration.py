@@ -19,8 +19,8 @@ def _non_negative(_inst: object, attribute: attrs.Attribute[float], value: float
 class Duration:
     """A distribution of processing times in (unscaled) seconds.
 
-    Build one with :meth:`fixed`, :meth:`uniform` or :meth:`lognormal`, or parse the
-    command line's spelling with :meth:`parse`.
+    Build one with ``fixed``, ``uniform`` or ``lognormal``, or parse the command line's
+    spelling with ``parse``.
     """
 
     kind: str = attrs.field(validator=attrs.validators.in_(_KINDS))

@@ -56,7 +56,7 @@ class KieEmulator:
     """A faithful stand-in for one KIE account: both dialects, uploads, callbacks, faults.
 
     ``.app`` is its ASGI application; drive it in-process with ``httpx.ASGITransport`` or
-    on a real loopback port with :func:`serve`. Callbacks are sent only while the emulator
+    on a real loopback port with ``serve``. Callbacks are sent only while the emulator
     runs: inside ``async with emulator:`` (the fixtures and ``serve`` do it for you).
     Processing times are ``duration`` samples multiplied by ``time_scale``; ``latency``
     (real seconds, not scaled) delays every answer of the service's endpoints, like a
@@ -75,13 +75,21 @@ class KieEmulator:
     """
 
     api_key = _Setting[str]()
+    """The account's API key: a request without it answers 401."""
     rate = _Setting[Rate | None]()
+    """The submit limit (a sliding window answering 429), or None for none."""
     read_rate = _Setting[Rate | None]()
+    """The status-read limit of both dialects (a sliding window answering 429), or None."""
     prices = _Setting[dict[Operation, float]]()
+    """Credits each operation's task costs."""
     callback_shape = _Setting[CallbackShape]()
+    """Which documented callback body is sent: ``"market"``, ``"verification"`` or ``"both"``."""
     duration = _Setting[Duration]()
+    """Processing times, in seconds before ``time_scale``."""
     time_scale = _Setting[float]()
+    """The factor applied to every ``duration`` sample (0.001: tasks take milliseconds)."""
     latency = _Setting[Duration | None]()
+    """A delay of every answer of the service's endpoints, in real seconds, or None."""
     credits = _Setting[float]()
     """The account's balance; assign to it to test 402s."""
     faults = _Setting[FaultPlan]()
@@ -124,7 +132,9 @@ class KieEmulator:
             callback_transport=callback_transport,
             latency=latency,
         )
+        """The emulated account itself, without HTTP: its tasks, stored files and rules."""
         self.base_url = base_url.rstrip("/")
+        """Where ``add_image`` and ``url_for`` point; ``serve`` sets the real one while it runs."""
         self._group: anyio.abc.TaskGroup | None = None
         self._app: ASGIApp | None = None
 

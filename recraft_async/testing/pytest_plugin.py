@@ -5,7 +5,7 @@ emulator (and Pillow, starlette, uvicorn) load only when a test asks for a fixtu
 plugin never breaks a test run that lacks the ``emulator`` extra.
 
 The fixtures are async: use them from tests marked ``@pytest.mark.anyio``. Override
-``kie_emulator_options`` to configure the emulators they build::
+``kie_emulator_options`` to configure the emulators they build:
 
     @pytest.fixture
     def kie_emulator_options():
