@@ -40,7 +40,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
-from soak import machine, make_image  # noqa: E402 - the sibling script, found via HERE
+from run import machine  # noqa: E402 - sibling scripts, found via HERE
+from soak import make_image  # noqa: E402
 
 from recraft_async.testing import _images as images  # noqa: E402
 

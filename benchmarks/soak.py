@@ -25,8 +25,6 @@ import gc
 import hashlib
 import io
 import json
-import os
-import platform
 import random
 import resource
 import sys
@@ -42,6 +40,10 @@ import anyio.abc
 import anyio.to_thread
 import attrs
 import httpx
+
+# The sibling script (benchmarks/ is on the path when a script here runs): one way to say
+# where the numbers were measured.
+from run import machine
 
 import recraft_async as ra
 from recraft_async.testing import Duration, Fault, FaultPlan, KieEmulator, Target, serve
@@ -161,22 +163,6 @@ def rss_kb() -> int:
 def open_files() -> int:
     """File descriptors this process holds open now."""
     return sum(1 for _ in Path("/proc/self/fd").iterdir())
-
-
-def machine() -> str:
-    """A one-line description of where the numbers were measured."""
-    cpu = platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (
-        f"{platform.system()} {platform.release()}, {cpu}, {os.cpu_count()} cores, "
-        f"Python {platform.python_version()}"
-    )
 
 
 class CallbackReceiver:
