@@ -7,6 +7,7 @@ from ._journal import Journal, JournalEntry, JournalState
 from ._logging import setup_from_env as _setup_logging
 from ._models import Callback, Operation, Result, TaskRecord, TaskState
 from ._policy import PollPolicy, Rate
+from ._sync import Recraft, SyncJob
 from ._version import __version__
 from ._webhooks import parse_callback, webhook_signature
 from .errors import (
@@ -68,11 +69,13 @@ __all__ = [
     "ProtocolError",
     "Rate",
     "RateLimitError",
+    "Recraft",
     "RecraftError",
     "Result",
     "ServerError",
     "ServiceUnavailableError",
     "SubmissionUncertainError",
+    "SyncJob",
     "TaskFailedError",
     "TaskRecord",
     "TaskState",

@@ -96,3 +96,28 @@ async def test_webapp_answers_results_woken_by_callbacks():
     assert refused.status_code == 400
     assert [r.status_code for r in stranger] == [204, 400]  # the second is a replay
     assert bad.status_code == 422
+
+
+def test_script_sync_upscales_and_saves_against_the_emulator(kie_sync_server, tmp_path):
+    """examples/script_sync.py upscales URLs and a local file and saves every result."""
+    urls = [kie_sync_server.add_image(name, data) for name, data in sample_images(256)[:2]]
+    local = tmp_path / "local.png"
+    local.write_bytes(sample_images(256)[0][1])
+    env = {
+        **os.environ,
+        "KIE_API_KEY": kie_sync_server.api_key,
+        "KIE_BASE_URL": kie_sync_server.base_url,
+    }
+    done = subprocess.run(  # noqa: S603 - our own interpreter and example
+        [sys.executable, str(EXAMPLES / "script_sync.py"), str(tmp_path / "out"), *urls, local],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert len(list((tmp_path / "out").iterdir())) == 3
+    assert done.stdout.count(" -> ") == 3
+    assert "credits left:" in done.stdout
+    assert kie_sync_server.stats.tasks_created == 3

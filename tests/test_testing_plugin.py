@@ -121,7 +121,9 @@ def test_the_plugin_does_not_break_pytest_without_pillow(tmp_path):
     assert "1 passed" in done.stdout
 
 
-@pytest.mark.parametrize("name", ["kie_emulator", "kie_server", "kie_client"])
+@pytest.mark.parametrize(
+    "name", ["kie_emulator", "kie_server", "kie_client", "kie_sync_server", "kie_sync_client"]
+)
 def test_fixtures_are_registered(name):
     """The plugin module defines the documented fixtures."""
     assert callable(getattr(pytest_plugin, name))

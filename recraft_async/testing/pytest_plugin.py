@@ -4,7 +4,8 @@ Registered through the ``pytest11`` entry point. Nothing heavy is imported here:
 emulator (and Pillow, starlette, uvicorn) load only when a test asks for a fixture, so the
 plugin never breaks a test run that lacks the ``emulator`` extra.
 
-The fixtures are async: use them from tests marked ``@pytest.mark.anyio``. Override
+The fixtures are async: use them from tests marked ``@pytest.mark.anyio``; plain tests
+use ``kie_sync_server`` and ``kie_sync_client`` (the blocking ``Recraft``). Override
 ``kie_emulator_options`` to configure the emulators they build:
 
     @pytest.fixture
@@ -14,13 +15,13 @@ The fixtures are async: use them from tests marked ``@pytest.mark.anyio``. Overr
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 if TYPE_CHECKING:
-    from recraft_async import AsyncRecraft
+    from recraft_async import AsyncRecraft, Recraft
     from recraft_async.testing import KieEmulator
 
 # Tests want answers in milliseconds; the emulator's defaults mimic the service's pace.
@@ -77,4 +78,35 @@ async def kie_client(kie_emulator: KieEmulator) -> AsyncIterator[AsyncRecraft]:
             http_client=http,
         ) as client,
     ):
+        yield client
+
+
+@pytest.fixture
+def kie_sync_server(kie_emulator_options: dict[str, Any]) -> Iterator[KieEmulator]:
+    """``kie_server`` for plain (sync) tests: an emulator served on a loopback port."""
+    from anyio.from_thread import start_blocking_portal  # noqa: PLC0415
+
+    from recraft_async.testing import serve  # noqa: PLC0415 - see the module doc
+
+    emulator = _make(kie_emulator_options)
+    with start_blocking_portal() as portal, portal.wrap_async_context_manager(serve(emulator)):
+        yield emulator
+
+
+@pytest.fixture
+def kie_sync_client(kie_sync_server: KieEmulator) -> Iterator[Recraft]:
+    """An open blocking ``Recraft`` wired to ``kie_sync_server``, polling fast; plain tests.
+
+    Paced to the emulator's limits, as ``kie_client`` is.
+    """
+    from recraft_async import PollPolicy, Recraft  # noqa: PLC0415
+
+    with Recraft(
+        api_key=kie_sync_server.api_key,
+        base_url=kie_sync_server.base_url,
+        upload_base_url=kie_sync_server.base_url,
+        poll=PollPolicy(initial=0.01, factor=1.5, max_interval=0.1, timeout=30.0),
+        submit_rate=kie_sync_server.rate,
+        read_rate=kie_sync_server.read_rate,
+    ) as client:
         yield client

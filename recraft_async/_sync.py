@@ -1,0 +1,395 @@
+"""Recraft, the blocking client: AsyncRecraft run in a thread of its own, behind a portal.
+
+No logic of its own: every call is handed to an ``AsyncRecraft`` that lives in an event
+loop in the client's thread (anyio's ``BlockingPortal``), so the caller's thread may be a
+script's, a web framework's worker or a notebook's, where an event loop already runs.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import functools
+import inspect
+import os
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Concatenate, ParamSpec, TypeVar, cast
+
+import anyio
+from anyio.from_thread import BlockingPortal
+
+from ._check import DialectName, OutputFormat, Scale, UpscaleFormat
+from ._client import AsyncRecraft
+from ._events import JobEvent
+from ._files import DEFAULT_DOWNLOAD_DEADLINE, DEFAULT_MAX_DOWNLOAD_BYTES
+from ._jobs import Job, JobStatus
+from ._models import Operation, Result, TaskRecord
+from .errors import ClientNotOpenError, InvalidInputError, InvalidStateError
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+_THREAD_NAME = "recraft-sync"
+
+
+def _same_arguments_as(
+    init: Callable[Concatenate[Any, P], None],
+) -> Callable[[Callable[..., None]], Callable[Concatenate[Any, P], None]]:
+    """Give the decorated ``__init__`` the parameters of ``init``: for mypy and for help()."""
+
+    def adopt(function: Callable[..., None]) -> Callable[Concatenate[Any, P], None]:
+        vars(function)["__signature__"] = inspect.signature(init)
+        return function
+
+    return adopt
+
+
+class SyncJob(concurrent.futures.Future[Result]):
+    """The handle of one image's work in the blocking client: a ``concurrent.futures.Future``.
+
+    ``result(timeout)`` blocks until the job ends and returns its ``Result`` or raises its
+    error, as ``await job`` does; on timeout it raises ``TimeoutError`` and the job goes on.
+    A cancelled job raises ``JobCancelledError`` (with its task id, for ``resume``), not
+    ``concurrent.futures.CancelledError``. Being a real ``Future``, a ``SyncJob`` works with
+    ``concurrent.futures.wait`` and ``concurrent.futures.as_completed`` too.
+
+    Functions given to ``add_done_callback`` run in the client's own thread, the moment
+    the job ends (or at once, in the caller's thread, if it has ended): keep them quick.
+    They may start more jobs, but not wait for any.
+    """
+
+    def __init__(self, job: Job, client: Recraft) -> None:
+        super().__init__()
+        self._job = job
+        self._client = client
+
+    def __repr__(self) -> str:
+        job = self._job
+        return f"<SyncJob {job.operation.value} {job.status.value} task_id={job.task_id!r}>"
+
+    @property
+    def operation(self) -> Operation:
+        """What the job does to its image."""
+        return self._job.operation
+
+    @property
+    def source(self) -> str | None:
+        """What the job was made from (URL, file or a note for bytes); None if resumed."""
+        return self._job.source
+
+    @property
+    def task_id(self) -> str | None:
+        """The service's task id, once the submit is answered (None before)."""
+        return self._job.task_id
+
+    @property
+    def status(self) -> JobStatus:
+        """Where the job stands."""
+        return self._job.status
+
+    @property
+    def events(self) -> tuple[JobEvent, ...]:
+        """What happened to the job so far, oldest first: "queued" ... its end."""
+        return self._job.events
+
+    def running(self) -> bool:
+        """Whether the service holds the job's task and it has not finished yet."""
+        return self._job.status is JobStatus.SUBMITTED and not self.done()
+
+    def cancel(self) -> bool:
+        """Stop the job's work; False if it had already finished.
+
+        A submit already on the wire is let finish, so its task id is kept for resume.
+        """
+        if self.done():
+            return False
+        return self._client._run(self._job.cancel)
+
+    def result(self, timeout: float | None = None) -> Result:
+        """Wait for the Result, or its error raised; ``TimeoutError`` leaves the job running."""
+        self._wait(timeout)
+        return self._job.result()
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        """Wait for the job's end: its error, or None if it succeeded (``TimeoutError`` too)."""
+        self._wait(timeout)
+        return self._job.exception()
+
+    def _wait(self, timeout: float | None) -> None:
+        if self.done():
+            return
+        if self._client._in_own_thread():
+            raise InvalidStateError(
+                f"{self!r} has not finished, and the client's own thread (a callback) cannot"
+                " wait for it"
+            )
+        done, _ = concurrent.futures.wait([self], timeout=timeout)
+        if not done:
+            raise TimeoutError(f"{self!r} did not finish within {timeout} s; it goes on")
+
+    def _settle(self, job: Job) -> None:
+        """The job has ended (in the client's thread): finish the Future the same way."""
+        self._client._forget(job)
+        if job.status is JobStatus.CANCELLED:
+            # PENDING -> CANCELLED -> CANCELLED_AND_NOTIFIED, as an executor does: the
+            # second step wakes concurrent.futures.wait and as_completed.
+            concurrent.futures.Future.cancel(self)
+            self.set_running_or_notify_cancel()
+        elif job.status is JobStatus.SUCCEEDED:
+            self.set_result(job.result())
+        else:
+            self.set_exception(job.exception())
+
+
+class Recraft:
+    """The blocking client, for scripts and notebooks; the same as ``AsyncRecraft``, without await.
+
+    It runs an ``AsyncRecraft`` in an event loop in a thread of its own, so it works where
+    an event loop already runs in the caller's thread (Jupyter). It is open once made;
+    ``with Recraft(...) as client:`` closes it at the end, else call ``close()``. Closing
+    waits for every job; leaving the ``with`` block by an exception stops them and logs
+    their task ids (WARNING), for ``resume``. The methods may be called from any thread.
+
+    ``upscale``, ``remove_background`` and ``resume`` return a ``SyncJob`` at once (a
+    ``concurrent.futures.Future``): ``job.result()`` blocks for its ``Result``.
+
+    It takes ``AsyncRecraft``'s arguments, all of them, with their meaning and defaults;
+    two run in the client's own thread rather than the caller's:
+
+    - ``http_client``: an ``httpx.AsyncClient`` that no other event loop has used or will
+      use (it is never closed by this client); None, the default, makes one.
+    - ``on_event``: called as ``on_event(job, event)`` in the client's thread with each
+      event of each job, the ``Job`` behind the ``SyncJob`` (the same ``task_id`` and
+      ``events``): keep it quick; an ``async`` one is awaited by the client's loop.
+
+    Raises:
+        InvalidInputError: As ``AsyncRecraft``: before any thread starts.
+
+    """
+
+    @_same_arguments_as(AsyncRecraft.__init__)
+    def __init__(self, **options: Any) -> None:
+        # Made here, in the caller's thread: a wrong argument raises before any thread starts.
+        client = AsyncRecraft(**options)
+        self.base_url: str = client.base_url
+        """The API's address."""
+        self.upload_base_url: str = client.upload_base_url
+        """Where local images are uploaded."""
+        self.dialect: DialectName = client.dialect
+        """``"market"`` or ``"recraft"``."""
+        self._client = client
+        self._live: dict[Job, SyncJob] = {}  # unfinished jobs; touched in the loop only
+        self._lock = threading.Lock()
+        self._state = "opening"
+        self._portal, self._thread = _start_portal()
+        self._opened: AbstractContextManager[AsyncRecraft] = (
+            self._portal.wrap_async_context_manager(client)
+        )
+        try:
+            self._opened.__enter__()
+        except BaseException:
+            self._stop_portal(cancel=True)
+            self._state = "closed"
+            raise
+        self._state = "open"
+
+    def __repr__(self) -> str:
+        return f"<Recraft base_url={self.base_url!r} state={self._state}>"
+
+    def __enter__(self) -> Recraft:
+        if self._state != "open":
+            raise ClientNotOpenError(f"this client is {self._state}; make a new one")
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._close(exc_type, exc, tb)
+
+    def close(self) -> None:
+        """Wait for every job, then close the client and end its thread; again does nothing.
+
+        Interrupted (Ctrl-C), it stops the jobs instead and raises.
+        """
+        self._close(None, None, None)
+
+    def _close(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._in_own_thread():
+            raise InvalidStateError("the client cannot be closed from its own thread (a callback)")
+        with self._lock:
+            if self._state != "open":
+                return
+            self._state = "closing"
+        try:
+            self._opened.__exit__(exc_type, exc, tb)
+        except BaseException:
+            self._stop_portal(cancel=True)
+            raise
+        finally:
+            self._state = "closed"
+        self._stop_portal(cancel=False)
+
+    def _stop_portal(self, *, cancel: bool) -> None:
+        with contextlib.suppress(RuntimeError):  # already stopped
+            self._portal.call(self._portal.stop, cancel)
+        self._thread.join()
+
+    def _in_own_thread(self) -> bool:
+        return threading.current_thread() is self._thread
+
+    def _run(self, function: Callable[[], T]) -> T:
+        """Call ``function`` (a plain function of the AsyncRecraft) in the client's loop."""
+        if self._in_own_thread():  # from a callback: already in the loop
+            return function()
+        self._check_open()
+        return self._portal.call(function)
+
+    def _check_open(self) -> None:
+        if self._state not in ("open", "closing"):
+            raise ClientNotOpenError(
+                f"the client is {self._state}: use it before close(), or inside 'with Recraft(...)'"
+            )
+
+    def _blocking(self, name: str) -> None:
+        if self._in_own_thread():
+            raise InvalidStateError(
+                f"{name} cannot wait in the client's own thread (a callback or on_event)"
+            )
+        self._check_open()
+
+    def _sync_of(self, job: Job) -> SyncJob:
+        """The SyncJob of ``job``, made at its first sight (in the loop)."""
+        sync = self._live.get(job)
+        if sync is None:
+            sync = SyncJob(job, self)
+            if not job.done():
+                self._live[job] = sync
+            job._add_done_callback(sync._settle)
+        return sync
+
+    def _forget(self, job: Job) -> None:
+        self._live.pop(job, None)
+
+    def upscale(
+        self,
+        image_url: str | os.PathLike[str] | bytes,
+        *,
+        scale: Scale | None = None,
+        format: UpscaleFormat | None = None,
+        callback_url: str | None = None,
+    ) -> SyncJob:
+        """Schedule a crisp upscale; returns its SyncJob at once. See ``AsyncRecraft.upscale``."""
+        upscale = functools.partial(
+            self._client.upscale, image_url, scale=scale, format=format, callback_url=callback_url
+        )
+        return self._run(lambda: self._sync_of(upscale()))
+
+    def remove_background(
+        self,
+        image_url: str | os.PathLike[str] | bytes,
+        *,
+        output_format: OutputFormat | None = None,
+        callback_url: str | None = None,
+    ) -> SyncJob:
+        """Schedule a background removal; returns its SyncJob at once (as ``upscale``)."""
+        remove = functools.partial(
+            self._client.remove_background,
+            image_url,
+            output_format=output_format,
+            callback_url=callback_url,
+        )
+        return self._run(lambda: self._sync_of(remove()))
+
+    def resume(self, task_id: str, operation: Operation | str) -> SyncJob:
+        """A SyncJob that polls a task submitted earlier, without submitting anything."""
+        return self._run(lambda: self._sync_of(self._client.resume(task_id, operation)))
+
+    def get_task(self, task_id: str, operation: Operation | str) -> TaskRecord:
+        """One status read of a task."""
+        self._blocking("get_task")
+        return self._portal.call(self._client.get_task, task_id, operation)
+
+    def credits(self) -> float:
+        """The account's credit balance, as the service states it (it may be fractional)."""
+        self._blocking("credits")
+        return self._portal.call(self._client.credits)
+
+    def download(
+        self,
+        result: Result,
+        dest: str | os.PathLike[str],
+        *,
+        max_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
+        deadline: float = DEFAULT_DOWNLOAD_DEADLINE,
+    ) -> Path:
+        """Stream ``result``'s image into the folder ``dest``; see ``AsyncRecraft.download``."""
+        self._blocking("download")
+        download = functools.partial(
+            self._client.download, result, dest, max_bytes=max_bytes, deadline=deadline
+        )
+        return self._portal.call(download)
+
+    def handle_callback(
+        self, body: bytes | str, headers: Mapping[str, str] | None = None
+    ) -> SyncJob | None:
+        """Take a KIE callback as a hint; see ``AsyncRecraft.handle_callback``.
+
+        Returns the SyncJob polling its task, or None when no job of this client polls it.
+        """
+
+        def hint() -> SyncJob | None:
+            job = self._client.handle_callback(body, headers)
+            return None if job is None else self._sync_of(job)
+
+        return self._run(hint)
+
+    def as_completed(
+        self, jobs: Iterable[SyncJob], timeout: float | None = None
+    ) -> Iterator[SyncJob]:
+        """Yield ``jobs`` in the order they finish (``concurrent.futures.as_completed``).
+
+        ``TimeoutError`` if some have not finished ``timeout`` seconds after the call; they
+        go on.
+        """
+        pending = list(dict.fromkeys(jobs))
+        for job in pending:
+            if not isinstance(job, SyncJob):
+                raise InvalidInputError(f"as_completed takes SyncJobs, got {job!r}")
+        return cast("Iterator[SyncJob]", concurrent.futures.as_completed(pending, timeout))
+
+
+def _start_portal() -> tuple[BlockingPortal, threading.Thread]:
+    """An event loop in a daemon thread of its own, and the portal into it.
+
+    A daemon thread, not ``start_blocking_portal``'s executor on older anyio versions: a
+    client never closed must not hold the interpreter at its exit.
+    """
+    ready: concurrent.futures.Future[BlockingPortal] = concurrent.futures.Future()
+
+    async def serve_portal() -> None:
+        async with BlockingPortal() as portal:
+            ready.set_result(portal)
+            await portal.sleep_until_stopped()
+
+    def run() -> None:
+        try:
+            anyio.run(serve_portal)
+        except BaseException as exc:  # noqa: BLE001 - handed to the thread that waits
+            if not ready.done():
+                ready.set_exception(exc)
+
+    thread = threading.Thread(target=run, name=_THREAD_NAME, daemon=True)
+    thread.start()
+    return ready.result(), thread

@@ -1,0 +1,281 @@
+"""Recraft, the blocking client, against the emulator served on a loopback port."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import inspect
+import threading
+from typing import Any
+
+import pytest
+
+import recraft_async as ra
+from recraft_async.testing import Duration, sample_images
+
+FAST_POLL = ra.PollPolicy(initial=0.01, factor=1.5, max_interval=0.1, timeout=30.0)
+
+
+def _client(emulator, **options):
+    """A Recraft against the served emulator; ``with`` it, so a failing test stops its jobs."""
+    return ra.Recraft(
+        api_key=emulator.api_key,
+        base_url=emulator.base_url,
+        poll=FAST_POLL,
+        submit_rate=emulator.rate,
+        read_rate=emulator.read_rate,
+        **options,
+    )
+
+
+def _image(emulator):
+    return emulator.add_image(*sample_images(256)[0])
+
+
+def _portal_threads():
+    return [t for t in threading.enumerate() if t.name == "recraft-sync"]
+
+
+def test_upscale_result_blocks_for_the_result(kie_sync_client, kie_sync_server):
+    """Upscale returns a SyncJob at once; result() blocks and returns the Result."""
+    job = kie_sync_client.upscale(_image(kie_sync_server))
+    assert isinstance(job, ra.SyncJob)
+    assert issubclass(ra.SyncJob, concurrent.futures.Future)
+    result = job.result()
+    assert isinstance(result, ra.Result)
+    assert job.done()
+    assert not job.running()
+    assert job.exception() is None
+    assert job.status is ra.JobStatus.SUCCEEDED
+    assert job.task_id == result.task_id
+    assert job.operation is ra.Operation.UPSCALE
+    assert job.events[0].kind == "queued"
+    assert job.events[-1].kind == "succeeded"
+    assert repr(job).startswith("<SyncJob upscale succeeded")
+
+
+def test_remove_background_resume_and_get_task(kie_sync_client, kie_sync_server):
+    """remove_background, then get_task and resume of its task, all blocking."""
+    result = kie_sync_client.remove_background(_image(kie_sync_server)).result()
+    record = kie_sync_client.get_task(result.task_id, "remove-background")
+    assert record.task_id == result.task_id
+    again = kie_sync_client.resume(result.task_id, ra.Operation.REMOVE_BACKGROUND).result()
+    assert again.task_id == result.task_id
+    assert kie_sync_server.stats.tasks_created == 1
+
+
+def test_download_writes_the_image(kie_sync_client, kie_sync_server, tmp_path):
+    """Download streams the result into the folder and returns the file's path."""
+    result = kie_sync_client.upscale(_image(kie_sync_server)).result()
+    path = kie_sync_client.download(result, tmp_path)
+    assert path.parent == tmp_path
+    assert path.read_bytes().startswith(b"\x89PNG")
+
+
+def test_credits_reads_the_balance(kie_sync_client, kie_sync_server):
+    """credits() is the account's balance, as the emulator keeps it."""
+    assert kie_sync_client.credits() == kie_sync_server.service.credits
+
+
+def test_a_failed_job_raises_its_error(kie_sync_client, kie_sync_server):
+    """result() raises what await job would, and exception() returns it."""
+    job = kie_sync_client.resume("task_recraft_nonexistent", "upscale")
+    with pytest.raises(ra.NotFoundError):
+        job.result()
+    assert isinstance(job.exception(), ra.NotFoundError)
+    assert job.status is ra.JobStatus.FAILED
+
+
+def test_result_timeout_raises_and_the_job_goes_on(kie_sync_server_slow):
+    """result(timeout) raises TimeoutError with a message; the job still runs, then cancels."""
+    with _client(kie_sync_server_slow) as client:
+        job = client.upscale(_image(kie_sync_server_slow))
+        with pytest.raises(TimeoutError, match=r"did not finish within 0\.05 s; it goes on"):
+            job.result(timeout=0.05)
+        with pytest.raises(TimeoutError):
+            job.exception(timeout=0.01)
+        assert not job.done()
+        assert job.cancel()
+        assert not job.cancel()
+        assert job.cancelled()
+        assert job.done()
+        with pytest.raises(ra.JobCancelledError):
+            job.result()
+        assert isinstance(job.exception(), ra.JobCancelledError)
+
+
+def test_as_completed_yields_in_finishing_order(kie_sync_server_slow):
+    """as_completed yields each job as it ends; its timeout leaves the rest running."""
+    with _client(kie_sync_server_slow) as client:
+        url = _image(kie_sync_server_slow)
+        jobs = [client.upscale(url) for _ in range(3)]
+        with pytest.raises(TimeoutError):
+            list(client.as_completed(jobs, timeout=0.05))
+        finished = client.as_completed([*jobs, jobs[0]])
+        jobs[2].cancel()
+        assert next(finished) is jobs[2]
+        jobs[0].cancel()
+        assert next(finished) is jobs[0]
+        jobs[1].cancel()
+        assert next(finished) is jobs[1]
+        assert next(finished, None) is None
+
+
+def test_jobs_work_with_concurrent_futures(kie_sync_client, kie_sync_server):
+    """SyncJobs are Futures: concurrent.futures.wait and as_completed take them."""
+    url = _image(kie_sync_server)
+    jobs = [kie_sync_client.upscale(url) for _ in range(3)]
+    done, not_done = concurrent.futures.wait(jobs)
+    assert done == set(jobs)
+    assert not not_done
+    assert set(concurrent.futures.as_completed(jobs)) == set(jobs)
+
+
+def test_as_completed_refuses_async_jobs(kie_sync_client):
+    """Only SyncJobs: anything else is an InvalidInputError at the call."""
+    with pytest.raises(ra.InvalidInputError, match="SyncJobs"):
+        kie_sync_client.as_completed([object()])
+
+
+def test_done_callbacks_run_in_the_clients_thread(kie_sync_client, kie_sync_server):
+    """add_done_callback runs in the client's thread, which may start a job but not wait."""
+    url = _image(kie_sync_server)
+    seen: dict[str, Any] = {}
+
+    def chain(job):
+        seen["thread"] = threading.current_thread().name
+        follow = kie_sync_client.upscale(url)
+        seen["follow"] = follow
+        with pytest.raises(ra.InvalidStateError, match="own thread"):
+            follow.result()
+        with pytest.raises(ra.InvalidStateError, match="own thread"):
+            kie_sync_client.credits()
+
+    kie_sync_client.upscale(url).add_done_callback(chain)
+    while "follow" not in seen:
+        threading.Event().wait(0.01)
+    assert seen["follow"].result().url
+    assert seen["thread"] == "recraft-sync"
+
+
+def test_works_where_an_event_loop_runs(kie_sync_client, kie_sync_server):
+    """Called from a thread whose asyncio loop runs (a notebook), the client still works."""
+    url = _image(kie_sync_server)
+
+    async def notebook_cell():
+        return kie_sync_client.upscale(url).result(), kie_sync_client.credits()
+
+    result, balance = asyncio.run(notebook_cell())
+    assert result.url
+    assert balance == kie_sync_server.service.credits
+
+
+def test_on_event_is_called_in_the_clients_thread(kie_sync_server):
+    """on_event gets each event of the Job behind the SyncJob, in the client's thread."""
+    seen = []
+
+    def on_event(job, event):
+        seen.append((job.task_id, event.kind, threading.current_thread().name))
+
+    with _client(kie_sync_server, on_event=on_event) as client:
+        job = client.upscale(_image(kie_sync_server))
+        job.result()
+    assert [kind for _, kind, _ in seen] == [event.kind for event in job.events]
+    assert seen[-1][0] == job.task_id
+    assert {thread for _, _, thread in seen} == {"recraft-sync"}
+
+
+def test_a_wrong_argument_starts_no_thread():
+    """Arguments are checked before the client's thread starts."""
+    before = len(_portal_threads())
+    with pytest.raises(ra.InvalidInputError):
+        ra.Recraft(api_key="k", base_url="http://example.com")
+    assert len(_portal_threads()) == before
+
+
+def test_close_is_idempotent_and_ends_the_thread(kie_sync_server):
+    """close() waits for the jobs, ends the thread, and does nothing the second time."""
+    before = len(_portal_threads())
+    client = _client(kie_sync_server)
+    assert len(_portal_threads()) == before + 1
+    job = client.upscale(_image(kie_sync_server))
+    client.close()
+    assert job.done()
+    assert job.result().url
+    client.close()
+    assert len(_portal_threads()) == before
+    assert "state=closed" in repr(client)
+
+
+def test_a_closed_client_refuses_to_work(kie_sync_server):
+    """After close, each method raises ClientNotOpenError, and so does a new with block."""
+    client = _client(kie_sync_server)
+    client.close()
+    url = _image(kie_sync_server)
+    for call in (
+        lambda: client.upscale(url),
+        lambda: client.remove_background(url),
+        lambda: client.resume("task_1", "upscale"),
+        lambda: client.get_task("task_1", "upscale"),
+        client.credits,
+        lambda: client.handle_callback(b'{"taskId": "task_1"}'),
+    ):
+        with pytest.raises(ra.ClientNotOpenError):
+            call()
+    with pytest.raises(ra.ClientNotOpenError), client:
+        pass
+
+
+def test_leaving_by_an_exception_stops_the_jobs(kie_sync_server_slow):
+    """An exception out of the with block stops the jobs instead of waiting for them."""
+
+    class Boom(Exception):
+        pass
+
+    with pytest.raises(Boom), _client(kie_sync_server_slow) as client:
+        job = client.upscale(_image(kie_sync_server_slow))
+        raise Boom
+    assert job.done()
+    assert isinstance(job.exception(), ra.JobCancelledError)
+
+
+def test_handle_callback_returns_the_polling_job(kie_sync_server_slow):
+    """A callback for a task being polled wakes its SyncJob, the same object the caller holds."""
+    with _client(kie_sync_server_slow) as client:
+        job = client.upscale(_image(kie_sync_server_slow))
+        while job.task_id is None:
+            threading.Event().wait(0.01)
+        body = '{"taskId": "%s"}' % job.task_id  # noqa: UP031 - JSON braces
+        assert client.handle_callback(body) is job
+        assert client.handle_callback('{"taskId": "task_unknown"}') is None
+        job.cancel()
+
+
+def test_the_key_is_never_shown():
+    """Neither the client's repr nor its jobs' show the API key."""
+    with ra.Recraft(api_key="sk-very-secret", base_url="http://127.0.0.1:9") as client:
+        assert "sk-very-secret" not in repr(client)
+        assert "sk-very-secret" not in repr(vars(client))
+        assert client.base_url == "http://127.0.0.1:9"
+
+
+def test_the_constructor_is_async_recrafts():
+    """Recraft takes AsyncRecraft's parameters: the same names, kinds and defaults."""
+
+    def shape(cls):
+        return [(p.name, p.kind, p.default) for p in inspect.signature(cls).parameters.values()]
+
+    assert shape(ra.Recraft) == shape(ra.AsyncRecraft)
+
+
+@pytest.fixture
+def kie_sync_server_slow():
+    """A served emulator whose tasks take an hour: tests cancel them."""
+    from anyio.from_thread import start_blocking_portal  # noqa: PLC0415
+
+    from recraft_async.testing import KieEmulator, serve  # noqa: PLC0415
+
+    # Tasks that outlast any test: they end only when the test cancels them.
+    emulator = KieEmulator(duration=Duration.fixed(3600.0), time_scale=1.0)
+    with start_blocking_portal() as portal, portal.wrap_async_context_manager(serve(emulator)):
+        yield emulator
