@@ -26,6 +26,7 @@ _SCALES = (2, 4)
 SEED_SCALE = 2
 SEED_FORMAT = "PNG"
 _MAX_URL_LENGTH = 4096
+_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff")
 _MARKET_TAKES_ONLY_AN_IMAGE = (
     "KIE's jobs API (dialect='market', the default) documents only an image for "
     "recraft/{model}: {names} cannot be sent; leave {them} unset, or use "
@@ -80,7 +81,41 @@ def check_image(value: object, operation: Operation) -> tuple[str | None, LocalI
         path = Path(value)
         probe_image_file(path, operation)
         return None, LocalImage(name=path.name, path=path)
-    return check_url(value, "image"), None
+    try:
+        return check_url(value, "image"), None
+    except InvalidInputError:
+        hint = _path_hint(value) if isinstance(value, str) else None
+        if hint is None:
+            raise
+        raise InvalidInputError(hint) from None
+
+
+def _path_hint(value: str) -> str | None:
+    """What to say of a ``str`` image that is no URL but a file's name or looks like one.
+
+    A ``str`` is only ever a URL, so that a typo in a URL never reads a local file: a
+    file's path comes as ``pathlib.Path``, which says which is meant.
+    """
+    if "://" in value or len(value) > _MAX_URL_LENGTH:
+        return None
+    path = f"pathlib.Path({value!r})"
+    try:
+        exists = os.path.lexists(value)
+    except (OSError, ValueError):  # too long, or a NUL: no file's name
+        exists = False
+    if exists:
+        return f"image {value!r} is a local file, but a str image is only ever a URL: pass {path}"
+    looks_like_a_path = (
+        any(sep in value for sep in ("/", "\\"))
+        or value.startswith(("~", "."))
+        or Path(value).suffix.lower() in _IMAGE_SUFFIXES
+    )
+    if looks_like_a_path:
+        return (
+            f"image {value!r} is not an http(s) URL; for a local file pass {path}"
+            " (a str image is only ever a URL)"
+        )
+    return None
 
 
 def check_url(value: object, what: str) -> str:

@@ -1,13 +1,14 @@
-"""Public value classes and the one cattrs converter for the wire format."""
+"""Public value classes, the one cattrs converter for the wire format, and their JSON."""
 
 from __future__ import annotations
 
 import datetime as dt
 import enum
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 import cattrs
+from cattrs.gen import make_dict_unstructure_fn, override
 
 
 class Operation(str, enum.Enum):
@@ -15,6 +16,10 @@ class Operation(str, enum.Enum):
 
     UPSCALE = "upscale"
     REMOVE_BACKGROUND = "remove-background"
+
+
+OperationName = Literal["upscale", "remove-background"]
+"""An ``Operation``'s value, where a plain string is accepted (``client.resume``)."""
 
 
 class TaskState(str, enum.Enum):
@@ -74,6 +79,17 @@ class Result:
     def url(self) -> str:
         """The first (usually the only) result URL."""
         return self.urls[0]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The result as JSON-safe values, for ``json.dumps`` or a web framework's answer.
+
+        ``task_id``; ``operation`` as its string (``"upscale"``); ``urls`` as a list;
+        ``created_at`` and ``completed_at`` as ISO 8601 strings in UTC, or None; and
+        ``source``, the input's URL or local path (``"image"`` for bytes), or None. The raw
+        ``record`` is left out: it is the service's own answer, not this library's word.
+        """
+        values: dict[str, Any] = _to_json(self)
+        return values
 
 
 def from_epoch(value: object) -> dt.datetime | None:
@@ -137,3 +153,34 @@ def _make_converter() -> cattrs.Converter:
 
 
 wire = _make_converter()
+
+
+def iso_time(moment: dt.datetime | float | None) -> str | None:
+    """A moment (a datetime, or seconds since the epoch) as ISO 8601 with its offset.
+
+    A naive datetime is taken as UTC, which is what this library makes.
+    """
+    if moment is None:
+        return None
+    if not isinstance(moment, dt.datetime):
+        moment = dt.datetime.fromtimestamp(moment, tz=dt.timezone.utc)
+    elif moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.timezone.utc)
+    return moment.isoformat()
+
+
+def _make_json_converter() -> cattrs.Converter:
+    # Its own converter, apart from ``wire`` (which reads the service's answers) and from
+    # the global one: values out, as ``json.dumps`` takes them.
+    converter = cattrs.Converter()
+    converter.register_unstructure_hook(dt.datetime, iso_time)
+    for kind in (Operation, TaskState):  # str enums: as str they would stay enums
+        converter.register_unstructure_hook(kind, lambda e: e.value)
+    converter.register_unstructure_hook_func(lambda t: t == tuple[str, ...], list)
+    converter.register_unstructure_hook(
+        Result, make_dict_unstructure_fn(Result, converter, record=override(omit=True))
+    )
+    return converter
+
+
+_to_json = _make_json_converter().unstructure

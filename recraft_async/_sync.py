@@ -27,7 +27,7 @@ from ._client import AsyncRecraft
 from ._events import JobEvent
 from ._files import DEFAULT_DOWNLOAD_DEADLINE, DEFAULT_MAX_DOWNLOAD_BYTES
 from ._jobs import Job, JobStatus
-from ._models import Operation, Result, TaskRecord
+from ._models import Operation, OperationName, Result, TaskRecord
 from .errors import ClientNotOpenError, InvalidInputError, InvalidStateError
 
 P = ParamSpec("P")
@@ -312,11 +312,11 @@ class Recraft:
         )
         return self._run(lambda: self._sync_of(remove()))
 
-    def resume(self, task_id: str, operation: Operation | str) -> SyncJob:
+    def resume(self, task_id: str, operation: Operation | OperationName) -> SyncJob:
         """A SyncJob that polls a task submitted earlier, without submitting anything."""
         return self._run(lambda: self._sync_of(self._client.resume(task_id, operation)))
 
-    def get_task(self, task_id: str, operation: Operation | str) -> TaskRecord:
+    def get_task(self, task_id: str, operation: Operation | OperationName) -> TaskRecord:
         """One status read of a task."""
         self._blocking("get_task")
         return self._portal.call(self._client.get_task, task_id, operation)
