@@ -27,6 +27,7 @@ from .errors import (
     JournalStateError,
     NotFoundError,
     ProtocolError,
+    QueueFullError,
     RateLimitError,
     RecraftError,
     ServerError,
@@ -35,6 +36,7 @@ from .errors import (
     TaskFailedError,
     WebhookReplayError,
     WebhookVerificationError,
+    WrongEventLoopError,
 )
 
 _setup_logging()  # RECRAFT_LOG=debug|info
@@ -67,6 +69,7 @@ __all__ = [
     "Operation",
     "PollPolicy",
     "ProtocolError",
+    "QueueFullError",
     "Rate",
     "RateLimitError",
     "Recraft",
@@ -81,6 +84,7 @@ __all__ = [
     "TaskState",
     "WebhookReplayError",
     "WebhookVerificationError",
+    "WrongEventLoopError",
     "__version__",
     "parse_callback",
     "webhook_signature",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import threading
 import urllib.parse
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from pathlib import Path
@@ -11,6 +12,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 import anyio
+import anyio.lowlevel
 import httpx
 
 from . import _jobs
@@ -38,12 +40,13 @@ from ._files import (
 from ._jobs import Job
 from ._journal import Journal
 from ._logging import setup_from_env
-from ._models import Operation, Result, TaskRecord
+from ._models import Operation, OperationName, Result, TaskRecord
+from ._options import JobOptions
 from ._policy import PollPolicy, Rate
 from ._scheduler import Scheduler
 from ._transport import Secret, Transport
 from ._webhooks import ReplayGuard, verified_task_id
-from .errors import ClientNotOpenError, InvalidInputError, ProtocolError
+from .errors import ClientNotOpenError, InvalidInputError, ProtocolError, WrongEventLoopError
 
 if TYPE_CHECKING:
     from ._tracing import Tracer
@@ -66,7 +69,10 @@ class AsyncRecraft:
     ``upscale`` and ``remove_background`` return a ``Job`` at once and ``await job`` gives
     its ``Result``. One client paces all its jobs to the service's limits: share one per
     application or batch. Leaving the block normally waits for every job; leaving it by an
-    exception stops them and logs their task ids (WARNING), for ``resume``.
+    exception stops them and logs their task ids (WARNING), for ``resume``. ``aclose()``
+    is the normal exit, and ``shutdown(grace=...)`` a server's graceful one. The client
+    belongs to the thread and event loop that opened it: used from another it raises
+    ``WrongEventLoopError`` at once (threads each take their own client).
 
     The API key goes over https, or over plain http only to a literal loopback address
     (127.0.0.1, ::1). Its own httpx client sends plain http direct, never through a proxy
@@ -122,6 +128,14 @@ class AsyncRecraft:
             the job was made) and a child per HTTP request. None (the default) traces when
             OpenTelemetry is installed (the ``otel`` extra), False never; True demands it.
             The spans go to the global tracer provider.
+        max_queued: How many jobs may wait for their turn (made, not yet started: beyond
+            ``max_in_flight``); past it ``upscale`` and ``remove_background`` raise
+            ``QueueFullError`` and ``enqueue_upscale`` and ``enqueue_remove_background``
+            wait for room. None (the default) bounds nothing.
+        submit_within: Seconds from a job's making by which its submit must have gone
+            out, else it is cancelled (``JobCancelledError``) without ever being sent:
+            nothing is paid for it. A submit already on its way is never cut off. None (the
+            default) waits as long as it takes; each call can set its own.
 
     Raises:
         InvalidInputError: No API key; a value out of range or of the wrong type; a URL
@@ -132,6 +146,7 @@ class AsyncRecraft:
 
     def __init__(
         self,
+        *,
         api_key: str | None = None,
         base_url: str | None = None,
         max_in_flight: int = 32,
@@ -140,7 +155,6 @@ class AsyncRecraft:
         max_retries: int = 3,
         timeout: float = 30.0,
         http_client: httpx.AsyncClient | None = None,
-        *,
         dialect: DialectName | None = None,
         read_rate: Rate | None = DEFAULT_READ_RATE,
         upload_base_url: str | None = None,
@@ -148,6 +162,8 @@ class AsyncRecraft:
         webhook_key: str | None = None,
         on_event: Callable[[Job, JobEvent], object] | None = None,
         tracing: bool | None = None,
+        max_queued: int | None = None,
+        submit_within: float | None = None,
     ) -> None:
         setup_from_env()  # RECRAFT_LOG set after the import counts too
         key = api_key if api_key is not None else os.environ.get("KIE_API_KEY")
@@ -166,6 +182,7 @@ class AsyncRecraft:
             raise InvalidInputError("journal must be a recraft_async.Journal")
         _check_int("max_in_flight", max_in_flight, minimum=1)
         _check_int("max_retries", max_retries, minimum=0)
+        _check_queueing(max_queued, submit_within)
         for name, rate in (("submit_rate", submit_rate), ("read_rate", read_rate)):
             if rate is not None and not isinstance(rate, Rate):
                 raise InvalidInputError(f"{name} must be a Rate or None")
@@ -194,7 +211,13 @@ class AsyncRecraft:
         self._scheduler: Scheduler | None = None
         self._listener = _listener(on_event)
         self.tracing: bool = _check_tracing(tracing)
+        self.max_queued = max_queued
+        self.submit_within = submit_within
         self._state = "new"
+        # The client a with_options view shares everything with; itself for a client.
+        self._root = self
+        self._job_options: JobOptions | None = None  # a view's, made when first used
+        self._home: tuple[int, object, int] | None = None  # (thread, event loop, task)
 
     def __repr__(self) -> str:
         return f"<AsyncRecraft base_url={self.base_url!r} state={self._state}>"
@@ -217,8 +240,18 @@ class AsyncRecraft:
         )
 
     async def __aenter__(self) -> AsyncRecraft:
+        if self._root is not self:
+            raise ClientNotOpenError(
+                "a view made by with_options() shares its client's life: open that client"
+            )
         if self._state != "new":
             raise ClientNotOpenError(f"this client is {self._state}; make a new one")
+        # The thread, event loop and task that opened the client: it works in those only.
+        self._home = (
+            threading.get_ident(),
+            anyio.lowlevel.current_token(),
+            anyio.get_current_task().id,
+        )
         self._http = self._user_http or self._new_http_client()
         tracer = _new_tracer(self.dialect) if self.tracing else None
         transport = Transport(
@@ -241,6 +274,7 @@ class AsyncRecraft:
             journal=self.journal,
             listener=self._listener,
             tracer=tracer,
+            max_queued=self.max_queued,
         )
         try:
             if self.journal is not None and not self.journal.is_open:
@@ -260,14 +294,86 @@ class AsyncRecraft:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        await self._close(stop=exc is not None)
+
+    async def aclose(self) -> None:
+        """Close the client as leaving ``async with`` normally does: wait for every job.
+
+        Call it from the task that opened the client. A second call does nothing.
+        """
+        await self._close(stop=False)
+
+    async def shutdown(self, grace: float = 30.0) -> None:
+        """Close gracefully, for a server's shutdown: the jobs not yet submitted end now.
+
+        At once: new jobs are refused (``ClientNotOpenError``), and every job whose submit
+        has not gone out is cancelled (``JobCancelledError``): nothing is paid for those.
+        Submitted jobs get ``grace`` seconds to finish; those still running then are
+        stopped and their task ids logged in one WARNING line, for ``client.resume``. A
+        submit on the wire is let finish first, so its task id is never lost. Call it from
+        any task of the client's event loop; from the task that opened it, it also closes
+        the connection pool, else leaving ``async with`` does that.
+        """
+        if not isinstance(grace, (int, float)) or isinstance(grace, bool) or not grace >= 0:
+            raise InvalidInputError(f"grace must be a number of seconds >= 0, got {grace!r}")
+        scheduler = self._root_scheduler()
+        if scheduler is None or self._state != "open":
+            await self._close(stop=False)  # never opened, or closing already: nothing to drain
+            return
+        self._state = "closing"  # from here on new jobs are refused
+        scheduler.cancel_unsent("the client shut down")
+        with anyio.move_on_after(grace):
+            await scheduler.drain()
+        if self._home is not None and anyio.get_current_task().id == self._home[2]:
+            await self._close(stop=True)
+        else:
+            # Only the opening task can end the task group (leaving ``async with`` does):
+            # from here every job is stopped and logged, and nothing is left running.
+            await scheduler.stop()
+
+    def _root_scheduler(self) -> Scheduler | None:
+        if self._root is not self:
+            raise ClientNotOpenError(
+                "a view made by with_options() shares its client's life: close that client"
+            )
+        self._check_loop()
+        return self._scheduler
+
+    async def _close(self, *, stop: bool) -> None:
+        """End the scheduler (``stop``: its jobs first), then what the client opened."""
+        self._root_scheduler()
+        if self._state == "new":
+            self._state = "closed"
         scheduler, self._scheduler = self._scheduler, None
+        if scheduler is None:
+            return  # closed already
         self._state = "closing"
         try:
-            if scheduler is not None:
-                await scheduler.__aexit__(exc_type, exc, tb)
+            await scheduler.close(stop=stop)
         finally:
             self._state = "closed"
             await self._close_owned()
+
+    def _check_loop(self) -> None:
+        """Refuse, at once, a call from another thread or event loop than the opener's."""
+        home = self._root._home
+        if home is None:
+            return
+        if threading.get_ident() != home[0]:
+            raise WrongEventLoopError(
+                "this client was opened in another thread; an async client works only in"
+                " its own thread and event loop: make one per thread (or use the sync"
+                " client, recraft_async.Recraft)"
+            )
+        try:
+            loop = anyio.lowlevel.current_token()
+        except Exception:  # noqa: BLE001 - no event loop runs here at all
+            loop = None
+        if loop != home[1]:
+            raise WrongEventLoopError(
+                "this client was opened in another event loop (a second asyncio.run?); it"
+                " works only in the loop that opened it: make a client per event loop"
+            )
 
     async def _close_owned(self) -> None:
         """Close what this client opened, and nothing the caller brought."""
@@ -280,11 +386,65 @@ class AsyncRecraft:
                 self._owns_journal = False
 
     def _open_scheduler(self) -> Scheduler:
-        if self._scheduler is None:
+        root = self._root
+        root._check_loop()
+        if root._scheduler is None or root._state != "open":
             raise ClientNotOpenError(
-                f"the client is {self._state}: use it inside 'async with AsyncRecraft(...)'"
+                f"the client is {root._state}: use it inside 'async with AsyncRecraft(...)'"
             )
-        return self._scheduler
+        return root._scheduler
+
+    def with_options(
+        self,
+        *,
+        poll: PollPolicy | None = None,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+    ) -> AsyncRecraft:
+        """A view of this client whose jobs use these options (None keeps this client's).
+
+        The view shares everything else with its client: the submit pacing and the read
+        budget, the in-flight bound and queue, the connection pool, the journal and the
+        lifecycle (open and close the client, never the view). A second client instead
+        would double the submit rate the service sees. ``timeout`` is each API attempt's,
+        as for the client; ``poll`` governs the view's jobs alone.
+        """
+        if poll is not None and not isinstance(poll, PollPolicy):
+            raise InvalidInputError("poll must be a PollPolicy")
+        if max_retries is not None:
+            _check_int("max_retries", max_retries, minimum=0)
+        if timeout is not None and (
+            not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not timeout > 0
+        ):
+            raise InvalidInputError(f"timeout must be a number > 0, got {timeout!r}")
+        view = object.__new__(AsyncRecraft)
+        view.__dict__.update(self.__dict__)
+        view.poll = self.poll if poll is None else poll
+        view.timeout = self.timeout if timeout is None else float(timeout)
+        view.max_retries = self.max_retries if max_retries is None else max_retries
+        view._job_options = None
+        return view
+
+    def _options(self) -> JobOptions | None:
+        """The options the jobs of this view carry; None for the client itself."""
+        root = self._root
+        if root is self:
+            return None
+        if self._job_options is None:
+            transport = self._open_scheduler().transport
+            self._job_options = JobOptions(
+                poll=self.poll,
+                max_retries=self.max_retries,
+                transport=Transport(
+                    transport.http,
+                    base_url=transport.base_url,
+                    api_key=root._api_key,
+                    max_retries=self.max_retries,
+                    timeout=self.timeout,
+                    tracer=transport.tracer,
+                ),
+            )
+        return self._job_options
 
     def upscale(
         self,
@@ -293,6 +453,7 @@ class AsyncRecraft:
         scale: Scale | None = None,
         format: UpscaleFormat | None = None,
         callback_url: str | None = None,
+        submit_within: float | None = None,
     ) -> Job:
         """Schedule a crisp upscale; returns its Job at once.
 
@@ -301,9 +462,28 @@ class AsyncRecraft:
         ``format`` exist only in the seed's dialect (``dialect="recraft"``, which sends 2
         and PNG for None); KIE's documented jobs API takes an image alone, so there any
         value raises ``InvalidInputError`` rather than being dropped silently.
+        ``submit_within`` overrides the client's (seconds to get the submit out, else the
+        job is cancelled unsent). With ``max_queued`` jobs already waiting it raises
+        ``QueueFullError``; ``enqueue_upscale`` waits for room instead.
         """
         request = check_upscale(image_url, scale, format, callback_url, dialect=self.dialect)
-        return self._schedule(request)
+        return self._schedule(request, submit_within)
+
+    async def enqueue_upscale(
+        self,
+        image_url: str | os.PathLike[str] | bytes,
+        *,
+        scale: Scale | None = None,
+        format: UpscaleFormat | None = None,
+        callback_url: str | None = None,
+        submit_within: float | None = None,
+    ) -> Job:
+        """Like ``upscale``, but waits for room in the queue instead of ``QueueFullError``.
+
+        Returns the Job once it is queued (at once without ``max_queued``).
+        """
+        request = check_upscale(image_url, scale, format, callback_url, dialect=self.dialect)
+        return await self._enqueue(request, submit_within)
 
     def remove_background(
         self,
@@ -311,28 +491,47 @@ class AsyncRecraft:
         *,
         output_format: OutputFormat | None = None,
         callback_url: str | None = None,
+        submit_within: float | None = None,
     ) -> Job:
         """Schedule a background removal (URL, path or bytes); returns its Job at once.
 
-        ``output_format`` exists only in the seed's dialect, as for ``upscale``.
+        ``output_format`` exists only in the seed's dialect; ``submit_within`` and
+        ``QueueFullError`` as for ``upscale``.
         """
         request = check_remove_background(
             image_url, output_format, callback_url, dialect=self.dialect
         )
-        return self._schedule(request)
+        return self._schedule(request, submit_within)
 
-    def resume(self, task_id: str, operation: Operation | str) -> Job:
+    async def enqueue_remove_background(
+        self,
+        image_url: str | os.PathLike[str] | bytes,
+        *,
+        output_format: OutputFormat | None = None,
+        callback_url: str | None = None,
+        submit_within: float | None = None,
+    ) -> Job:
+        """Like ``remove_background``, but waits for room instead of ``QueueFullError``.
+
+        Returns the Job once it is queued (at once without ``max_queued``).
+        """
+        request = check_remove_background(
+            image_url, output_format, callback_url, dialect=self.dialect
+        )
+        return await self._enqueue(request, submit_within)
+
+    def resume(self, task_id: str, operation: Operation | OperationName) -> Job:
         """A Job that polls a task submitted earlier, without submitting anything."""
         op = check_operation(operation)
         job = Job(op, None, task_id=check_task_id(task_id))
-        self._open_scheduler().schedule(job)
+        self._open_scheduler().schedule(job, None, self._options())
         return job
 
-    async def get_task(self, task_id: str, operation: Operation | str) -> TaskRecord:
+    async def get_task(self, task_id: str, operation: Operation | OperationName) -> TaskRecord:
         """One status read of a task."""
         op = check_operation(operation)
         checked = check_task_id(task_id)
-        return await self._open_scheduler().read_record(op, checked)
+        return await self._open_scheduler().read_record(op, checked, self._options())
 
     async def credits(self) -> float:
         """The account's credit balance, as the service states it (it may be fractional)."""
@@ -359,10 +558,11 @@ class AsyncRecraft:
         ``ProtocolError``; one not whole within ``deadline`` seconds an ``APITimeoutError``.
         """
         self._open_scheduler()
-        assert self._http is not None  # noqa: S101 - open clients have one
+        http = self._root._http
+        assert http is not None  # noqa: S101 - open clients have one
         name = safe_output_name(result.source, result.task_id, _extension(result))
         return await download_to(
-            self._http, result.url, Path(dest), name, max_bytes=max_bytes, deadline=deadline
+            http, result.url, Path(dest), name, max_bytes=max_bytes, deadline=deadline
         )
 
     def handle_callback(
@@ -394,11 +594,17 @@ class AsyncRecraft:
         """Yield ``jobs`` in the order they finish."""
         return _jobs.as_completed(jobs)
 
-    def _schedule(self, request: SubmitRequest) -> Job:
+    def _schedule(self, request: SubmitRequest, submit_within: float | None = None) -> Job:
+        _check_seconds("submit_within", submit_within)
         scheduler = self._open_scheduler()
         job = Job(request.operation, request)
-        scheduler.schedule(job)
+        within = self.submit_within if submit_within is None else submit_within
+        scheduler.schedule(job, within, self._options())
         return job
+
+    async def _enqueue(self, request: SubmitRequest, submit_within: float | None) -> Job:
+        await self._open_scheduler().wait_for_room()
+        return self._schedule(request, submit_within)
 
 
 def _listener(on_event: Callable[[Job, JobEvent], object] | None) -> Listener[Job] | None:
@@ -465,6 +671,19 @@ def _is_local_host(host: str) -> bool:
     # in-process transport, which the uploads should then use too.
     name = host.lower().rstrip(".")
     return is_loopback_host(host, by_name=True) or name.endswith(".invalid")
+
+
+def _check_queueing(max_queued: object, submit_within: object) -> None:
+    if max_queued is not None:
+        _check_int("max_queued", max_queued, minimum=0)
+    _check_seconds("submit_within", submit_within)
+
+
+def _check_seconds(name: str, value: object) -> None:
+    if value is not None and (
+        not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0
+    ):
+        raise InvalidInputError(f"{name} must be a number of seconds > 0 or None, got {value!r}")
 
 
 def _check_int(name: str, value: object, *, minimum: int) -> None:

@@ -14,7 +14,7 @@ import anyio
 from ._check import SubmitRequest
 from ._escape import printable
 from ._events import FINAL_KINDS, JobEvent, JobEventKind
-from ._models import Operation, Result
+from ._models import Operation, Result, iso_time
 from .errors import InvalidStateError, JobCancelledError
 
 logger = logging.getLogger("recraft_async")
@@ -105,6 +105,30 @@ class Job:
             return tuple(trail)
         return (self._queued_event(trail),)
 
+    def to_dict(self) -> dict[str, Any]:
+        """Where the job stands, as JSON-safe values: for ``json.dumps`` or a web answer.
+
+        ``operation`` and ``status`` as strings; ``task_id`` and ``source`` (None when
+        unknown); ``queued_at`` and ``finished_at`` (None while it runs) as ISO 8601 in
+        UTC; ``events``, each ``{"kind", "at", "task_id", "state", "detail"}``; ``result``,
+        the ``Result.to_dict()`` of a job that succeeded, else None; and ``error``, the
+        ``{"type", "message", "task_id"}`` of one that failed or was cancelled, else None.
+        """
+        events = self.events
+        outcome = self.exception() if self.done() else None
+        result = self._outcome if isinstance(self._outcome, Result) else None
+        return {
+            "operation": self.operation.value,
+            "status": self.status.value,
+            "task_id": self.task_id,
+            "source": self.source,
+            "queued_at": iso_time(events[0].time),
+            "finished_at": iso_time(events[-1].time) if self.done() else None,
+            "events": [_event_dict(event) for event in events],
+            "result": None if result is None else result.to_dict(),
+            "error": None if outcome is None else _error_dict(outcome, self.task_id),
+        }
+
     def done(self) -> bool:
         """Whether the job has finished (succeeded, failed or cancelled)."""
         return self.status in _FINAL
@@ -112,10 +136,17 @@ class Job:
     def cancel(self) -> bool:
         """Stop the job's work; False if it had already finished.
 
-        A submit already on the wire is let finish, so its task id is kept for resume.
+        A job not yet submitted is never submitted: nothing is paid for it. A submit
+        already on the wire is let finish, so its task id is kept for resume
+        (``JobCancelledError.task_id``); the task itself goes on at the service, paid for.
         """
+        return self._cancel(None)
+
+    def _cancel(self, error: JobCancelledError | None) -> bool:
+        """Cancel, with ``error`` as the exception the job raises (None: the usual one)."""
         if self.done():
             return False
+        self._outcome = error
         self._finish(JobStatus.CANCELLED)
         self._stop_work()
         return True
@@ -135,7 +166,12 @@ class Job:
         return None if isinstance(self._outcome, Result) else self._exception()
 
     async def wait(self, timeout: float | None = None) -> Result:
-        """Await the Result; TimeoutError after ``timeout`` seconds leaves the job running."""
+        """Await the Result, or raise the job's exception.
+
+        After ``timeout`` seconds without an end it raises ``TimeoutError`` (the builtin)
+        and cancels nothing: the job goes on, and ``job.cancel()`` stops it. Cancelling
+        the task that waits does not cancel the job either.
+        """
         if not self.done():
             finished = anyio.Event()
 
@@ -144,17 +180,22 @@ class Job:
 
             self._add_done_callback(wake)
             try:
-                with anyio.fail_after(timeout):
+                with anyio.move_on_after(timeout):
                     await finished.wait()
             finally:
                 self._remove_done_callback(wake)
+            if not self.done():
+                raise TimeoutError(
+                    f"{self!r} did not finish within {timeout:g} s; it goes on (nothing was"
+                    " cancelled): wait again, or stop it with job.cancel()"
+                )
         return self.result()
 
     def __await__(self) -> Generator[Any, None, Result]:
         return self.wait().__await__()
 
     def _exception(self) -> BaseException:
-        if self.status is JobStatus.CANCELLED:
+        if self.status is JobStatus.CANCELLED and not isinstance(self._outcome, BaseException):
             # Built when asked: the task id may arrive after cancel() (a submit in flight).
             return JobCancelledError(f"{self!r} was cancelled", task_id=self.task_id)
         assert isinstance(self._outcome, BaseException)  # noqa: S101 - FAILED has an error
@@ -235,13 +276,31 @@ class Job:
                 printable(self.task_id),
                 f" ({printable(error)})" if error is not None else "",
             )
-        if error is None:
-            self._record(_FINAL_KIND[status])
+        if status is not JobStatus.FAILED:
+            self._record(_FINAL_KIND[status], detail=None if error is None else str(error))
         else:
             self._record("failed", type(error).__name__, str(error))
         waiters, self._waiters = self._waiters, None
         for callback in waiters or ():
             callback(self)
+
+
+def _event_dict(event: JobEvent) -> dict[str, Any]:
+    return {
+        "kind": event.kind,
+        "at": iso_time(event.time),
+        "task_id": event.task_id,
+        "state": event.state,
+        "detail": event.detail,
+    }
+
+
+def _error_dict(error: BaseException, task_id: str | None) -> dict[str, Any]:
+    return {
+        "type": type(error).__name__,
+        "message": str(error),
+        "task_id": getattr(error, "task_id", None) or task_id,
+    }
 
 
 async def as_completed(jobs: Iterable[Job]) -> AsyncIterator[Job]:

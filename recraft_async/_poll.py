@@ -8,6 +8,7 @@ from ._adaptive import PollPlanner
 from ._dialects import Dialect
 from ._jobs import Job
 from ._models import Operation, Result, TaskRecord, TaskState
+from ._options import JobOptions
 from ._pacer import Pacer
 from ._policy import NOT_FOUND_GRACE, PollPolicy, Rate, _is_transient, _retry_delay, _should_retry
 from ._transport import Transport
@@ -38,20 +39,25 @@ class Poller:
         self._policy = poll
         self._max_retries = max_retries
         self.planner = PollPlanner(poll)
+        # The planners of other policies (views made by with_options), each learning alone.
+        self._planners: dict[PollPolicy, PollPlanner] = {poll: self.planner}
         # One budget for every status read of the client: KIE allows 10 a second per key.
         self._reads = Pacer(read_rate)
         self._read_throttles = 0  # 429s on reads in a row, for the shared pause
         # Task id -> its polling job, and the event that wakes its poll early (a callback).
         self._hints: dict[str, tuple[Job, anyio.Event]] = {}
 
-    async def read_record(self, operation: Operation, task_id: str) -> TaskRecord:
+    async def read_record(
+        self, operation: Operation, task_id: str, options: JobOptions | None = None
+    ) -> TaskRecord:
         """One status read (transient failures retried up to ``max_retries``)."""
+        max_retries = self._max_retries if options is None else options.max_retries
         attempt = 0
         while True:
             try:
-                return await self._read(operation, task_id)
+                return await self._read(operation, task_id, options=options)
             except RecraftError as exc:
-                if not _should_retry(exc, attempt, self._max_retries):
+                if not _should_retry(exc, attempt, max_retries):
                     raise
                 # After a 429 the read budget itself holds every read back.
                 delay = 0.0 if isinstance(exc, RateLimitError) else _retry_delay(attempt)
@@ -67,7 +73,9 @@ class Poller:
         event.set()
         return job
 
-    async def wait_for(self, job: Job, submitted_at: float | None) -> Result:
+    async def wait_for(
+        self, job: Job, submitted_at: float | None, options: JobOptions | None = None
+    ) -> Result:
         """Poll ``job``'s task until it ends; its Result, or the error it ended in.
 
         ``submitted_at`` is the moment of this run's own submit, or None for a task
@@ -78,15 +86,19 @@ class Poller:
         assert task_id is not None  # noqa: S101 - submitted or resumed
         self._hints[task_id] = (job, anyio.Event())
         try:
-            return await self._poll_until_final(job, task_id, submitted_at)
+            return await self._poll_until_final(job, task_id, submitted_at, options)
         finally:
             self._hints.pop(task_id, None)
-            if submitted_at is not None:
-                self.planner.forget(job.operation, job)  # a no-op once it was learned
+            if submitted_at is not None:  # a no-op once it was learned
+                self._planner(options).forget(job.operation, job)
 
-    async def _poll_until_final(self, job: Job, task_id: str, submitted_at: float | None) -> Result:
+    async def _poll_until_final(
+        self, job: Job, task_id: str, submitted_at: float | None, options: JobOptions | None
+    ) -> Result:
         started = anyio.current_time() if submitted_at is None else submitted_at
-        deadline = started + self._policy.timeout
+        policy = self._policy if options is None else options.poll
+        planner = self._planner(options)
+        deadline = started + policy.timeout
         key = None if submitted_at is None else job  # the planner's key of a learning task
         reads = failures = 0
         error: RecraftError | None = None  # the last failed read's, while failures > 0
@@ -94,15 +106,17 @@ class Poller:
             now = anyio.current_time()
             if failures:
                 retry_after = getattr(error, "retry_after", None)
-                delay = self._policy.read_retry_delay(failures, retry_after)
+                delay = policy.read_retry_delay(failures, retry_after)
             elif key is None and reads == 0:
                 delay = 0.0
             else:
-                delay = self.planner.next_delay(job.operation, now - started, reads, key)
+                delay = planner.next_delay(job.operation, now - started, reads, key)
             due = now + max(min(delay, deadline - now), 0.0)
             await self._sleep_unless_hinted(task_id, due - now)
             try:
-                read = await self._read(job.operation, task_id, min(due, anyio.current_time()))
+                read = await self._read(
+                    job.operation, task_id, min(due, anyio.current_time()), options
+                )
             except RecraftError as exc:
                 job._record("status", type(exc).__name__, str(exc))
                 # The task was accepted, so it is paid for: a read that failed for a
@@ -116,19 +130,24 @@ class Poller:
             reads += 1
             if record is not None and record.state is not TaskState.PROCESSING:
                 if key is not None:
-                    self._learn(job.operation, record, anyio.current_time() - started, key)
+                    self._learn(planner, job.operation, record, anyio.current_time() - started, key)
                 return _outcome(job, record)
             if anyio.current_time() >= deadline:
-                raise _gave_up(job, self._policy.timeout, error if failures else None)
+                raise _gave_up(job, policy.timeout, error if failures else None)
 
     async def _read(
-        self, operation: Operation, task_id: str, due: float | None = None
+        self,
+        operation: Operation,
+        task_id: str,
+        due: float | None = None,
+        options: JobOptions | None = None,
     ) -> TaskRecord:
         """One status read within the client's read budget; reads due first go first."""
         path, params = self._dialect.status(operation, task_id)
+        transport = self._transport if options is None else options.transport
         async with self._reads.slot(due):
             try:
-                data, body = await self._transport.send("GET", path, params=params)
+                data, body = await transport.send("GET", path, params=params)
             except RateLimitError as exc:
                 # A 429 means the account's budget is spent: slow every read of the client.
                 self._read_throttles += 1
@@ -155,10 +174,27 @@ class Poller:
         if wake.is_set():  # anyio events cannot be cleared: the next hint needs a new one
             self._hints[task_id] = (job, anyio.Event())
 
-    def _learn(self, operation: Operation, record: TaskRecord, observed: float, key: Job) -> None:
+    def _planner(self, options: JobOptions | None) -> PollPlanner:
+        """The planner of a job's poll policy: the client's, or its view's own."""
+        if options is None:
+            return self.planner
+        policy = options.poll
+        planner = self._planners.get(policy)
+        if planner is None:
+            planner = self._planners[policy] = PollPlanner(policy)
+        return planner
+
+    def _learn(
+        self,
+        planner: PollPlanner,
+        operation: Operation,
+        record: TaskRecord,
+        observed: float,
+        key: Job,
+    ) -> None:
         if record.created_at is not None and record.completed_at is not None:
             observed = (record.completed_at - record.created_at).total_seconds()
-        self.planner.observe(operation, observed, key)
+        planner.observe(operation, observed, key)
 
 
 def _read_may_recover(error: RecraftError, since_submit: float) -> bool:

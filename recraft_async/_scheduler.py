@@ -23,11 +23,12 @@ from ._jobs import Job
 from ._journal import Journal
 from ._ledger import NO_RECORD, Ledger, NullLedger, Record
 from ._models import Operation, TaskRecord
+from ._options import JobOptions
 from ._policy import PollPolicy, Rate
 from ._poll import Poller
 from ._submit import AccountError, Submitter
 from ._transport import Transport
-from .errors import InvalidInputError, RecraftError
+from .errors import InvalidInputError, JobCancelledError, QueueFullError, RecraftError
 
 logger = logging.getLogger("recraft_async")
 
@@ -62,6 +63,7 @@ class Scheduler:
         journal: Journal | None = None,
         listener: Listener[Job] | None = None,
         tracer: JobTracer | None = None,
+        max_queued: int | None = None,
     ) -> None:
         self.transport = transport
         self._listener = listener
@@ -69,6 +71,8 @@ class Scheduler:
         self._deliveries: TaskGroup | None = None  # awaits an async on_event
         # Each running job's cancel scope: cancel() stops its work through it.
         self._scopes: dict[Job, anyio.CancelScope] = {}
+        # The options of the jobs made by with_options views, until each ends.
+        self._options: dict[Job, JobOptions] = {}
         self.ledger: Ledger | NullLedger = NullLedger() if journal is None else Ledger(journal)
         self._submitter = Submitter(
             transport,
@@ -80,7 +84,12 @@ class Scheduler:
         self._poller = Poller(
             transport, dialect, read_rate=read_rate, poll=poll, max_retries=max_retries
         )
-        self._dispatcher = Dispatcher(self._live, max_in_flight=max_in_flight)
+        self._dispatcher = Dispatcher(
+            self._live,
+            max_in_flight=max_in_flight,
+            max_queued=max_queued,
+            on_the_wire=self._submitter.sending,
+        )
 
     async def __aenter__(self) -> Scheduler:
         if self._listener is not None and self._listener.is_async:
@@ -100,10 +109,37 @@ class Scheduler:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        await self.close(stop=exc is not None)
+
+    async def close(self, *, stop: bool) -> None:
+        """Wait for every job (``stop``: stop them first, logging their task ids), then end."""
         try:
-            await self._dispatcher.__aexit__(exc_type, exc, tb)
+            await self._dispatcher.close(stop=stop)
         finally:
             await self._close_deliveries()
+
+    async def drain(self) -> None:
+        """Take no more jobs and wait until every job has ended."""
+        await self._dispatcher.drain()
+
+    async def stop(self) -> None:
+        """Stop every job from any task, wait for their ends, then log their task ids."""
+        self._dispatcher.stop()
+        await self._dispatcher.ended()
+        self._dispatcher.warn_stopped()
+
+    def cancel_unsent(self, why: str) -> int:
+        """Cancel every job whose submit has not gone out (nothing is paid); how many."""
+        return self._dispatcher.cancel_unsent(
+            lambda job: JobCancelledError(
+                f"job {job.operation.value} of {job.source} was cancelled before its submit"
+                f" ({why}): nothing was paid"
+            )
+        )
+
+    async def wait_for_room(self) -> None:
+        """Wait until the queue has room for one more job (``max_queued``)."""
+        await self._dispatcher.wait_for_room()
 
     async def _close_deliveries(self) -> None:
         """Let an async on_event take the events already queued, then end its task."""
@@ -116,6 +152,9 @@ class Scheduler:
         """Pass a job's event on to ``on_event`` and, for an unstarted job's end, tracing."""
         if self._listener is not None:
             self._listener.deliver(job, event)
+        if event.kind in FINAL_KINDS:
+            self._dispatcher.job_finished(job)
+            self._options.pop(job, None)
         if self._tracer is not None and event.kind in FINAL_KINDS and job not in self._scopes:
             self._tracer.job_unstarted(job)
 
@@ -125,9 +164,22 @@ class Scheduler:
         if scope is not None:
             scope.cancel()
 
-    def schedule(self, job: Job) -> None:
-        """Queue ``job`` (called where it was made); it starts when the bound allows."""
+    def schedule(
+        self, job: Job, submit_within: float | None = None, options: JobOptions | None = None
+    ) -> None:
+        """Queue ``job`` (called where it was made); it starts when the bound allows.
+
+        Raises ``QueueFullError`` when ``max_queued`` jobs already wait. ``submit_within``:
+        seconds from now by which its submit must have gone out, else it is cancelled.
+        """
+        if self._dispatcher.full():
+            raise QueueFullError(
+                "max_queued jobs already wait for their turn: try again later, or await"
+                " client.enqueue_upscale(...) / enqueue_remove_background(...) to wait for room"
+            )
         job._owner = self
+        if options is not None:
+            self._options[job] = options
         if self._tracer is not None:
             self._tracer.job_created(job)
         if self._listener is not None:
@@ -136,11 +188,13 @@ class Scheduler:
         if account_error is not None and job.task_id is None:
             job._fail(account_error)
             return
-        self._dispatcher.schedule(job)
+        self._dispatcher.schedule(job, submit_within)
 
-    async def read_record(self, operation: Operation, task_id: str) -> TaskRecord:
+    async def read_record(
+        self, operation: Operation, task_id: str, options: JobOptions | None = None
+    ) -> TaskRecord:
         """One status read (transient failures retried up to ``max_retries``)."""
-        return await self._poller.read_record(operation, task_id)
+        return await self._poller.read_record(operation, task_id, options)
 
     def next_submit_in(self) -> float | None:
         """Seconds until a submit that waits for the submit rate may go, or None: throttled."""
@@ -166,6 +220,7 @@ class Scheduler:
     async def _life(self, job: Job, scope: anyio.CancelScope) -> None:
         """One job's life: its record, then upload, submit (or resume), poll and its end."""
         record: Record = NO_RECORD
+        options = self._options.get(job)
         try:
             with scope:
                 # The moment our own submit went out; None for a task submitted elsewhere.
@@ -177,16 +232,16 @@ class Scheduler:
                     if task_id is not None:
                         job._mark_submitted(task_id)
                     else:
-                        await self._submitter.upload(job, data)
-                        submitted_at = await self._submitter.submit(job, record)
-                result = await self._poller.wait_for(job, submitted_at)
+                        await self._submitter.upload(job, data, options)
+                        submitted_at = await self._submitter.submit(job, record, options)
+                result = await self._poller.wait_for(job, submitted_at, options)
                 await record.succeeded(result)
                 job._succeed(result)
         except RecraftError as exc:
             await record.failed(exc)
             if isinstance(exc, AccountError) and job.task_id is None:
                 self._submitter.stop(exc)
-                self._dispatcher.fail_unsent(exc, self._submitter.sending)
+                self._dispatcher.fail_unsent(exc)
             job._fail(exc)
         except Exception as exc:
             logger.exception("job %s failed unexpectedly", job.operation.value)

@@ -6,12 +6,14 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import anyio.lowlevel
 import attrs
 
 from ._dialects import Dialect, parse_task_id
 from ._escape import printable
 from ._files import upload_image
 from ._jobs import Job
+from ._options import JobOptions
 from ._pacer import Pacer
 from ._policy import Rate, _is_refusal, _never_landed, _retry_delay, _should_resubmit
 from ._transport import Transport
@@ -67,7 +69,7 @@ class Submitter:
             self.account_error = error
             logger.error("submits stopped for this client: %s", printable(error))
 
-    async def upload(self, job: Job, data: bytes | None) -> None:
+    async def upload(self, job: Job, data: bytes | None, options: JobOptions | None) -> None:
         """Upload a local image; its URL becomes the request's ``image_url``."""
         request = job.request
         assert request is not None  # noqa: S101 - fresh jobs carry their request
@@ -75,24 +77,28 @@ class Submitter:
             raise self.account_error
         if request.local is not None and data is not None:
             job._record("uploading")
-            url = await upload_image(
-                self._transport, self._upload_base_url, data, request.local.name
-            )
+            transport = self._transport if options is None else options.transport
+            url = await upload_image(transport, self._upload_base_url, data, request.local.name)
             job.request = attrs.evolve(request, image_url=url)
 
-    async def submit(self, job: Job, record: Record) -> float:
+    async def submit(self, job: Job, record: Record, options: JobOptions | None) -> float:
         """Submit ``job`` once (resending only what provably never landed); the moment sent."""
         request = job.request
         assert request is not None  # noqa: S101 - fresh jobs carry their request
         path, body = self._dialect.submit(request)
+        max_retries = self._max_retries if options is None else options.max_retries
         attempt = 0
         while True:
             async with self._submits.slot():
                 if self.account_error is not None:  # met by another job while we waited
                     raise self.account_error
+                # A job cancelled by now (a shutdown, its submit deadline) is never sent;
+                # from here on it is on the wire (``sending``) and its submit goes out.
+                await anyio.lowlevel.checkpoint_if_cancelled()
                 # Shielded: a cancel must not cut a submit off mid-air and lose its task id.
                 with anyio.CancelScope(shield=True):
-                    started, error = await self._send(job, record, path, body)
+                    transport = self._transport if options is None else options.transport
+                    started, error = await self._send(job, record, transport, (path, body))
                     if error is not None and _never_landed(error):
                         # Not SUBMITTING across the wait that follows a refusal: a run
                         # killed in it has created nothing and must stay resumable.
@@ -101,7 +107,7 @@ class Submitter:
                     self._submits.pause(_retry_delay(attempt, error.retry_after))
             if error is None:
                 return started
-            if not _should_resubmit(error, attempt, self._max_retries):
+            if not _should_resubmit(error, attempt, max_retries):
                 raise _submit_failure(error, job)
             if not isinstance(error, RateLimitError):  # a 429 already paused the pacer
                 await anyio.sleep(_retry_delay(attempt))
@@ -109,18 +115,20 @@ class Submitter:
             logger.info("job %s: resubmitting after %s", job.operation.value, printable(error))
 
     async def _send(
-        self, job: Job, record: Record, path: str, body: dict[str, Any]
+        self, job: Job, record: Record, transport: Transport, request: tuple[str, dict[str, Any]]
     ) -> tuple[float, _SubmitFailure | None]:
         """One submit on the wire, journalled around it; the moment sent and any failure."""
-        # Write-ahead, as late as possible: a run killed while it waited for its slot
-        # has sent nothing and must not look uncertain.
-        await record.before_submit()
+        path, body = request
+        self.sending.add(job)  # from the journal's write-ahead on: never cancelled as unsent
         started = anyio.current_time()
         try:
+            # Write-ahead, as late as possible: a run killed while it waited for its slot
+            # has sent nothing and must not look uncertain.
+            await record.before_submit()
+            started = anyio.current_time()
             if self.account_error is not None:  # met while we journalled
                 raise self.account_error
-            self.sending.add(job)
-            data, raw = await self._transport.send("POST", path, json=body)
+            data, raw = await transport.send("POST", path, json=body)
             task_id = parse_task_id(data, raw)
         except (APIError, APIConnectionError, ProtocolError) as exc:
             return started, exc

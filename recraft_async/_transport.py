@@ -99,9 +99,10 @@ def error_for(
             code=code,
             http_status=http_status,
             body=body,
+            headers=headers,
             retry_after=_parse_retry_after(dict(headers)),
         )
-    return cls(message, code=code, http_status=http_status, body=body)
+    return cls(message, code=code, http_status=http_status, body=body, headers=headers)
 
 
 def _as_code(value: object) -> int | None:

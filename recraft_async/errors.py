@@ -3,6 +3,8 @@
     RecraftError
     ├── InvalidInputError (also ValueError)
     ├── ClientNotOpenError (also RuntimeError)
+    ├── WrongEventLoopError (also RuntimeError)
+    ├── QueueFullError
     ├── APIError
     │   ├── AuthenticationError            401
     │   ├── InsufficientCreditsError       402
@@ -17,7 +19,7 @@
     │   └── APITimeoutError
     ├── SubmissionUncertainError
     ├── TaskFailedError
-    ├── JobTimeoutError
+    ├── JobTimeoutError (also TimeoutError)
     ├── JobCancelledError
     ├── InvalidStateError (also RuntimeError)
     ├── ProtocolError
@@ -31,9 +33,12 @@ answer and our own words only.
 
 from __future__ import annotations
 
+import collections.abc
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping
+
     from ._models import Operation
 
 __all__ = [
@@ -53,6 +58,7 @@ __all__ = [
     "JournalStateError",
     "NotFoundError",
     "ProtocolError",
+    "QueueFullError",
     "RateLimitError",
     "RecraftError",
     "ServerError",
@@ -61,6 +67,7 @@ __all__ = [
     "TaskFailedError",
     "WebhookReplayError",
     "WebhookVerificationError",
+    "WrongEventLoopError",
 ]
 
 
@@ -76,6 +83,14 @@ class ClientNotOpenError(RecraftError, RuntimeError):
     """The client was used outside its ``async with`` block."""
 
 
+class WrongEventLoopError(RecraftError, RuntimeError):
+    """The client was used from another thread or event loop than the one it was opened in."""
+
+
+class QueueFullError(RecraftError):
+    """``max_queued`` jobs already wait for their turn; the ``enqueue_*`` methods wait."""
+
+
 class APIError(RecraftError):
     """The service answered with an error code."""
 
@@ -86,16 +101,24 @@ class APIError(RecraftError):
         code: int,
         http_status: int,
         body: str | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(f"[{code}] {message}")
         self.code = code
         """The error code: the answer body's ``code``, else the HTTP status."""
-        self.http_status = http_status
+        self.status_code = http_status
         """The answer's HTTP status (KIE may answer 200 with an error ``code`` in the body)."""
         self.message = message
         """The service's message."""
         self.body = body
         """The answer's body as received, if any."""
+        self.headers: Mapping[str, str] = _Headers(headers or {})
+        """The answer's headers, read-only; names match in any case (``Retry-After``)."""
+
+    @property
+    def http_status(self) -> int:
+        """The same as ``status_code``: the answer's HTTP status."""
+        return self.status_code
 
 
 class AuthenticationError(APIError):
@@ -124,9 +147,10 @@ class RateLimitError(APIError):
         code: int,
         http_status: int,
         body: str | None = None,
+        headers: Mapping[str, str] | None = None,
         retry_after: float | None = None,
     ) -> None:
-        super().__init__(message, code=code, http_status=http_status, body=body)
+        super().__init__(message, code=code, http_status=http_status, body=body, headers=headers)
         self.retry_after = retry_after
         """Seconds the answer asked to wait (``Retry-After``, ``retry-after-ms``), if any."""
 
@@ -193,7 +217,7 @@ class TaskFailedError(RecraftError):
         """The service's error message for the task, if any."""
 
 
-class JobTimeoutError(RecraftError):
+class JobTimeoutError(RecraftError, TimeoutError):
     """The task did not finish within the poll policy's timeout."""
 
     def __init__(self, message: str, *, task_id: str | None) -> None:
@@ -234,3 +258,27 @@ class WebhookReplayError(WebhookVerificationError):
 
 class JournalStateError(RecraftError, RuntimeError):
     """A journal transition the write-ahead protocol forbids (e.g. a second submit)."""
+
+
+class _Headers(collections.abc.Mapping[str, str]):
+    """An HTTP answer's headers, copied: read-only, and looked up in any case."""
+
+    __slots__ = ("_items",)
+
+    def __init__(self, headers: Mapping[str, str]) -> None:
+        # httpx.Headers.items() joins a repeated header's values with ", ".
+        self._items = {name.lower(): value for name, value in headers.items()}
+
+    def __getitem__(self, name: str) -> str:
+        if not isinstance(name, str):
+            raise KeyError(name)
+        return self._items[name.lower()]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __repr__(self) -> str:
+        return f"Headers({self._items!r})"

@@ -1,7 +1,10 @@
 """The public face: __all__ is exactly the public names, and nothing leaks."""
 
 import inspect
+import pydoc
 from importlib.resources import files
+
+import pytest
 
 import recraft_async
 from recraft_async import errors
@@ -61,3 +64,17 @@ def test_error_tree_shape():
 def test_py_typed_ships():
     """The package declares its type hints."""
     assert files("recraft_async").joinpath("py.typed").is_file()
+
+
+def test_client_takes_keywords_only_each_documented():
+    """AsyncRecraft's parameters are keyword-only, and help() explains every one."""
+    parameters = list(inspect.signature(recraft_async.AsyncRecraft).parameters.values())
+    assert parameters
+    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in parameters)
+    with pytest.raises(TypeError):
+        recraft_async.AsyncRecraft("k")  # type: ignore[call-arg]
+    doc = inspect.getdoc(recraft_async.AsyncRecraft) or ""
+    args = doc.split("Args:", 1)[1].split("Raises:", 1)[0]
+    for parameter in parameters:
+        assert f"\n    {parameter.name}: " in f"\n{args}", parameter.name
+    assert "max_in_flight:" in pydoc.render_doc(recraft_async.AsyncRecraft)
