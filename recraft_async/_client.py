@@ -131,7 +131,7 @@ class AsyncRecraft:
         max_queued: How many jobs may wait for their turn (made, not yet started: beyond
             ``max_in_flight``); past it ``upscale`` and ``remove_background`` raise
             ``QueueFullError`` and ``enqueue_upscale`` and ``enqueue_remove_background``
-            wait for room. None (the default) bounds nothing.
+            wait for room; at least 1. None (the default) bounds nothing.
         submit_within: Seconds from a job's making by which its submit must have gone
             out, else it is cancelled (``JobCancelledError``) without ever being sent:
             nothing is paid for it. A submit already on its way is never cut off. None (the
@@ -675,7 +675,7 @@ def _is_local_host(host: str) -> bool:
 
 def _check_queueing(max_queued: object, submit_within: object) -> None:
     if max_queued is not None:
-        _check_int("max_queued", max_queued, minimum=0)
+        _check_int("max_queued", max_queued, minimum=1)
     _check_seconds("submit_within", submit_within)
 
 

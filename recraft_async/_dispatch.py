@@ -45,7 +45,9 @@ class Dispatcher:
         self._on_the_wire = on_the_wire
         # Queued jobs are plain objects here, not tasks: 100,000 of them stay cheap.
         self._queue: deque[Job] = deque()
-        self._waiting: set[Job] = set()  # queued, not started, not finished: the bound's count
+        # Queued, not started, not finished: the bound's count. Kept only with a bound, so
+        # that the default (unbounded) queue costs no set entry per job.
+        self._waiting: set[Job] = set()
         self._room = anyio.Event()  # set when a queued job leaves the queue
         self._running: dict[Job, None] = {}  # an ordered set
         self._wakeup = anyio.Event()
@@ -119,13 +121,17 @@ class Dispatcher:
         return self._max_queued is not None and len(self._waiting) >= self._max_queued
 
     async def wait_for_room(self) -> None:
-        """Wait until the queue has room for one more job."""
+        """Wait until the queue has room for one more job.
+
+        It returns with room and without yielding after its last look, so the caller's
+        ``schedule`` right after it takes that room: no other waiter can take it between.
+        """
+        await anyio.lowlevel.checkpoint()
         while self.full():
             if self._closing:
                 raise ClientNotOpenError("the client closed while waiting for room in its queue")
             room = self._room
             await room.wait()
-        await anyio.lowlevel.checkpoint()
 
     def schedule(self, job: Job, submit_within: float | None = None) -> None:
         """Queue ``job``; it starts when the in-flight bound allows.
@@ -134,7 +140,8 @@ class Dispatcher:
         the job is cancelled unsent.
         """
         self._queue.append(job)
-        self._waiting.add(job)
+        if self._max_queued is not None:
+            self._waiting.add(job)
         self._wakeup.set()
         if submit_within is not None and job.task_id is None:
             at = anyio.current_time() + submit_within

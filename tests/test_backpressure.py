@@ -1,5 +1,6 @@
 """Backpressure and abandoned work: max_queued, enqueue_*, submit_within, wait(timeout)."""
 
+import anyio
 import httpx
 import pytest
 from conftest import envelope, record, wait_until
@@ -57,6 +58,29 @@ async def test_enqueue_waits_for_room(kie, make_client):
     assert third.status is ra.JobStatus.SUCCEEDED
 
 
+async def test_concurrent_enqueues_each_take_the_room_they_waited_for(kie, make_client):
+    """Several enqueue_upscale() waiting at once: each one queues its job, none is refused."""
+    _route(kie, reads_to_finish=1)
+    outcomes: list[object] = []
+
+    async def enqueue(i: int) -> None:
+        try:
+            outcomes.append(await client.enqueue_upscale(f"https://i.test/e{i}.png"))
+        except ra.RecraftError as exc:
+            outcomes.append(exc)
+
+    async with make_client(max_in_flight=1, max_queued=1, poll=SLOW) as client:
+        first = client.upscale("https://i.test/1.png")
+        await wait_until(lambda: first.task_id is not None)
+        client.upscale("https://i.test/2.png")  # the queue is full from here
+        async with anyio.create_task_group() as group:
+            for i in range(4):
+                group.start_soon(enqueue, i)
+    assert len(outcomes) == 4
+    assert all(isinstance(job, ra.Job) for job in outcomes), outcomes
+    assert all(job.status is ra.JobStatus.SUCCEEDED for job in outcomes)  # type: ignore[union-attr]
+
+
 async def test_a_job_unsent_by_its_deadline_is_cancelled_unpaid(kie, make_client):
     """submit_within: a job whose submit did not go out in time is cancelled, never sent."""
     submit = _route(kie, reads_to_finish=1)
@@ -97,6 +121,8 @@ async def test_bad_queueing_values_are_refused(make_client):
     """max_queued and submit_within are checked where they are given."""
     with pytest.raises(ra.InvalidInputError, match="max_queued"):
         make_client(max_queued=-1)
+    with pytest.raises(ra.InvalidInputError, match="max_queued must be an int >= 1"):
+        make_client(max_queued=0)  # no job could ever be queued
     with pytest.raises(ra.InvalidInputError, match="submit_within"):
         make_client(submit_within=0)
     async with make_client() as client:
