@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import threading
 import urllib.parse
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from pathlib import Path
@@ -12,7 +11,6 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 import anyio
-import anyio.lowlevel
 import httpx
 
 from . import _jobs
@@ -31,6 +29,7 @@ from ._check import (
 )
 from ._dialects import DIALECTS
 from ._events import JobEvent, Listener
+from ._home import Home
 from ._files import (
     DEFAULT_DOWNLOAD_DEADLINE,
     DEFAULT_MAX_DOWNLOAD_BYTES,
@@ -217,7 +216,7 @@ class AsyncRecraft:
         # The client a with_options view shares everything with; itself for a client.
         self._root = self
         self._job_options: JobOptions | None = None  # a view's, made when first used
-        self._home: tuple[int, object, int] | None = None  # (thread, event loop, task)
+        self._home: Home | None = None  # the thread, event loop and task that opened it
 
     def __repr__(self) -> str:
         return f"<AsyncRecraft base_url={self.base_url!r} state={self._state}>"
@@ -247,11 +246,7 @@ class AsyncRecraft:
         if self._state != "new":
             raise ClientNotOpenError(f"this client is {self._state}; make a new one")
         # The thread, event loop and task that opened the client: it works in those only.
-        self._home = (
-            threading.get_ident(),
-            anyio.lowlevel.current_token(),
-            anyio.get_current_task().id,
-        )
+        self._home = Home()
         self._http = self._user_http or self._new_http_client()
         tracer = _new_tracer(self.dialect) if self.tracing else None
         transport = Transport(
@@ -275,6 +270,7 @@ class AsyncRecraft:
             listener=self._listener,
             tracer=tracer,
             max_queued=self.max_queued,
+            home=self._home,
         )
         try:
             if self.journal is not None and not self.journal.is_open:
@@ -324,7 +320,7 @@ class AsyncRecraft:
         scheduler.cancel_unsent("the client shut down")
         with anyio.move_on_after(grace):
             await scheduler.drain()
-        if self._home is not None and anyio.get_current_task().id == self._home[2]:
+        if self._home is not None and self._home.is_current_task():
             await self._close(stop=True)
         else:
             # Only the opening task can end the task group (leaving ``async with`` does):
@@ -357,23 +353,8 @@ class AsyncRecraft:
     def _check_loop(self) -> None:
         """Refuse, at once, a call from another thread or event loop than the opener's."""
         home = self._root._home
-        if home is None:
-            return
-        if threading.get_ident() != home[0]:
-            raise WrongEventLoopError(
-                "this client was opened in another thread; an async client works only in"
-                " its own thread and event loop: make one per thread (or use the sync"
-                " client, recraft_async.Recraft)"
-            )
-        try:
-            loop = anyio.lowlevel.current_token()
-        except Exception:  # noqa: BLE001 - no event loop runs here at all
-            loop = None
-        if loop != home[1]:
-            raise WrongEventLoopError(
-                "this client was opened in another event loop (a second asyncio.run?); it"
-                " works only in the loop that opened it: make a client per event loop"
-            )
+        if home is not None:
+            home.check()
 
     async def _close_owned(self) -> None:
         """Close what this client opened, and nothing the caller brought."""

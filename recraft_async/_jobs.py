@@ -46,6 +46,9 @@ class JobOwner(Protocol):
     def stop_job(self, job: Job) -> None:
         """Stop whatever work ``job`` has running (it has just finished)."""
 
+    def check_caller(self) -> None:
+        """Raise ``WrongEventLoopError`` if called from another thread or event loop."""
+
 
 class Job:
     """The handle of one image's work: await it for the Result.
@@ -139,7 +142,13 @@ class Job:
         A job not yet submitted is never submitted: nothing is paid for it. A submit
         already on the wire is let finish, so its task id is kept for resume
         (``JobCancelledError.task_id``); the task itself goes on at the service, paid for.
+        From another thread or event loop than its client's it raises
+        ``WrongEventLoopError``.
         """
+        if self.done():
+            return False
+        if self._owner is not None:
+            self._owner.check_caller()
         return self._cancel(None)
 
     def _cancel(self, error: JobCancelledError | None) -> bool:
@@ -170,9 +179,12 @@ class Job:
 
         After ``timeout`` seconds without an end it raises ``TimeoutError`` (the builtin)
         and cancels nothing: the job goes on, and ``job.cancel()`` stops it. Cancelling
-        the task that waits does not cancel the job either.
+        the task that waits does not cancel the job either. From another thread or event
+        loop than its client's it raises ``WrongEventLoopError`` rather than hang.
         """
         if not self.done():
+            if self._owner is not None:
+                self._owner.check_caller()
             finished = anyio.Event()
 
             def wake(_job: Job) -> None:

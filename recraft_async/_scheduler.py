@@ -19,6 +19,7 @@ from anyio.abc import TaskGroup
 from ._dialects import Dialect
 from ._dispatch import Dispatcher
 from ._events import FINAL_KINDS, JobEvent, Listener
+from ._home import Home
 from ._jobs import Job
 from ._journal import Journal
 from ._ledger import NO_RECORD, Ledger, NullLedger, Record
@@ -64,8 +65,10 @@ class Scheduler:
         listener: Listener[Job] | None = None,
         tracer: JobTracer | None = None,
         max_queued: int | None = None,
+        home: Home | None = None,
     ) -> None:
         self.transport = transport
+        self._home = home
         self._listener = listener
         self._tracer = tracer
         self._deliveries: TaskGroup | None = None  # awaits an async on_event
@@ -157,6 +160,11 @@ class Scheduler:
             self._options.pop(job, None)
         if self._tracer is not None and event.kind in FINAL_KINDS and job not in self._scopes:
             self._tracer.job_unstarted(job)
+
+    def check_caller(self) -> None:
+        """Refuse a job's wait or cancel from another thread or event loop than ours."""
+        if self._home is not None:
+            self._home.check("this job")
 
     def stop_job(self, job: Job) -> None:
         """Stop the running work of ``job``, which has just finished (cancelled or failed)."""

@@ -113,22 +113,55 @@ async def test_another_thread_is_refused_at_once(make_client):
             await anyio.to_thread.run_sync(from_a_thread)
 
 
-def test_another_event_loop_is_refused_at_once(make_client):
+@pytest.mark.anyio
+async def test_a_job_waited_or_cancelled_from_another_thread_is_refused(kie, make_client):
+    """job.wait() and job.cancel() from another thread raise at once; the job goes on."""
+    _answer_submits(kie)
+    async with make_client(poll=ra.PollPolicy(initial=60.0, max_interval=60.0, timeout=600.0)) as client:
+        job = client.upscale("https://i.test/a.png")
+
+        def wait_in_a_thread() -> None:
+            anyio.run(job.wait)
+
+        with pytest.raises(ra.WrongEventLoopError, match="this job belongs to another thread"):
+            await anyio.to_thread.run_sync(wait_in_a_thread)
+        with pytest.raises(ra.WrongEventLoopError, match="thread"):
+            await anyio.to_thread.run_sync(job.cancel)
+        assert not job.done()
+        assert job.cancel()  # from its own loop it works
+        assert not job.cancel()  # and a finished job is left alone from anywhere
+        assert not await anyio.to_thread.run_sync(job.cancel)
+
+
+def _answer_submits(kie) -> None:
+    kie.post(UPSCALE).mock(
+        return_value=httpx.Response(200, json=envelope({"taskId": "t1"}))
+    )
+
+
+def test_another_event_loop_is_refused_at_once(kie, make_client):
     """A client open in one asyncio loop, used from a second loop, raises at once."""
-    client = make_client()
+    _answer_submits(kie)
+    client = make_client(poll=ra.PollPolicy(initial=60.0, max_interval=60.0, timeout=600.0))
+    job: ra.Job
     loop = asyncio.new_event_loop()
     opened, release = asyncio.Event(), asyncio.Event()
 
     async def hold() -> None:
+        nonlocal job
         async with client:
+            job = client.upscale("https://i.test/a.png")
             opened.set()
             await release.wait()
+            job.cancel()
 
     async def use() -> None:
         with pytest.raises(ra.WrongEventLoopError, match="event loop"):
             await client.get_task("t1", "upscale")
         with pytest.raises(ra.WrongEventLoopError):
             client.upscale("https://i.test/a.png")
+        with pytest.raises(ra.WrongEventLoopError, match="this job belongs to another event"):
+            await job.wait(timeout=5)  # once a silent hang until the timeout
 
     try:
         task = loop.create_task(hold())
