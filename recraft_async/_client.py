@@ -29,13 +29,13 @@ from ._check import (
 )
 from ._dialects import DIALECTS
 from ._events import JobEvent, Listener
-from ._home import Home
 from ._files import (
     DEFAULT_DOWNLOAD_DEADLINE,
     DEFAULT_MAX_DOWNLOAD_BYTES,
     download_to,
     safe_output_name,
 )
+from ._home import Home
 from ._jobs import Job
 from ._journal import Journal
 from ._logging import setup_from_env
@@ -45,7 +45,7 @@ from ._policy import PollPolicy, Rate
 from ._scheduler import Scheduler
 from ._transport import Secret, Transport
 from ._webhooks import ReplayGuard, verified_task_id
-from .errors import ClientNotOpenError, InvalidInputError, ProtocolError, WrongEventLoopError
+from .errors import ClientNotOpenError, InvalidInputError, ProtocolError
 
 if TYPE_CHECKING:
     from ._tracing import Tracer

@@ -14,6 +14,7 @@ import recraft_async as ra
 UPSCALE = "/api/v1/recraft/upscale"
 READ = "/api/v1/recraft/upscale/record-info"
 SLOW = ra.PollPolicy(initial=0.5, factor=1.0, max_interval=0.5, timeout=600.0)
+NEVER_READ = ra.PollPolicy(initial=60.0, max_interval=60.0, timeout=600.0)  # within a test
 
 
 def _route(kie, finishes_after: dict[str, int]):
@@ -117,7 +118,7 @@ async def test_another_thread_is_refused_at_once(make_client):
 async def test_a_job_waited_or_cancelled_from_another_thread_is_refused(kie, make_client):
     """job.wait() and job.cancel() from another thread raise at once; the job goes on."""
     _answer_submits(kie)
-    async with make_client(poll=ra.PollPolicy(initial=60.0, max_interval=60.0, timeout=600.0)) as client:
+    async with make_client(poll=NEVER_READ) as client:
         job = client.upscale("https://i.test/a.png")
 
         def wait_in_a_thread() -> None:
@@ -134,15 +135,13 @@ async def test_a_job_waited_or_cancelled_from_another_thread_is_refused(kie, mak
 
 
 def _answer_submits(kie) -> None:
-    kie.post(UPSCALE).mock(
-        return_value=httpx.Response(200, json=envelope({"taskId": "t1"}))
-    )
+    kie.post(UPSCALE).mock(return_value=httpx.Response(200, json=envelope({"taskId": "t1"})))
 
 
 def test_another_event_loop_is_refused_at_once(kie, make_client):
     """A client open in one asyncio loop, used from a second loop, raises at once."""
     _answer_submits(kie)
-    client = make_client(poll=ra.PollPolicy(initial=60.0, max_interval=60.0, timeout=600.0))
+    client = make_client(poll=NEVER_READ)
     job: ra.Job
     loop = asyncio.new_event_loop()
     opened, release = asyncio.Event(), asyncio.Event()

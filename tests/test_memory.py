@@ -9,8 +9,8 @@ pytestmark = pytest.mark.anyio
 
 JOBS = 20_000
 # Python's own allocations per queued job (tracemalloc, not RSS) with the default options:
-# measured 235 B when this guard was set (340 B with a set entry per job). The bound leaves room for a field or two,
-# not for a set entry or a list per job (the regressions it is there to catch).
+# 235 B when this guard was set, 340 B with a set entry per job. The bound leaves room for
+# a field or two, not for a set entry or a list per job (the regressions it is there for).
 MAX_BYTES_PER_JOB = 260
 
 
