@@ -11,6 +11,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 import anyio
+import attrs
 import httpx
 
 from . import _jobs
@@ -435,6 +436,7 @@ class AsyncRecraft:
         format: UpscaleFormat | None = None,
         callback_url: str | None = None,
         submit_within: float | None = None,
+        poll: PollPolicy | None = None,
     ) -> Job:
         """Schedule a crisp upscale; returns its Job at once.
 
@@ -444,11 +446,13 @@ class AsyncRecraft:
         and PNG for None); KIE's documented jobs API takes an image alone, so there any
         value raises ``InvalidInputError`` rather than being dropped silently.
         ``submit_within`` overrides the client's (seconds to get the submit out, else the
-        job is cancelled unsent). With ``max_queued`` jobs already waiting it raises
+        job is cancelled unsent), and ``poll`` the client's ``PollPolicy`` for this job
+        alone. ``callback_url`` is where KIE posts when the task ends: feed what arrives
+        there to ``handle_callback``. With ``max_queued`` jobs already waiting it raises
         ``QueueFullError``; ``enqueue_upscale`` waits for room instead.
         """
         request = check_upscale(image_url, scale, format, callback_url, dialect=self.dialect)
-        return self._schedule(request, submit_within)
+        return self._schedule(request, submit_within, poll)
 
     async def enqueue_upscale(
         self,
@@ -458,13 +462,14 @@ class AsyncRecraft:
         format: UpscaleFormat | None = None,
         callback_url: str | None = None,
         submit_within: float | None = None,
+        poll: PollPolicy | None = None,
     ) -> Job:
         """Like ``upscale``, but waits for room in the queue instead of ``QueueFullError``.
 
         Returns the Job once it is queued (at once without ``max_queued``).
         """
         request = check_upscale(image_url, scale, format, callback_url, dialect=self.dialect)
-        return await self._enqueue(request, submit_within)
+        return await self._enqueue(request, submit_within, poll)
 
     def remove_background(
         self,
@@ -473,16 +478,17 @@ class AsyncRecraft:
         output_format: OutputFormat | None = None,
         callback_url: str | None = None,
         submit_within: float | None = None,
+        poll: PollPolicy | None = None,
     ) -> Job:
         """Schedule a background removal (URL, path or bytes); returns its Job at once.
 
-        ``output_format`` exists only in the seed's dialect; ``submit_within`` and
-        ``QueueFullError`` as for ``upscale``.
+        ``output_format`` exists only in the seed's dialect; ``callback_url``,
+        ``submit_within``, ``poll`` and ``QueueFullError`` as for ``upscale``.
         """
         request = check_remove_background(
             image_url, output_format, callback_url, dialect=self.dialect
         )
-        return self._schedule(request, submit_within)
+        return self._schedule(request, submit_within, poll)
 
     async def enqueue_remove_background(
         self,
@@ -491,6 +497,7 @@ class AsyncRecraft:
         output_format: OutputFormat | None = None,
         callback_url: str | None = None,
         submit_within: float | None = None,
+        poll: PollPolicy | None = None,
     ) -> Job:
         """Like ``remove_background``, but waits for room instead of ``QueueFullError``.
 
@@ -499,13 +506,22 @@ class AsyncRecraft:
         request = check_remove_background(
             image_url, output_format, callback_url, dialect=self.dialect
         )
-        return await self._enqueue(request, submit_within)
+        return await self._enqueue(request, submit_within, poll)
 
-    def resume(self, task_id: str, operation: Operation | OperationName) -> Job:
-        """A Job that polls a task submitted earlier, without submitting anything."""
+    def resume(
+        self,
+        task_id: str,
+        operation: Operation | OperationName,
+        *,
+        poll: PollPolicy | None = None,
+    ) -> Job:
+        """A Job that polls a task submitted earlier, without submitting anything.
+
+        ``poll``: this job's own ``PollPolicy`` (None: the client's).
+        """
         op = check_operation(operation)
         job = Job(op, None, task_id=check_task_id(task_id))
-        self._open_scheduler().schedule(job, None, self._options())
+        self._open_scheduler().schedule(job, None, self._options_with(poll))
         return job
 
     async def get_task(self, task_id: str, operation: Operation | OperationName) -> TaskRecord:
@@ -516,10 +532,9 @@ class AsyncRecraft:
 
     async def credits(self) -> float:
         """The account's credit balance, as the service states it (it may be fractional)."""
-        scheduler = self._open_scheduler()
-        data, body = await scheduler.transport.request_json(
-            "GET", "/api/v1/chat/credit", idempotent=True
-        )
+        options = self._options()  # a view's timeout and retries
+        transport = self._open_scheduler().transport if options is None else options.transport
+        data, body = await transport.request_json("GET", "/api/v1/chat/credit", idempotent=True)
         if isinstance(data, bool) or not isinstance(data, (int, float)):
             raise ProtocolError("credit answer is not a number", body=body)
         return data
@@ -575,17 +590,38 @@ class AsyncRecraft:
         """Yield ``jobs`` in the order they finish."""
         return _jobs.as_completed(jobs)
 
-    def _schedule(self, request: SubmitRequest, submit_within: float | None = None) -> Job:
+    def _schedule(
+        self,
+        request: SubmitRequest,
+        submit_within: float | None = None,
+        poll: PollPolicy | None = None,
+    ) -> Job:
         _check_seconds("submit_within", submit_within)
+        options = self._options_with(poll)
         scheduler = self._open_scheduler()
         job = Job(request.operation, request)
         within = self.submit_within if submit_within is None else submit_within
-        scheduler.schedule(job, within, self._options())
+        scheduler.schedule(job, within, options)
         return job
 
-    async def _enqueue(self, request: SubmitRequest, submit_within: float | None) -> Job:
+    async def _enqueue(
+        self, request: SubmitRequest, submit_within: float | None, poll: PollPolicy | None
+    ) -> Job:
+        _check_seconds("submit_within", submit_within)
+        _check_poll(poll)
         await self._open_scheduler().wait_for_room()
-        return self._schedule(request, submit_within)
+        return self._schedule(request, submit_within, poll)
+
+    def _options_with(self, poll: PollPolicy | None) -> JobOptions | None:
+        """The options of one job: this view's (None for the client), with its own ``poll``."""
+        _check_poll(poll)
+        options = self._options()
+        if poll is None:
+            return options
+        if options is None:
+            transport = self._open_scheduler().transport
+            return JobOptions(poll=poll, max_retries=self.max_retries, transport=transport)
+        return attrs.evolve(options, poll=poll)
 
 
 def _listener(on_event: Callable[[Job, JobEvent], object] | None) -> Listener[Job] | None:
@@ -652,6 +688,11 @@ def _is_local_host(host: str) -> bool:
     # in-process transport, which the uploads should then use too.
     name = host.lower().rstrip(".")
     return is_loopback_host(host, by_name=True) or name.endswith(".invalid")
+
+
+def _check_poll(poll: object) -> None:
+    if poll is not None and not isinstance(poll, PollPolicy):
+        raise InvalidInputError(f"poll must be a PollPolicy or None, got {poll!r}")
 
 
 def _check_queueing(max_queued: object, submit_within: object) -> None:

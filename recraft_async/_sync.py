@@ -13,7 +13,7 @@ import functools
 import inspect
 import os
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from pathlib import Path
 from types import TracebackType
@@ -28,6 +28,7 @@ from ._events import JobEvent
 from ._files import DEFAULT_DOWNLOAD_DEADLINE, DEFAULT_MAX_DOWNLOAD_BYTES
 from ._jobs import Job, JobStatus
 from ._models import Operation, OperationName, Result, TaskRecord
+from ._policy import PollPolicy
 from .errors import ClientNotOpenError, InvalidInputError, InvalidStateError
 
 P = ParamSpec("P")
@@ -95,6 +96,10 @@ class SyncJob(concurrent.futures.Future[Result]):
     def events(self) -> tuple[JobEvent, ...]:
         """What happened to the job so far, oldest first: "queued" ... its end."""
         return self._job.events
+
+    def to_dict(self) -> dict[str, Any]:
+        """Where the job stands, as JSON-safe values; see ``Job.to_dict``."""
+        return self._job.to_dict()
 
     def running(self) -> bool:
         """Whether the service holds the job's task and it has not finished yet."""
@@ -182,6 +187,8 @@ class Recraft:
         self.dialect: DialectName = client.dialect
         """``"market"`` or ``"recraft"``."""
         self._client = client
+        # The client a with_options view shares its thread, jobs and life with; itself here.
+        self._root = self
         self._live: dict[Job, SyncJob] = {}  # unfinished jobs; touched in the loop only
         self._lock = threading.Lock()
         self._state = "opening"
@@ -201,6 +208,7 @@ class Recraft:
         return f"<Recraft base_url={self.base_url!r} state={self._state}>"
 
     def __enter__(self) -> Recraft:
+        self._own_life("with")
         if self._state != "open":
             raise ClientNotOpenError(f"this client is {self._state}; make a new one")
         return self
@@ -226,6 +234,7 @@ class Recraft:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self._own_life("close")
         if self._in_own_thread():
             raise InvalidStateError("the client cannot be closed from its own thread (a callback)")
         with self._lock:
@@ -240,6 +249,43 @@ class Recraft:
         finally:
             self._state = "closed"
         self._stop_portal(cancel=False)
+
+    def shutdown(self, grace: float = 30.0) -> None:
+        """Close gracefully: unsent jobs are cancelled (never paid), the rest get ``grace`` s.
+
+        As ``AsyncRecraft.shutdown``: new jobs are refused at once; submitted jobs still
+        running after ``grace`` seconds are stopped and their task ids logged (WARNING) for
+        ``resume``. Then the client closes and its thread ends.
+        """
+        self._own_life("shutdown")
+        self._blocking("shutdown")
+        self._portal.call(self._client.shutdown, grace)
+        self.close()
+
+    def with_options(
+        self,
+        *,
+        poll: PollPolicy | None = None,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+    ) -> Recraft:
+        """A view whose jobs use these options; see ``AsyncRecraft.with_options``.
+
+        It shares the client's thread, pacing, pool, journal and life: close the client,
+        never the view.
+        """
+        view = object.__new__(Recraft)
+        view.__dict__.update(self.__dict__)
+        view._client = self._client.with_options(
+            poll=poll, timeout=timeout, max_retries=max_retries
+        )
+        return view
+
+    def _own_life(self, what: str) -> None:
+        if self._root is not self:
+            raise ClientNotOpenError(
+                f"a view made by with_options() shares its client's life: {what} that client"
+            )
 
     def _stop_portal(self, *, cancel: bool) -> None:
         with contextlib.suppress(RuntimeError):  # already stopped
@@ -257,9 +303,10 @@ class Recraft:
         return self._portal.call(function)
 
     def _check_open(self) -> None:
-        if self._state not in ("open", "closing"):
+        state = self._root._state
+        if state not in ("open", "closing"):
             raise ClientNotOpenError(
-                f"the client is {self._state}: use it before close(), or inside 'with Recraft(...)'"
+                f"the client is {state}: use it before close(), or inside 'with Recraft(...)'"
             )
 
     def _blocking(self, name: str) -> None:
@@ -289,12 +336,42 @@ class Recraft:
         scale: Scale | None = None,
         format: UpscaleFormat | None = None,
         callback_url: str | None = None,
+        submit_within: float | None = None,
+        poll: PollPolicy | None = None,
     ) -> SyncJob:
         """Schedule a crisp upscale; returns its SyncJob at once. See ``AsyncRecraft.upscale``."""
         upscale = functools.partial(
-            self._client.upscale, image_url, scale=scale, format=format, callback_url=callback_url
+            self._client.upscale,
+            image_url,
+            scale=scale,
+            format=format,
+            callback_url=callback_url,
+            submit_within=submit_within,
+            poll=poll,
         )
         return self._run(lambda: self._sync_of(upscale()))
+
+    def enqueue_upscale(
+        self,
+        image_url: str | os.PathLike[str] | bytes,
+        *,
+        scale: Scale | None = None,
+        format: UpscaleFormat | None = None,
+        callback_url: str | None = None,
+        submit_within: float | None = None,
+        poll: PollPolicy | None = None,
+    ) -> SyncJob:
+        """Like ``upscale``, but blocks until the queue has room instead of ``QueueFullError``."""
+        enqueue = functools.partial(
+            self._client.enqueue_upscale,
+            image_url,
+            scale=scale,
+            format=format,
+            callback_url=callback_url,
+            submit_within=submit_within,
+            poll=poll,
+        )
+        return self._enqueued(enqueue)
 
     def remove_background(
         self,
@@ -302,6 +379,8 @@ class Recraft:
         *,
         output_format: OutputFormat | None = None,
         callback_url: str | None = None,
+        submit_within: float | None = None,
+        poll: PollPolicy | None = None,
     ) -> SyncJob:
         """Schedule a background removal; returns its SyncJob at once (as ``upscale``)."""
         remove = functools.partial(
@@ -309,12 +388,48 @@ class Recraft:
             image_url,
             output_format=output_format,
             callback_url=callback_url,
+            submit_within=submit_within,
+            poll=poll,
         )
         return self._run(lambda: self._sync_of(remove()))
 
-    def resume(self, task_id: str, operation: Operation | OperationName) -> SyncJob:
+    def enqueue_remove_background(
+        self,
+        image_url: str | os.PathLike[str] | bytes,
+        *,
+        output_format: OutputFormat | None = None,
+        callback_url: str | None = None,
+        submit_within: float | None = None,
+        poll: PollPolicy | None = None,
+    ) -> SyncJob:
+        """Like ``remove_background``, but blocks until the queue has room."""
+        enqueue = functools.partial(
+            self._client.enqueue_remove_background,
+            image_url,
+            output_format=output_format,
+            callback_url=callback_url,
+            submit_within=submit_within,
+            poll=poll,
+        )
+        return self._enqueued(enqueue)
+
+    def _enqueued(self, enqueue: Callable[[], Awaitable[Job]]) -> SyncJob:
+        self._blocking("enqueue")
+
+        async def queued() -> SyncJob:
+            return self._sync_of(await enqueue())
+
+        return self._portal.call(queued)
+
+    def resume(
+        self,
+        task_id: str,
+        operation: Operation | OperationName,
+        *,
+        poll: PollPolicy | None = None,
+    ) -> SyncJob:
         """A SyncJob that polls a task submitted earlier, without submitting anything."""
-        return self._run(lambda: self._sync_of(self._client.resume(task_id, operation)))
+        return self._run(lambda: self._sync_of(self._client.resume(task_id, operation, poll=poll)))
 
     def get_task(self, task_id: str, operation: Operation | OperationName) -> TaskRecord:
         """One status read of a task."""
@@ -367,7 +482,14 @@ class Recraft:
         for job in pending:
             if not isinstance(job, SyncJob):
                 raise InvalidInputError(f"as_completed takes SyncJobs, got {job!r}")
-        return cast("Iterator[SyncJob]", concurrent.futures.as_completed(pending, timeout))
+        return _as_completed(pending, timeout)
+
+
+def _as_completed(pending: list[SyncJob], timeout: float | None) -> Iterator[SyncJob]:
+    try:
+        yield from cast("Iterator[SyncJob]", concurrent.futures.as_completed(pending, timeout))
+    except concurrent.futures.TimeoutError as exc:  # not the builtin TimeoutError before 3.11
+        raise TimeoutError(f"{exc}; they go on") from None
 
 
 def _start_portal() -> tuple[BlockingPortal, threading.Thread]:

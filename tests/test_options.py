@@ -109,3 +109,48 @@ async def test_bad_options_are_refused(make_client):
         client.with_options(timeout=0)
     with pytest.raises(ra.InvalidInputError, match="max_retries"):
         client.with_options(max_retries=-1)
+
+
+async def test_a_job_has_its_own_poll_policy(kie, make_client):
+    """upscale(poll=...) ends that job on its own timeout; the client's other jobs go on."""
+    _route(kie, finishes=False)
+    client_poll = ra.PollPolicy(initial=1.0, max_interval=1.0, timeout=100.0)
+    short = ra.PollPolicy(initial=1.0, max_interval=1.0, timeout=5.0)
+    async with make_client(poll=client_poll) as client:
+        mine = client.upscale("https://i.test/a.png")
+        its = client.upscale("https://i.test/b.png", poll=short)
+        resumed = client.resume("t-old", "upscale", poll=short)
+        with pytest.raises(ra.JobTimeoutError, match="within 5s"):
+            await its
+        with pytest.raises(ra.JobTimeoutError, match="within 5s"):
+            await resumed
+        assert not mine.done()
+        mine.cancel()
+        with pytest.raises(ra.InvalidInputError, match="poll must be a PollPolicy"):
+            client.upscale("https://i.test/c.png", poll=5)  # type: ignore[arg-type]
+        with pytest.raises(ra.InvalidInputError, match="poll must be a PollPolicy"):
+            await client.enqueue_upscale("https://i.test/c.png", poll=5)  # type: ignore[arg-type]
+
+
+async def test_a_job_poll_policy_keeps_its_view_retries(kie, make_client):
+    """A view's job given its own poll keeps the view's max_retries for its submit."""
+    route = kie.post(UPSCALE).respond(
+        429, json=envelope(None, 429, "slow down"), headers={"Retry-After": "0"}
+    )
+    async with make_client(max_retries=2) as client:
+        view = client.with_options(max_retries=0)
+        with pytest.raises(ra.RateLimitError):
+            await view.upscale("https://i.test/a.png", poll=ra.PollPolicy(timeout=5.0))
+        assert route.call_count == 1
+
+
+async def test_credits_on_a_view_use_its_retries(kie, make_client):
+    """credits() through a view retries as the view says, not as its client."""
+    route = kie.get("/api/v1/chat/credit").respond(500, json=envelope(None, 500, "down"))
+    async with make_client(max_retries=2) as client:
+        with pytest.raises(ra.ServerError):
+            await client.with_options(max_retries=0).credits()
+        assert route.call_count == 1
+        with pytest.raises(ra.ServerError):
+            await client.credits()
+        assert route.call_count == 4

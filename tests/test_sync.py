@@ -18,14 +18,14 @@ FAST_POLL = ra.PollPolicy(initial=0.01, factor=1.5, max_interval=0.1, timeout=30
 
 def _client(emulator, **options):
     """A Recraft against the served emulator; ``with`` it, so a failing test stops its jobs."""
-    return ra.Recraft(
-        api_key=emulator.api_key,
-        base_url=emulator.base_url,
-        poll=FAST_POLL,
-        submit_rate=emulator.rate,
-        read_rate=emulator.read_rate,
-        **options,
-    )
+    settings = {
+        "api_key": emulator.api_key,
+        "base_url": emulator.base_url,
+        "poll": FAST_POLL,
+        "submit_rate": emulator.rate,
+        "read_rate": emulator.read_rate,
+    }
+    return ra.Recraft(**{**settings, **options})
 
 
 def _image(emulator):
@@ -279,3 +279,95 @@ def kie_sync_server_slow():
     emulator = KieEmulator(duration=Duration.fixed(3600.0), time_scale=1.0)
     with start_blocking_portal() as portal, portal.wrap_async_context_manager(serve(emulator)):
         yield emulator
+
+
+# AsyncRecraft's public methods the blocking client has under another name, or needs not.
+_ASYNC_ONLY = {"aclose": "close"}
+
+
+def test_the_methods_are_async_recrafts():
+    """Every public method of AsyncRecraft is on Recraft, with the same parameters."""
+
+    def methods(cls):
+        return {
+            name: [
+                (p.name, p.kind, p.default) for p in inspect.signature(member).parameters.values()
+            ]
+            for name, member in vars(cls).items()
+            if callable(member) and not name.startswith("_")
+        }
+
+    async_methods, sync_methods = methods(ra.AsyncRecraft), methods(ra.Recraft)
+    for name, parameters in async_methods.items():
+        twin = _ASYNC_ONLY.get(name, name)
+        assert twin in sync_methods, f"Recraft has no {twin} (AsyncRecraft.{name})"
+        if twin == name and name != "as_completed":  # as_completed adds a timeout
+            assert sync_methods[name] == parameters, name
+
+
+def test_to_dict_of_a_sync_job(kie_sync_client, kie_sync_server):
+    """SyncJob.to_dict() gives the job's JSON-safe values, result included."""
+    job = kie_sync_client.upscale(_image(kie_sync_server))
+    result = job.result()
+    values = job.to_dict()
+    assert values["status"] == "succeeded"
+    assert values["task_id"] == result.task_id
+    assert values["result"] == result.to_dict()
+
+
+def test_shutdown_cancels_unsent_jobs_and_stops_the_rest(kie_sync_server_slow):
+    """shutdown(grace): an unsent job is cancelled unpaid; a submitted one stopped at grace."""
+    client = _client(kie_sync_server_slow, submit_rate=ra.Rate(1, per=3600.0))
+    url = _image(kie_sync_server_slow)
+    sent, unsent = client.upscale(url), client.upscale(url)
+    while sent.task_id is None:
+        threading.Event().wait(0.01)
+    client.shutdown(grace=0.1)
+    assert isinstance(unsent.exception(), ra.JobCancelledError)
+    assert unsent.task_id is None
+    assert isinstance(sent.exception(), ra.JobCancelledError)
+    assert sent.task_id is not None
+    assert kie_sync_server_slow.stats.submits[("upscale", url)] == 1
+    with pytest.raises(ra.ClientNotOpenError):
+        client.upscale(url)
+    assert not _portal_threads()
+
+
+def test_a_view_has_its_own_options_and_shares_the_clients_life(kie_sync_server_slow):
+    """with_options(): the view's jobs poll its way; the view cannot close its client."""
+    short = ra.PollPolicy(initial=0.01, max_interval=0.05, timeout=0.3)
+    with _client(kie_sync_server_slow) as client:
+        view = client.with_options(poll=short)
+        job = view.upscale(_image(kie_sync_server_slow))
+        with pytest.raises(ra.JobTimeoutError):
+            job.result()
+        for end in (view.close, lambda: view.shutdown(grace=0), view.__enter__):
+            with pytest.raises(ra.ClientNotOpenError, match="with_options"):
+                end()
+        job_own = client.upscale(_image(kie_sync_server_slow), poll=short)
+        with pytest.raises(ra.JobTimeoutError):
+            job_own.result()
+    with pytest.raises(ra.ClientNotOpenError):
+        view.upscale(_image(kie_sync_server_slow))  # closed with its client
+
+
+def test_enqueue_blocks_until_the_queue_has_room(kie_sync_server_slow):
+    """enqueue_upscale() blocks while max_queued jobs wait, and queues once one leaves."""
+    with _client(kie_sync_server_slow, max_in_flight=1, max_queued=1) as client:
+        url = _image(kie_sync_server_slow)
+        first = client.upscale(url)
+        while first.task_id is None:
+            threading.Event().wait(0.01)
+        second = client.upscale(url)  # waits for first: the queue is full
+        with pytest.raises(ra.QueueFullError):
+            client.remove_background(url)
+        done = concurrent.futures.ThreadPoolExecutor(1).submit(
+            client.enqueue_remove_background, url
+        )
+        with pytest.raises(concurrent.futures.TimeoutError):
+            done.result(timeout=0.2)
+        first.cancel()  # second starts, leaving the queue: room for the third
+        third = done.result(timeout=30)
+        assert isinstance(third, ra.SyncJob)
+        for job in (second, third):
+            job.cancel()
