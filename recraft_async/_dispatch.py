@@ -17,7 +17,7 @@ import anyio
 import anyio.lowlevel
 from anyio.abc import TaskGroup
 
-from ._escape import printable
+from ._escape import loggable_source, printable
 from ._jobs import Job
 from .errors import ClientNotOpenError, JobCancelledError
 
@@ -147,7 +147,8 @@ class Dispatcher:
             at = anyio.current_time() + submit_within
             heapq.heappush(self._deadlines, (at, next(self._order), job, submit_within))
             self._deadline_added.set()
-        logger.info("job %s queued: %s", job.operation.value, printable(job.source or job.task_id))
+        source = loggable_source(job.source or job.task_id)
+        logger.info("job %s queued: %s", job.operation.value, source)
 
     def job_finished(self, job: Job) -> None:
         """``job`` has ended: it no longer counts against ``max_queued``."""
@@ -255,8 +256,8 @@ class Dispatcher:
 
 def _not_submitted_in_time(job: Job, seconds: float) -> JobCancelledError:
     return JobCancelledError(
-        f"job {job.operation.value} of {job.source} was not submitted within {seconds:g} s"
-        " (submit_within): cancelled before its submit, nothing was paid"
+        f"job {job.operation.value} of {loggable_source(job.source)} was not submitted within"
+        f" {seconds:g} s (submit_within): cancelled before its submit, nothing was paid"
     )
 
 

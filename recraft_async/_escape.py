@@ -5,7 +5,8 @@ log line, an ANSI escape would restyle or hide the terminal's output. Everything
 value holds that is not printable is shown as a Python-style escape instead.
 
 A result URL may be presigned: its query string is a credential to the image for as long
-as it lasts. ``loggable_url`` shows a URL without its query and fragment.
+as it lasts, and so may an input URL. ``loggable_url`` shows a URL without its query and
+fragment; ``loggable_source`` does so for a job's input when it is a URL.
 """
 
 from __future__ import annotations
@@ -34,6 +35,18 @@ def loggable_url(url: object) -> str:
     text = url if isinstance(url, str) else str(url)
     cut = min((i for i in (text.find("?"), text.find("#")) if i >= 0), default=-1)
     return printable(text if cut < 0 else text[:cut])
+
+
+def loggable_source(source: object) -> str:
+    """What a job was made from, for a log line: an http(s) URL without its query.
+
+    An input URL may be presigned as much as a result URL; a path or a bytes note is only
+    escaped.
+    """
+    text = source if isinstance(source, str) else str(source)
+    if text[:8].lower().startswith(("http://", "https://")):
+        return loggable_url(text)
+    return printable(text)
 
 
 def _escaped(char: str) -> str:

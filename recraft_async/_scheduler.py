@@ -18,6 +18,7 @@ from anyio.abc import TaskGroup
 
 from ._dialects import Dialect
 from ._dispatch import Dispatcher
+from ._escape import loggable_source
 from ._events import FINAL_KINDS, JobEvent, Listener
 from ._home import Home
 from ._jobs import Job
@@ -135,8 +136,8 @@ class Scheduler:
         """Cancel every job whose submit has not gone out (nothing is paid); how many."""
         return self._dispatcher.cancel_unsent(
             lambda job: JobCancelledError(
-                f"job {job.operation.value} of {job.source} was cancelled before its submit"
-                f" ({why}): nothing was paid"
+                f"job {job.operation.value} of {loggable_source(job.source)} was cancelled"
+                f" before its submit ({why}): nothing was paid"
             )
         )
 

@@ -10,7 +10,7 @@ import anyio.lowlevel
 import attrs
 
 from ._dialects import Dialect, parse_task_id
-from ._escape import printable
+from ._escape import loggable_source, printable
 from ._files import upload_image
 from ._jobs import Job
 from ._options import JobOptions
@@ -147,7 +147,7 @@ def _submit_failure(error: _SubmitFailure, job: Job) -> RecraftError:
     if isinstance(error, APIError) and _is_refusal(error):
         return error  # a definite refusal (4xx, 455/503, 501, 505): nothing was created
     uncertain = SubmissionUncertainError(
-        f"the submit of {job.request.source} may have created a task ({error}); "
+        f"the submit of {loggable_source(job.request.source)} may have created a task ({error}); "
         "it was not resent, to avoid paying twice",
         operation=job.operation,
         image=job.request.source,

@@ -18,7 +18,7 @@ from PIL import Image
 
 import recraft_async as ra
 from recraft_async import _logging
-from recraft_async._escape import loggable_url
+from recraft_async._escape import loggable_source, loggable_url
 from recraft_async._files import download_to
 from recraft_async.testing import KieEmulator
 
@@ -104,6 +104,42 @@ async def test_download_messages_and_logs_never_show_the_query(tmp_path, caplog)
     logged = " ".join(r.getMessage() for r in caplog.records)
     assert "downloading https://cdn.test/r/o.png" in logged
     assert "SECRET" not in logged
+
+
+@pytest.mark.parametrize(
+    ("source", "shown"),
+    [
+        ("https://in.test/a.png?X-Amz-Signature=SECRET", "https://in.test/a.png"),
+        ("HTTP://in.test/b.png#frag", "HTTP://in.test/b.png"),
+        ("photos/what?.png", "photos/what?.png"),  # a path keeps its name whole
+        ("<bytes 12 B>\n", "<bytes 12 B>\\n"),
+    ],
+)
+def test_loggable_source_drops_an_input_urls_query(source, shown):
+    """An input URL is logged without its query (it may be presigned); a path is kept."""
+    assert loggable_source(source) == shown
+
+
+@pytest.mark.anyio
+async def test_queued_and_cancelled_lines_never_show_an_input_query(kie, make_client, caplog):
+    """The "queued" log line and a cancel message name a presigned input without its query."""
+    kie.post("/api/v1/recraft/upscale").respond(
+        json={"code": 200, "msg": "ok", "data": {"taskId": "t1"}}
+    )
+    signed = "https://in.test/a.png?X-Amz-Signature=SECRET"
+    never = ra.PollPolicy(initial=60.0, max_interval=60.0, timeout=600.0)
+    with caplog.at_level(logging.INFO, logger="recraft_async"):
+        async with make_client(submit_rate=ra.Rate(1, per=60.0), poll=never) as client:
+            first = client.upscale("https://in.test/first.png")  # takes the one submit slot
+            job = client.upscale(signed, submit_within=0.01)
+            with pytest.raises(ra.JobCancelledError) as raised:
+                await job
+            first.cancel()
+    logged = " ".join(r.getMessage() for r in caplog.records)
+    assert "queued: https://in.test/a.png" in logged
+    assert "SECRET" not in logged
+    assert "not submitted within" in str(raised.value)
+    assert "SECRET" not in str(raised.value)
 
 
 @pytest.mark.anyio
