@@ -115,3 +115,13 @@ def test_every_client_parameter_is_documented_in_the_class_docstring():
     documented = set(re.findall(r"^    (\w+):", args, re.MULTILINE))
     parameters = set(inspect.signature(recraft_async.AsyncRecraft).parameters)
     assert parameters == documented
+
+
+def test_the_readme_links_to_the_documentation():
+    """README.md links the reference and every guide, and each link names a real page."""
+    readme = (DOCS.parent / "README.md").read_text(encoding="utf-8")
+    links = set(re.findall(r"\]\((docs/[^)#]+)\)", readme))
+    assert "docs/reference/client.md" in links
+    assert {f"docs/guides/{page.name}" for page in (DOCS / "guides").glob("*.md")} <= links
+    for link in links:
+        assert (DOCS.parent / link).is_file(), link
