@@ -7,6 +7,7 @@ key, registers inputs through it, and reads what it recorded.
 from __future__ import annotations
 
 import contextlib
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -15,7 +16,7 @@ import anyio.to_thread
 import attrs
 
 from ._check import SubmitRequest, check_remove_background, check_upscale
-from ._files import PART_PREFIX, PART_SUFFIX, download_to, safe_output_name
+from ._files import download_to, part_glob, safe_output_name
 from ._inputs import InputItem, is_url
 from ._journal import JournalEntry, JournalState
 from ._ledger import Ledger
@@ -53,13 +54,18 @@ class Work:
 
 @attrs.frozen
 class Outcome:
-    """How one input ended: ``done``, ``failed`` or ``uncertain``."""
+    """How one input ended: ``done``, ``failed`` or ``uncertain``.
+
+    ``error`` is the reason alone: neither the input's label nor its task id, so that
+    inputs failed for one reason can be told together; ``kind`` is the error's type.
+    """
 
     label: str
     state: Literal["done", "failed", "uncertain"]
     output: Path | None = None
     error: str | None = None
     task_id: str | None = None
+    kind: str | None = None
 
 
 def work_from_entry(entry: JournalEntry) -> Work:
@@ -94,6 +100,7 @@ class Batch:
         self.ledger = ledger
         self.http = http
         self.out_dir = out_dir
+        self.part_tag = ledger.journal.part_tag
         self.reporter = reporter
         self._limit = anyio.CapacityLimiter(concurrency)
         # The client's first 401 or 402: it fails every input still to submit, once said.
@@ -124,7 +131,7 @@ class Batch:
             self.reporter.waiting(self.scheduler.next_submit_in(), in_flight)
 
     async def _run(self, works: Sequence[Work]) -> list[Outcome]:
-        removed = await anyio.to_thread.run_sync(remove_leftover_parts, self.out_dir)
+        removed = await anyio.to_thread.run_sync(remove_leftover_parts, self.out_dir, self.part_tag)
         if removed:
             self.reporter.line(f"removed {removed} partial download(s) left by an earlier run")
         outcomes: list[Outcome | None] = [None] * len(works)
@@ -176,33 +183,30 @@ class Batch:
         if self._stopped_by is None:
             self._stopped_by = error
             self.reporter.line(f"stopped: {error}; no more inputs are submitted")
-        failed = Outcome(work.item.label, "failed", error=str(error))
+        failed = _failed(work, error)
         return self._end(work, failed, announce=False)
 
     async def _prepare(self, work: Work) -> str | Outcome:
         item = work.item
         self.reporter.update(item.label, "preparing")
         if item.problem is not None:
-            return self._end(work, Outcome(item.label, "failed", error=item.problem))
+            return self._end(work, _failed(work, item.problem))
         try:
             request = await anyio.to_thread.run_sync(self._request, work)
             return await self.ledger.register(request)
         except InvalidInputError as exc:
-            return self._end(work, Outcome(item.label, "failed", error=str(exc)))
+            return self._end(work, _failed(work, exc))
         except OSError as exc:  # the file changed between the check and the hash
-            return self._end(work, Outcome(item.label, "failed", error=f"{item.label}: {exc}"))
+            return self._end(work, _failed(work, exc, _os_reason("cannot read it", exc)))
 
     async def _process(self, work: Work, key: str) -> Outcome:
         label = work.item.label
         entry = await self.ledger.lookup(key)
+        task_id: str | None = None
         try:
-            # A DOWNLOADED entry whose file was deleted is fetched again from its URLs.
-            if entry is not None and await _still_there(entry):
-                return self._end(
-                    work, Outcome(label, "done", entry.output_path, None, entry.task_id)
-                )
-            if entry is not None and entry.state is _S.UNCERTAIN:
-                return self._end(work, _uncertain(label, entry.error))
+            known = await _known(label, entry)
+            if known is not None:
+                return self._end(work, known)
             urls, task_id = await self._result_urls(work, entry)
             self.reporter.update(label, "downloading")
             output = await self._download(work, urls, task_id)
@@ -215,7 +219,16 @@ class Batch:
         except RecraftError as exc:
             # The client journals its own jobs; a failed download or a poll that timed
             # out leaves the entry as it was, for `resume` to finish.
-            return self._end(work, Outcome(label, "failed", error=str(exc)))
+            return self._end(work, _failed(work, exc, task_id=task_id))
+        except OSError as exc:
+            # Local trouble (a full disk, a folder we may not write, the input gone) is
+            # this input's alone. Once the task is paid for, its entry keeps the task id
+            # and result URLs: `resume` downloads it again without a new submit.
+            if task_id is None:
+                why = _os_reason("cannot read it", exc)
+            else:
+                why = _os_reason("cannot save the result", exc) + "; `resume` downloads it again"
+            return self._end(work, _failed(work, exc, why, task_id))
 
     async def _result_urls(
         self, work: Work, entry: JournalEntry | None
@@ -256,23 +269,36 @@ class Batch:
         hint = work.item.path.name if work.item.path is not None else work.item.source
         extension = str(work.options.get("format") or "png").lower()
         name = safe_output_name(hint, task_id, "jpg" if extension == "jpeg" else extension)
-        return await download_to(self.http, urls[0], self.out_dir, name)
+        return await download_to(self.http, urls[0], self.out_dir, name, part_tag=self.part_tag)
 
 
-def remove_leftover_parts(out_dir: Path) -> int:
-    """Delete the partial downloads a killed run left in ``out_dir``; answer how many.
+def remove_leftover_parts(out_dir: Path, part_tag: str) -> int:
+    """Delete the partial downloads a killed run of this journal left; answer how many.
 
-    Safe while the journal is held: the journal's lock keeps any other run of it out, and
-    only files named as ``download_to`` names its temporary files are touched.
+    Safe while the journal is held: its lock keeps any other run of it out, and only the
+    temporary files of its own runs (named with its ``part_tag``) are touched, never those
+    of another batch writing to the same folder.
     """
     removed = 0
     with contextlib.suppress(FileNotFoundError):  # a first run: no folder yet
-        for path in out_dir.glob(f"{PART_PREFIX}*{PART_SUFFIX}"):
+        for path in out_dir.glob(part_glob(part_tag)):
             if path.is_file():
                 with contextlib.suppress(FileNotFoundError):
                     path.unlink()
                     removed += 1
     return removed
+
+
+async def _known(label: str, entry: JournalEntry | None) -> Outcome | None:
+    """The outcome an earlier run settled for good, if any."""
+    if entry is None:
+        return None
+    # A DOWNLOADED entry whose file was deleted is fetched again from its URLs.
+    if await _still_there(entry):
+        return Outcome(label, "done", entry.output_path, None, entry.task_id)
+    if entry.state is _S.UNCERTAIN:
+        return _uncertain(label, entry.error)
+    return None
 
 
 async def _still_there(entry: JournalEntry) -> bool:
@@ -290,4 +316,36 @@ def _shown(path: Path) -> str:
 
 
 def _uncertain(label: str, error: str | None) -> Outcome:
-    return Outcome(label, "uncertain", error=error or "the submit may have created a task")
+    reason = _reason(error, (label,), None) if error else "the submit may have created a task"
+    return Outcome(label, "uncertain", error=reason)
+
+
+def _failed(
+    work: Work, error: Exception | str, text: str | None = None, task_id: str | None = None
+) -> Outcome:
+    """A failed outcome whose reason names neither the input nor the task id."""
+    item = work.item
+    names = (item.label, str(item.path) if item.path is not None else item.source)
+    if isinstance(error, str):
+        return Outcome(item.label, "failed", error=_reason(error, names, None))
+    task_id = task_id or getattr(error, "task_id", None)
+    reason = _reason(str(error) if text is None else text, names, task_id)
+    return Outcome(item.label, "failed", error=reason, task_id=task_id, kind=type(error).__name__)
+
+
+def _os_reason(what: str, exc: OSError) -> str:
+    # The errno's words only: the file name is a temporary one or the input's own label.
+    return f"{what}: {exc.strerror or type(exc).__name__}"
+
+
+def _reason(text: str, names: Sequence[str], task_id: str | None) -> str:
+    """``text`` without the input's name it may start with, nor the task id it may hold."""
+    for name in names:
+        if name and text.startswith(f"{name}: "):
+            text = text[len(name) + 2 :]
+            break
+    if task_id:
+        token = re.escape(task_id)
+        text = re.sub(rf"\btask '?{token}'?(?![\w-])\s*", "task ", text)
+        text = re.sub(rf"(?<![\w-]){token}(?![\w-])", "…", text)
+    return text.strip() or "no reason given"

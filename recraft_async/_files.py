@@ -296,11 +296,13 @@ async def download_to(
     *,
     max_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
     deadline: float = DEFAULT_DOWNLOAD_DEADLINE,
+    part_tag: str = "",
 ) -> Path:
     """Stream ``url`` into ``dest_dir/name`` atomically; return the path written (or reused).
 
     At most ``max_bytes`` (decoded) within ``deadline`` seconds, else a ProtocolError or an
     APITimeoutError; at most MAX_DOWNLOAD_REDIRECTS redirects, each to an http(s) URL.
+    ``part_tag`` goes into the name of the partial file (see ``part_glob``).
     """
     if isinstance(deadline, bool) or not isinstance(deadline, (int, float)) or not deadline > 0:
         raise InvalidInputError(f"deadline must be a number of seconds > 0, got {deadline!r}")
@@ -308,7 +310,7 @@ async def download_to(
     await anyio.Path(root).mkdir(parents=True, exist_ok=True)
     wanted_ext = name.rpartition(".")[2] if "." in name else "png"
     stem, _, ext = safe_output_name(name, "download", wanted_ext).rpartition(".")
-    fd, tmp_name = await anyio.to_thread.run_sync(_make_temp, root)
+    fd, tmp_name = await anyio.to_thread.run_sync(_make_temp, root, part_tag)
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as raw:
@@ -324,9 +326,19 @@ async def download_to(
         tmp.unlink(missing_ok=True)  # noqa: ASYNC240
 
 
-def _make_temp(root: Path) -> tuple[int, str]:
+def part_glob(part_tag: str) -> str:
+    """The glob of the partial downloads ``download_to`` makes with ``part_tag``."""
+    return f"{_part_prefix(part_tag)}*{PART_SUFFIX}"
+
+
+def _part_prefix(part_tag: str) -> str:
+    # mkstemp's random part has no "-", so one tag's glob never matches another's files.
+    return f"{PART_PREFIX}{part_tag}-" if part_tag else PART_PREFIX
+
+
+def _make_temp(root: Path, part_tag: str) -> tuple[int, str]:
     # Hidden and in the destination folder, so the final rename never crosses file systems.
-    fd, name = tempfile.mkstemp(dir=root, prefix=PART_PREFIX, suffix=PART_SUFFIX)
+    fd, name = tempfile.mkstemp(dir=root, prefix=_part_prefix(part_tag), suffix=PART_SUFFIX)
     if hasattr(os, "fchmod"):  # not on Windows before 3.13
         os.fchmod(fd, 0o644)  # mkstemp's 0600 would be a surprise on an output file
     return fd, name

@@ -61,6 +61,7 @@ CREATE TABLE IF NOT EXISTS meta (
     value TEXT NOT NULL
 );
 """
+_OUT_META = "output_folder"
 _LOST_SUBMIT = "the run stopped while submitting; the task may exist (check before resubmitting)"
 
 
@@ -129,14 +130,15 @@ class Journal:
     """SQLite journal of bulk work; ``async with Journal(path) as j`` opens it.
 
     One process at a time: opening a journal another process holds open raises
-    ``JournalStateError`` at once (a lock file beside it, ``<name>.lock``, which the
-    system frees when the holder exits, even when killed).
+    ``JournalStateError`` at once (a lock file beside the file the path resolves to,
+    ``<name>.lock``, which the system frees when the holder exits, even when killed).
     """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._conn: sqlite3.Connection | None = None
-        self._lockfile = LockFile(self.path.with_name(self.path.name + ".lock"))
+        self._lockfile: LockFile | None = None
+        self._tag: str | None = None
         # One connection for every worker thread; sqlite3 objects are not safe to share
         # without it, and the lock also makes each read-check-write step atomic.
         self._lock = threading.Lock()
@@ -164,10 +166,18 @@ class Journal:
         with self._lock:
             if self._conn is not None:
                 return
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                # Resolved: a symlink, or another spelling of the path, to the same journal
+                # must meet the same lock.
+                real = self.path.resolve()
+            except (OSError, RuntimeError) as exc:  # a file where a folder should be; a loop
+                raise JournalStateError(f"cannot open the journal {self.path}: {exc}") from exc
+            lockfile = LockFile(real.with_name(real.name + ".lock"))
             # Before SQLite sees the file: a second run must not even mark SUBMITTING rows
             # of the first one UNCERTAIN (see _prepare).
-            self._lockfile.acquire(self.path)
+            lockfile.acquire(self.path)
+            self._lockfile, self._tag = lockfile, _tag_of(real)
             try:
                 conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
                 try:
@@ -176,10 +186,10 @@ class Journal:
                     conn.close()
                     raise
             except sqlite3.Error as exc:
-                self._lockfile.release()
+                lockfile.release()
                 raise JournalStateError(f"{self.path}: not a usable journal ({exc})") from exc
             except BaseException:
-                self._lockfile.release()
+                lockfile.release()
                 raise
             self._conn = conn
 
@@ -188,7 +198,20 @@ class Journal:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
-                self._lockfile.release()
+                if self._lockfile is not None:
+                    self._lockfile.release()
+
+    @property
+    def part_tag(self) -> str:
+        """A short id of this journal (of the file its path resolves to).
+
+        Bulk runs put it in the names of their partial downloads, so that a run cleans up
+        only what runs of its own journal left behind, never another batch's downloads in
+        progress in a shared output folder.
+        """
+        if self._tag is None:
+            self._tag = _tag_of(self.path.resolve())
+        return self._tag
 
     async def _run(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
         def locked() -> _T:
@@ -235,6 +258,29 @@ class Journal:
                 (name, value),
             )
         )
+
+    async def hold_output_folder(self, folder: Path) -> Path:
+        """Make ``folder`` this journal's output folder unless it holds one; answer the one held.
+
+        One folder per journal: ``resume`` finds every output of the batch there, and a
+        run given another folder can be told so before anything is sent.
+        """
+
+        def hold(conn: sqlite3.Connection) -> str:
+            # Resolved here, in the worker thread: it touches the file system.
+            wanted = str(folder.resolve())
+            row = conn.execute("SELECT value FROM meta WHERE name=?", (_OUT_META,)).fetchone()
+            if row is not None:
+                return str(row[0])
+            conn.execute("INSERT INTO meta (name, value) VALUES (?, ?)", (_OUT_META, wanted))
+            return wanted
+
+        return Path(await self._run(hold))
+
+    async def output_folder(self) -> Path | None:
+        """The output folder this journal holds, if a run gave it one."""
+        stored = await self.meta(_OUT_META)
+        return None if stored is None else Path(stored)
 
     async def add(
         self, fp: str, operation: Operation, source: str, params: Mapping[str, Any]
@@ -299,6 +345,10 @@ class Journal:
             _update(conn, fp, state=state, **values)
 
         await self._run(write)
+
+
+def _tag_of(real: Path) -> str:
+    return hashlib.sha256(str(real).encode("utf-8", "surrogateescape")).hexdigest()[:8]
 
 
 def _prepare(conn: sqlite3.Connection, path: Path) -> None:

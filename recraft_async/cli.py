@@ -43,7 +43,6 @@ if TYPE_CHECKING:
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 DEFAULT_OUT = "recraft-out"
 JOURNAL_NAME = "journal.sqlite"
-_OUT_META = "output_folder"
 # The emulator finishes tasks in fractions of a second; the live service's 2 s first
 # read would only make offline runs slow.
 EMULATOR_POLL = PollPolicy(initial=0.1, factor=1.5, max_interval=1.0, timeout=120.0)
@@ -354,6 +353,9 @@ async def _command(args: argparse.Namespace) -> int:
             balance = await client.credits()
         _say(json.dumps({"credits": balance}) if args.json else balance)
         return EXIT_OK
+    if args.out is not None:
+        # Before the journal (by default inside it) is made and before anything is sent.
+        await _check_folder(Path(args.out))
     journal_path = _journal_path(args)
     if args.command == "resume" and not await anyio.Path(journal_path).is_file():
         raise UsageError(f"no journal at {journal_path} (pass --journal or --out)")
@@ -383,17 +385,28 @@ async def _command(args: argparse.Namespace) -> int:
 
 
 async def _output_folder(args: argparse.Namespace, journal: Journal) -> Path:
-    """Where outputs go: --out, else (resume) the folder the batch was started with.
+    """Where outputs go: the journal's one folder; --out names it for a new journal.
 
-    The journal remembers the folder of the last run that processed inputs, so that
-    ``resume --journal J`` alone writes beside that run's outputs.
+    A journal holds one output folder, so that ``resume --journal J`` alone finds every
+    output of the batch. Another --out for it is refused before anything is sent: its
+    outputs would be split between two folders, and resume would know one of them.
     """
-    if args.command == "resume" and args.out is None:
-        stored = await journal.meta(_OUT_META)
-        return Path(stored) if stored is not None else Path(DEFAULT_OUT)
-    out = Path(DEFAULT_OUT) if args.out is None else Path(args.out)
-    await journal.set_meta(_OUT_META, str(await anyio.Path(out).absolute()))
+    held = await journal.output_folder()
+    out = Path(args.out) if args.out is not None else held or Path(DEFAULT_OUT)
+    await _check_folder(out)
+    held = await journal.hold_output_folder(out)
+    if await anyio.Path(held).resolve() != await anyio.Path(out).resolve():
+        raise UsageError(
+            f"--out {out}: the journal {journal.path} holds the outputs of {held}; pass"
+            f" --out {held} (or no --out), or another --journal for a new batch"
+        )
     return out
+
+
+async def _check_folder(out: Path) -> None:
+    """A usage error for an output folder that cannot be one (a file of that name)."""
+    if await anyio.Path(out).exists() and not await anyio.Path(out).is_dir():
+        raise UsageError(f"--out {out}: a file, not a folder")
 
 
 async def _works(args: argparse.Namespace, journal: Journal) -> list[Work]:
@@ -530,7 +543,13 @@ def _summarise(args: argparse.Namespace, outcomes: list[Outcome], journal: Path)
                         {"input": o.label, "output": str(o.output), "task_id": o.task_id}
                         for o in done
                     ],
-                    "failures": [{"input": o.label, "error": o.error} for o in failed],
+                    "failures": [
+                        {"input": o.label, "error": o.error, "task_id": o.task_id} for o in failed
+                    ],
+                    "failure_reasons": [
+                        {"reason": reason, "type": kind, "count": len(labels), "inputs": labels}
+                        for (kind, reason), labels in _by_reason(failed).items()
+                    ],
                     "uncertain_inputs": [{"input": o.label, "error": o.error} for o in uncertain],
                     "journal": str(journal),
                 },
@@ -542,11 +561,12 @@ def _summarise(args: argparse.Namespace, outcomes: list[Outcome], journal: Path)
             f"done: {len(done)}, failed: {len(failed)}, uncertain: {len(uncertain)}"
             f" (outputs in {args.out}, journal {journal})"
         )
-        for error, labels in _by_reason(failed).items():
+        for (_, reason), labels in _by_reason(failed).items():
             if len(labels) == 1:
-                _say(printable(f"  failed     {labels[0]}: {error}"))
+                _say(printable(f"  failed     {labels[0]}: {reason}"))
             else:
-                _say(printable(f"  failed     {len(labels)} inputs ({_some(labels)}): {error}"))
+                _say(printable(f"  failed     {len(labels)} inputs: {reason}"))
+                _say(printable(f"               {_some(labels)}"))
         for o in uncertain:
             _say(printable(f"  uncertain  {o.label}: {o.error}"))
         if uncertain:
@@ -557,15 +577,20 @@ def _summarise(args: argparse.Namespace, outcomes: list[Outcome], journal: Path)
     return EXIT_OK if not failed and not uncertain else EXIT_FAILED
 
 
-def _by_reason(outcomes: list[Outcome]) -> dict[str, list[str]]:
-    """The inputs of ``outcomes`` grouped by their error, in the order first met."""
-    groups: dict[str, list[str]] = {}
+def _by_reason(outcomes: list[Outcome]) -> dict[tuple[str | None, str], list[str]]:
+    """The inputs of ``outcomes`` grouped by error type and reason, in the order first met.
+
+    The batch words each reason without the input's label or task id, so that one cause
+    (a content policy, a full disk) is one group however many inputs it failed.
+    """
+    groups: dict[tuple[str | None, str], list[str]] = {}
     for outcome in outcomes:
-        groups.setdefault(outcome.error or "no reason given", []).append(outcome.label)
+        key = (outcome.kind, outcome.error or "no reason given")
+        groups.setdefault(key, []).append(outcome.label)
     return groups
 
 
-def _some(labels: list[str], shown: int = 3) -> str:
+def _some(labels: list[str], shown: int = 10) -> str:
     more = len(labels) - shown
     return ", ".join(labels[:shown]) + (f" and {more} more" if more > 0 else "")
 

@@ -151,8 +151,10 @@ async def test_bad_inputs_fail_alone(tmp_path, results):
     assert states["ok.png"] == ("done", None)
     assert states["bad.png"][0] == "failed"
     assert "nope" in states["bad.png"][1]
-    assert states["x.gif"] == ("failed", f"{gif}: not a PNG, JPEG or WEBP image")
-    assert states["gone.png"] == ("failed", "gone.png: no such file or folder")
+    # Reasons alone: the summary names each input once, beside them.
+    assert states["x.gif"] == ("failed", "not a PNG, JPEG or WEBP image")
+    assert states["gone.png"] == ("failed", "no such file or folder")
+    assert states["bad.png"][1] == "task failed: nope (code 501)"
     assert sorted(e.state for e in entries) == [JournalState.DOWNLOADED, JournalState.FAILED]
 
 
@@ -249,3 +251,90 @@ async def test_a_resumed_task_that_failed_is_recorded_failed(tmp_path, results):
     assert client.resumed == ["task-old"]
     assert not client.submits
     assert [e.state for e in entries] == [JournalState.FAILED]
+
+
+@pytest.mark.anyio
+async def test_a_local_write_error_fails_its_input_alone_and_resume_finishes_it(
+    tmp_path, results, monkeypatch
+):
+    """A disk-full place step fails one input with the reason; its task id stays for resume."""
+    import errno  # noqa: PLC0415 - this test's own
+
+    import recraft_async._files as files  # noqa: PLC0415 - the place step is patched here
+
+    place = files._place
+
+    def full_for_b(tmp, root, stem, ext, digest):
+        if stem == "b":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return place(tmp, root, stem, ext, digest)
+
+    monkeypatch.setattr(files, "_place", full_for_b)
+    client = FakeClient()
+    works = inputs(tmp_path, "a.png", "b.png", "c.png")
+    outcomes, entries = await run(tmp_path, client, works)
+    by_label = {o.label: o for o in outcomes}
+    assert [by_label[n].state for n in ("a.png", "b.png", "c.png")] == ["done", "failed", "done"]
+    failed = by_label["b.png"]
+    assert failed.error == (
+        "cannot save the result: No space left on device; `resume` downloads it again"
+    )
+    assert failed.kind == "OSError"
+    [entry] = [e for e in entries if e.source.endswith("b.png")]
+    assert entry.state is JournalState.SUCCEEDED
+    assert entry.task_id == failed.task_id
+    assert entry.task_id is not None
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "c.png"]
+    # The disk has room again: the paid task is downloaded, never submitted again.
+    monkeypatch.setattr(files, "_place", place)
+    again = FakeClient()
+    outcomes, _ = await run(tmp_path, again, works)
+    assert [o.state for o in outcomes] == ["done"] * 3
+    assert not again.submits
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "b.png", "c.png"]
+
+
+@pytest.mark.anyio
+async def test_an_output_folder_that_cannot_be_written_fails_each_input_alone(
+    tmp_path, results, monkeypatch
+):
+    """A permission error making the partial file fails every input with one clear reason."""
+    import errno  # noqa: PLC0415 - this test's own
+
+    import recraft_async._files as files  # noqa: PLC0415 - the temp step is patched here
+
+    def denied(_root, _tag):
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(files, "_make_temp", denied)
+    client = FakeClient()
+    outcomes, entries = await run(tmp_path, client, inputs(tmp_path, "a.png", "b.png"))
+    assert {(o.state, o.error) for o in outcomes} == {
+        ("failed", "cannot save the result: Permission denied; `resume` downloads it again")
+    }
+    assert {e.state for e in entries} == {JournalState.SUCCEEDED}
+    assert all(e.task_id for e in entries)
+
+
+@pytest.mark.anyio
+async def test_leftover_parts_of_other_journals_are_left_alone(tmp_path, results):
+    """A run deletes the partial downloads of its own journal only, not another batch's."""
+    from recraft_async._files import PART_PREFIX, PART_SUFFIX  # noqa: PLC0415
+
+    out = tmp_path / "out"
+    out.mkdir()
+    async with Journal(tmp_path / "j.sqlite") as journal:
+        mine = journal.part_tag
+    async with Journal(tmp_path / "other.sqlite") as other:
+        theirs = other.part_tag
+    assert mine != theirs
+    own = out / f"{PART_PREFIX}{mine}-abc123{PART_SUFFIX}"
+    foreign = out / f"{PART_PREFIX}{theirs}-abc123{PART_SUFFIX}"
+    untagged = out / f"{PART_PREFIX}k1l2m3{PART_SUFFIX}"  # a library download's
+    for path in (own, foreign, untagged):
+        path.write_bytes(b"half an image")
+    outcomes, _ = await run(tmp_path, FakeClient(), inputs(tmp_path, "a.png"))
+    assert [o.state for o in outcomes] == ["done"]
+    assert not own.exists()
+    assert foreign.exists()
+    assert untagged.exists()

@@ -21,6 +21,7 @@ from conftest import (
 )
 from conftest import EMULATOR_KEY as KEY
 
+from recraft_async import Journal
 from recraft_async.testing import Duration, KieEmulator, serve
 from recraft_async.testing._tasks import Task
 
@@ -133,19 +134,24 @@ def test_resume_with_only_the_journal_writes_to_the_batch_folder(tmp_path):
 
 
 def test_leftover_partial_downloads_are_removed_on_the_next_run(tmp_path):
-    """A killed run's `.recraft-*.part` files go at the next run; other files stay."""
+    """A killed run's partial files go at the next run of its journal; other files stay."""
     save_image(tmp_path / "in" / "a.png", (256, 256))
     out = tmp_path / "out"
     out.mkdir()
-    leftovers = [out / ".recraft-k1l2m3.part", out / ".recraft-x9.part"]
+    tag = Journal(out / "journal.sqlite").part_tag
+    leftovers = [out / f".recraft-{tag}-k1l2m3.part", out / f".recraft-{tag}-x9.part"]
     for path in leftovers:
         path.write_bytes(b"half an image")
     (out / "notes.part").write_text("the user's own file")
+    # Another batch's download in progress in the same folder (its own journal).
+    theirs = out / f".recraft-{Journal(tmp_path / 'other.sqlite').part_tag}-q7.part"
+    theirs.write_bytes(b"another batch's half image")
     run = cli("upscale", "in", "--emulator", "--out", "out", cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     assert "removed 2 partial download(s)" in run.stdout + run.stderr
-    assert no_partials(out) is False  # notes.part is the user's and stays
-    assert sorted(p.name for p in out.iterdir() if p.suffix == ".part") == ["notes.part"]
+    assert sorted(p.name for p in out.iterdir() if p.suffix == ".part") == sorted(
+        ["notes.part", theirs.name]
+    )
     assert [p.name for p in images_in(out)] == ["a.png"]
 
 

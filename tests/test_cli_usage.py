@@ -97,8 +97,8 @@ def test_non_http_url_input_fails_alone(tmp_path):
     assert summary["done"] == 1
     reasons = {f["input"]: f["error"] for f in summary["failures"]}
     assert reasons == {
-        "ftp://x.test/y.png": "ftp://x.test/y.png: only http(s) URLs are accepted",
-        "s3://bucket/b.png": "s3://bucket/b.png: only http(s) URLs are accepted",
+        "ftp://x.test/y.png": "only http(s) URLs are accepted",
+        "s3://bucket/b.png": "only http(s) URLs are accepted",
     }
 
 

@@ -238,6 +238,37 @@ async def test_the_wait_after_a_429_leaves_the_input_resumable(kie, make_client,
     assert entry.state is ra.JournalState.PENDING
 
 
+async def test_the_wait_after_a_455_refusal_leaves_the_input_resumable(
+    kie, make_client, tmp_path, monkeypatch
+):
+    """KIE's 455 envelope refuses like a 429: during the wait after it the entry is PENDING."""
+    import recraft_async._submit as submit_module  # noqa: PLC0415 - its retry wait is stretched
+
+    submit = kie.post(UPSCALE).respond(200, json={"code": 455, "msg": "Service unavailable"})
+    # A long wait before the resend, as a 429's Retry-After gives: the state is read in it.
+    monkeypatch.setattr(submit_module, "_retry_delay", lambda *_args, **_kwargs: 30.0)
+
+    class Stop(Exception):
+        pass
+
+    with pytest.raises(Stop):
+        async with make_client(journal=ra.Journal(tmp_path / "j.db")) as client:
+            client.upscale("https://i.test/a.png")
+            while submit.call_count < 1:
+                await anyio.sleep(0.01)
+            # Not a time bound on the code: a guard so that a regression fails, not hangs.
+            with anyio.fail_after(20):
+                while [e.state for e in await client.journal.entries()] != [
+                    ra.JournalState.PENDING
+                ]:
+                    await anyio.sleep(0.01)
+            assert submit.call_count == 1  # still in the wait, not resent yet
+            raise Stop
+    async with ra.Journal(tmp_path / "j.db") as reopened:
+        [entry] = await reopened.entries()
+    assert entry.state is ra.JournalState.PENDING
+
+
 async def test_a_failing_journal_write_after_the_send_never_fails_the_job(
     kie, make_client, tmp_path, monkeypatch, caplog
 ):

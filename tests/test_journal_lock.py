@@ -133,3 +133,42 @@ async def test_meta_values_are_stored_and_replaced(tmp_path):
         await journal.set_meta("output_folder", "/b")
     async with ra.Journal(path) as journal:
         assert await journal.meta("output_folder") == "/b"
+
+
+@pytest.mark.anyio
+async def test_a_symlinked_path_to_a_journal_meets_the_same_lock(tmp_path):
+    """Through a symlink (to the file or to its folder) a held journal is still refused."""
+    real = tmp_path / "real" / "journal.sqlite"
+    real.parent.mkdir()
+    (tmp_path / "link.sqlite").symlink_to(real)
+    (tmp_path / "folder-link").symlink_to(real.parent, target_is_directory=True)
+    async with ra.Journal(real) as journal:
+        for other in (tmp_path / "link.sqlite", tmp_path / "folder-link" / "journal.sqlite"):
+            with pytest.raises(ra.JournalStateError, match="in use by another recraft-async run"):
+                async with ra.Journal(other):
+                    pass  # pragma: no cover - never entered
+            assert ra.Journal(other).part_tag == journal.part_tag
+    async with ra.Journal(tmp_path / "link.sqlite") as through_link:
+        assert through_link.is_open
+
+
+@pytest.mark.anyio
+async def test_a_journal_holds_the_first_output_folder_it_is_given(tmp_path):
+    """hold_output_folder keeps the first folder (resolved) and answers it to later calls."""
+    path = tmp_path / "journal.sqlite"
+    first = (tmp_path / "a").resolve()
+    async with ra.Journal(path) as journal:
+        assert await journal.output_folder() is None
+        assert await journal.hold_output_folder(tmp_path / "a" / ".." / "a") == first
+        assert await journal.hold_output_folder(tmp_path / "b") == first
+    async with ra.Journal(path) as journal:
+        assert await journal.output_folder() == first
+
+
+@pytest.mark.anyio
+async def test_a_journal_under_a_file_is_a_typed_error(tmp_path):
+    """A journal path whose folder is a file raises JournalStateError, not a bare OSError."""
+    (tmp_path / "taken").write_text("a file")
+    with pytest.raises(ra.JournalStateError, match="cannot open the journal"):
+        async with ra.Journal(tmp_path / "taken" / "journal.sqlite"):
+            pass  # pragma: no cover - never entered
