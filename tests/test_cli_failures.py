@@ -156,6 +156,7 @@ def test_the_bar_says_it_waits_on_processing(tmp_path):
     import subprocess  # noqa: PLC0415
     import termios  # noqa: PLC0415
 
+    pytest.importorskip("rich")  # the bar is the `cli` extra's; plain lines say no waits
     save_image(tmp_path / "in" / "a.png", (256, 256))
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 200, 0, 0))
