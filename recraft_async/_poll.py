@@ -44,8 +44,9 @@ class Poller:
         # One budget for every status read of the client: KIE allows 10 a second per key.
         self._reads = Pacer(read_rate)
         self._read_throttles = 0  # 429s on reads in a row, for the shared pause
-        # Task id -> its polling job, and the event that wakes its poll early (a callback).
-        self._hints: dict[str, tuple[Job, anyio.Event]] = {}
+        # Task id -> each job polling it (two resumes of one task are two jobs), and the
+        # event that wakes that job's poll early (a callback).
+        self._hints: dict[str, dict[Job, anyio.Event]] = {}
 
     async def read_record(
         self, operation: Operation, task_id: str, options: JobOptions | None = None
@@ -65,13 +66,13 @@ class Poller:
             attempt += 1
 
     def hint(self, task_id: str) -> Job | None:
-        """Wake the job polling ``task_id`` to read its status now; None if none polls it."""
+        """Wake every job polling ``task_id`` to read its status now; the first, or None."""
         polling = self._hints.get(task_id)
-        if polling is None:
+        if not polling:
             return None
-        job, event = polling
-        event.set()
-        return job
+        for event in polling.values():
+            event.set()
+        return next(iter(polling))
 
     async def wait_for(
         self, job: Job, submitted_at: float | None, options: JobOptions | None = None
@@ -84,11 +85,14 @@ class Poller:
         """
         task_id = job.task_id
         assert task_id is not None  # noqa: S101 - submitted or resumed
-        self._hints[task_id] = (job, anyio.Event())
+        self._hints.setdefault(task_id, {})[job] = anyio.Event()
         try:
             return await self._poll_until_final(job, task_id, submitted_at, options)
         finally:
-            self._hints.pop(task_id, None)
+            polling = self._hints[task_id]
+            del polling[job]
+            if not polling:
+                del self._hints[task_id]
             if submitted_at is not None:  # a no-op once it was learned
                 self._planner(options).forget(job.operation, job)
 
@@ -112,7 +116,7 @@ class Poller:
             else:
                 delay = planner.next_delay(job.operation, now - started, reads, key)
             due = now + max(min(delay, deadline - now), 0.0)
-            await self._sleep_unless_hinted(task_id, due - now)
+            await self._sleep_unless_hinted(job, task_id, due - now)
             try:
                 read = await self._read(
                     job.operation, task_id, min(due, anyio.current_time()), options
@@ -163,16 +167,16 @@ class Poller:
             )
         return record
 
-    async def _sleep_unless_hinted(self, task_id: str, seconds: float) -> None:
+    async def _sleep_unless_hinted(self, job: Job, task_id: str, seconds: float) -> None:
         polling = self._hints.get(task_id)
-        if polling is None:
+        if polling is None or job not in polling:
             await anyio.sleep(seconds)
             return
-        job, wake = polling
+        wake = polling[job]
         with anyio.move_on_after(seconds):
             await wake.wait()
         if wake.is_set():  # anyio events cannot be cleared: the next hint needs a new one
-            self._hints[task_id] = (job, anyio.Event())
+            polling[job] = anyio.Event()
 
     def _planner(self, options: JobOptions | None) -> PollPlanner:
         """The planner of a job's poll policy: the client's, or its view's own."""

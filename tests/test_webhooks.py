@@ -95,6 +95,26 @@ async def test_callback_wakes_its_job_for_one_read(kie, make_client):
 
 @pytest.mark.anyio
 @pytest.mark.fake_clock
+async def test_callback_wakes_every_job_polling_its_task(kie, make_client):
+    """Two jobs resuming one task: a callback wakes both, long before their schedule."""
+    finished = False
+
+    def read(_request):
+        return httpx.Response(200, json=record("t1") if finished else record("t1", flag=0, urls=()))
+
+    kie.get(READ).mock(side_effect=read)
+    async with _slow_client(make_client) as client:
+        first, second = client.resume("t1", "upscale"), client.resume("t1", "upscale")
+        await anyio.sleep(1)  # both poll now, their next reads 30 s away
+        finished = True
+        assert client.handle_callback(json.dumps(record("t1"))) in (first, second)
+        with anyio.fail_after(5):
+            await first
+            await second
+
+
+@pytest.mark.anyio
+@pytest.mark.fake_clock
 async def test_badly_signed_callback_is_refused_and_reads_nothing(kie, make_client):
     """With a webhook key, a forged callback raises and wakes no job."""
     kie.post(UPSCALE).respond(json=envelope({"taskId": "t1"}))
