@@ -202,9 +202,9 @@ async def test_fastapi_app_serves_to_dict_wakes_on_callbacks_and_shuts_down_grac
     assert missing.status_code == 404
     assert pending["status"] == "submitted"
     # Reads on the schedule would come after 600 s: both jobs ended by their callbacks.
-    assert emulator.stats.callbacks_delivered >= 2
-    # uvicorn exits 0 on SIGINT, and re-raises SIGTERM once its graceful exit is done.
-    assert code == (0 if stop == signal.SIGINT else -signal.SIGTERM), output
+    assert emulator.stats.callbacks_sent >= 2
+    # uvicorn exits 0 on SIGINT; since 0.29 it re-raises SIGTERM once its graceful exit is done.
+    assert code in ({0} if stop == signal.SIGINT else {0, -signal.SIGTERM}), output
     assert "graceful shutdown: the client is closed" in output
     assert "Application shutdown complete" in output
     # The job still running was stopped and its task id logged, for resume.

@@ -115,7 +115,7 @@ async def test_the_in_process_client_works_on_the_served_emulator(
             await anyio.sleep(0.01)
 
 
-async def test_alone_each_is_its_own(kie_emulator):
+async def test_kie_emulator_alone_runs_in_process(kie_emulator):
     assert kie_emulator.base_url.startswith("https://")
     assert kie_emulator.callbacks_pending == 0
 """
