@@ -71,6 +71,55 @@ class TestTunedLimits:
         assert kie_emulator.stats.read_rate_limited == 0
 """
 
+SHARED_TESTS = """
+import urllib.parse
+
+import anyio
+import httpx
+import pytest
+
+from recraft_async.testing import sample_images
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request):
+    return request.param
+
+
+async def test_one_emulator(kie_server, kie_emulator):
+    assert kie_server is kie_emulator
+    name, data = sample_images(64)[0]
+    url = kie_emulator.add_image(name, data)
+    assert url.startswith(kie_server.base_url)
+    async with httpx.AsyncClient() as c:
+        assert (await c.get(url)).content == data  # added in-process, served on loopback
+    async with kie_emulator.http_client() as c:
+        assert (await c.get(url)).content == data
+
+
+async def test_the_in_process_client_works_on_the_served_emulator(
+    kie_client, kie_server, kie_emulator
+):
+    url = kie_server.add_image(*sample_images(64)[0])
+    hook = f"{kie_server.base_url}/hook"
+    result = await kie_client.upscale(url, callback_url=hook)
+    path = urllib.parse.urlsplit(result.url).path
+    async with httpx.AsyncClient(base_url=kie_server.base_url) as c:
+        assert (await c.get(path)).status_code == 200  # made in-process, served on loopback
+    assert kie_emulator.stats.tasks_created == kie_server.stats.tasks_created == 1
+    # The task made in-process has its callback sent by the server's thread all the same.
+    with anyio.fail_after(30):
+        while kie_server.stats.callbacks_sent == 0:
+            await anyio.sleep(0.01)
+
+
+async def test_kie_emulator_alone_runs_in_process(kie_emulator):
+    assert kie_emulator.base_url.startswith("https://")
+    assert kie_emulator.callbacks_pending == 0
+"""
+
 NO_PILLOW = """
 import sys
 
@@ -108,6 +157,14 @@ def test_fixtures_work_for_a_user_on_both_backends(tmp_path):
     done = _pytest(tmp_path, "test_user.py")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "8 passed" in done.stdout
+
+
+def test_kie_server_and_kie_emulator_share_one_emulator(tmp_path):
+    """A test asking for both gets one emulator: what one adds, the other serves."""
+    (tmp_path / "test_shared.py").write_text(textwrap.dedent(SHARED_TESTS))
+    done = _pytest(tmp_path, "test_shared.py")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "6 passed" in done.stdout
 
 
 def test_the_plugin_does_not_break_pytest_without_pillow(tmp_path):

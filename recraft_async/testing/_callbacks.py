@@ -13,6 +13,7 @@ import heapq
 import itertools
 import json
 import math
+import threading
 import time
 import urllib.parse
 from collections.abc import Awaitable, Callable, Sequence
@@ -29,6 +30,9 @@ from ._tasks import SUCCESS, Task
 
 _CONCURRENT_DELIVERIES = 32
 _DELIVERY_TIMEOUT = 5.0
+# The longest the delivery loop sleeps between looks at its heap: a delivery scheduled from
+# another thread (a served emulator also driven in-process) cannot wake it at once.
+_FOREIGN_WAKE = 0.05
 
 CallbackShape = Literal["both", "market", "verification"]
 CALLBACK_SHAPES: tuple[CallbackShape, ...] = ("both", "market", "verification")
@@ -92,7 +96,9 @@ class CallbackDispatcher:
 
     Scheduling never awaits, so request handlers can call it; the loop runs only inside
     ``async with emulator`` (or the served emulator's thread) and sleeps until the next due
-    delivery or until woken by a new one.
+    delivery or until woken by a new one. A delivery scheduled from another thread (the
+    requests of a served emulator also driven in-process) does not touch the loop's event,
+    which belongs to its own thread: the loop finds it within ``_FOREIGN_WAKE`` seconds.
     """
 
     def __init__(
@@ -112,6 +118,8 @@ class CallbackDispatcher:
         self._heap: list[tuple[float, int, str, int]] = []
         self._order = itertools.count()
         self._wake: anyio.Event | None = None
+        self._thread: int | None = None  # the thread the delivery loop runs in
+        self._lock = threading.Lock()  # the heap, for schedules from another thread
 
     @property
     def pending(self) -> int:
@@ -120,17 +128,21 @@ class CallbackDispatcher:
 
     def schedule(self, due: float, task_id: str, attempt: int = 0) -> None:
         """Deliver the callback of ``task_id`` at wall-clock moment ``due``."""
-        heapq.heappush(self._heap, (due, next(self._order), task_id, attempt))
-        if self._wake is not None:
-            self._wake.set()
+        with self._lock:
+            heapq.heappush(self._heap, (due, next(self._order), task_id, attempt))
+        wake = self._wake
+        if wake is not None and threading.get_ident() == self._thread:
+            wake.set()
 
     async def run(self) -> None:
         """Deliver callbacks as they fall due, until cancelled."""
+        self._thread = threading.get_ident()
         try:
             await self._run()
         finally:
             # The event belongs to this loop; a later schedule() must not touch it.
             self._wake = None
+            self._thread = None
 
     async def _run(self) -> None:
         limiter = anyio.CapacityLimiter(_CONCURRENT_DELIVERIES)
@@ -144,10 +156,14 @@ class CallbackDispatcher:
             while True:
                 self._wake = anyio.Event()
                 now = time.time()
-                while self._heap and self._heap[0][0] <= now:
-                    _, _, task_id, attempt = heapq.heappop(self._heap)
+                with self._lock:
+                    due = []
+                    while self._heap and self._heap[0][0] <= now:
+                        due.append(heapq.heappop(self._heap))
+                    wait = self._heap[0][0] - now if self._heap else math.inf
+                for _, _, task_id, attempt in due:
                     group.start_soon(self._deliver, http, limiter, task_id, attempt)
-                wait = self._heap[0][0] - now if self._heap else math.inf
+                wait = min(wait, _FOREIGN_WAKE)
                 with anyio.move_on_after(wait):
                     await self._wake.wait()
 

@@ -6,7 +6,8 @@ plugin never breaks a test run that lacks the ``emulator`` extra.
 
 The fixtures are async: use them from tests marked ``@pytest.mark.anyio``; plain tests
 use ``kie_sync_server`` and ``kie_sync_client`` (the blocking ``Recraft``). Override
-``kie_emulator_options`` to configure the emulators they build:
+``kie_emulator_options`` to configure the emulators they build. A test gets one emulator:
+``kie_emulator`` and ``kie_server`` used together are the same one, served on loopback.
 
     @pytest.fixture
     def kie_emulator_options():
@@ -41,20 +42,39 @@ def _make(options: dict[str, Any]) -> KieEmulator:
 
 
 @pytest.fixture
-async def kie_emulator(kie_emulator_options: dict[str, Any]) -> AsyncIterator[KieEmulator]:
-    """A running in-process emulator; reach it with ``kie_emulator.http_client()``."""
-    async with _make(kie_emulator_options) as emulator:
+def _kie_shared_emulator(kie_emulator_options: dict[str, Any]) -> KieEmulator:
+    """The one emulator of a test: ``kie_emulator`` and ``kie_server`` both hand it out."""
+    return _make(kie_emulator_options)
+
+
+@pytest.fixture
+async def kie_emulator(
+    request: pytest.FixtureRequest, _kie_shared_emulator: KieEmulator
+) -> AsyncIterator[KieEmulator]:
+    """A running in-process emulator; reach it with ``kie_emulator.http_client()``.
+
+    A test that also uses ``kie_server`` gets the same emulator from both (``kie_server
+    is kie_emulator``), run and served by ``kie_server``: an image added through one is
+    served by the other, and ``stats`` count the requests of both ways in.
+    """
+    if "kie_server" in request.fixturenames:
+        # kie_server runs it (callbacks included) in the server's own thread and loop.
+        yield _kie_shared_emulator
+        return
+    async with _kie_shared_emulator as emulator:
         yield emulator
 
 
 @pytest.fixture
-async def kie_server(kie_emulator_options: dict[str, Any]) -> AsyncIterator[KieEmulator]:
-    """An emulator served on a loopback port; its ``base_url`` is the real URL."""
+async def kie_server(_kie_shared_emulator: KieEmulator) -> AsyncIterator[KieEmulator]:
+    """An emulator served on a loopback port; its ``base_url`` is the real URL.
+
+    The same emulator as ``kie_emulator`` when a test uses both.
+    """
     from recraft_async.testing import serve  # noqa: PLC0415 - see the module doc
 
-    emulator = _make(kie_emulator_options)
-    async with serve(emulator):
-        yield emulator
+    async with serve(_kie_shared_emulator):
+        yield _kie_shared_emulator
 
 
 @pytest.fixture
