@@ -127,9 +127,9 @@ async def test_a_job_has_its_own_poll_policy(kie, make_client):
         assert not mine.done()
         mine.cancel()
         with pytest.raises(ra.InvalidInputError, match="poll must be a PollPolicy"):
-            client.upscale("https://i.test/c.png", poll=5)  # type: ignore[arg-type]
+            client.upscale("https://i.test/c.png", poll=5)
         with pytest.raises(ra.InvalidInputError, match="poll must be a PollPolicy"):
-            await client.enqueue_upscale("https://i.test/c.png", poll=5)  # type: ignore[arg-type]
+            await client.enqueue_upscale("https://i.test/c.png", poll=5)
 
 
 async def test_a_job_poll_policy_keeps_its_view_retries(kie, make_client):
