@@ -27,6 +27,18 @@ def _free_port():
         return sock.getsockname()[1]
 
 
+def _app_env(emulator, base_url, app_url, **extra):
+    """The environment an example web app reads: the emulator's key and URL, its own URL."""
+    return {
+        **os.environ,
+        "KIE_API_KEY": emulator.api_key,
+        "KIE_BASE_URL": base_url,
+        "KIE_WEBHOOK_KEY": WEBHOOK_KEY,
+        "PUBLIC_URL": app_url,
+        **extra,
+    }
+
+
 async def _is_up(http, url):
     try:
         await http.get(url)
@@ -50,13 +62,7 @@ async def test_webapp_answers_results_woken_by_callbacks():
     port = _free_port()
     app_url = f"http://127.0.0.1:{port}"
     async with serve(emulator) as base_url:
-        env = {
-            **os.environ,
-            "KIE_API_KEY": emulator.api_key,
-            "KIE_BASE_URL": base_url,
-            "KIE_WEBHOOK_KEY": WEBHOOK_KEY,
-            "PUBLIC_URL": app_url,
-        }
+        env = _app_env(emulator, base_url, app_url)
         command = [sys.executable, "-m", "uvicorn", "webapp:app", "--app-dir", str(EXAMPLES)]
         process = await anyio.open_process(
             [*command, "--host", "127.0.0.1", "--port", str(port)],
@@ -147,16 +153,14 @@ async def test_fastapi_app_serves_to_dict_wakes_on_callbacks_and_shuts_down_grac
     app_url = f"http://127.0.0.1:{port}"
     log = tmp_path / "server.log"
     async with serve(emulator) as base_url:
-        env = {
-            **os.environ,
-            "KIE_API_KEY": emulator.api_key,
-            "KIE_BASE_URL": base_url,
-            "KIE_WEBHOOK_KEY": WEBHOOK_KEY,
-            "PUBLIC_URL": app_url,
+        env = _app_env(
+            emulator,
+            base_url,
+            app_url,
             # Status reads only far beyond the test's time: a job ends by its callback.
-            "CALLBACK_POLL_SECONDS": "600",
-            "SHUTDOWN_GRACE": "0.2",
-        }
+            CALLBACK_POLL_SECONDS="600",
+            SHUTDOWN_GRACE="0.2",
+        )
         command = [sys.executable, "-m", "uvicorn", "fastapi_app:app", "--app-dir", str(EXAMPLES)]
         with log.open("wb") as out:
             process = await anyio.open_process(
