@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 import recraft_async as ra
-from recraft_async.testing import Duration, sample_images
+from recraft_async.testing import Duration, Fault, sample_images
 
 FAST_POLL = ra.PollPolicy(initial=0.01, factor=1.5, max_interval=0.1, timeout=30.0)
 
@@ -79,10 +79,11 @@ def test_credits_reads_the_balance(kie_sync_client, kie_sync_server):
 
 def test_a_failed_job_raises_its_error(kie_sync_client, kie_sync_server):
     """result() raises what await job would, and exception() returns it."""
-    job = kie_sync_client.resume("task_recraft_nonexistent", "upscale")
-    with pytest.raises(ra.NotFoundError):
+    kie_sync_server.faults.next("task", Fault.task_failed("no pixels today"))
+    job = kie_sync_client.upscale(_image(kie_sync_server))
+    with pytest.raises(ra.TaskFailedError, match="no pixels today"):
         job.result()
-    assert isinstance(job.exception(), ra.NotFoundError)
+    assert isinstance(job.exception(), ra.TaskFailedError)
     assert job.status is ra.JobStatus.FAILED
 
 
