@@ -5,12 +5,12 @@ from __future__ import annotations
 import anyio
 
 from ._adaptive import PollPlanner
+from ._coordination import Budget
 from ._dialects import Dialect
 from ._jobs import Job
 from ._models import Operation, Result, TaskRecord, TaskState
 from ._options import JobOptions
-from ._pacer import Pacer
-from ._policy import NOT_FOUND_GRACE, PollPolicy, Rate, _is_transient, _retry_delay, _should_retry
+from ._policy import NOT_FOUND_GRACE, PollPolicy, _is_transient, _retry_delay, _should_retry
 from ._transport import Transport
 from .errors import (
     JobTimeoutError,
@@ -30,7 +30,7 @@ class Poller:
         transport: Transport,
         dialect: Dialect,
         *,
-        read_rate: Rate | None,
+        reads: Budget,
         poll: PollPolicy,
         max_retries: int,
     ) -> None:
@@ -41,8 +41,9 @@ class Poller:
         self.planner = PollPlanner(poll)
         # The planners of other policies (views made by with_options), each learning alone.
         self._planners: dict[PollPolicy, PollPlanner] = {poll: self.planner}
-        # One budget for every status read of the client: KIE allows 10 a second per key.
-        self._reads = Pacer(read_rate)
+        # One budget for every status read of the client (or of the fleet, sharing the
+        # key): KIE allows 10 a second per key.
+        self._reads = reads
         self._read_throttles = 0  # 429s on reads in a row, for the shared pause
         # Task id -> its polling job, and the event that wakes its poll early (a callback).
         self._hints: dict[str, tuple[Job, anyio.Event]] = {}
