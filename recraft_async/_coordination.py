@@ -62,6 +62,9 @@ class Claim(Protocol):
     async def uncertain(self) -> None:
         """Our submit may have landed: every process refuses to resubmit it."""
 
+    async def failed(self) -> None:
+        """The task failed at the service: forget it, so that a retry may submit again."""
+
 
 class Coordinator(Protocol):
     """The budgets, claims and callback forwarding the scheduler asks for."""
@@ -100,6 +103,12 @@ class OwnClaim:
     async def uncertain(self) -> None:
         """Nothing to share."""
 
+    async def failed(self) -> None:
+        """Nothing to share."""
+
+
+NO_CLAIM = OwnClaim()
+
 
 class LocalCoordinator:
     """One client's own pacers: submits first come first served, reads due first."""
@@ -118,7 +127,7 @@ class LocalCoordinator:
 
     async def claim(self, key: str) -> Claim:  # noqa: ARG002 - the protocol's signature
         """Always ours: one client's own duplicates are its journal's business."""
-        return OwnClaim()
+        return NO_CLAIM
 
     def forward(self, task_id: str) -> None:
         """No other process to tell."""

@@ -37,6 +37,9 @@ logger = logging.getLogger("recraft_async")
 _OUTBOX_SIZE = 10_000  # pauses and callbacks waiting to be told to Redis; beyond: dropped
 _FIRST_BACKOFF = 0.05
 _MAX_BACKOFF = 1.0
+# After Redis failed a read's slot, reads pace themselves alone this long before asking
+# Redis again: a slow Redis must not add its timeout to every status read.
+_AWAY = 1.0
 
 
 class _Unavailable(Exception):  # noqa: N818 - internal: Redis did not answer in time
@@ -88,6 +91,7 @@ class RedisCoordinator:
                 ("claim", scripts.CLAIM),
                 ("settle", scripts.SETTLE),
                 ("refresh", scripts.REFRESH),
+                ("forget", scripts.FORGET),
             )
         }
         send, receive = anyio.create_memory_object_stream[tuple[str, str, float]](_OUTBOX_SIZE)
@@ -254,9 +258,11 @@ class RedisClaim:
         self._key = key
         self.task_id = task_id
         self.uncertain_elsewhere = uncertain_elsewhere
+        self._task = task_id  # the task this claim names: attached to, or ours once sent
 
     async def submitted(self, task_id: str) -> None:
         """Every worker given this input attaches to ``task_id`` from now on."""
+        self._task = task_id
         await self._settle("task:" + task_id, "its task id")
 
     async def release(self) -> None:
@@ -266,6 +272,16 @@ class RedisClaim:
     async def uncertain(self) -> None:
         """It may have landed: no worker resubmits it."""
         await self._settle("uncertain:" + self._owner.token, "its uncertainty")
+
+    async def failed(self) -> None:
+        """The task failed at the service: the next worker given this input submits anew."""
+        if self._task is None:
+            return
+        try:
+            with anyio.CancelScope(shield=True):
+                await self._owner.call("forget", [self._key], ["task:" + self._task])
+        except CoordinationUnavailableError:
+            logger.warning("fleet: a failed task could not be forgotten; it expires instead")
 
     async def _settle(self, value: str, what: str) -> None:
         owner = self._owner
@@ -299,6 +315,7 @@ class RedisBudget:
         self._local = Pacer(rate)
         self._waiting_until: float | None = None
         self._paused_until = -math.inf  # our own 429's pause, known before Redis has it
+        self._away_until = -math.inf  # reads only: Redis failed, pace alone until then
         self._members = 0
 
     def pause(self, seconds: float) -> None:
@@ -340,6 +357,8 @@ class RedisBudget:
         self._members += 1
         member = f"{self._owner.token}:{self._members}"
         per, lease = _us(rate.per), _us(self._owner.lease)
+        if anyio.current_time() < self._away_until:
+            return None
         try:
             while True:
                 await self._wait_local_pause()
@@ -351,6 +370,7 @@ class RedisBudget:
                         fail_closed=self._fail_closed,
                     )
                 except _Unavailable:
+                    self._away_until = anyio.current_time() + _AWAY
                     return None
                 if int(took):
                     return member

@@ -83,3 +83,12 @@ for _, key in ipairs(KEYS) do
 end
 return kept
 """
+
+# KEYS: claim. ARGV: the value it should hold ('task:<id>'). The task failed: forgotten,
+# unless the claim moved on meanwhile.
+FORGET = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""

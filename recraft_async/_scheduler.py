@@ -17,7 +17,7 @@ import anyio
 import anyio.to_thread
 from anyio.abc import TaskGroup
 
-from ._coordination import Claim, Coordinator, LocalCoordinator, OwnClaim
+from ._coordination import NO_CLAIM, Claim, Coordinator, LocalCoordinator
 from ._dialects import Dialect
 from ._dispatch import Dispatcher
 from ._events import FINAL_KINDS, JobEvent, Listener
@@ -36,6 +36,7 @@ from .errors import (
     QueueFullError,
     RecraftError,
     SubmissionUncertainError,
+    TaskFailedError,
 )
 
 logger = logging.getLogger("recraft_async")
@@ -234,7 +235,7 @@ class Scheduler:
     async def _claim(self, job: Job, data: bytes | None) -> Claim:
         """The fleet's claim on ``job``'s input (always ours for a client alone)."""
         if not self._coordinator.dedups:
-            return OwnClaim()
+            return NO_CLAIM
         claim = await self._coordinator.claim(await _claim_key(job, data))
         if claim.uncertain_elsewhere:
             assert job.request is not None  # noqa: S101 - fresh jobs carry their request
@@ -282,6 +283,7 @@ class Scheduler:
     async def _life(self, job: Job, scope: anyio.CancelScope) -> None:
         """One job's life: its record, then upload, submit (or resume), poll and its end."""
         record: Record = NO_RECORD
+        claim: Claim = NO_CLAIM
         options = self._options.get(job)
         try:
             with scope:
@@ -305,6 +307,8 @@ class Scheduler:
                 job._succeed(result)
         except RecraftError as exc:
             await record.failed(exc)
+            if isinstance(exc, TaskFailedError):
+                await claim.failed()  # a retry, here or in another worker, may submit again
             if isinstance(exc, AccountError) and job.task_id is None:
                 self._submitter.stop(exc)
                 self._dispatcher.fail_unsent(exc)

@@ -229,3 +229,48 @@ def test_a_client_without_coordination_imports_nothing_of_redis():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert done.stdout.strip() == "False"
+
+
+async def test_a_failed_task_is_forgotten_so_a_retry_submits_again(redis_server):
+    """A task that failed at the service is not handed to the next worker given the image."""
+    from recraft_async.testing import Fault  # noqa: PLC0415 - an extra
+
+    emulator, image = emulator_with_image()
+    emulator.faults.next("task", Fault.task_failed("model exploded"))
+    coordination = fleet(redis_server)
+    async with emulator_client(emulator, coordination=coordination, poll=EMULATOR_POLL) as client:
+        with pytest.raises(ra.TaskFailedError):
+            await client.upscale(image)
+    async with emulator_client(emulator, coordination=coordination, poll=EMULATOR_POLL) as client:
+        result = await client.upscale(image)
+    assert result.task_id
+    assert emulator.stats.tasks_created == 2
+
+
+async def test_submits_go_again_once_redis_is_back(redis_server):
+    """After a fault, a restarted Redis lets submits through again, within the shared window."""
+    emulator, image = emulator_with_image()
+    coordination = fleet(redis_server, unavailable_timeout=0.5, command_timeout=0.5)
+    async with emulator_client(emulator, coordination=coordination, poll=EMULATOR_POLL) as client:
+        redis_server.stop()
+        with pytest.raises(ra.CoordinationUnavailableError):
+            await client.upscale(f"{image}?n=1")
+        redis_server.start()
+        result = await client.upscale(f"{image}?n=2")
+    assert result.task_id
+    assert emulator.stats.submit_requests == 1
+
+
+async def test_a_slow_redis_fails_submits_closed_after_the_bounded_wait(redis_server):
+    """A Redis that answers nothing (DEBUG SLEEP) counts as away: the submit is not sent."""
+    emulator, image = emulator_with_image()
+    coordination = fleet(redis_server, unavailable_timeout=0.5, command_timeout=0.2)
+    async with (
+        emulator_client(emulator, coordination=coordination, poll=EMULATOR_POLL) as client,
+        await anyio.connect_tcp("127.0.0.1", redis_server.port) as stream,
+    ):
+        await stream.send(b"DEBUG SLEEP 2\r\n")  # the server answers nothing for 2 s
+        with pytest.raises(ra.CoordinationUnavailableError):
+            await client.upscale(image)
+        assert await stream.receive() == b"+OK\r\n"
+    assert emulator.stats.submit_requests == 0
