@@ -21,6 +21,10 @@ from .errors import (
     TaskFailedError,
 )
 
+# Callbacks remembered for tasks not polled (yet): at most this many, this long.
+_EARLY_HINTS = 10_000
+_EARLY_HINT_SECONDS = 60.0
+
 
 class Poller:
     """Reads task statuses within the client's read budget; wakes a poll on a callback."""
@@ -47,6 +51,9 @@ class Poller:
         self._read_throttles = 0  # 429s on reads in a row, for the shared pause
         # Task id -> its polling job, and the event that wakes its poll early (a callback).
         self._hints: dict[str, tuple[Job, anyio.Event]] = {}
+        # Callbacks for tasks not polled yet, by arrival: a callback may overtake its own
+        # submit's bookkeeping (the journal, a fleet's claim), or come from another worker.
+        self._early: dict[str, float] = {}
 
     async def read_record(
         self, operation: Operation, task_id: str, options: JobOptions | None = None
@@ -69,10 +76,22 @@ class Poller:
         """Wake the job polling ``task_id`` to read its status now; None if none polls it."""
         polling = self._hints.get(task_id)
         if polling is None:
+            self._remember_early(task_id)
             return None
         job, event = polling
         event.set()
         return job
+
+    def _remember_early(self, task_id: str) -> None:
+        """Keep a hint for a task nobody polls yet, for a while and within a bound."""
+        now = anyio.current_time()
+        self._early.pop(task_id, None)
+        self._early[task_id] = now
+        while self._early:
+            oldest, at = next(iter(self._early.items()))
+            if len(self._early) <= _EARLY_HINTS and at > now - _EARLY_HINT_SECONDS:
+                break
+            del self._early[oldest]
 
     async def wait_for(
         self, job: Job, submitted_at: float | None, options: JobOptions | None = None
@@ -86,6 +105,9 @@ class Poller:
         task_id = job.task_id
         assert task_id is not None  # noqa: S101 - submitted or resumed
         self._hints[task_id] = (job, anyio.Event())
+        early = self._early.pop(task_id, None)
+        if early is not None and early > anyio.current_time() - _EARLY_HINT_SECONDS:
+            self._hints[task_id][1].set()  # its callback came before its poll began
         try:
             return await self._poll_until_final(job, task_id, submitted_at, options)
         finally:

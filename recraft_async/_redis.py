@@ -68,28 +68,35 @@ class RedisCoordination:
     When Redis does not answer, a submit waits at most ``unavailable_timeout`` seconds and
     then fails with ``CoordinationUnavailableError``, unsent: the account's limits are
     never exceeded blindly. Submitted tasks keep being polled, paced by each worker alone.
-
-    Args:
-        url: ``redis://[user:password@]host:port/db``, ``rediss://`` (TLS) or
-            ``unix://path``. Its password never shows in a repr.
-        namespace: Names this account's keys in Redis (``recraft:<namespace>:...``): one
-            per KIE account, the same in every worker sharing it. Never the API key.
-        lease: Seconds a dead worker's claim or in-flight slot outlives it; a live worker
-            renews its claims every third of it.
-        remember: Seconds a submitted (or uncertain) input stays known to the fleet: a
-            worker given it within that time attaches to its task.
-        unavailable_timeout: Seconds a submit waits for Redis before
-            ``CoordinationUnavailableError``; also the bound on connecting at open.
-        command_timeout: Seconds after which one Redis command counts as failed.
-
     """
 
     url: str = attrs.field(validator=_check_url, repr=_url_repr)
+    """``redis://[user:password@]host:port/db``, ``rediss://`` (TLS) or ``unix://path``.
+
+    Its password never shows in a repr.
+    """
     namespace: str = attrs.field(kw_only=True, validator=_check_namespace)
+    """Names this account's keys in Redis (``recraft:<namespace>:...``).
+
+    One per KIE account, the same in every worker sharing it. Never the API key.
+    """
     lease: float = attrs.field(default=30.0, kw_only=True, validator=_check_seconds)
+    """Seconds a dead worker's claim or in-flight slot outlives it.
+
+    A live worker renews its claims every third of it.
+    """
     remember: float = attrs.field(default=86_400.0, kw_only=True, validator=_check_seconds)
+    """Seconds a submitted (or uncertain) input stays known to the fleet.
+
+    A worker given it within that time attaches to its task instead of submitting.
+    """
     unavailable_timeout: float = attrs.field(default=10.0, kw_only=True, validator=_check_seconds)
+    """Seconds a submit waits for Redis before ``CoordinationUnavailableError``.
+
+    Also the bound on connecting when a client opens.
+    """
     command_timeout: float = attrs.field(default=2.0, kw_only=True, validator=_check_seconds)
+    """Seconds after which one Redis command counts as failed."""
 
     def _coordinator(self, submit_rate: Rate | None, read_rate: Rate | None) -> Coordinator:
         """The fleet's coordinator for one client; imports coredis (the ``redis`` extra)."""

@@ -274,3 +274,23 @@ async def test_a_slow_redis_fails_submits_closed_after_the_bounded_wait(redis_se
             await client.upscale(image)
         assert await stream.receive() == b"+OK\r\n"
     assert emulator.stats.submit_requests == 0
+
+
+async def test_a_live_workers_claim_outlives_its_lease(redis_server):
+    """The holder's heartbeat keeps its claim past the lease: nobody else may submit."""
+    coordination = fleet(redis_server, lease=0.3)
+    holder, waiter = coordination._coordinator(None, None), coordination._coordinator(None, None)
+    await holder.open(lambda _task_id: None)
+    await waiter.open(lambda _task_id: None)
+    try:
+        held = await holder.claim("input-2")
+        await anyio.sleep(1.0)  # three leases: only the heartbeat keeps it
+        with anyio.move_on_after(0.5) as waiting:
+            await waiter.claim("input-2")
+        assert waiting.cancelled_caught  # still held: the waiter waits
+        await held.submitted("task-7")
+        attached = await waiter.claim("input-2")
+        assert attached.task_id == "task-7"
+    finally:
+        await waiter.close()  # task groups inside: closed in the reverse order of opening
+        await holder.close()
