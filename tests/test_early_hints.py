@@ -1,5 +1,7 @@
-"""A callback that overtakes its task's poll (its submit's bookkeeping, or another worker's
-forwarding) is remembered, so the poll reads at once instead of waiting for its schedule.
+"""Callbacks that overtake their task's poll are remembered: the poll then reads at once.
+
+A callback may come before its submit's bookkeeping is done (the journal, a fleet's
+claim), or be forwarded by another worker: either way it must not be lost.
 """
 
 from __future__ import annotations
