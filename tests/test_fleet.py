@@ -294,3 +294,16 @@ async def test_a_live_workers_claim_outlives_its_lease(redis_server):
     finally:
         await waiter.close()  # task groups inside: closed in the reverse order of opening
         await holder.close()
+
+
+async def test_a_worker_started_later_gets_the_result_another_paid_for(redis_server):
+    """A client opened after another finished an image attaches to its task: one submit."""
+    emulator, image = emulator_with_image()
+    coordination = fleet(redis_server)
+    async with emulator_client(emulator, coordination=coordination, poll=EMULATOR_POLL) as client:
+        first = await client.upscale(image)
+    async with emulator_client(emulator, coordination=coordination, poll=EMULATOR_POLL) as client:
+        again = await client.upscale(image)
+    assert again.task_id == first.task_id
+    assert again.url == first.url
+    assert emulator.stats.submit_requests == 1
