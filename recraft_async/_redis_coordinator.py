@@ -78,7 +78,6 @@ class RedisCoordinator:
         self.command_timeout = command_timeout
         # Marks this process's pending claims and its own callback messages.
         self.token = uuid.uuid4().hex
-        self.round_trips = 0
         self.submits: Budget = RedisBudget(self, "submits", submit_rate, fail_closed=True)
         self.reads: Budget = RedisBudget(self, "reads", read_rate, fail_closed=False)
         self.pending: set[str] = set()  # claim keys we hold while our submit is on its way
@@ -132,7 +131,7 @@ class RedisCoordinator:
     async def claim(self, key: str) -> Claim:
         """Claim input ``key``: ours, or the task (or uncertainty) of whoever holds it."""
         claim_key = self.prefix + "claim:" + key
-        mine = "pending:" + self.token
+        mine = self.token_value
         waited = 0.0
         while True:
             held = str(await self.call("claim", [claim_key], [mine, _ms(self.lease)]))
@@ -180,7 +179,6 @@ class RedisCoordinator:
                 backoff = min(backoff * 2, _MAX_BACKOFF)
 
     async def _once(self, name: str, keys: list[str], args: list[str | int]) -> Any:
-        self.round_trips += 1
         try:
             with anyio.fail_after(self.command_timeout):
                 return await self._scripts[name](keys=keys, args=args)
@@ -201,25 +199,38 @@ class RedisCoordinator:
                     life = _ms(seconds) + 1000
                     await self._once("pause", [value], [_us(seconds), life])
                 else:
-                    self.round_trips += 1
                     with anyio.fail_after(self.command_timeout):
                         await self._redis.publish(self._channel, f"{self.token}:{value}")
-            except (_Unavailable, RedisError, OSError, TimeoutError) as exc:
+            except Exception as exc:  # noqa: BLE001 - it must outlive any fault
                 logger.warning("fleet: a %s was not shared (Redis: %s)", kind, printable(exc))
 
     async def _listen(
         self, hint: HintSink, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
     ) -> None:
-        """Wake the local poll of each task whose callback another worker received."""
+        """Wake the local poll of each task whose callback another worker received.
+
+        Never raises once started: it runs in a task group around the client's whole
+        life, where an error would cancel the user's code. Polls go on meanwhile.
+        """
         ours = self.token + ":"
-        async with self._redis.pubsub(
-            channels=[self._channel], ignore_subscribe_messages=True
-        ) as messages:
-            task_status.started()
-            async for message in messages:
-                data = message.get("data")
-                if isinstance(data, str) and not data.startswith(ours):
-                    hint(data.partition(":")[2])
+        started = False
+        while True:
+            try:
+                async with self._redis.pubsub(
+                    channels=[self._channel], ignore_subscribe_messages=True
+                ) as messages:
+                    if not started:
+                        task_status.started()
+                        started = True
+                    async for message in messages:
+                        data = message.get("data")
+                        if isinstance(data, str) and not data.startswith(ours):
+                            hint(data.partition(":")[2])
+            except Exception as exc:  # noqa: PERF203 - it must outlive any fault
+                if not started:
+                    raise  # open() reports it
+                logger.warning("fleet: not hearing other workers' callbacks (%s)", printable(exc))
+                await anyio.sleep(_MAX_BACKOFF)
 
     async def _heartbeat(self) -> None:
         """Renew our pending claims' leases while we live."""
@@ -230,8 +241,8 @@ class RedisCoordinator:
             try:
                 keys = sorted(self.pending)
                 await self._once("refresh", keys, [self.token_value, _ms(self.lease)])
-            except _Unavailable as exc:
-                logger.warning("fleet: claims not renewed (Redis: %s)", exc)
+            except Exception as exc:  # noqa: BLE001 - it must outlive any fault
+                logger.warning("fleet: claims not renewed (Redis: %s)", printable(exc))
 
     @property
     def token_value(self) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import uuid
@@ -307,3 +308,33 @@ async def test_a_worker_started_later_gets_the_result_another_paid_for(redis_ser
     assert again.task_id == first.task_id
     assert again.url == first.url
     assert emulator.stats.submit_requests == 1
+
+
+def subscribers(server, channel: str) -> int:
+    """How many connections listen on ``channel`` (PUBSUB NUMSUB, over a plain socket)."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=2) as sock:
+        name = channel.encode()
+        sock.sendall(b"*3\r\n$6\r\nPUBSUB\r\n$6\r\nNUMSUB\r\n$%d\r\n%s\r\n" % (len(name), name))
+        answer = sock.recv(4096).split(b"\r\n")
+    return int(answer[3][1:])  # *2, $len, channel, :count
+
+
+async def test_callbacks_reach_other_workers_again_after_redis_restarts(redis_server):
+    """The listener survives a Redis restart: a later callback still wakes another's job."""
+    emulator, image = emulator_with_image(duration=Duration.fixed(0.0))
+    coordination = fleet(redis_server, unavailable_timeout=0.5, command_timeout=0.5)
+    channel = f"recraft:{coordination.namespace}:callbacks"
+    async with AsyncExitStack() as stack:
+        owner, receiver = await open_clients(stack, emulator, coordination, 2, poll=SLOW_POLL)
+        redis_server.stop()
+        await anyio.sleep(0.3)
+        redis_server.start()
+        with anyio.fail_after(30):  # both listeners subscribe again (backing off meanwhile)
+            while subscribers(redis_server, channel) < 2:
+                await anyio.sleep(0.05)
+        job = await submitted(owner.upscale(image))
+        body = json.dumps({"taskId": job.task_id, "code": 200, "msg": "ok", "data": {}})
+        receiver.handle_callback(body)
+        with anyio.fail_after(10):  # SLOW_POLL's first read would come after 30 s
+            result = await job
+    assert result.task_id == job.task_id

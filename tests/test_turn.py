@@ -25,6 +25,7 @@ async def test_waiters_take_their_turn_by_priority():
         await anyio.sleep(0.01)
         for name, priority in (("c", 3.0), ("a", 1.0), ("b", 2.0), ("a2", 1.0)):
             group.start_soon(take, name, priority)
+            await anyio.sleep(0.001)  # arrivals in this order (trio starts tasks in any)
         await anyio.sleep(0.01)
     assert order == ["first", "a", "a2", "b", "c"]
 
