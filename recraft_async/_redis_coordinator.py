@@ -109,6 +109,10 @@ class RedisCoordinator:
                 await group.start(self._listen, hint)
         except (TimeoutError, RedisError, OSError) as exc:
             failure = exc
+        except BaseException:  # cancelled while connecting: leave nothing entered
+            with anyio.CancelScope(shield=True):
+                await stack.aclose()
+            raise
         if failure is not None:
             # Closed before raising: through coredis's task group the error would come
             # out wrapped in an exception group.
@@ -132,7 +136,7 @@ class RedisCoordinator:
         """Claim input ``key``: ours, or the task (or uncertainty) of whoever holds it."""
         claim_key = self.prefix + "claim:" + key
         mine = self.token_value
-        waited = 0.0
+        asked = 0
         while True:
             held = str(await self.call("claim", [claim_key], [mine, _ms(self.lease)]))
             if held == "":
@@ -145,9 +149,8 @@ class RedisCoordinator:
                 return RedisClaim(self, claim_key, uncertain_elsewhere=True)
             # Pending: another worker submits it now. Its task id comes soon, or its lease
             # runs out if it died; asked again at a modest pace meanwhile.
-            pause = min(0.02 * 2 ** min(waited, 5), 0.5)
-            waited += 1
-            await anyio.sleep(pause)
+            await anyio.sleep(min(0.02 * 2**asked, 0.5))
+            asked = min(asked + 1, 5)
 
     def forward(self, task_id: str) -> None:
         """Tell every worker of the fleet about a callback for ``task_id``."""
@@ -277,8 +280,12 @@ class RedisClaim:
         await self._settle("task:" + task_id, "its task id")
 
     async def release(self) -> None:
-        """Nothing was created: the next worker may submit it."""
-        await self._settle("", "its release")
+        """Nothing was created: the next worker may submit it.
+
+        Tried once: without Redis (the usual reason a submit was not sent) the claim's
+        lease frees it instead, and the job's error is not held up by a second wait.
+        """
+        await self._settle("", "its release", retry=False)
 
     async def uncertain(self) -> None:
         """It may have landed: no worker resubmits it."""
@@ -294,16 +301,19 @@ class RedisClaim:
         except CoordinationUnavailableError:
             logger.warning("fleet: a failed task could not be forgotten; it expires instead")
 
-    async def _settle(self, value: str, what: str) -> None:
+    async def _settle(self, value: str, what: str, *, retry: bool = True) -> None:
         owner = self._owner
         if self._key not in owner.pending:
             return  # not ours: attached to another's task, or settled already
         try:
             with anyio.CancelScope(shield=True):
                 await owner.call(
-                    "settle", [self._key], [owner.token_value, value, _ms(owner.remember)]
+                    "settle",
+                    [self._key],
+                    [owner.token_value, value, _ms(owner.remember)],
+                    fail_closed=retry,
                 )
-        except CoordinationUnavailableError:
+        except (CoordinationUnavailableError, _Unavailable):
             # Its lease expires instead: another worker may then submit it again.
             logger.warning("fleet: a claim's outcome could not be shared (%s)", what)
         finally:
