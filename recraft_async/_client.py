@@ -580,8 +580,10 @@ class AsyncRecraft:
     ) -> Job | None:
         """Take a KIE callback as a hint: the job polling its task reads its status at once.
 
-        Returns that job, or None when no job of this client polls the task: the callback
-        is then acknowledged and ignored, and nothing is read. Nothing of the body is
+        Returns that job, or None when no job of this client polls the task: nothing is
+        read then, but a job of this client that starts polling it within a minute reads
+        at once. With ``coordination`` every worker of the fleet is told too, and a job
+        polling the task there wakes. Nothing of the body is
         returned or used but its task id: KIE's signature covers the task id and the
         timestamp only, so the body is untrusted even when signed; the status read is the
         truth. (``parse_callback`` reads the body, for those who want it anyway.)

@@ -338,3 +338,18 @@ async def test_callbacks_reach_other_workers_again_after_redis_restarts(redis_se
         with anyio.fail_after(10):  # SLOW_POLL's first read would come after 30 s
             result = await job
     assert result.task_id == job.task_id
+
+
+async def test_two_namespaces_share_nothing(redis_server):
+    """Clients of two namespaces (two accounts) each submit the same image: no claim shared."""
+    emulator, image = emulator_with_image()
+    async with AsyncExitStack() as stack:
+        first = await stack.enter_async_context(
+            emulator_client(emulator, coordination=fleet(redis_server), poll=EMULATOR_POLL)
+        )
+        second = await stack.enter_async_context(
+            emulator_client(emulator, coordination=fleet(redis_server), poll=EMULATOR_POLL)
+        )
+        results = [await first.upscale(image), await second.upscale(image)]
+    assert results[0].task_id != results[1].task_id
+    assert emulator.stats.tasks_created == 2
