@@ -7,6 +7,7 @@ from ._journal import Journal, JournalEntry, JournalState
 from ._logging import setup_from_env as _setup_logging
 from ._models import Callback, Operation, Result, TaskRecord, TaskState
 from ._policy import PollPolicy, Rate
+from ._redis import RedisCoordination
 from ._sync import Recraft, SyncJob
 from ._version import __version__
 from ._webhooks import parse_callback, webhook_signature
@@ -16,6 +17,7 @@ from .errors import (
     APITimeoutError,
     AuthenticationError,
     ClientNotOpenError,
+    CoordinationUnavailableError,
     FeatureDisabledError,
     GenerationFailedError,
     InsufficientCreditsError,
@@ -49,6 +51,7 @@ __all__ = [
     "AuthenticationError",
     "Callback",
     "ClientNotOpenError",
+    "CoordinationUnavailableError",
     "FeatureDisabledError",
     "GenerationFailedError",
     "InsufficientCreditsError",
@@ -74,6 +77,7 @@ __all__ = [
     "RateLimitError",
     "Recraft",
     "RecraftError",
+    "RedisCoordination",
     "Result",
     "ServerError",
     "ServiceUnavailableError",

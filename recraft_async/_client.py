@@ -43,6 +43,7 @@ from ._logging import setup_from_env
 from ._models import Operation, OperationName, Result, TaskRecord
 from ._options import JobOptions
 from ._policy import PollPolicy, Rate
+from ._redis import RedisCoordination
 from ._scheduler import Scheduler
 from ._transport import Secret, Transport
 from ._webhooks import ReplayGuard, verified_task_id
@@ -136,6 +137,10 @@ class AsyncRecraft:
             out, else it is cancelled (``JobCancelledError``) without ever being sent:
             nothing is paid for it. A submit already on its way is never cut off. None (the
             default) waits as long as it takes; each call can set its own.
+        coordination: A ``RedisCoordination`` shared by every process and host using the
+            same KIE key: their submit window, read budget, 429 pauses, claims on inputs
+            and callbacks become one. None (the default) paces this client alone and
+            imports nothing of Redis.
 
     Raises:
         InvalidInputError: No API key; a value out of range or of the wrong type; a URL
@@ -164,6 +169,7 @@ class AsyncRecraft:
         tracing: bool | None = None,
         max_queued: int | None = None,
         submit_within: float | None = None,
+        coordination: RedisCoordination | None = None,
     ) -> None:
         setup_from_env()  # RECRAFT_LOG set after the import counts too
         key = api_key if api_key is not None else os.environ.get("KIE_API_KEY")
@@ -182,7 +188,7 @@ class AsyncRecraft:
             raise InvalidInputError("journal must be a recraft_async.Journal")
         _check_int("max_in_flight", max_in_flight, minimum=1)
         _check_int("max_retries", max_retries, minimum=0)
-        _check_queueing(max_queued, submit_within)
+        _check_queueing(max_queued, submit_within, coordination)
         for name, rate in (("submit_rate", submit_rate), ("read_rate", read_rate)):
             if rate is not None and not isinstance(rate, Rate):
                 raise InvalidInputError(f"{name} must be a Rate or None")
@@ -213,6 +219,7 @@ class AsyncRecraft:
         self.tracing: bool = _check_tracing(tracing)
         self.max_queued = max_queued
         self.submit_within = submit_within
+        self.coordination = coordination
         self._state = "new"
         # The client a with_options view shares everything with; itself for a client.
         self._root = self
@@ -272,6 +279,9 @@ class AsyncRecraft:
             tracer=tracer,
             max_queued=self.max_queued,
             home=self._home,
+            coordinator=None
+            if self.coordination is None
+            else self.coordination._coordinator(self.submit_rate, self.read_rate),
         )
         try:
             if self.journal is not None and not self.journal.is_open:
@@ -566,8 +576,10 @@ class AsyncRecraft:
     ) -> Job | None:
         """Take a KIE callback as a hint: the job polling its task reads its status at once.
 
-        Returns that job, or None when no job of this client polls the task: the callback
-        is then acknowledged and ignored, and nothing is read. Nothing of the body is
+        Returns that job, or None when no job of this client polls the task: nothing is
+        read then, but a job of this client that starts polling it within a minute reads
+        at once. With ``coordination`` every worker of the fleet is told too, and a job
+        polling the task there wakes. Nothing of the body is
         returned or used but its task id: KIE's signature covers the task id and the
         timestamp only, so the body is untrusted even when signed; the status read is the
         truth. (``parse_callback`` reads the body, for those who want it anyway.)
@@ -695,10 +707,16 @@ def _check_poll(poll: object) -> None:
         raise InvalidInputError(f"poll must be a PollPolicy or None, got {poll!r}")
 
 
-def _check_queueing(max_queued: object, submit_within: object) -> None:
+def _check_queueing(max_queued: object, submit_within: object, coordination: object) -> None:
+    _check_coordination(coordination)
     if max_queued is not None:
         _check_int("max_queued", max_queued, minimum=1)
     _check_seconds("submit_within", submit_within)
+
+
+def _check_coordination(coordination: object) -> None:
+    if coordination is not None and not isinstance(coordination, RedisCoordination):
+        raise InvalidInputError("coordination must be a RedisCoordination or None")
 
 
 def _check_seconds(name: str, value: object) -> None:

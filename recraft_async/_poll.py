@@ -5,12 +5,12 @@ from __future__ import annotations
 import anyio
 
 from ._adaptive import PollPlanner
+from ._coordination import Budget
 from ._dialects import Dialect
 from ._jobs import Job
 from ._models import Operation, Result, TaskRecord, TaskState
 from ._options import JobOptions
-from ._pacer import Pacer
-from ._policy import NOT_FOUND_GRACE, PollPolicy, Rate, _is_transient, _retry_delay, _should_retry
+from ._policy import NOT_FOUND_GRACE, PollPolicy, _is_transient, _retry_delay, _should_retry
 from ._transport import Transport
 from .errors import (
     JobTimeoutError,
@@ -21,6 +21,10 @@ from .errors import (
     TaskFailedError,
 )
 
+# Callbacks remembered for tasks not polled (yet): at most this many, this long.
+_EARLY_HINTS = 10_000
+_EARLY_HINT_SECONDS = 60.0
+
 
 class Poller:
     """Reads task statuses within the client's read budget; wakes a poll on a callback."""
@@ -30,7 +34,7 @@ class Poller:
         transport: Transport,
         dialect: Dialect,
         *,
-        read_rate: Rate | None,
+        reads: Budget,
         poll: PollPolicy,
         max_retries: int,
     ) -> None:
@@ -41,12 +45,16 @@ class Poller:
         self.planner = PollPlanner(poll)
         # The planners of other policies (views made by with_options), each learning alone.
         self._planners: dict[PollPolicy, PollPlanner] = {poll: self.planner}
-        # One budget for every status read of the client: KIE allows 10 a second per key.
-        self._reads = Pacer(read_rate)
+        # One budget for every status read of the client (or of the fleet, sharing the
+        # key): KIE allows 10 a second per key.
+        self._reads = reads
         self._read_throttles = 0  # 429s on reads in a row, for the shared pause
         # Task id -> each job polling it (two resumes of one task are two jobs), and the
         # event that wakes that job's poll early (a callback).
         self._hints: dict[str, dict[Job, anyio.Event]] = {}
+        # Callbacks for tasks not polled yet, by arrival: a callback may overtake its own
+        # submit's bookkeeping (the journal, a fleet's claim), or come from another worker.
+        self._early: dict[str, float] = {}
 
     async def read_record(
         self, operation: Operation, task_id: str, options: JobOptions | None = None
@@ -69,10 +77,22 @@ class Poller:
         """Wake every job polling ``task_id`` to read its status now; the first, or None."""
         polling = self._hints.get(task_id)
         if not polling:
+            self._remember_early(task_id)
             return None
         for event in polling.values():
             event.set()
         return next(iter(polling))
+
+    def _remember_early(self, task_id: str) -> None:
+        """Keep a hint for a task nobody polls yet, for a while and within a bound."""
+        now = anyio.current_time()
+        self._early.pop(task_id, None)
+        self._early[task_id] = now
+        while self._early:
+            oldest, at = next(iter(self._early.items()))
+            if len(self._early) <= _EARLY_HINTS and at > now - _EARLY_HINT_SECONDS:
+                break
+            del self._early[oldest]
 
     async def wait_for(
         self, job: Job, submitted_at: float | None, options: JobOptions | None = None
@@ -85,7 +105,11 @@ class Poller:
         """
         task_id = job.task_id
         assert task_id is not None  # noqa: S101 - submitted or resumed
-        self._hints.setdefault(task_id, {})[job] = anyio.Event()
+        wake = anyio.Event()
+        self._hints.setdefault(task_id, {})[job] = wake
+        early = self._early.pop(task_id, None)
+        if early is not None and early > anyio.current_time() - _EARLY_HINT_SECONDS:
+            wake.set()  # its callback came before its poll began
         try:
             return await self._poll_until_final(job, task_id, submitted_at, options)
         finally:

@@ -14,15 +14,17 @@ from types import TracebackType
 from typing import Protocol
 
 import anyio
+import anyio.to_thread
 from anyio.abc import TaskGroup
 
+from ._coordination import NO_CLAIM, Claim, Coordinator, LocalCoordinator
 from ._dialects import Dialect
 from ._dispatch import Dispatcher
 from ._escape import loggable_source
 from ._events import FINAL_KINDS, JobEvent, Listener
 from ._home import Home
 from ._jobs import Job
-from ._journal import Journal
+from ._journal import Journal, fingerprint
 from ._ledger import NO_RECORD, Ledger, NullLedger, Record
 from ._models import Operation, TaskRecord
 from ._options import JobOptions
@@ -30,7 +32,14 @@ from ._policy import PollPolicy, Rate
 from ._poll import Poller
 from ._submit import AccountError, Submitter
 from ._transport import Transport
-from .errors import InvalidInputError, JobCancelledError, QueueFullError, RecraftError
+from .errors import (
+    InvalidInputError,
+    JobCancelledError,
+    QueueFullError,
+    RecraftError,
+    SubmissionUncertainError,
+    TaskFailedError,
+)
 
 logger = logging.getLogger("recraft_async")
 
@@ -67,9 +76,12 @@ class Scheduler:
         tracer: JobTracer | None = None,
         max_queued: int | None = None,
         home: Home | None = None,
+        coordinator: Coordinator | None = None,
     ) -> None:
         self.transport = transport
         self._home = home
+        # Budgets, claims and callbacks: this client's own, or a fleet's (RedisCoordination).
+        self._coordinator = coordinator or LocalCoordinator(submit_rate, read_rate)
         self._listener = listener
         self._tracer = tracer
         self._deliveries: TaskGroup | None = None  # awaits an async on_event
@@ -81,12 +93,12 @@ class Scheduler:
         self._submitter = Submitter(
             transport,
             dialect,
-            submit_rate=submit_rate,
+            submits=self._coordinator.submits,
             max_retries=max_retries,
             upload_base_url=upload_base_url,
         )
         self._poller = Poller(
-            transport, dialect, read_rate=read_rate, poll=poll, max_retries=max_retries
+            transport, dialect, reads=self._coordinator.reads, poll=poll, max_retries=max_retries
         )
         self._dispatcher = Dispatcher(
             self._live,
@@ -96,6 +108,14 @@ class Scheduler:
         )
 
     async def __aenter__(self) -> Scheduler:
+        await self._coordinator.open(self._poller.hint)
+        try:
+            return await self._enter()
+        except BaseException:
+            await self._coordinator.close()
+            raise
+
+    async def _enter(self) -> Scheduler:
         if self._listener is not None and self._listener.is_async:
             self._deliveries = anyio.create_task_group()
             await self._deliveries.__aenter__()
@@ -120,7 +140,10 @@ class Scheduler:
         try:
             await self._dispatcher.close(stop=stop)
         finally:
-            await self._close_deliveries()
+            try:
+                await self._close_deliveries()
+            finally:
+                await self._coordinator.close()
 
     async def drain(self) -> None:
         """Take no more jobs and wait until every job has ended."""
@@ -212,9 +235,49 @@ class Scheduler:
     def hint(self, task_id: str) -> Job | None:
         """Wake the job polling ``task_id`` to read its status now (a callback said it ended).
 
-        Returns that job, or None when no job here polls ``task_id``: then nothing is read.
+        Returns that job, or None when no job here polls ``task_id``: then nothing is read
+        here. In a fleet every other worker is told too: a job there polling it wakes.
         """
+        self._coordinator.forward(task_id)
         return self._poller.hint(task_id)
+
+    async def _claim(self, job: Job, data: bytes | None) -> Claim:
+        """The fleet's claim on ``job``'s input (always ours for a client alone)."""
+        if not self._coordinator.dedups:
+            return NO_CLAIM
+        claim = await self._coordinator.claim(await _claim_key(job, data))
+        if claim.uncertain_elsewhere:
+            assert job.request is not None  # noqa: S101 - fresh jobs carry their request
+            raise SubmissionUncertainError(
+                f"another worker's submit of {job.request.source} may have created a task;"
+                " not resubmitting it, to avoid paying twice",
+                operation=job.operation,
+                image=job.request.source,
+            )
+        return claim
+
+    async def _submit(
+        self,
+        job: Job,
+        claim: Claim,
+        record: Record,
+        data: bytes | None,
+        options: JobOptions | None,
+    ) -> float:
+        """Upload and submit ``job`` under its claim, then tell the fleet how it went."""
+        try:
+            await self._submitter.upload(job, data, options)
+            submitted_at = await self._submitter.submit(job, record, options)
+        except SubmissionUncertainError:
+            await claim.uncertain()
+            raise
+        except BaseException:
+            if job.task_id is None:  # provably never landed: another worker may try
+                await claim.release()
+            raise
+        assert job.task_id is not None  # noqa: S101 - a submit that returned has its id
+        await claim.submitted(job.task_id)
+        return submitted_at
 
     async def _live(self, job: Job) -> None:
         """One job's life, in its span when traced; cancel() ends it through its scope."""
@@ -229,6 +292,7 @@ class Scheduler:
     async def _life(self, job: Job, scope: anyio.CancelScope) -> None:
         """One job's life: its record, then upload, submit (or resume), poll and its end."""
         record: Record = NO_RECORD
+        claim: Claim = NO_CLAIM
         options = self._options.get(job)
         try:
             with scope:
@@ -241,13 +305,19 @@ class Scheduler:
                     if task_id is not None:
                         job._mark_submitted(task_id)
                     else:
-                        await self._submitter.upload(job, data, options)
-                        submitted_at = await self._submitter.submit(job, record, options)
+                        claim = await self._claim(job, data)
+                        if claim.task_id is not None:  # another worker's: attach, pay nothing
+                            job._mark_submitted(claim.task_id)
+                            await record.submitted(claim.task_id)
+                        else:
+                            submitted_at = await self._submit(job, claim, record, data, options)
                 result = await self._poller.wait_for(job, submitted_at, options)
                 await record.succeeded(result)
                 job._succeed(result)
         except RecraftError as exc:
             await record.failed(exc)
+            if isinstance(exc, TaskFailedError):
+                await claim.failed()  # a retry, here or in another worker, may submit again
             if isinstance(exc, AccountError) and job.task_id is None:
                 self._submitter.stop(exc)
                 self._dispatcher.fail_unsent(exc)
@@ -255,6 +325,15 @@ class Scheduler:
         except Exception as exc:
             logger.exception("job %s failed unexpectedly", job.operation.value)
             job._fail(exc)
+
+
+async def _claim_key(job: Job, data: bytes | None) -> str:
+    """The fleet's key of ``job``'s input, as the journal's: operation, image, parameters."""
+    request = job.request
+    assert request is not None  # noqa: S101 - fresh jobs carry their request
+    if data is None:
+        return fingerprint(request.operation, request.source, request.params)
+    return await anyio.to_thread.run_sync(fingerprint, request.operation, data, request.params)
 
 
 async def _local_bytes(job: Job) -> bytes | None:

