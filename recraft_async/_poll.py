@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import anyio
 
 from ._adaptive import PollPlanner
@@ -20,6 +22,9 @@ from .errors import (
     RecraftError,
     TaskFailedError,
 )
+
+# Callbacks remembered for tasks whose submit answer has not arrived yet.
+MAX_EARLY_HINTS = 1024
 
 
 class Poller:
@@ -46,6 +51,9 @@ class Poller:
         self._read_throttles = 0  # 429s on reads in a row, for the shared pause
         # Task id -> its polling job, and the event that wakes its poll early (a callback).
         self._hints: dict[str, tuple[Job, anyio.Event]] = {}
+        # Callbacks that came before their task's submit answer (a fast task): its poll
+        # starts awake. Bounded: unknown task ids must not grow it without end.
+        self._early: OrderedDict[str, None] = OrderedDict()
 
     async def read_record(
         self, operation: Operation, task_id: str, options: JobOptions | None = None
@@ -68,6 +76,9 @@ class Poller:
         """Wake the job polling ``task_id`` to read its status now; None if none polls it."""
         polling = self._hints.get(task_id)
         if polling is None:
+            self._early[task_id] = None
+            if len(self._early) > MAX_EARLY_HINTS:
+                self._early.popitem(last=False)
             return None
         job, event = polling
         event.set()
@@ -84,7 +95,10 @@ class Poller:
         """
         task_id = job.task_id
         assert task_id is not None  # noqa: S101 - submitted or resumed
-        self._hints[task_id] = (job, anyio.Event())
+        wake = anyio.Event()
+        if self._early.pop(task_id, False) is None:
+            wake.set()  # its callback came before the submit's answer
+        self._hints[task_id] = (job, wake)
         try:
             return await self._poll_until_final(job, task_id, submitted_at, options)
         finally:
@@ -100,6 +114,11 @@ class Poller:
         planner = self._planner(options)
         deadline = started + policy.timeout
         key = None if submitted_at is None else job  # the planner's key of a learning task
+        # With a callback on its way, the job waits for it: reads are only a safety net.
+        request = job.request
+        callback_first = (
+            policy.callback_first and request is not None and request.callback_url is not None
+        )
         reads = failures = 0
         error: RecraftError | None = None  # the last failed read's, while failures > 0
         while True:
@@ -110,7 +129,7 @@ class Poller:
             elif key is None and reads == 0:
                 delay = 0.0
             else:
-                delay = planner.next_delay(job.operation, now - started, reads, key)
+                delay = _planned_delay(planner, job, now - started, reads, key, callback_first)
             due = now + max(min(delay, deadline - now), 0.0)
             await self._sleep_unless_hinted(task_id, due - now)
             try:
@@ -195,6 +214,20 @@ class Poller:
         if record.created_at is not None and record.completed_at is not None:
             observed = (record.completed_at - record.created_at).total_seconds()
         planner.observe(operation, observed, key)
+
+
+def _planned_delay(
+    planner: PollPlanner,
+    job: Job,
+    elapsed: float,
+    reads: int,
+    key: Job | None,
+    callback_first: bool,
+) -> float:
+    """Seconds to the next planned read: a safety read while a callback is awaited."""
+    if callback_first:
+        return planner.safety_delay(job.operation, elapsed)
+    return planner.next_delay(job.operation, elapsed, reads, key)
 
 
 def _read_may_recover(error: RecraftError, since_submit: float) -> bool:
