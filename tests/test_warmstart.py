@@ -121,9 +121,9 @@ def test_processing_time_validates_and_gives_quantiles():
     """ProcessingTime refuses bad values; its median is its 50 % quantile."""
     assert ra.ProcessingTime(20.0).quantile(0.5) == pytest.approx(20.0)
     assert ra.ProcessingTime(20.0, sigma=0.5).quantile(0.99) > 60.0
-    with pytest.raises(ra.InvalidInputError, match="ProcessingTime.median"):
+    with pytest.raises(ra.InvalidInputError, match=r"ProcessingTime\.median"):
         ra.ProcessingTime(0.0)
-    with pytest.raises(ra.InvalidInputError, match="PollPolicy.prior"):
+    with pytest.raises(ra.InvalidInputError, match=r"PollPolicy\.prior"):
         ra.PollPolicy(prior=20.0)  # type: ignore[arg-type]
     with pytest.raises(ra.InvalidInputError, match="callback_quantile"):
         ra.PollPolicy(callback_quantile=1.0)
