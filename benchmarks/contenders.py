@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import attrs
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -53,7 +54,12 @@ async def _emulator_stats(base_url: str) -> dict[str, Any]:
 
 
 async def _batch(
-    base_url: str, started: float, cpu0: float, learnt: dict[str, float], errors: int
+    base_url: str,
+    started: float,
+    cpu0: float,
+    learnt: dict[str, float],
+    errors: int,
+    arrived: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     """One batch's measurements, and the emulator's counters right after it."""
     cpu = time.process_time() - cpu0
@@ -61,29 +67,93 @@ async def _batch(
         "started": started,
         "cpu_seconds": cpu,
         "learnt": learnt,  # task id -> time.time() when the client learnt the result
+        "arrived": arrived or {},  # task id -> time.time() when its callback arrived
         "errors": errors,
         "stats_after": await _emulator_stats(base_url),
     }
 
 
+class _Hooks:
+    """A minimal HTTP/1.1 keep-alive server on loopback: each POST goes to handle_callback.
+
+    Raw asyncio streams rather than a web framework: the receiver's CPU is counted as the
+    contender's, and an application's own server would cost whatever it costs anyway.
+    """
+
+    def __init__(self) -> None:
+        self.client: ra.AsyncRecraft | None = None
+        self.arrived: dict[str, float] = {}
+        self.server: asyncio.AbstractServer | None = None
+
+    async def start(self) -> str:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        port = self.server.sockets[0].getsockname()[1]
+        return f"http://127.0.0.1:{port}/kie"
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n")[1:]:
+                    name, _, value = line.partition(b":")
+                    if name.strip().lower() == b"content-length":
+                        length = int(value)
+                body = await reader.readexactly(length)
+                now = time.time()
+                task_id = json.loads(body).get("taskId")
+                if isinstance(task_id, str):
+                    self.arrived.setdefault(task_id, now)
+                assert self.client is not None  # noqa: S101 - opened before any submit
+                self.client.handle_callback(body)
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+
 # -- 1. recraft-async ---------------------------------------------------------------------
+
+
+def _scaled_poll(args: argparse.Namespace) -> ra.PollPolicy:
+    """The default PollPolicy with every duration scaled: the prior's too."""
+    scale = args.time_scale
+    prior = ra.PollPolicy().prior
+    if prior is not None and not args.no_prior:
+        prior = attrs.evolve(prior, median=prior.median * scale)
+    return ra.PollPolicy(
+        initial=2.0 * scale,
+        factor=1.5,
+        max_interval=15.0 * scale,
+        timeout=900.0 * scale,
+        reads_per_job=args.reads_per_job,
+        prior=None if args.no_prior else prior,
+    )
+
+
+def _own_http(args: argparse.Namespace) -> httpx.AsyncClient | None:
+    """With ``--pool``, an httpx client of that pool size instead of the library's own."""
+    if not args.pool:
+        return None
+    limits = httpx.Limits(
+        max_connections=args.pool, max_keepalive_connections=args.keepalive or args.pool
+    )
+    return httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(30.0, pool=None))
 
 
 async def run_recraft(args: argparse.Namespace) -> dict[str, Any]:
     """Drive N upscales through AsyncRecraft, noting when each result became known.
 
     With ``--warm-n`` the same client then drives a second batch: what a long-lived
-    client (a web app's) does once it has learnt the service's processing times.
+    client (a web app's) does once it has learnt the service's processing times. The
+    first batch's CPU time includes the client's set-up.
     """
-    scale = args.time_scale
-    poll = ra.PollPolicy(
-        initial=2.0 * scale,
-        factor=1.5,
-        max_interval=15.0 * scale,
-        timeout=900.0 * scale,
-        reads_per_job=args.reads_per_job,
-    )
+    hooks = _Hooks() if args.callbacks else None
+    callback_url = await hooks.start() if hooks is not None else None
     batches = []
+    http = _own_http(args)
+    cpu0 = time.process_time()
     async with ra.AsyncRecraft(
         api_key=API_KEY,
         base_url=args.base_url,
@@ -91,9 +161,12 @@ async def run_recraft(args: argparse.Namespace) -> dict[str, Any]:
         max_in_flight=args.max_in_flight,
         submit_rate=ra.Rate(args.rate_n, per=args.rate_per),
         # KIE's 10 reads per second, on the scaled clock the processing times run on.
-        read_rate=ra.Rate(10, per=1.0 * scale),
-        poll=poll,
+        read_rate=None if args.no_read_budget else ra.Rate(10, per=1.0 * args.time_scale),
+        poll=_scaled_poll(args),
+        http_client=http,
     ) as client:
+        if hooks is not None:
+            hooks.client = client
         for index, n in enumerate((args.n, args.warm_n)):
             if not n:
                 continue
@@ -101,17 +174,25 @@ async def run_recraft(args: argparse.Namespace) -> dict[str, Any]:
                 # Let the first batch's submits leave the rate window: the second batch
                 # then starts as the first did, and its makespan compares.
                 await asyncio.sleep(args.rate_per)
+                cpu0 = time.process_time()
             learnt: dict[str, float] = {}
             errors = 0
-            cpu0, started = time.process_time(), time.time()
-            jobs = [client.upscale(args.image) for _ in range(n)]
+            started = time.time()
+            jobs = [client.upscale(args.image, callback_url=callback_url) for _ in range(n)]
             async for job in client.as_completed(jobs):
                 now = time.time()
                 if job.exception() is None and job.task_id is not None:
                     learnt[job.task_id] = now
                 else:
                     errors += 1
-            batches.append(await _batch(args.base_url, started, cpu0, learnt, errors))
+            arrived = dict(hooks.arrived) if hooks is not None else None
+            batches.append(await _batch(args.base_url, started, cpu0, learnt, errors, arrived))
+            if hooks is not None:
+                hooks.arrived.clear()
+    if http is not None:
+        await http.aclose()
+    if hooks is not None and hooks.server is not None:
+        hooks.server.close()
     return {"batches": batches, "peak_rss_kb": _peak_rss_kb()}
 
 
@@ -269,6 +350,11 @@ def parser() -> argparse.ArgumentParser:
     cli.add_argument("--rate-per", type=float, default=10.0)
     cli.add_argument("--max-in-flight", type=int, default=64)
     cli.add_argument("--reads-per-job", type=float, default=3.0)
+    cli.add_argument("--no-prior", action="store_true", help="recraft: cold on the fixed schedule")
+    cli.add_argument("--callbacks", action="store_true", help="recraft: callback_url + receiver")
+    cli.add_argument("--no-read-budget", action="store_true", help="recraft: read_rate=None")
+    cli.add_argument("--pool", type=int, default=0, help="recraft: own httpx pool of this size")
+    cli.add_argument("--keepalive", type=int, default=0, help="recraft: with --pool, idle kept")
     cli.add_argument("--interval", type=float, default=0.3, help="real seconds")
     cli.add_argument("--retry-sleep", type=float, default=1.0, help="real seconds after a 429")
     return cli
