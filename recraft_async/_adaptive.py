@@ -176,10 +176,14 @@ class DurationModel:
         running = [r for d, r in self._cohort.values() if d is None and r > 0]
         return fit_lognormal(finished, running)
 
+    def fit_due(self) -> bool:
+        """Whether the next use of the fit will refit it."""
+        every = 1 if self._finished < EAGER_FITS else REFIT_EVERY
+        return self._fit is None or self._finished - self._fitted_at >= every
+
     def current_fit(self) -> tuple[float, float]:
         """(mu, sigma), refitted when enough has changed since the last fit."""
-        every = 1 if self._finished < EAGER_FITS else REFIT_EVERY
-        if self._fit is None or self._finished - self._fitted_at >= every:
+        if self._fit is None or self.fit_due():
             self._fit = self.fit()
             self._fitted_at = self._finished
             self._schedule = None
@@ -209,6 +213,15 @@ class PollPlanner:
     def observe(self, operation: Operation, seconds: float, key: Hashable | None = None) -> None:
         """Learn from one finished task of ``operation`` (``key``: as given to next_delay)."""
         self._model(operation).observe(seconds, key)
+
+    def running(self, operation: Operation, key: Hashable, seconds: float) -> None:
+        """Note that the task ``key`` has been running ``seconds`` (nobody reads it)."""
+        self._model(operation).running(key, seconds)
+
+    def fit_due(self, operation: Operation) -> bool:
+        """Whether the next schedule of ``operation`` will refit its distribution."""
+        model = self._models.get(operation)
+        return model is not None and model.fit_due()
 
     def forget(self, operation: Operation, key: Hashable) -> None:
         """The task ``key`` ended without teaching anything (failed, cancelled, timed out)."""

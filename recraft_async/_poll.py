@@ -54,6 +54,9 @@ class Poller:
         # Callbacks that came before their task's submit answer (a fast task): its poll
         # starts awake. Bounded: unknown task ids must not grow it without end.
         self._early: OrderedDict[str, None] = OrderedDict()
+        # Jobs waiting for their callback: (planner, submit moment). Nothing reads them,
+        # so the planner learns they still run only when it is told (see _learn).
+        self._awaiting: dict[Job, tuple[PollPlanner, float]] = {}
 
     async def read_record(
         self, operation: Operation, task_id: str, options: JobOptions | None = None
@@ -99,10 +102,20 @@ class Poller:
         if self._early.pop(task_id, False) is None:
             wake.set()  # its callback came before the submit's answer
         self._hints[task_id] = (job, wake)
+        policy = self._policy if options is None else options.poll
+        request = job.request
+        if (
+            submitted_at is not None
+            and policy.callback_first
+            and request is not None
+            and request.callback_url is not None
+        ):
+            self._awaiting[job] = (self._planner(options), submitted_at)
         try:
             return await self._poll_until_final(job, task_id, submitted_at, options)
         finally:
             self._hints.pop(task_id, None)
+            self._awaiting.pop(job, None)
             if submitted_at is not None:  # a no-op once it was learned
                 self._planner(options).forget(job.operation, job)
 
@@ -115,10 +128,7 @@ class Poller:
         deadline = started + policy.timeout
         key = None if submitted_at is None else job  # the planner's key of a learning task
         # With a callback on its way, the job waits for it: reads are only a safety net.
-        request = job.request
-        callback_first = (
-            policy.callback_first and request is not None and request.callback_url is not None
-        )
+        callback_first = job in self._awaiting
         reads = failures = 0
         error: RecraftError | None = None  # the last failed read's, while failures > 0
         while True:
@@ -214,6 +224,13 @@ class Poller:
         if record.created_at is not None and record.completed_at is not None:
             observed = (record.completed_at - record.created_at).total_seconds()
         planner.observe(operation, observed, key)
+        if self._awaiting and planner.fit_due(operation):
+            # Before the next fit, the jobs still waiting for their callbacks count as
+            # "running this long": else the first, fast finishes would pass for them all.
+            now = anyio.current_time()
+            for job, (waiting_planner, started) in self._awaiting.items():
+                if waiting_planner is planner and job.operation is operation:
+                    planner.running(operation, job, now - started)
 
 
 def _planned_delay(

@@ -141,3 +141,29 @@ async def test_unknown_callbacks_are_remembered_only_up_to_a_bound(make_client):
         poller = client._scheduler._poller
         assert len(poller._early) == MAX_EARLY_HINTS
         await wait_until(lambda: True)
+
+
+async def test_jobs_waiting_for_callbacks_count_as_still_running(kie, make_client):
+    """The first callbacks' fast tasks do not pass for all: waiting jobs are censored."""
+    made: list[str] = []
+
+    def submit(_request):
+        made.append(f"t{len(made)}")
+        return httpx.Response(200, json=envelope({"taskId": made[-1]}))
+
+    kie.post(UPSCALE).mock(side_effect=submit)
+    # Each task's record says it took 1 s (conftest's record()).
+    kie.get(READ).mock(
+        side_effect=lambda r: httpx.Response(200, json=record(r.url.params["taskId"]))
+    )
+    async with make_client(poll=_poll(prior=ra.ProcessingTime(60.0))) as client:
+        jobs = [client.upscale(f"https://i.test/{i}.png", callback_url=HOOK) for i in range(10)]
+        await wait_until(lambda: all(job.task_id is not None for job in jobs))
+        await anyio.sleep(10.0)  # five are still running after 10 s
+        for job in jobs[:5]:
+            client.handle_callback(json.dumps(record(job.task_id)))
+            await job
+        learnt = client.processing_times()[ra.Operation.UPSCALE]
+        for job in jobs[5:]:
+            job.cancel()
+    assert learnt.median > 2.0  # the five 1 s finishes alone would say 1 s
