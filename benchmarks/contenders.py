@@ -126,7 +126,7 @@ def _scaled_poll(args: argparse.Namespace) -> ra.PollPolicy:
         initial=2.0 * scale,
         factor=1.5,
         max_interval=15.0 * scale,
-        timeout=900.0 * scale,
+        timeout=args.timeout * scale,
         reads_per_job=args.reads_per_job,
         prior=None if args.no_prior else prior,
     )
@@ -350,6 +350,7 @@ def parser() -> argparse.ArgumentParser:
     cli.add_argument("--rate-per", type=float, default=10.0)
     cli.add_argument("--max-in-flight", type=int, default=64)
     cli.add_argument("--reads-per-job", type=float, default=3.0)
+    cli.add_argument("--timeout", type=float, default=900.0, help="recraft: unscaled seconds")
     cli.add_argument("--no-prior", action="store_true", help="recraft: cold on the fixed schedule")
     cli.add_argument("--callbacks", action="store_true", help="recraft: callback_url + receiver")
     cli.add_argument("--no-read-budget", action="store_true", help="recraft: read_rate=None")

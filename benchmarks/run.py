@@ -46,16 +46,19 @@ NAIVE_RETRY_SLEEP = 1.0
 READS_PER_JOB = (2.0, 3.0, 4.0, 6.0)
 DEFAULT_READS_PER_JOB = 3.0
 QUEUED_JOBS = 100_000
+LIGHT_KEEPALIVE = 8
 # Callback-first waiting: this share of callbacks is lost on its way (the emulator drops it).
 LOST_CALLBACKS = 0.1
 # The read budget under load: KIE's own limits (20 submits per 10 s, 10 reads per second)
 # hold about 1,000 jobs in flight only when tasks take long (Little's law: 2 submits/s x
 # about 565 s of mean processing), so this row's tasks take a median of 500 s, scaled
-# by LOAD_TIME_SCALE to keep the run short.
-LOAD_JOBS = 1300
+# by LOAD_TIME_SCALE to keep the run short; the poll timeout is raised to an hour, as
+# anyone with such tasks would (the default 900 s would fail the slowest 12 %).
+LOAD_JOBS = 1600
 LOAD_MEDIAN = 500.0
-LOAD_TIME_SCALE = 0.03
+LOAD_TIME_SCALE = 0.02
 LOAD_RATE = (20, 10.0)  # unscaled: KIE's submit limit
+LOAD_TIMEOUT = 3600.0  # unscaled seconds
 _START_TIMEOUT = 30.0
 
 
@@ -176,6 +179,22 @@ def contenders(scenario: Scenario, *, quick: bool) -> list[Contender]:
             warm=False,
         )
     )
+    # The one alternative transport setting: the same pool, but at most LIGHT_KEEPALIVE idle
+    # connections kept (httpcore checks every pooled connection on every request).
+    found.append(
+        Contender(
+            f"recraft-async default, lighter pool (keep-alive {LIGHT_KEEPALIVE})",
+            "recraft-async (lighter pool)",
+            (
+                *recraft.options,
+                "--pool",
+                str(scenario.max_in_flight + 8),
+                "--keepalive",
+                str(LIGHT_KEEPALIVE),
+            ),
+            f"keep-alive {LIGHT_KEEPALIVE}",
+        )
+    )
     lost = f"{100 * LOST_CALLBACKS:g} %"
     found.append(
         Contender(
@@ -241,6 +260,8 @@ def load_contenders(scenario: Scenario, *, quick: bool) -> list[Contender]:
         str(load.rate_per),
         "--max-in-flight",
         str(load.max_in_flight),
+        "--timeout",
+        str(LOAD_TIMEOUT),
     )
     budgeted = Contender(
         f"recraft-async default, {load.n} jobs, read budget 10/s",
@@ -252,13 +273,13 @@ def load_contenders(scenario: Scenario, *, quick: bool) -> list[Contender]:
     )
     if quick:
         return [budgeted]
+    # Without the budget, against the same service: KIE's read limit answers 429s.
     unbudgeted = Contender(
         f"recraft-async default, {load.n} jobs, no read budget",
         "load",
         (*options, "--no-read-budget"),
         "read_rate=None",
         scenario=load,
-        emulator_options=("--read-rate", "none"),
         warm=False,
     )
     return [budgeted, unbudgeted]
@@ -357,7 +378,8 @@ def run_contender(scenario: Scenario, contender: Contender, warm_n: int) -> list
     """
     scenario = contender.scenario or scenario
     family = contender.family
-    warm = warm_n if family in ("recraft-async", "callbacks") and contender.warm else 0
+    batches = ("recraft-async", "recraft-async (lighter pool)", "callbacks")
+    warm = warm_n if family in batches and contender.warm else 0
     with emulator(scenario, contender.emulator_options) as (base_url, image):
         budget = 10 * (scenario.lower_bound + scenario.bound_for(warm)) + 60
         measured = _contender_process(
@@ -510,11 +532,26 @@ def table(
             "CPU here: the floor under any httpx-based client's CPU per request."
         ),
         "",
+        *httpx_lines(rows, floor_ms),
+        "",
         *comparison(rows, med),
         "",
         *targets(rows, floor_ms),
     ]
     return "\n".join(lines) + "\n"
+
+
+def httpx_lines(rows: Sequence[Row], floor_ms: float) -> list[str]:
+    """CPU per request: the bare floor, plain httpx under polling traffic, recraft-async."""
+    plain = [r.cpu_ms_per_request for r in rows if r.family in ("naive", "fixed")]
+    if not plain:
+        return []
+    line = (
+        f"Plain httpx under the same kind of traffic (the naive and fixed-interval rows, "
+        f"many jobs at once) costs {min(plain):.2f}-{max(plain):.2f} ms of CPU per request "
+        f"({min(plain) / floor_ms:.2f}-{max(plain) / floor_ms:.2f} x the bare floor)."
+    )
+    return [line]
 
 
 def _notes(row: Row) -> str:
