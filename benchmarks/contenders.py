@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import inspect
 import json
 import resource
 import sys
@@ -117,9 +118,9 @@ class _Hooks:
 
 
 def _scaled_poll(args: argparse.Namespace) -> ra.PollPolicy:
-    """The default PollPolicy with every duration scaled: the prior's too."""
+    """The client's default PollPolicy with every duration scaled: the prior's too."""
     scale = args.time_scale
-    prior = ra.PollPolicy().prior
+    prior = inspect.signature(ra.AsyncRecraft).parameters["poll"].default.prior
     if prior is not None and not args.no_prior:
         prior = attrs.evolve(prior, median=prior.median * scale)
     return ra.PollPolicy(

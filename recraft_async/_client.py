@@ -45,7 +45,7 @@ from ._journal import Journal
 from ._logging import setup_from_env
 from ._models import Operation, OperationName, Result, TaskRecord
 from ._options import JobOptions
-from ._policy import PollPolicy, ProcessingTime, Rate
+from ._policy import DEFAULT_PRIOR, PollPolicy, ProcessingTime, Rate
 from ._scheduler import Scheduler
 from ._transport import Secret, Transport
 from ._warmstart import persist, restore
@@ -61,7 +61,8 @@ DEFAULT_SUBMIT_RATE = Rate(20, per=10.0)
 # KIE's documented limit on status reads: 10 a second per API key.
 DEFAULT_READ_RATE = Rate(10, per=1.0)
 DEFAULT_DIALECT: DialectName = "market"
-DEFAULT_POLL = PollPolicy()
+# A cold client's first reads follow what KIE's Recraft tasks usually take.
+DEFAULT_POLL = PollPolicy(prior=DEFAULT_PRIOR)
 # Connections beyond max_in_flight: one status read and one submit may overlap per job
 # only briefly, and downloads share the pool.
 _EXTRA_CONNECTIONS = 8
@@ -94,8 +95,11 @@ class AsyncRecraft:
             ``Rate(20, per=10.0)``, KIE's limit. None does not pace them. A 429 pauses
             every submit of the client for its ``Retry-After`` either way.
         poll: When to read a task's status, and how long before a job gives up with
-            ``JobTimeoutError``; by default ``PollPolicy()``: the first read 2 s after the
-            submit, intervals growing by 1.5 up to 15 s, giving up after 900 s.
+            ``JobTimeoutError``; by default
+            ``PollPolicy(prior=ProcessingTime(20.0, sigma=0.6))``: intervals from 2 s
+            growing by 1.5 up to 15 s, giving up after 900 s, and until processing times
+            are learnt (or loaded: see ``state_file``) reads placed for tasks of about
+            20 s rather than at 2 s.
         max_retries: Further tries of a request that failed for a passing reason: a status
             read, an upload, or a submit that provably never reached the service (a submit
             whose answer was lost is never resent: ``SubmissionUncertainError``).

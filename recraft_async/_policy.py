@@ -139,7 +139,9 @@ class PollPolicy:
     reads_per_job: float = attrs.field(default=3.0, kw_only=True, validator=_positive)
     # Before anything is learnt, reads follow this assumed distribution (None: the fixed
     # schedule above); an earlier process's learnt one replaces it (a journal, a state file).
-    prior: ProcessingTime | None = attrs.field(default=DEFAULT_PRIOR, kw_only=True)
+    # The client's default policy carries DEFAULT_PRIOR; a policy made by hand has none
+    # unless given, so that its ``initial`` keeps meaning the first read.
+    prior: ProcessingTime | None = attrs.field(default=None, kw_only=True)
     # A job with a callback_url waits for its callback, then reads once to confirm; in
     # case the callback is lost, safety reads come where ``callback_quantile`` of the
     # tasks have finished, then at moments growing by ``callback_growth``. False: such

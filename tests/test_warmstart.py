@@ -8,6 +8,7 @@ from conftest import envelope, record
 
 import recraft_async as ra
 from recraft_async._adaptive import MIN_SAMPLES, PollPlanner
+from recraft_async._client import DEFAULT_POLL
 from recraft_async._warmstart import JOURNAL_KEY, decode, encode
 
 UP = ra.Operation.UPSCALE
@@ -46,7 +47,14 @@ def test_prior_places_the_first_reads_of_a_cold_planner():
     prior = ra.ProcessingTime(20.0, sigma=0.5)
     planner = PollPlanner(ra.PollPolicy(max_interval=60.0, prior=prior))
     assert planner.next_delay(UP, 0.0, 0) == pytest.approx(prior.quantile(0.4), rel=0.01)
-    assert PollPlanner(ra.PollPolicy()).next_delay(UP, 0.0, 0) == pytest.approx(15.0)  # capped
+    assert PollPlanner(DEFAULT_POLL).next_delay(UP, 0.0, 0) == pytest.approx(15.0)  # capped
+
+
+def test_only_the_clients_default_policy_carries_the_prior():
+    """A hand-made PollPolicy reads first at ``initial``; the client's default has a prior."""
+    assert ra.PollPolicy(initial=0.05).prior is None
+    assert PollPlanner(ra.PollPolicy(initial=0.05)).next_delay(UP, 0.0, 0) == pytest.approx(0.05)
+    assert ra.AsyncRecraft(api_key="k").poll.prior == ra.ProcessingTime(20.0, sigma=0.6)
 
 
 def _mock_tasks(kie):
