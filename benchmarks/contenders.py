@@ -17,6 +17,7 @@ import inspect
 import json
 import resource
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -146,16 +147,45 @@ def _own_http(args: argparse.Namespace) -> httpx.AsyncClient | None:
 async def run_recraft(args: argparse.Namespace) -> dict[str, Any]:
     """Drive N upscales through AsyncRecraft, noting when each result became known.
 
-    With ``--warm-n`` the same client then drives a second batch: what a long-lived
-    client (a web app's) does once it has learnt the service's processing times. The
-    first batch's CPU time includes the client's set-up.
+    With ``--warm-n`` a second batch follows: on the same client (what a long-lived
+    client, a web app's, does once it has learnt the service's processing times), or with
+    ``--restart`` on a new client started warm from the first one's ``state_file`` (what a
+    new process does). A batch's CPU time includes its client's set-up.
     """
     hooks = _Hooks() if args.callbacks else None
     callback_url = await hooks.start() if hooks is not None else None
-    batches = []
+    batches: list[dict[str, Any]] = []
     http = _own_http(args)
-    cpu0 = time.process_time()
-    async with ra.AsyncRecraft(
+    with tempfile.TemporaryDirectory() as folder:
+        state = Path(folder) / "poll-state.json" if args.restart else None
+        clients = 2 if args.restart else 1
+        sizes = [(args.n, args.warm_n)] if clients == 1 else [(args.n,), (args.warm_n,)]
+        for batch_sizes in sizes:
+            cpu0 = time.process_time()
+            async with _client(args, http, state) as client:
+                if hooks is not None:
+                    hooks.client = client
+                for n in batch_sizes:
+                    if not n:
+                        continue
+                    if batches:
+                        # Let the first batch's submits leave the rate window: the second
+                        # batch then starts as the first did, and its makespan compares.
+                        await asyncio.sleep(args.rate_per)
+                        if clients == 1:
+                            cpu0 = time.process_time()
+                    batches.append(await _drive(args, client, n, cpu0, hooks, callback_url))
+    if http is not None:
+        await http.aclose()
+    if hooks is not None and hooks.server is not None:
+        hooks.server.close()
+    return {"batches": batches, "peak_rss_kb": _peak_rss_kb()}
+
+
+def _client(
+    args: argparse.Namespace, http: httpx.AsyncClient | None, state: Path | None
+) -> ra.AsyncRecraft:
+    return ra.AsyncRecraft(
         api_key=API_KEY,
         base_url=args.base_url,
         upload_base_url=args.base_url,
@@ -165,36 +195,33 @@ async def run_recraft(args: argparse.Namespace) -> dict[str, Any]:
         read_rate=None if args.no_read_budget else ra.Rate(10, per=1.0 * args.time_scale),
         poll=_scaled_poll(args),
         http_client=http,
-    ) as client:
-        if hooks is not None:
-            hooks.client = client
-        for index, n in enumerate((args.n, args.warm_n)):
-            if not n:
-                continue
-            if index:
-                # Let the first batch's submits leave the rate window: the second batch
-                # then starts as the first did, and its makespan compares.
-                await asyncio.sleep(args.rate_per)
-                cpu0 = time.process_time()
-            learnt: dict[str, float] = {}
-            errors = 0
-            started = time.time()
-            jobs = [client.upscale(args.image, callback_url=callback_url) for _ in range(n)]
-            async for job in client.as_completed(jobs):
-                now = time.time()
-                if job.exception() is None and job.task_id is not None:
-                    learnt[job.task_id] = now
-                else:
-                    errors += 1
-            arrived = dict(hooks.arrived) if hooks is not None else None
-            batches.append(await _batch(args.base_url, started, cpu0, learnt, errors, arrived))
-            if hooks is not None:
-                hooks.arrived.clear()
-    if http is not None:
-        await http.aclose()
-    if hooks is not None and hooks.server is not None:
-        hooks.server.close()
-    return {"batches": batches, "peak_rss_kb": _peak_rss_kb()}
+        state_file=state,
+    )
+
+
+async def _drive(
+    args: argparse.Namespace,
+    client: ra.AsyncRecraft,
+    n: int,
+    cpu0: float,
+    hooks: _Hooks | None,
+    callback_url: str | None,
+) -> dict[str, Any]:
+    """One batch of ``n`` upscales, to the last result; its measurements."""
+    learnt: dict[str, float] = {}
+    errors = 0
+    started = time.time()
+    jobs = [client.upscale(args.image, callback_url=callback_url) for _ in range(n)]
+    async for job in client.as_completed(jobs):
+        now = time.time()
+        if job.exception() is None and job.task_id is not None:
+            learnt[job.task_id] = now
+        else:
+            errors += 1
+    arrived = dict(hooks.arrived) if hooks is not None else None
+    if hooks is not None:
+        hooks.arrived.clear()
+    return await _batch(args.base_url, started, cpu0, learnt, errors, arrived)
 
 
 # -- 2. and 3. plain httpx, the way KIE's examples do it ----------------------------------
@@ -352,6 +379,7 @@ def parser() -> argparse.ArgumentParser:
     cli.add_argument("--max-in-flight", type=int, default=64)
     cli.add_argument("--reads-per-job", type=float, default=3.0)
     cli.add_argument("--timeout", type=float, default=900.0, help="recraft: unscaled seconds")
+    cli.add_argument("--restart", action="store_true", help="recraft: warm batch, new client")
     cli.add_argument("--no-prior", action="store_true", help="recraft: cold on the fixed schedule")
     cli.add_argument("--callbacks", action="store_true", help="recraft: callback_url + receiver")
     cli.add_argument("--no-read-budget", action="store_true", help="recraft: read_rate=None")

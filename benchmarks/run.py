@@ -179,6 +179,14 @@ def contenders(scenario: Scenario, *, quick: bool) -> list[Contender]:
             warm=False,
         )
     )
+    found.append(
+        Contender(
+            "recraft-async default, new client warm from state_file",
+            "recraft-async (restarted)",
+            (*recraft.options, "--restart"),
+            "restarted",
+        )
+    )
     # The one alternative transport setting: the same pool, but at most LIGHT_KEEPALIVE idle
     # connections kept (httpcore checks every pooled connection on every request).
     found.append(
@@ -378,7 +386,12 @@ def run_contender(scenario: Scenario, contender: Contender, warm_n: int) -> list
     """
     scenario = contender.scenario or scenario
     family = contender.family
-    batches = ("recraft-async", "recraft-async (lighter pool)", "callbacks")
+    batches = (
+        "recraft-async",
+        "recraft-async (restarted)",
+        "recraft-async (lighter pool)",
+        "callbacks",
+    )
     warm = warm_n if family in batches and contender.warm else 0
     with emulator(scenario, contender.emulator_options) as (base_url, image):
         budget = 10 * (scenario.lower_bound + scenario.bound_for(warm)) + 60
