@@ -82,7 +82,7 @@ async def _learn(make_client, **options):
     assert learnt[UP].median == pytest.approx(LEARNT_SECONDS, rel=0.01)
 
 
-async def _first_read_wait(client) -> float:
+async def _first_read_wait(client: ra.AsyncRecraft) -> float:
     job = client.upscale("https://i.test/new.png")
     await job
     submitted = next(e.time for e in job.events if e.kind == "submitted")
