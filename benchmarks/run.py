@@ -142,6 +142,7 @@ class Row:
     peak_reads_per_second: int = 0
     read_429s: int = 0
     max_in_flight: int = 0
+    setup_cpu_ms: float = 0.0  # opening the client, not in cpu_ms_per_job
 
 
 def contenders(scenario: Scenario, *, quick: bool) -> list[Contender]:
@@ -456,6 +457,7 @@ def run_contender(scenario: Scenario, contender: Contender, warm_n: int) -> list
                 peak_reads_per_second=stats["peak_reads_per_second"],
                 read_429s=refused,
                 max_in_flight=stats["max_pending"],
+                setup_cpu_ms=batch.get("setup_cpu_seconds", 0.0) * 1000,
             )
         )
         before = stats
@@ -575,6 +577,8 @@ def _notes(row: Row) -> str:
         notes.append(f"{row.callbacks_lost} callbacks lost")
     if row.family == "load":
         notes.append(f"{row.max_in_flight} in flight at most")
+    if row.setup_cpu_ms:
+        notes.append(f"client set-up {row.setup_cpu_ms:.0f} ms CPU")
     return "; ".join(notes)
 
 
