@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -112,7 +113,8 @@ def _read(path: Path) -> str | None:
 
 
 def _write(path: Path, text: str) -> None:
-    # Whole or not at all: a process killed mid-write leaves the old state.
-    part = path.with_name(path.name + ".part")
+    # Whole or not at all: a process killed mid-write leaves the old state, and workers
+    # sharing one file each write their own part (the last to finish wins).
+    part = path.with_name(f"{path.name}.{os.getpid()}.part")
     part.write_text(text, encoding="utf-8")
     part.replace(path)
