@@ -180,6 +180,17 @@ def contenders(scenario: Scenario, *, quick: bool) -> list[Contender]:
             warm=False,
         )
     )
+    # What KIE's read limit costs the default setting: no budget, against a service that
+    # would not refuse (a what-if: KIE would answer 429s).
+    found.append(
+        Contender(
+            "recraft-async default, no read budget, service without read limit",
+            "recraft-async (no read limit)",
+            (*recraft.options, "--no-read-budget"),
+            "no read limit",
+            emulator_options=("--read-rate", "none"),
+        )
+    )
     found.append(
         Contender(
             "recraft-async default, new client warm from state_file",
@@ -389,6 +400,7 @@ def run_contender(scenario: Scenario, contender: Contender, warm_n: int) -> list
     family = contender.family
     batches = (
         "recraft-async",
+        "recraft-async (no read limit)",
         "recraft-async (restarted)",
         "recraft-async (lighter pool)",
         "callbacks",

@@ -58,6 +58,8 @@ def test_every_family_reports_a_row(results):
         "recraft-async",
         "recraft-async (warm)",
         "recraft-async (no prior)",
+        "recraft-async (no read limit)",
+        "recraft-async (no read limit) (warm)",
         "recraft-async (restarted)",
         "recraft-async (restarted) (warm)",
         "recraft-async (lighter pool)",
