@@ -46,6 +46,19 @@ NAIVE_RETRY_SLEEP = 1.0
 READS_PER_JOB = (2.0, 3.0, 4.0, 6.0)
 DEFAULT_READS_PER_JOB = 3.0
 QUEUED_JOBS = 100_000
+LIGHT_KEEPALIVE = 8
+# Callback-first waiting: this share of callbacks is lost on its way (the emulator drops it).
+LOST_CALLBACKS = 0.1
+# The read budget under load: KIE's own limits (20 submits per 10 s, 10 reads per second)
+# hold about 1,000 jobs in flight only when tasks take long (Little's law: 2 submits/s x
+# about 565 s of mean processing), so this row's tasks take a median of 500 s, scaled
+# by LOAD_TIME_SCALE to keep the run short; the poll timeout is raised to an hour, as
+# anyone with such tasks would (the default 900 s would fail the slowest 12 %).
+LOAD_JOBS = 1600
+LOAD_MEDIAN = 500.0
+LOAD_TIME_SCALE = 0.02
+LOAD_RATE = (20, 10.0)  # unscaled: KIE's submit limit
+LOAD_TIMEOUT = 3600.0  # unscaled seconds
 _START_TIMEOUT = 30.0
 
 
@@ -84,12 +97,20 @@ class Scenario:
 
 @attrs.frozen
 class Contender:
-    """One way of driving the jobs: its label, its family and its command-line options."""
+    """One way of driving the jobs: its label, its family and its command-line options.
+
+    ``scenario`` replaces the run's own (the load row's), ``emulator_options`` are added
+    to the emulator's command line (faults, another read limit), and ``batches`` False
+    runs one cold batch only.
+    """
 
     label: str
-    family: str  # "recraft-async", "naive" or "fixed"
+    family: str  # "recraft-async", "callbacks", "load", "naive" or "fixed"
     options: tuple[str, ...]
     setting: str
+    scenario: Scenario | None = None
+    emulator_options: tuple[str, ...] = ()
+    warm: bool = True
 
 
 @attrs.frozen
@@ -112,6 +133,16 @@ class Row:
     latency_p95: float
     cpu_ms_per_job: float
     peak_rss_mb: float
+    cpu_ms_per_request: float = 0.0
+    median: float = 0.0  # the row's median processing time, real seconds
+    # Callbacks: detection after the callback's arrival (p50), callbacks lost.
+    after_callback_p50: float | None = None
+    callbacks_lost: int = 0
+    # The read budget: the busiest second's status reads (service clock), reads refused.
+    peak_reads_per_second: int = 0
+    read_429s: int = 0
+    max_in_flight: int = 0
+    setup_cpu_ms: float = 0.0  # opening the client, not in cpu_ms_per_job
 
 
 def contenders(scenario: Scenario, *, quick: bool) -> list[Contender]:
@@ -139,6 +170,62 @@ def contenders(scenario: Scenario, *, quick: bool) -> list[Contender]:
         for rpj in ((DEFAULT_READS_PER_JOB,) if quick else READS_PER_JOB)
         for default in [rpj == DEFAULT_READS_PER_JOB]
     ]
+    recraft = found[[c.setting for c in found].index(f"reads_per_job={DEFAULT_READS_PER_JOB:g}")]
+    found.append(
+        Contender(
+            "recraft-async default, no prior (cold as before)",
+            "recraft-async (no prior)",
+            (*recraft.options, "--no-prior"),
+            "prior=None",
+            warm=False,
+        )
+    )
+    # What KIE's read limit costs the default setting: no budget, against a service that
+    # would not refuse (a what-if: KIE would answer 429s).
+    found.append(
+        Contender(
+            "recraft-async default, no read budget, service without read limit",
+            "recraft-async (no read limit)",
+            (*recraft.options, "--no-read-budget"),
+            "no read limit",
+            emulator_options=("--read-rate", "none"),
+        )
+    )
+    found.append(
+        Contender(
+            "recraft-async default, new client warm from state_file",
+            "recraft-async (restarted)",
+            (*recraft.options, "--restart"),
+            "restarted",
+        )
+    )
+    # The one alternative transport setting: the same pool, but at most LIGHT_KEEPALIVE idle
+    # connections kept (httpcore checks every pooled connection on every request).
+    found.append(
+        Contender(
+            f"recraft-async default, lighter pool (keep-alive {LIGHT_KEEPALIVE})",
+            "recraft-async (lighter pool)",
+            (
+                *recraft.options,
+                "--pool",
+                str(scenario.max_in_flight + 8),
+                "--keepalive",
+                str(LIGHT_KEEPALIVE),
+            ),
+            f"keep-alive {LIGHT_KEEPALIVE}",
+        )
+    )
+    lost = f"{100 * LOST_CALLBACKS:g} %"
+    found.append(
+        Contender(
+            f"recraft-async callbacks, {lost} lost",
+            "callbacks",
+            (*recraft.options, "--callbacks"),
+            f"callbacks, {lost} lost",
+            emulator_options=("--fault", f"callback=lost@{LOST_CALLBACKS:g}"),
+        )
+    )
+    found.extend(load_contenders(scenario, quick=quick))
     found.append(
         Contender(
             f"naive gather, poll {NAIVE_INTERVAL:g} s",
@@ -165,8 +252,61 @@ def contenders(scenario: Scenario, *, quick: bool) -> list[Contender]:
     return found
 
 
+def load_scenario(scenario: Scenario, *, quick: bool) -> Scenario:
+    """The read budget's scenario: KIE's limits, long tasks, about 1,000 jobs in flight."""
+    if quick:  # the smoke test's: a few jobs on the run's own clock
+        return attrs.evolve(scenario, median=scenario.median)
+    scale = LOAD_TIME_SCALE
+    return attrs.evolve(
+        scenario,
+        n=LOAD_JOBS,
+        rate_n=LOAD_RATE[0],
+        rate_per=LOAD_RATE[1] * scale,
+        time_scale=scale,
+        median=LOAD_MEDIAN,
+    )
+
+
+def load_contenders(scenario: Scenario, *, quick: bool) -> list[Contender]:
+    """recraft-async at its defaults with about 1,000 jobs in flight, with and without budget."""
+    load = load_scenario(scenario, quick=quick)
+    options = (
+        "recraft",
+        "--time-scale",
+        str(load.time_scale),
+        "--rate-n",
+        str(load.rate_n),
+        "--rate-per",
+        str(load.rate_per),
+        "--max-in-flight",
+        str(load.max_in_flight),
+        "--timeout",
+        str(LOAD_TIMEOUT),
+    )
+    budgeted = Contender(
+        f"recraft-async default, {load.n} jobs, read budget 10/s",
+        "load",
+        options,
+        "read_rate=Rate(10, per=1)",
+        scenario=load,
+        warm=False,
+    )
+    if quick:
+        return [budgeted]
+    # Without the budget, against the same service: KIE's read limit answers 429s.
+    unbudgeted = Contender(
+        f"recraft-async default, {load.n} jobs, no read budget",
+        "load",
+        (*options, "--no-read-budget"),
+        "read_rate=None",
+        scenario=load,
+        warm=False,
+    )
+    return [budgeted, unbudgeted]
+
+
 @contextmanager
-def emulator(scenario: Scenario) -> Iterator[tuple[str, str]]:
+def emulator(scenario: Scenario, extra: Sequence[str] = ()) -> Iterator[tuple[str, str]]:
     """Start the emulator process; yields its base URL and a sample image's URL."""
     command = [
         PYTHON,
@@ -189,6 +329,8 @@ def emulator(scenario: Scenario) -> Iterator[tuple[str, str]]:
         str(scenario.seed),
         "--samples",
     ]
+    # Later options win (argparse): a contender's own read limit replaces the scenario's.
+    command += list(extra)
     process = subprocess.Popen(  # noqa: S603 - our own module, loopback only
         command,
         stdout=subprocess.PIPE,
@@ -254,8 +396,17 @@ def run_contender(scenario: Scenario, contender: Contender, warm_n: int) -> list
     One row per batch: recraft-async contenders drive a second, "warm" batch of
     ``warm_n`` jobs on the same client when ``warm_n`` is not 0.
     """
-    warm = warm_n if contender.family == "recraft-async" else 0
-    with emulator(scenario) as (base_url, image):
+    scenario = contender.scenario or scenario
+    family = contender.family
+    batches = (
+        "recraft-async",
+        "recraft-async (no read limit)",
+        "recraft-async (restarted)",
+        "recraft-async (lighter pool)",
+        "callbacks",
+    )
+    warm = warm_n if family in batches and contender.warm else 0
+    with emulator(scenario, contender.emulator_options) as (base_url, image):
         budget = 10 * (scenario.lower_bound + scenario.bound_for(warm)) + 60
         measured = _contender_process(
             [
@@ -273,20 +424,29 @@ def run_contender(scenario: Scenario, contender: Contender, warm_n: int) -> list
         )
         tasks = {t["taskId"]: t for t in _get_json(base_url + "/_emulator/tasks")["tasks"]}
     rows = []
-    before: dict[str, Any] = {"submit_requests": 0, "status_reads": 0, "rate_limited": 0}
+    before: dict[str, Any] = {
+        "submit_requests": 0,
+        "status_reads": 0,
+        "rate_limited": 0,
+        "read_rate_limited": 0,
+        "callbacks_lost": 0,
+    }
     for index, batch in enumerate(measured["batches"]):
         stats = batch["stats_after"]
         n = scenario.n if index == 0 else warm
         learnt: dict[str, float] = batch["learnt"]
         latencies = [at - tasks[task_id]["finishTime"] for task_id, at in learnt.items()]
+        arrived: dict[str, float] = batch.get("arrived", {})
+        after_callback = [at - arrived[t] for t, at in learnt.items() if t in arrived]
         makespan = max(learnt.values(), default=math.nan) - batch["started"]
         reads = stats["status_reads"] - before["status_reads"]
-        requests = stats["submit_requests"] - before["submit_requests"] + reads
+        refused = stats["read_rate_limited"] - before["read_rate_limited"]
+        requests = stats["submit_requests"] - before["submit_requests"] + reads + refused
         suffix = ", warm" if index else ""
         rows.append(
             Row(
                 label=contender.label + suffix,
-                family=contender.family + (" (warm)" if index else ""),
+                family=family + (" (warm)" if index else ""),
                 setting=contender.setting,
                 jobs=len(learnt),
                 errors=batch["errors"],
@@ -301,6 +461,15 @@ def run_contender(scenario: Scenario, contender: Contender, warm_n: int) -> list
                 latency_p95=percentile(latencies, 95),
                 cpu_ms_per_job=batch["cpu_seconds"] * 1000 / n,
                 peak_rss_mb=measured["peak_rss_kb"] / 1024,
+                cpu_ms_per_request=batch["cpu_seconds"] * 1000 / max(requests, 1),
+                median=scenario.median_real,
+                after_callback_p50=percentile(after_callback, 50) if after_callback else None,
+                callbacks_lost=stats["callbacks_lost"] - before["callbacks_lost"],
+                # The emulator's peak is over its whole life: the cold batch's for row 0.
+                peak_reads_per_second=stats["peak_reads_per_second"],
+                read_429s=refused,
+                max_in_flight=stats["max_pending"],
+                setup_cpu_ms=batch.get("setup_cpu_seconds", 0.0) * 1000,
             )
         )
         before = stats
@@ -341,33 +510,44 @@ def table(
     warm_n: int,
     floor_ms: float,
 ) -> str:
-    """The markdown report."""
+    """The markdown report: every contender in one table, then the targets."""
     med = scenario.median_real
+    load = next((r for r in rows if r.family == "load"), None)
     lines = [
         f"N = {scenario.n} upscales; submit limit {scenario.rate_n} per "
         f"{scenario.rate_per:g} s (sliding window); processing lognormal, median "
         f"{scenario.median:g} s x time scale {scenario.time_scale:g} = {med:g} s, "
         f"sigma {scenario.sigma:g}; lower bound N/rate + median = "
-        f"{scenario.lower_bound:.2f} s. Latencies in real seconds and in % of the median. "
+        f"{scenario.lower_bound:.2f} s. Latencies in real seconds and in % of the row's "
+        "median. "
         + (
             f"Rows marked warm: a second batch of {warm_n} jobs on the same client, once its "
-            f"planner has learnt (bound {scenario.bound_for(warm_n):.2f} s)."
+            f"planner has learnt (bound {scenario.bound_for(warm_n):.2f} s). "
             if warm_n
+            else ""
+        )
+        + (
+            f"Load rows: {load.jobs} jobs under KIE's limits (20 submits per 10 s, 10 reads "
+            f"per s, on the scaled clock) with a median of {load.median:g} s real, so that "
+            f"up to {load.max_in_flight} are in flight at once."
+            if load is not None
             else ""
         ),
         "",
         (
             "| contender | makespan s | / bound | requests/job | status reads/job | 429s "
-            "| detect p50 | detect p95 | CPU ms/job | peak RSS MB | errors |"
+            "| detect p50 | detect p95 | CPU ms/job | CPU ms/request | peak reads/s "
+            "| peak RSS MB | errors | notes |"
         ),
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     lines.extend(
         f"| {r.label} | {r.makespan:.2f} | {r.makespan_ratio:.3f} | {r.requests_per_job:.2f} "
-        f"| {r.reads_per_job:.2f} | {r.rate_limited} "
-        f"| {r.latency_p50:.3f} s ({100 * r.latency_p50 / med:.1f} %) "
-        f"| {r.latency_p95:.3f} s ({100 * r.latency_p95 / med:.1f} %) "
-        f"| {r.cpu_ms_per_job:.2f} | {r.peak_rss_mb:.1f} | {r.errors} |"
+        f"| {r.reads_per_job:.2f} | {r.rate_limited + r.read_429s} "
+        f"| {r.latency_p50:.3f} s ({100 * r.latency_p50 / r.median:.1f} %) "
+        f"| {r.latency_p95:.3f} s ({100 * r.latency_p95 / r.median:.1f} %) "
+        f"| {r.cpu_ms_per_job:.2f} | {r.cpu_ms_per_request:.2f} | {r.peak_reads_per_second} "
+        f"| {r.peak_rss_mb:.1f} | {r.errors} | {_notes(r)} |"
         for r in rows
     )
     if memory:
@@ -379,9 +559,91 @@ def table(
             "CPU here: the floor under any httpx-based client's CPU per request."
         ),
         "",
+        *httpx_lines(rows, floor_ms),
+        "",
         *comparison(rows, med),
+        "",
+        *targets(rows, floor_ms),
     ]
     return "\n".join(lines) + "\n"
+
+
+def httpx_lines(rows: Sequence[Row], floor_ms: float) -> list[str]:
+    """CPU per request: the bare floor, plain httpx under polling traffic, recraft-async."""
+    plain = [r.cpu_ms_per_request for r in rows if r.family in ("naive", "fixed")]
+    if not plain:
+        return []
+    line = (
+        f"Plain httpx under the same kind of traffic (the naive and fixed-interval rows, "
+        f"many jobs at once) costs {min(plain):.2f}-{max(plain):.2f} ms of CPU per request "
+        f"({min(plain) / floor_ms:.2f}-{max(plain) / floor_ms:.2f} x the bare floor)."
+    )
+    return [line]
+
+
+def _notes(row: Row) -> str:
+    notes = []
+    if row.after_callback_p50 is not None:
+        notes.append(f"detect after callback p50 {1000 * row.after_callback_p50:.1f} ms")
+    if row.family.startswith("callbacks"):
+        notes.append(f"{row.callbacks_lost} callbacks lost")
+    if row.family == "load":
+        notes.append(f"{row.max_in_flight} in flight at most")
+    if row.setup_cpu_ms:
+        notes.append(f"client set-up {row.setup_cpu_ms:.0f} ms CPU")
+    return "; ".join(notes)
+
+
+def targets(rows: Sequence[Row], floor_ms: float) -> list[str]:
+    """The issue's targets, met or not, with the numbers of this run."""
+    found = {(r.family, r.setting): r for r in rows}
+    default = f"reads_per_job={DEFAULT_READS_PER_JOB:g}"
+    lines = ["| target | measured | met? |", "|---|---|---|"]
+
+    def add(target: str, measured: str, met: bool) -> None:
+        lines.append(f"| {target} | {measured} | {'yes' if met else 'no'} |")
+
+    for family in ("callbacks", "callbacks (warm)"):
+        r = next((r for r in rows if r.family == family), None)
+        if r is None:
+            continue
+        after = r.after_callback_p50 if r.after_callback_p50 is not None else math.inf
+        add(
+            f"{r.label}: <= 2.05 requests/job, detection <= 50 ms after the callback (p50), "
+            "every job finished",
+            f"{r.requests_per_job:.3f} requests/job, {1000 * after:.1f} ms, "
+            f"{r.jobs} of {r.jobs + r.errors} finished ({r.callbacks_lost} callbacks lost)",
+            r.requests_per_job <= 2.05 and after <= 0.05 and r.errors == 0,
+        )
+    cold = found.get(("recraft-async", default))
+    if cold is not None:
+        share = cold.latency_p50 / cold.median
+        add(
+            "cold default row: <= 4.3 requests/job at p50 detection <= 15 % of the median",
+            f"{cold.requests_per_job:.2f} requests/job, p50 {100 * share:.1f} %",
+            cold.requests_per_job <= 4.3 and share <= 0.15,
+        )
+    for r in (cold, found.get(("recraft-async (warm)", default))):
+        if r is None:
+            continue
+        ratio = r.cpu_ms_per_request / floor_ms
+        add(
+            f"{r.label}: CPU/request <= 1.25 x the bare-httpx floor, CPU/job <= 5 ms",
+            f"{r.cpu_ms_per_request:.2f} ms/request = {ratio:.2f} x {floor_ms:.2f} ms; "
+            f"{r.cpu_ms_per_job:.2f} ms/job",
+            ratio <= 1.25 and r.cpu_ms_per_job <= 5.0,
+        )
+    r = found.get(("load", "read_rate=Rate(10, per=1)"))
+    if r is not None:
+        share = r.latency_p50 / r.median
+        add(
+            f"{r.label}: status reads never over 10 per second, p50 detection <= 25 % of "
+            "the median",
+            f"peak {r.peak_reads_per_second} reads in one (service) second, "
+            f"{r.read_429s} refused; p50 {100 * share:.1f} %; {r.max_in_flight} in flight",
+            r.peak_reads_per_second <= 10 and r.read_429s == 0 and share <= 0.25,
+        )
+    return lines
 
 
 def fixed_reads_at(rows: Sequence[Row], latency: float) -> float:

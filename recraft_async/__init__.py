@@ -6,7 +6,7 @@ from ._jobs import Job, JobStatus
 from ._journal import Journal, JournalEntry, JournalState
 from ._logging import setup_from_env as _setup_logging
 from ._models import Callback, Operation, Result, TaskRecord, TaskState
-from ._policy import PollPolicy, Rate
+from ._policy import PollPolicy, ProcessingTime, Rate
 from ._redis import RedisCoordination
 from ._sync import Recraft, SyncJob
 from ._version import __version__
@@ -71,6 +71,7 @@ __all__ = [
     "NotFoundError",
     "Operation",
     "PollPolicy",
+    "ProcessingTime",
     "ProtocolError",
     "QueueFullError",
     "Rate",

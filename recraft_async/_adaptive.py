@@ -24,7 +24,7 @@ from collections.abc import Hashable
 from statistics import NormalDist
 
 from ._models import Operation
-from ._policy import PollPolicy
+from ._policy import PollPolicy, ProcessingTime, _lognormal_quantile, next_safety_read
 
 # Finished tasks needed before reads follow the fitted distribution (censored tasks help:
 # they say how many are still running).
@@ -121,7 +121,7 @@ class DurationModel:
     It keeps how long the finished ones took, and how long the running ones have run so far.
     """
 
-    __slots__ = ("_cohort", "_done", "_finished", "_fitted_at", "_schedule")
+    __slots__ = ("_cohort", "_done", "_finished", "_fit", "_fitted_at", "_schedule")
 
     def __init__(self) -> None:
         # key -> (processing time, None) once finished, or (None, seconds run so far).
@@ -129,6 +129,7 @@ class DurationModel:
         self._done = 0  # finished tasks in the cohort
         self._finished = 0  # finishes ever observed, to pace the refits
         self._fitted_at = -1
+        self._fit: tuple[float, float] | None = None  # (mu, sigma) as of _fitted_at
         self._schedule: tuple[float, list[float]] | None = None  # (reads_per_job, moments)
 
     def __len__(self) -> int:
@@ -175,16 +176,29 @@ class DurationModel:
         running = [r for d, r in self._cohort.values() if d is None and r > 0]
         return fit_lognormal(finished, running)
 
+    def fit_due(self) -> bool:
+        """Whether the next use of the fit will refit it."""
+        every = 1 if self._finished < EAGER_FITS else REFIT_EVERY
+        return self._fit is None or self._finished - self._fitted_at >= every
+
+    def current_fit(self) -> tuple[float, float]:
+        """(mu, sigma), refitted when enough has changed since the last fit."""
+        if self._fit is None or self.fit_due():
+            self._fit = self.fit()
+            self._fitted_at = self._finished
+            self._schedule = None
+        return self._fit
+
     def schedule(self, reads_per_job: float) -> list[float]:
         """The read moments for ``reads_per_job``, refitted when enough has changed."""
-        every = 1 if self._finished < EAGER_FITS else REFIT_EVERY
-        due = self._finished - self._fitted_at >= every
-        if self._schedule is None or due or self._schedule[0] != reads_per_job:
-            mu, sigma = self.fit()
-            moments = constant_hazard_schedule(mu, sigma, reads_per_job)
-            self._schedule = (reads_per_job, moments)
-            self._fitted_at = self._finished
+        mu, sigma = self.current_fit()
+        if self._schedule is None or self._schedule[0] != reads_per_job:
+            self._schedule = (reads_per_job, constant_hazard_schedule(mu, sigma, reads_per_job))
         return self._schedule[1]
+
+    def finished_times(self) -> list[float]:
+        """The processing times of the finished tasks in the window, oldest first."""
+        return [d for d, _ in self._cohort.values() if d is not None]
 
 
 class PollPlanner:
@@ -193,10 +207,21 @@ class PollPlanner:
     def __init__(self, policy: PollPolicy) -> None:
         self.policy = policy
         self._models: dict[Operation, DurationModel] = {}
+        # The prior's read moments, made once per (prior, reads_per_job).
+        self._prior_schedule: tuple[ProcessingTime, float, list[float]] | None = None
 
     def observe(self, operation: Operation, seconds: float, key: Hashable | None = None) -> None:
         """Learn from one finished task of ``operation`` (``key``: as given to next_delay)."""
         self._model(operation).observe(seconds, key)
+
+    def running(self, operation: Operation, key: Hashable, seconds: float) -> None:
+        """Note that the task ``key`` has been running ``seconds`` (nobody reads it)."""
+        self._model(operation).running(key, seconds)
+
+    def fit_due(self, operation: Operation) -> bool:
+        """Whether the next schedule of ``operation`` will refit its distribution."""
+        model = self._models.get(operation)
+        return model is not None and model.fit_due()
 
     def forget(self, operation: Operation, key: Hashable) -> None:
         """The task ``key`` ended without teaching anything (failed, cancelled, timed out)."""
@@ -226,8 +251,11 @@ class PollPlanner:
                 model = self._model(operation)
             model.running(key, elapsed)
         if model is None or len(model) < MIN_SAMPLES:
-            return fixed
-        moments = model.schedule(policy.reads_per_job)
+            if policy.prior is None:
+                return fixed
+            moments = self._prior_moments(policy.prior, policy.reads_per_job)
+        else:
+            moments = model.schedule(policy.reads_per_job)
         index = bisect.bisect_right(moments, elapsed + MIN_GAP)
         if index < len(moments):
             # Already past half the way to that moment (a read capped by max_interval came
@@ -239,6 +267,56 @@ class PollPlanner:
             # Slower than nearly every task: fall back to the fixed, growing schedule.
             return fixed
         return min(max(moments[index] - elapsed, MIN_GAP), policy.max_interval)
+
+    def safety_delay(self, operation: Operation, elapsed: float) -> float:
+        """Seconds from now to the next safety read of a job that waits for its callback.
+
+        The first comes at the policy's ``callback_quantile`` of the learnt processing
+        times (else of its prior, else at ``max_interval``), each next one
+        ``callback_growth`` times later (counted from the submit).
+        """
+        policy = self.policy
+        fitted = self.distribution(operation)
+        if fitted is None:
+            first = policy.max_interval
+        else:
+            first = _lognormal_quantile(fitted[0], fitted[1], policy.callback_quantile)
+        return next_safety_read(first, policy.callback_growth, elapsed, MIN_GAP)
+
+    def distribution(self, operation: Operation) -> tuple[float, float] | None:
+        """(mu, sigma) of the processing times learnt for ``operation``, else of the prior."""
+        fitted = self.learnt_fit(operation) if self.policy.adaptive else None
+        if fitted is not None:
+            return fitted
+        prior = self.policy.prior
+        return None if prior is None else (math.log(prior.median), prior.sigma)
+
+    def learnt_fit(self, operation: Operation) -> tuple[float, float] | None:
+        """(mu, sigma) fitted to what was learnt for ``operation``; None: too little yet."""
+        model = self._models.get(operation)
+        if model is None or len(model) < MIN_SAMPLES:
+            return None
+        return model.current_fit()
+
+    def learnt(self) -> dict[Operation, list[float]]:
+        """The finished tasks' processing times per operation, oldest first (to persist)."""
+        return {
+            op: times for op, model in self._models.items() if (times := model.finished_times())
+        }
+
+    def preload(self, learnt: dict[Operation, list[float]]) -> None:
+        """Start from processing times an earlier process learnt (a warm start)."""
+        for operation, times in learnt.items():
+            model = self._model(operation)
+            for seconds in times[-MAX_SAMPLES:]:
+                model.observe(seconds)
+
+    def _prior_moments(self, prior: ProcessingTime, reads_per_job: float) -> list[float]:
+        cached = self._prior_schedule
+        if cached is None or cached[0] != prior or cached[1] != reads_per_job:
+            moments = constant_hazard_schedule(math.log(prior.median), prior.sigma, reads_per_job)
+            cached = self._prior_schedule = (prior, reads_per_job, moments)
+        return cached[2]
 
     def _model(self, operation: Operation) -> DurationModel:
         model = self._models.get(operation)

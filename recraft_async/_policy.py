@@ -6,6 +6,7 @@ import email.utils
 import json
 import math
 import random
+import statistics
 import time
 
 import attrs
@@ -35,6 +36,15 @@ NOT_FOUND_GRACE = 10.0
 # backs off less: at most this many of its longest poll intervals.
 MAX_READ_RETRY_DELAY = 60.0
 READ_RETRY_INTERVALS = 4.0
+# What a cold client assumes about processing times: KIE's Recraft tasks take about 20 s
+# (the emulator's model of them), with a spread widened from its 0.5 because nothing is
+# known yet. A learnt distribution replaces it as soon as a few tasks have finished.
+DEFAULT_PRIOR_MEDIAN = 20.0
+DEFAULT_PRIOR_SIGMA = 0.6
+# Callback-first waiting: one safety read where this share of tasks has finished, then
+# reads at moments growing by this factor, in case the callback was lost.
+DEFAULT_CALLBACK_QUANTILE = 0.99
+DEFAULT_CALLBACK_GROWTH = 2.0
 
 
 def _positive(inst: object, attribute: attrs.Attribute[float], value: float) -> None:
@@ -67,6 +77,51 @@ class Rate:
             raise InvalidInputError(f"Rate.n must be an integer >= 1, got {value!r}")
 
 
+def _share(inst: object, attribute: attrs.Attribute[float], value: float) -> None:
+    _positive(inst, attribute, value)
+    if not value < 1:
+        where = f"{type(inst).__name__}.{attribute.name}"
+        raise InvalidInputError(f"{where} must be between 0 and 1, got {value!r}")
+
+
+@attrs.frozen
+class ProcessingTime:
+    """A log-normal distribution of task processing times, by its median and spread.
+
+    ``median`` in seconds; ``sigma`` is the spread of the logarithm (0.5: the middle half
+    of tasks take 0.71 to 1.4 times the median). Used as ``PollPolicy.prior``, and
+    returned by ``AsyncRecraft.processing_times()``. A bad value raises
+    InvalidInputError (a ValueError) naming the parameter.
+    """
+
+    median: float = attrs.field(validator=_positive)
+    sigma: float = attrs.field(default=0.5, kw_only=True, validator=_positive)
+
+    def quantile(self, share: float) -> float:
+        """Seconds within which ``share`` (between 0 and 1) of the tasks finish."""
+        return _lognormal_quantile(math.log(self.median), self.sigma, share)
+
+
+def _lognormal_quantile(mu: float, sigma: float, share: float) -> float:
+    """The ``share`` quantile of the log-normal with log-mean ``mu`` and spread ``sigma``."""
+    return math.exp(mu + sigma * statistics.NormalDist().inv_cdf(share))
+
+
+DEFAULT_PRIOR = ProcessingTime(DEFAULT_PRIOR_MEDIAN, sigma=DEFAULT_PRIOR_SIGMA)
+
+
+def next_safety_read(first: float, growth: float, elapsed: float, min_gap: float) -> float:
+    """Seconds from ``elapsed`` to the next safety read of a job waiting for its callback.
+
+    The safety reads come ``first``, ``first * growth``, ``first * growth**2``, ...
+    seconds after the submit; the next one at least ``min_gap`` from now.
+    """
+    at = first
+    while at < elapsed + min_gap:
+        at *= growth
+    return at - elapsed
+
+
 @attrs.frozen
 class PollPolicy:
     """When to read a task's status: a growing interval within bounds, and a deadline.
@@ -82,6 +137,31 @@ class PollPolicy:
     # aiming at about this many status reads per job (within the bounds above).
     adaptive: bool = attrs.field(default=True, kw_only=True, validator=_boolean)
     reads_per_job: float = attrs.field(default=3.0, kw_only=True, validator=_positive)
+    # Before anything is learnt, reads follow this assumed distribution (None: the fixed
+    # schedule above); an earlier process's learnt one replaces it (a journal, a state file).
+    # The client's default policy carries DEFAULT_PRIOR; a policy made by hand has none
+    # unless given, so that its ``initial`` keeps meaning the first read.
+    prior: ProcessingTime | None = attrs.field(default=None, kw_only=True)
+    # A job with a callback_url waits for its callback, then reads once to confirm; in
+    # case the callback is lost, safety reads come where ``callback_quantile`` of the
+    # tasks have finished, then at moments growing by ``callback_growth``. False: such
+    # jobs poll on the normal schedule, a callback only wakes them early.
+    callback_first: bool = attrs.field(default=True, kw_only=True, validator=_boolean)
+    callback_quantile: float = attrs.field(
+        default=DEFAULT_CALLBACK_QUANTILE, kw_only=True, validator=_share
+    )
+    callback_growth: float = attrs.field(
+        default=DEFAULT_CALLBACK_GROWTH, kw_only=True, validator=_positive
+    )
+
+    @prior.validator
+    def _check_prior(
+        self, _attribute: attrs.Attribute[ProcessingTime | None], value: object
+    ) -> None:
+        if value is not None and not isinstance(value, ProcessingTime):
+            raise InvalidInputError(
+                f"PollPolicy.prior must be a ProcessingTime or None, got {type(value).__name__}"
+            )
 
     def __attrs_post_init__(self) -> None:
         if self.factor < 1:
@@ -94,6 +174,10 @@ class PollPolicy:
         if self.reads_per_job <= 1:
             raise InvalidInputError(
                 f"PollPolicy.reads_per_job must be > 1, got {self.reads_per_job!r}"
+            )
+        if self.callback_growth <= 1:
+            raise InvalidInputError(
+                f"PollPolicy.callback_growth must be > 1, got {self.callback_growth!r}"
             )
 
     def read_retry_delay(self, failures: int, retry_after: float | None = None) -> float:

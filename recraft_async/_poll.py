@@ -55,6 +55,9 @@ class Poller:
         # Callbacks for tasks not polled yet, by arrival: a callback may overtake its own
         # submit's bookkeeping (the journal, a fleet's claim), or come from another worker.
         self._early: dict[str, float] = {}
+        # Jobs waiting for their callback: (planner, submit moment). Nothing reads them,
+        # so the planner learns they still run only when it is told (see _learn).
+        self._awaiting: dict[Job, tuple[PollPlanner, float]] = {}
 
     async def read_record(
         self, operation: Operation, task_id: str, options: JobOptions | None = None
@@ -110,6 +113,15 @@ class Poller:
         early = self._early.pop(task_id, None)
         if early is not None and early > anyio.current_time() - _EARLY_HINT_SECONDS:
             wake.set()  # its callback came before its poll began
+        policy = self._policy if options is None else options.poll
+        request = job.request
+        if (
+            submitted_at is not None
+            and policy.callback_first
+            and request is not None
+            and request.callback_url is not None
+        ):
+            self._awaiting[job] = (self._planner(options), submitted_at)
         try:
             return await self._poll_until_final(job, task_id, submitted_at, options)
         finally:
@@ -117,6 +129,7 @@ class Poller:
             del polling[job]
             if not polling:
                 del self._hints[task_id]
+            self._awaiting.pop(job, None)
             if submitted_at is not None:  # a no-op once it was learned
                 self._planner(options).forget(job.operation, job)
 
@@ -128,6 +141,8 @@ class Poller:
         planner = self._planner(options)
         deadline = started + policy.timeout
         key = None if submitted_at is None else job  # the planner's key of a learning task
+        # With a callback on its way, the job waits for it: reads are only a safety net.
+        callback_first = job in self._awaiting
         reads = failures = 0
         error: RecraftError | None = None  # the last failed read's, while failures > 0
         while True:
@@ -138,7 +153,7 @@ class Poller:
             elif key is None and reads == 0:
                 delay = 0.0
             else:
-                delay = planner.next_delay(job.operation, now - started, reads, key)
+                delay = _planned_delay(planner, job, now - started, reads, key, callback_first)
             due = now + max(min(delay, deadline - now), 0.0)
             await self._sleep_unless_hinted(job, task_id, due - now)
             try:
@@ -223,6 +238,27 @@ class Poller:
         if record.created_at is not None and record.completed_at is not None:
             observed = (record.completed_at - record.created_at).total_seconds()
         planner.observe(operation, observed, key)
+        if self._awaiting and planner.fit_due(operation):
+            # Before the next fit, the jobs still waiting for their callbacks count as
+            # "running this long": else the first, fast finishes would pass for them all.
+            now = anyio.current_time()
+            for job, (waiting_planner, started) in self._awaiting.items():
+                if waiting_planner is planner and job.operation is operation:
+                    planner.running(operation, job, now - started)
+
+
+def _planned_delay(
+    planner: PollPlanner,
+    job: Job,
+    elapsed: float,
+    reads: int,
+    key: Job | None,
+    callback_first: bool,
+) -> float:
+    """Seconds to the next planned read: a safety read while a callback is awaited."""
+    if callback_first:
+        return planner.safety_delay(job.operation, elapsed)
+    return planner.next_delay(job.operation, elapsed, reads, key)
 
 
 def _read_may_recover(error: RecraftError, since_submit: float) -> bool:

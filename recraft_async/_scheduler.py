@@ -100,6 +100,7 @@ class Scheduler:
         self._poller = Poller(
             transport, dialect, reads=self._coordinator.reads, poll=poll, max_retries=max_retries
         )
+        self.planner = self._poller.planner  # what it learnt persists (a warm start)
         self._dispatcher = Dispatcher(
             self._live,
             max_in_flight=max_in_flight,

@@ -28,7 +28,7 @@ from ._events import JobEvent
 from ._files import DEFAULT_DOWNLOAD_DEADLINE, DEFAULT_MAX_DOWNLOAD_BYTES
 from ._jobs import Job, JobStatus
 from ._models import Operation, OperationName, Result, TaskRecord
-from ._policy import PollPolicy
+from ._policy import PollPolicy, ProcessingTime
 from .errors import ClientNotOpenError, InvalidInputError, InvalidStateError
 
 P = ParamSpec("P")
@@ -435,6 +435,10 @@ class Recraft:
         """One status read of a task."""
         self._blocking("get_task")
         return self._portal.call(self._client.get_task, task_id, operation)
+
+    def processing_times(self) -> dict[Operation, ProcessingTime]:
+        """The processing times learnt so far, per operation (see AsyncRecraft's)."""
+        return self._run(self._client.processing_times)
 
     def credits(self) -> float:
         """The account's credit balance, as the service states it (it may be fractional)."""

@@ -16,7 +16,7 @@ from recraft_async._adaptive import (
 )
 
 UP = Operation.UPSCALE
-POLICY = PollPolicy(initial=2.0, factor=1.5, max_interval=15.0, timeout=900.0)
+POLICY = PollPolicy(initial=2.0, factor=1.5, max_interval=15.0, timeout=900.0, prior=None)
 
 
 def _simulate(planner, durations):

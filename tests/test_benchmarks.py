@@ -54,7 +54,22 @@ def test_every_family_reports_a_row(results):
     """The quick run has recraft-async (cold and warm), the naive loop and fixed polling."""
     _, data = results
     families = [row["family"] for row in data["rows"]]
-    assert families == ["recraft-async", "recraft-async (warm)", "naive", "fixed"]
+    assert families == [
+        "recraft-async",
+        "recraft-async (warm)",
+        "recraft-async (no prior)",
+        "recraft-async (no read limit)",
+        "recraft-async (no read limit) (warm)",
+        "recraft-async (restarted)",
+        "recraft-async (restarted) (warm)",
+        "recraft-async (lighter pool)",
+        "recraft-async (lighter pool) (warm)",
+        "callbacks",
+        "callbacks (warm)",
+        "load",
+        "naive",
+        "fixed",
+    ]
 
 
 def test_numbers_are_sane(results):
@@ -76,6 +91,39 @@ def test_numbers_are_sane(results):
         assert 1 < row["peak_rss_mb"] < 2_000
         for value in row.values():
             assert not (isinstance(value, float) and math.isnan(value)), row
+
+
+def test_callback_rows_read_about_once_per_job(results):
+    """Driven by the emulator's callbacks (some lost), every job ends after about one read."""
+    _, data = results
+    rows = [r for r in data["rows"] if r["family"].startswith("callbacks")]
+    assert len(rows) == 2
+    for row in rows:
+        n = 3 if "warm" in row["family"] else N
+        assert row["errors"] == 0
+        assert row["jobs"] == n
+        # One confirming read per job; a lost callback's safety read finds the task done,
+        # unless it came before a slow task's end.
+        assert n <= row["reads"] <= 2 * n
+        assert row["after_callback_p50"] is not None
+        assert row["after_callback_p50"] >= 0
+
+
+def test_load_row_keeps_the_read_budget(results):
+    """The load row never had a status read refused, and its peak is within the budget."""
+    _, data = results
+    [row] = [r for r in data["rows"] if r["family"] == "load"]
+    assert row["read_429s"] == 0
+    assert 0 < row["peak_reads_per_second"] <= 10
+    assert row["max_in_flight"] >= 1
+
+
+def test_targets_table_is_written(results):
+    """results.md ends with the targets, each said met or not."""
+    out, _ = results
+    table = (out / "results.md").read_text()
+    assert "| target | measured | met? |" in table
+    assert "CPU/request" in table
 
 
 def test_recraft_async_paces_its_submits(results):

@@ -173,6 +173,33 @@ async def test_duplicate_and_late_callbacks():
     assert late_arrival >= finished[late] + 0.3
 
 
+async def test_lost_callback_is_never_delivered():
+    """A lost fault drops that task's callback for good; the next task's arrives."""
+    receiver = Receiver()
+    emu, url = make()
+    emu.faults.next("callback", Fault.lost_callback())
+    async with listening(receiver) as hook, emu:
+        lost = await submit(emu, {"image_url": url, "callBackUrl": hook})
+        kept = await submit(emu, {"image_url": url, "callBackUrl": hook})
+        await receiver.wait_for(1)
+        await wait_until(lambda: emu.callbacks_pending == 0)
+    ids = [body["data"]["taskId"] for _, body, _ in receiver.calls]
+    assert ids == [kept]
+    assert lost not in ids
+    assert emu.stats.callbacks_lost == 1
+
+
+async def test_peak_reads_per_second_counts_the_busiest_second():
+    """Three reads within one scaled second count as a peak of three."""
+    emu, url = make(time_scale=1.0)
+    async with emu:
+        task_id = await submit(emu, {"image_url": url})
+        async with emu.http_client(headers=EMULATOR_AUTH) as client:
+            for _ in range(3):
+                await client.get("/api/v1/recraft/upscale/record-info", params={"taskId": task_id})
+    assert emu.stats.peak_reads_per_second == 3
+
+
 async def test_callbacks_only_go_to_loopback_addresses():
     """A callback URL outside this machine is never contacted."""
     emu, url = make(duration=Duration.fixed(0))

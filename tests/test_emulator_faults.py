@@ -279,6 +279,7 @@ def test_faults_must_fit_their_target():
         ("notfound:3", Fault.not_found(3)),
         ("duplicate:3", Fault.duplicate_callback(3)),
         ("late:1.5", Fault.late_callback(1.5)),
+        ("lost", Fault.lost_callback()),
     ],
 )
 def test_fault_specs_parse(spec, expected):

@@ -372,3 +372,17 @@ def test_enqueue_blocks_until_the_queue_has_room(kie_sync_server_slow):
         assert isinstance(third, ra.SyncJob)
         for job in (second, third):
             job.cancel()
+
+
+def test_processing_times_are_learnt_through_the_sync_client(kie_sync_server, tmp_path):
+    """After a few jobs the blocking client reports what it learnt, and keeps it in a file."""
+    state = tmp_path / "poll-state.json"
+    with _client(kie_sync_server, state_file=state) as client:
+        assert client.processing_times() == {}
+        jobs = [client.upscale(_image(kie_sync_server)) for _ in range(6)]
+        for job in jobs:
+            job.result(timeout=60)
+        learnt = client.processing_times()
+    assert set(learnt) == {ra.Operation.UPSCALE}
+    assert learnt[ra.Operation.UPSCALE].median > 0
+    assert state.exists()

@@ -192,3 +192,40 @@ async def test_each_documented_callback_shape_wakes_its_job(shape):
     assert result.task_id == task.task_id
     assert task.reads == 1
     assert emulator.stats.callbacks_delivered >= 1
+
+
+@pytest.mark.anyio
+async def test_emulator_callbacks_drive_jobs_and_a_lost_one_is_read_for_safety():
+    """With the emulator's callbacks, a lost one is found by the job's one safety read."""
+    from recraft_async.testing import (  # noqa: PLC0415 - an extra
+        Duration,
+        Fault,
+        KieEmulator,
+        sample_images,
+    )
+
+    opened: list[ra.AsyncRecraft] = []
+
+    def deliver(request):
+        opened[0].handle_callback(request.content, request.headers)
+        return httpx.Response(200)
+
+    emulator = KieEmulator(
+        time_scale=1.0,
+        duration=Duration.fixed(0.05),
+        callback_transport=httpx.MockTransport(deliver),
+    )
+    emulator.faults.next("callback", Fault.lost_callback(), None)
+    url = emulator.add_image(*sample_images()[0])
+    poll = ra.PollPolicy(timeout=30.0, prior=ra.ProcessingTime(0.1, sigma=0.3))
+    async with emulator, emulator_client(emulator, poll=poll) as client:
+        opened.append(client)
+        lost = client.upscale(url, callback_url="http://127.0.0.1:9/kie")
+        kept = client.upscale(url, callback_url="http://127.0.0.1:9/kie")
+        with anyio.fail_after(20):  # a hang guard only
+            await lost
+            await kept
+    reads = {task.task_id: task.reads for task in emulator.task_info()}
+    assert reads == {lost.task_id: 1, kept.task_id: 1}
+    assert emulator.stats.callbacks_lost == 1
+    assert emulator.stats.callbacks_delivered == 1

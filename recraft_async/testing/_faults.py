@@ -33,6 +33,7 @@ class FaultKind(str, enum.Enum):
     NOT_FOUND = "notfound"  # the first reads of a new task answer "not found"
     DUPLICATE_CALLBACK = "duplicate"  # the callback arrives more than once
     LATE_CALLBACK = "late"  # the callback arrives well after the task ended
+    LOST_CALLBACK = "lost"  # the callback is never delivered (lost on its way)
 
 
 _REQUEST_KINDS = frozenset(
@@ -49,7 +50,9 @@ _TARGET_KINDS = {
     Target.STATUS: _REQUEST_KINDS,
     Target.UPLOAD: _REQUEST_KINDS,
     Target.TASK: frozenset({FaultKind.TASK_FAILED, FaultKind.CREATE_FAILED, FaultKind.NOT_FOUND}),
-    Target.CALLBACK: frozenset({FaultKind.DUPLICATE_CALLBACK, FaultKind.LATE_CALLBACK}),
+    Target.CALLBACK: frozenset(
+        {FaultKind.DUPLICATE_CALLBACK, FaultKind.LATE_CALLBACK, FaultKind.LOST_CALLBACK}
+    ),
 }
 
 
@@ -126,6 +129,11 @@ class Fault:
         return cls(FaultKind.LATE_CALLBACK, seconds=seconds)
 
     @classmethod
+    def lost_callback(cls) -> Fault:
+        """Never deliver the callback: it is lost, as callbacks sometimes are."""
+        return cls(FaultKind.LOST_CALLBACK)
+
+    @classmethod
     def parse(cls, spec: str) -> Fault:
         """Parse the command line's spelling: ``http:503``, ``drop+processed``, ``late:2``."""
         text, plus, flag = spec.strip().partition("+")
@@ -159,6 +167,7 @@ def _build(kind: FaultKind, arg: str, *, processed: bool) -> Fault:
         ),
         FaultKind.DUPLICATE_CALLBACK: lambda: Fault.duplicate_callback(int(arg or 2)),
         FaultKind.LATE_CALLBACK: lambda: Fault.late_callback(float(arg or 2)),
+        FaultKind.LOST_CALLBACK: Fault.lost_callback,
     }
     return simple[kind]()
 

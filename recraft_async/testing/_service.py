@@ -9,6 +9,7 @@ puts the routes and this core together. Nothing here knows about requests or res
 
 from __future__ import annotations
 
+import collections
 import heapq
 import hmac
 import itertools
@@ -113,6 +114,7 @@ class KieService:
         self._market_ids = itertools.count()
         self._window = SlidingWindow()
         self._read_window = SlidingWindow()
+        self._recent_reads: collections.deque[float] = collections.deque()
         self._pending: list[float] = []
         self._callbacks = CallbackDispatcher(
             self.stats,
@@ -293,6 +295,7 @@ class KieService:
     def read_task(self, task_id: str, operation: Operation | None) -> Task | None:
         """The task for a status read (counted), or None for "not found"."""
         self.stats.status_reads += 1
+        self._note_read(time.monotonic())
         task = self._tasks.get(task_id)
         if task is None or (operation is not None and task.operation is not operation):
             return None
@@ -373,6 +376,15 @@ class KieService:
             heapq.heappush(self._pending, finished)
         self.stats.max_pending = max(self.stats.max_pending, len(self._pending))
 
+    def _note_read(self, now: float) -> None:
+        # The busiest second of the service's (scaled) clock, for a read budget's proof.
+        window = self.time_scale or 1.0
+        reads = self._recent_reads
+        reads.append(now)
+        while reads[0] <= now - window:
+            reads.popleft()
+        self.stats.peak_reads_per_second = max(self.stats.peak_reads_per_second, len(reads))
+
     def _schedule_callbacks(self, task: Task) -> None:
         fault: Fault | None = self.faults.draw(Target.CALLBACK)
         due, copies = task.finished, 1
@@ -380,6 +392,9 @@ class KieService:
             due += fault.seconds
         elif fault is not None and fault.kind is FaultKind.DUPLICATE_CALLBACK:
             copies = fault.count
+        elif fault is not None and fault.kind is FaultKind.LOST_CALLBACK:
+            self.stats.callbacks_lost += 1
+            return
         for _ in range(copies):
             self._callbacks.schedule(due, task.task_id)
 

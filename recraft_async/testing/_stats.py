@@ -24,11 +24,14 @@ class EmulatorStats:
     status_reads: int = 0
     rate_limited: int = 0  # submits refused by ``rate``
     read_rate_limited: int = 0  # status reads refused by ``read_rate``
+    # The most status reads counted within any one second of the (scaled) service clock.
+    peak_reads_per_second: int = 0
     max_pending: int = 0
     callbacks_sent: int = 0
     callbacks_delivered: int = 0
     callbacks_failed: int = 0
     callbacks_refused: int = 0
+    callbacks_lost: int = 0  # never sent: a ``lost`` callback fault struck
     uploads: int = 0
     downloads: int = 0
     credits_spent: float = 0.0
