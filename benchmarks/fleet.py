@@ -27,7 +27,6 @@ import contextlib
 import importlib.util
 import json
 import math
-import os
 import shutil
 import socket
 import subprocess
@@ -37,18 +36,18 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
+# The sibling script (benchmarks/ is on the path when a script here runs): one way to
+# start the emulator process and to name the environment of the processes it starts.
+from run import child_env, emulator_process
+
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
 PYTHON = sys.executable
 RATE_N, RATE_PER, READ_N, READ_PER = 20, 10.0, 10, 1.0  # KIE's limits per key
 MODES = ("per-process", "redis")
-
-
-def _env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(ROOT)}
 
 
 def _free_port() -> int:
@@ -122,28 +121,12 @@ def redis_commands(port: int) -> int | None:
     return total
 
 
-@contextlib.contextmanager
-def emulator(scale: float, duration: float) -> Iterator[tuple[str, str]]:
+def emulator(scale: float, duration: float) -> AbstractContextManager[tuple[str, str]]:
     """The emulator process with KIE's limits, time-scaled; yields its URL and an image's."""
-    command = [
-        PYTHON, "-m", "recraft_async.testing", "--port", "0", "--samples",
+    return emulator_process([
         "--rate", f"{RATE_N}/{RATE_PER * scale:g}", "--read-rate", f"{READ_N}/{READ_PER * scale:g}",
         "--time-scale", str(scale), "--duration", f"fixed:{duration:g}",
-    ]  # fmt: skip
-    process = subprocess.Popen(  # noqa: S603 - our own module, loopback only
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env()
-    )
-    try:
-        assert process.stdout is not None  # noqa: S101
-        assert process.stderr is not None  # noqa: S101
-        base_url = process.stdout.readline().strip()
-        image = process.stderr.readline().strip()
-        if not base_url.startswith("http://127.0.0.1:") or not image.startswith(base_url):
-            raise RuntimeError(f"the emulator did not start: {base_url!r}")
-        yield base_url, image
-    finally:
-        process.kill()
-        process.wait()
+    ])  # fmt: skip
 
 
 def shares(n: int, workers: int, shared: int) -> list[list[int]]:
@@ -194,7 +177,7 @@ def run_fleet(args: argparse.Namespace, workers: int, mode: str, redis_port: int
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,
-                env=_env(),
+                env=child_env(),
             )
             for w in range(workers)
         ]

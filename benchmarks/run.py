@@ -308,14 +308,7 @@ def load_contenders(scenario: Scenario, *, quick: bool) -> list[Contender]:
 @contextmanager
 def emulator(scenario: Scenario, extra: Sequence[str] = ()) -> Iterator[tuple[str, str]]:
     """Start the emulator process; yields its base URL and a sample image's URL."""
-    command = [
-        PYTHON,
-        "-m",
-        "recraft_async.testing",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
+    options = [
         "--rate",
         f"{scenario.rate_n}/{scenario.rate_per:g}",
         # KIE's 10 status reads per second, on the scaled clock of the processing times.
@@ -327,16 +320,25 @@ def emulator(scenario: Scenario, extra: Sequence[str] = ()) -> Iterator[tuple[st
         f"lognormal:median={scenario.median:g},sigma={scenario.sigma:g}",
         "--seed",
         str(scenario.seed),
-        "--samples",
     ]
     # Later options win (argparse): a contender's own read limit replaces the scenario's.
-    command += list(extra)
+    with emulator_process([*options, *extra]) as served:
+        yield served
+
+
+@contextmanager
+def emulator_process(options: Sequence[str]) -> Iterator[tuple[str, str]]:
+    """``python -m recraft_async.testing`` on a free loopback port with ``options``.
+
+    Yields its base URL and a sample image's URL; the process ends with the block.
+    """
+    command = [PYTHON, "-m", "recraft_async.testing", "--host", "127.0.0.1", "--port", "0"]
     process = subprocess.Popen(  # noqa: S603 - our own module, loopback only
-        command,
+        [*command, "--samples", *options],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=_env(),
+        env=child_env(),
     )
     try:
         assert process.stdout is not None  # noqa: S101
@@ -355,7 +357,8 @@ def emulator(scenario: Scenario, extra: Sequence[str] = ()) -> Iterator[tuple[st
             process.wait()
 
 
-def _env() -> dict[str, str]:
+def child_env() -> dict[str, str]:
+    """The environment of the processes the benchmarks start: this checkout importable."""
     return {**os.environ, "PYTHONPATH": str(ROOT)}
 
 
@@ -369,7 +372,7 @@ def _contender_process(options: Sequence[str], timeout: float) -> dict[str, Any]
         [PYTHON, str(HERE / "contenders.py"), *options],
         capture_output=True,
         text=True,
-        env=_env(),
+        env=child_env(),
         timeout=timeout,
         check=False,
     )
