@@ -23,18 +23,23 @@ pytestmark = [pytest.mark.anyio, pytest.mark.fake_clock]
 READ = "/api/v1/recraft/upscale/record-info"
 
 
+def _poller(http: httpx.AsyncClient) -> Poller:
+    """A bare Poller of the seed's dialect on SLOW_POLL, reads unpaced, no retries."""
+    transport = Transport(http, base_url=API, api_key=Secret("k"), max_retries=0, timeout=5)
+    return Poller(
+        transport,
+        DIALECTS["recraft"],
+        reads=LocalCoordinator(None, None).reads,
+        poll=SLOW_POLL,
+        max_retries=0,
+    )
+
+
 async def test_a_callback_before_the_poll_begins_makes_the_first_read_immediate(kie):
     """hint() before wait_for(): the first read comes at once, not SLOW_POLL's 30 s later."""
     kie.get(READ).respond(json=record("t1"))
     async with httpx.AsyncClient() as http:
-        transport = Transport(http, base_url=API, api_key=Secret("k"), max_retries=0, timeout=5)
-        poller = Poller(
-            transport,
-            DIALECTS["recraft"],
-            reads=LocalCoordinator(None, None).reads,
-            poll=SLOW_POLL,
-            max_retries=0,
-        )
+        poller = _poller(http)
         assert poller.hint("t1") is None  # nobody polls it yet: remembered
         job = Job(Operation.UPSCALE, None, task_id="t1")
         started = anyio.current_time()
@@ -47,14 +52,7 @@ async def test_a_callback_remembered_too_long_ago_is_forgotten(kie):
     """An early hint older than a minute no longer cuts a poll short."""
     kie.get(READ).respond(json=record("t1"))
     async with httpx.AsyncClient() as http:
-        transport = Transport(http, base_url=API, api_key=Secret("k"), max_retries=0, timeout=5)
-        poller = Poller(
-            transport,
-            DIALECTS["recraft"],
-            reads=LocalCoordinator(None, None).reads,
-            poll=SLOW_POLL,
-            max_retries=0,
-        )
+        poller = _poller(http)
         poller.hint("t1")
         await anyio.sleep(61)
         poller.hint("t2")  # remembering a new one drops the stale one
