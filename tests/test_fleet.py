@@ -335,7 +335,7 @@ async def test_callbacks_reach_other_workers_again_after_redis_restarts(redis_se
         job = await submitted(owner.upscale(image))
         body = json.dumps({"taskId": job.task_id, "code": 200, "msg": "ok", "data": {}})
         receiver.handle_callback(body)
-        with anyio.fail_after(10):  # SLOW_POLL's first read would come after 30 s
+        with anyio.fail_after(25):  # SLOW_POLL's first read would come after 30 s
             result = await job
     assert result.task_id == job.task_id
 
