@@ -19,12 +19,18 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Hashable
 from statistics import NormalDist
 
 from ._models import Operation
-from ._policy import PollPolicy, ProcessingTime, _lognormal_quantile, next_safety_read
+from ._policy import (
+    PollPolicy,
+    ProcessingTime,
+    _lognormal_quantile,
+    advised_read_after,
+    next_safety_read,
+)
 
 # Finished tasks needed before reads follow the fitted distribution (censored tasks help:
 # they say how many are still running).
@@ -47,6 +53,12 @@ TAIL_START = 0.1
 # The first read waits until no more than this share of tasks is still running: the
 # reads saved on the fast few pay for denser reads where most tasks finish.
 FIRST_SURVIVAL = 0.6
+# The fixed reads left out once tasks were seen to finish: those before the fastest of
+# this process's last RECENT_FINISHES finishes, and before where SKIP_SHARE of the fitted
+# distribution has finished. Only this process's own finishes count: a warm start's may be
+# from a service that has since become faster.
+RECENT_FINISHES = 32
+SKIP_SHARE = 0.01
 _EM_ROUNDS = 60
 _EM_TOLERANCE = 1e-5
 _STANDARD = NormalDist()
@@ -121,7 +133,7 @@ class DurationModel:
     It keeps how long the finished ones took, and how long the running ones have run so far.
     """
 
-    __slots__ = ("_cohort", "_done", "_finished", "_fit", "_fitted_at", "_schedule")
+    __slots__ = ("_cohort", "_done", "_finished", "_fit", "_fitted_at", "_own", "_schedule")
 
     def __init__(self) -> None:
         # key -> (processing time, None) once finished, or (None, seconds run so far).
@@ -131,6 +143,7 @@ class DurationModel:
         self._fitted_at = -1
         self._fit: tuple[float, float] | None = None  # (mu, sigma) as of _fitted_at
         self._schedule: tuple[float, list[float]] | None = None  # (reads_per_job, moments)
+        self._own: deque[float] = deque(maxlen=RECENT_FINISHES)  # this process's finishes
 
     def __len__(self) -> int:
         return self._done
@@ -149,8 +162,8 @@ class DurationModel:
         if entry is not None and entry[0] is None:
             del self._cohort[key]
 
-    def observe(self, seconds: float, key: Hashable | None = None) -> None:
-        """Add one finished task's processing time."""
+    def observe(self, seconds: float, key: Hashable | None = None, *, own: bool = True) -> None:
+        """Add one finished task's processing time (``own``: seen by this process)."""
         if not math.isfinite(seconds) or seconds < 0:
             if key is not None:
                 self.forget(key)
@@ -162,6 +175,15 @@ class DurationModel:
             self._add(object() if key is None or entry is not None else key, (seconds, 0.0))
         self._done += 1
         self._finished += 1
+        if own:
+            self._own.append(seconds)
+
+    def no_finish_before(self) -> float:
+        """Seconds after the submit before which this process saw no task finish (0: unsure)."""
+        if len(self._own) < MIN_SAMPLES:
+            return 0.0
+        mu, sigma = self.current_fit()
+        return min(min(self._own), _lognormal_quantile(mu, sigma, SKIP_SHARE))
 
     def _add(self, key: Hashable, entry: tuple[float | None, float]) -> None:
         if len(self._cohort) >= MAX_SAMPLES:
@@ -236,37 +258,58 @@ class PollPlanner:
         reads_done: int,
         key: Hashable | None = None,
     ) -> float:
-        """Seconds from now to the next read of a task submitted ``elapsed`` seconds ago.
+        """Seconds from now to the next read of a task submitted ``elapsed`` seconds ago."""
+        return self.next_read(operation, elapsed, reads_done, key)[0]
 
-        With a ``key`` (any hashable naming the task) the planner also learns that the
-        task is still running: the fit then counts it as "at least ``elapsed`` long".
+    def next_read(
+        self,
+        operation: Operation,
+        elapsed: float,
+        reads_done: int,
+        key: Hashable | None = None,
+    ) -> tuple[float, bool]:
+        """(seconds from now to the next read, whether a finish is expected near it).
+
+        The read comes no later than the policy's fixed schedule would make it, counted
+        from the submit: that schedule is KIE's advice, and a learnt or assumed
+        distribution may be wrong. What is known adds reads where finishes are likely
+        (those are "expected": they go first when the read budget binds) and, once this
+        process has seen tasks finish, leaves out the fixed reads before the fastest of
+        them, where a read would only find the task still running. With a ``key`` (any
+        hashable naming the task) the planner also learns that the task still runs: the
+        fit then counts it as "at least ``elapsed`` long".
         """
         policy = self.policy
-        fixed = policy.interval(reads_done)
         if not policy.adaptive:
-            return fixed
+            return policy.interval(reads_done), True
         model = self._models.get(operation)
         if key is not None:
             if model is None:
                 model = self._model(operation)
             model.running(key, elapsed)
-        if model is None or len(model) < MIN_SAMPLES:
-            if policy.prior is None:
-                return fixed
-            moments = self._prior_moments(policy.prior, policy.reads_per_job)
-        else:
+        plan = self._plan(model)
+        if plan is None:
+            return max(advised_read_after(policy, elapsed) - elapsed, MIN_GAP), True
+        moments, skip_until = plan
+        advised = advised_read_after(policy, max(elapsed, skip_until))
+        learnt = _next_moment(moments, elapsed)
+        if learnt is not None and learnt <= advised:
+            return max(learnt - elapsed, MIN_GAP), True
+        return max(advised - elapsed, MIN_GAP), False
+
+    def _plan(self, model: DurationModel | None) -> tuple[list[float], float] | None:
+        """The read moments expected finishes ask for, and the time no read is needed before.
+
+        From what this process learnt (or was preloaded with); else from the prior, which
+        saves no read; else None: the fixed schedule alone.
+        """
+        policy = self.policy
+        if model is not None and len(model) >= MIN_SAMPLES:
             moments = model.schedule(policy.reads_per_job)
-        index = bisect.bisect_right(moments, elapsed + MIN_GAP)
-        if index < len(moments):
-            # Already past half the way to that moment (a read capped by max_interval came
-            # early): that read stood in for it, go on to the next one.
-            before = moments[index - 1] if index else 0.0
-            if moments[index] - elapsed < (moments[index] - before) / 2:
-                index += 1
-        if index >= len(moments):
-            # Slower than nearly every task: fall back to the fixed, growing schedule.
-            return fixed
-        return min(max(moments[index] - elapsed, MIN_GAP), policy.max_interval)
+            return moments, model.no_finish_before()
+        if policy.prior is None:
+            return None
+        return self._prior_moments(policy.prior, policy.reads_per_job), 0.0
 
     def safety_delay(self, operation: Operation, elapsed: float) -> float:
         """Seconds from now to the next safety read of a job that waits for its callback.
@@ -309,7 +352,7 @@ class PollPlanner:
         for operation, times in learnt.items():
             model = self._model(operation)
             for seconds in times[-MAX_SAMPLES:]:
-                model.observe(seconds)
+                model.observe(seconds, own=False)
 
     def _prior_moments(self, prior: ProcessingTime, reads_per_job: float) -> list[float]:
         cached = self._prior_schedule
@@ -323,3 +366,17 @@ class PollPlanner:
         if model is None:
             model = self._models[operation] = DurationModel()
         return model
+
+
+def _next_moment(moments: list[float], elapsed: float) -> float | None:
+    """The next of ``moments`` after ``elapsed``; None past the last one.
+
+    A moment less than half its gap away was stood in for by a read that came early (a
+    fixed one): the one after it is next.
+    """
+    index = bisect.bisect_right(moments, elapsed + MIN_GAP)
+    if index < len(moments):
+        before = moments[index - 1] if index else 0.0
+        if moments[index] - elapsed < (moments[index] - before) / 2:
+            index += 1
+    return moments[index] if index < len(moments) else None

@@ -45,7 +45,7 @@ from ._journal import Journal
 from ._logging import setup_from_env
 from ._models import Operation, OperationName, Result, TaskRecord
 from ._options import JobOptions
-from ._policy import DEFAULT_PRIOR, PollPolicy, ProcessingTime, Rate
+from ._policy import PollPolicy, ProcessingTime, Rate
 from ._redis import RedisCoordination
 from ._scheduler import Scheduler
 from ._transport import Secret, Transport
@@ -62,8 +62,8 @@ DEFAULT_SUBMIT_RATE = Rate(20, per=10.0)
 # KIE's documented limit on status reads: 10 a second per API key.
 DEFAULT_READ_RATE = Rate(10, per=1.0)
 DEFAULT_DIALECT: DialectName = "market"
-# A cold client's first reads follow what KIE's Recraft tasks usually take.
-DEFAULT_POLL = PollPolicy(prior=DEFAULT_PRIOR)
+# KIE's advised schedule (2 s, growing by 1.5 to 15 s), learning from the first finishes.
+DEFAULT_POLL = PollPolicy()
 # Connections beyond max_in_flight: one status read and one submit may overlap per job
 # only briefly, and downloads share the pool.
 _EXTRA_CONNECTIONS = 8
@@ -96,11 +96,11 @@ class AsyncRecraft:
             ``Rate(20, per=10.0)``, KIE's limit. None does not pace them. A 429 pauses
             every submit of the client for its ``Retry-After`` either way.
         poll: When to read a task's status, and how long before a job gives up with
-            ``JobTimeoutError``; by default
-            ``PollPolicy(prior=ProcessingTime(20.0, sigma=0.6))``: intervals from 2 s
-            growing by 1.5 up to 15 s, giving up after 900 s, and until processing times
-            are learnt (or loaded: see ``state_file``) reads placed for tasks of about
-            20 s rather than at 2 s.
+            ``JobTimeoutError``; by default ``PollPolicy()``: KIE's advice, a first
+            read 2 s after the submit, then intervals growing by 1.5 up to 15 s, giving
+            up after 900 s. That schedule is the latest a job is read; what is learnt (or
+            loaded: see ``state_file``) adds reads near likely finishes and, once this
+            process saw tasks finish, leaves out the reads before the fastest of them.
         max_retries: Further tries of a request that failed for a passing reason: a status
             read, an upload, or a submit that provably never reached the service (a submit
             whose answer was lost is never resent: ``SubmissionUncertainError``).
@@ -151,9 +151,9 @@ class AsyncRecraft:
             imports nothing of Redis.
         state_file: A small JSON file where the client keeps the processing times it
             learnt, read when it opens and written when it closes, so that the next
-            process starts warm (its first reads near the learnt finishes, not on the
-            prior). With a ``journal`` the journal keeps them anyway; None (the default)
-            keeps them nowhere else.
+            process starts warm (reads near the learnt finishes from its first job).
+            With a ``journal`` the journal keeps them anyway; None (the default) keeps
+            them nowhere else.
 
     Raises:
         InvalidInputError: No API key; a value out of range or of the wrong type; a URL

@@ -36,11 +36,11 @@ NOT_FOUND_GRACE = 10.0
 # backs off less: at most this many of its longest poll intervals.
 MAX_READ_RETRY_DELAY = 60.0
 READ_RETRY_INTERVALS = 4.0
-# What a cold client assumes about processing times: KIE's Recraft tasks take about 20 s
-# (the emulator's model of them), with a spread widened from its 0.5 because nothing is
-# known yet. A learnt distribution replaces it as soon as a few tasks have finished.
-DEFAULT_PRIOR_MEDIAN = 20.0
-DEFAULT_PRIOR_SIGMA = 0.6
+# KIE's advice for polling: a first read 2-3 s after the submit, then growing intervals.
+# Nobody publishes how long Recraft tasks take (1 s or minutes), so this schedule is the
+# one a job is never read later than, learnt or not: see PollPlanner.next_read.
+ADVISED_FIRST_READ = 2.0
+ADVISED_GROWTH = 1.5
 # Callback-first waiting: one safety read where this share of tasks has finished, then
 # reads at moments growing by this factor, in case the callback was lost.
 DEFAULT_CALLBACK_QUANTILE = 0.99
@@ -107,7 +107,21 @@ def _lognormal_quantile(mu: float, sigma: float, share: float) -> float:
     return math.exp(mu + sigma * statistics.NormalDist().inv_cdf(share))
 
 
-DEFAULT_PRIOR = ProcessingTime(DEFAULT_PRIOR_MEDIAN, sigma=DEFAULT_PRIOR_SIGMA)
+def advised_read_after(policy: PollPolicy, elapsed: float) -> float:
+    """The first moment (seconds after the submit) of ``policy``'s fixed schedule after ``elapsed``.
+
+    The fixed schedule reads at ``initial``, then at intervals growing by ``factor`` up
+    to ``max_interval``, counted from the submit (not from the reads made): a read held
+    back by the read budget does not push the later ones back.
+    """
+    at = step = policy.initial
+    while at <= elapsed and step < policy.max_interval and policy.factor > 1:
+        step = min(step * policy.factor, policy.max_interval)
+        at += step
+    if at > elapsed:
+        return at
+    # Constant intervals from here on: jump there at once (a task of hours, a tiny initial).
+    return at + (math.floor((elapsed - at) / step) + 1) * step
 
 
 def next_safety_read(first: float, growth: float, elapsed: float, min_gap: float) -> float:
@@ -129,18 +143,20 @@ class PollPolicy:
     A bad value raises InvalidInputError (a ValueError) naming the parameter.
     """
 
-    initial: float = attrs.field(default=2.0, validator=_positive)
-    factor: float = attrs.field(default=1.5, validator=_positive)
+    initial: float = attrs.field(default=ADVISED_FIRST_READ, validator=_positive)
+    factor: float = attrs.field(default=ADVISED_GROWTH, validator=_positive)
     max_interval: float = attrs.field(default=15.0, validator=_positive)
     timeout: float = attrs.field(default=900.0, validator=_positive)
-    # Once processing times are learned, reads move to where tasks are likely to finish,
-    # aiming at about this many status reads per job (within the bounds above).
+    # Adaptive: the fixed schedule above is the latest a job is read (counted from its
+    # submit); once processing times are learnt, about this many further reads per job go
+    # where tasks are likely to finish, and the fixed reads before the fastest finish seen
+    # are left out. False: the fixed schedule alone, counted in reads made.
     adaptive: bool = attrs.field(default=True, kw_only=True, validator=_boolean)
     reads_per_job: float = attrs.field(default=3.0, kw_only=True, validator=_positive)
-    # Before anything is learnt, reads follow this assumed distribution (None: the fixed
-    # schedule above); an earlier process's learnt one replaces it (a journal, a state file).
-    # The client's default policy carries DEFAULT_PRIOR; a policy made by hand has none
-    # unless given, so that its ``initial`` keeps meaning the first read.
+    # An assumed distribution for the time before anything is learnt: it adds reads where
+    # it expects finishes and ranks reads when the read budget binds, but never delays or
+    # removes a read of the fixed schedule (an assumption is not evidence). None (the
+    # default): the fixed schedule alone until tasks finish.
     prior: ProcessingTime | None = attrs.field(default=None, kw_only=True)
     # A job with a callback_url waits for its callback, then reads once to confirm; in
     # case the callback is lost, safety reads come where ``callback_quantile`` of the

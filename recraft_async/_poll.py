@@ -147,18 +147,24 @@ class Poller:
         error: RecraftError | None = None  # the last failed read's, while failures > 0
         while True:
             now = anyio.current_time()
+            # When the read budget binds, reads near an expected finish go first; the
+            # others wait up to max_interval longer (none waits while the budget has room).
+            held_back = 0.0
             if failures:
                 retry_after = getattr(error, "retry_after", None)
                 delay = policy.read_retry_delay(failures, retry_after)
             elif key is None and reads == 0:
                 delay = 0.0
             else:
-                delay = _planned_delay(planner, job, now - started, reads, key, callback_first)
+                delay, expected = _planned_read(
+                    planner, job, now - started, reads, key, callback_first
+                )
+                held_back = 0.0 if expected else policy.max_interval
             due = now + max(min(delay, deadline - now), 0.0)
             await self._sleep_unless_hinted(job, task_id, due - now)
             try:
                 read = await self._read(
-                    job.operation, task_id, min(due, anyio.current_time()), options
+                    job.operation, task_id, min(due, anyio.current_time()) + held_back, options
                 )
             except RecraftError as exc:
                 job._record("status", type(exc).__name__, str(exc))
@@ -247,18 +253,21 @@ class Poller:
                     planner.running(operation, job, now - started)
 
 
-def _planned_delay(
+def _planned_read(
     planner: PollPlanner,
     job: Job,
     elapsed: float,
     reads: int,
     key: Job | None,
     callback_first: bool,
-) -> float:
-    """Seconds to the next planned read: a safety read while a callback is awaited."""
+) -> tuple[float, bool]:
+    """(seconds to the next planned read, whether a finish is expected near it).
+
+    While a callback is awaited, the next read is a safety read.
+    """
     if callback_first:
-        return planner.safety_delay(job.operation, elapsed)
-    return planner.next_delay(job.operation, elapsed, reads, key)
+        return planner.safety_delay(job.operation, elapsed), True
+    return planner.next_read(job.operation, elapsed, reads, key)
 
 
 def _read_may_recover(error: RecraftError, since_submit: float) -> bool:

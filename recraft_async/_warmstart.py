@@ -1,11 +1,11 @@
 """The warm start: learnt processing times kept across processes (a journal or a file).
 
-A fresh process would otherwise poll on its prior until a few tasks finish. What the poll
+A fresh process would otherwise add no learnt reads until a few tasks finish. What the poll
 planner learnt (the recent finished tasks' processing times, per operation) is written
 when the client closes, into the journal's ``meta`` table when there is a journal, else
 into an optional small JSON file, and read back when the next client opens. Reading is
-forgiving: a missing, unreadable or foreign state is logged and ignored (the prior
-applies), never an error; writing is quiet for the same reason.
+forgiving: a missing, unreadable or foreign state is logged and ignored (the process
+starts cold), never an error; writing is quiet for the same reason.
 """
 
 from __future__ import annotations

@@ -30,31 +30,26 @@ def test_state_round_trips_and_garbage_is_ignored():
     assert decode(mixed) == {UP: [1.0]}
 
 
-def test_preloaded_planner_first_reads_near_the_learnt_quantile():
-    """A planner given an earlier process's times reads first near their 40 %, not at 2 s."""
+def test_preloaded_planner_keeps_the_advised_reads_and_adds_learnt_ones():
+    """An earlier process's times add reads near their finishes; the 2 s first read stays."""
     earlier = PollPlanner(ra.PollPolicy())
     for index in range(40):
         earlier.observe(UP, 8.0 * math.exp(0.3 * math.sin(index)))
     fresh = PollPlanner(ra.PollPolicy(prior=None))
-    assert fresh.next_delay(UP, 0.0, 0) == pytest.approx(2.0)  # cold: the fixed schedule
+    assert fresh.next_read(UP, 5.0, 2) == (pytest.approx(4.5), True)  # cold: the fixed schedule
     fresh.preload(earlier.learnt())
-    assert fresh.next_delay(UP, 0.0, 0) == pytest.approx(earlier.next_delay(UP, 0.0, 0))
-    assert fresh.next_delay(UP, 0.0, 0) > 5.0
+    assert fresh.next_delay(UP, 0.0, 0) == pytest.approx(2.0)
+    delay, expected = fresh.next_read(UP, 5.0, 2)
+    assert expected
+    assert delay < 4.5  # a learnt read before the advised one at 9.5 s
 
 
-def test_prior_places_the_first_reads_of_a_cold_planner():
-    """With a prior and nothing learnt, the first read comes where 40 % would have finished."""
-    prior = ra.ProcessingTime(20.0, sigma=0.5)
-    planner = PollPlanner(ra.PollPolicy(max_interval=60.0, prior=prior))
-    assert planner.next_delay(UP, 0.0, 0) == pytest.approx(prior.quantile(0.4), rel=0.01)
-    assert PollPlanner(DEFAULT_POLL).next_delay(UP, 0.0, 0) == pytest.approx(15.0)  # capped
-
-
-def test_only_the_clients_default_policy_carries_the_prior():
-    """A hand-made PollPolicy reads first at ``initial``; the client's default has a prior."""
+def test_the_clients_default_policy_assumes_nothing():
+    """The client's default policy has no prior: a fresh client reads first after 2 s."""
     assert ra.PollPolicy(initial=0.05).prior is None
     assert PollPlanner(ra.PollPolicy(initial=0.05)).next_delay(UP, 0.0, 0) == pytest.approx(0.05)
-    assert ra.AsyncRecraft(api_key="k").poll.prior == ra.ProcessingTime(20.0, sigma=0.6)
+    assert ra.AsyncRecraft(api_key="k").poll.prior is None
+    assert PollPlanner(DEFAULT_POLL).next_delay(UP, 0.0, 0) == pytest.approx(2.0)
 
 
 def _mock_tasks(kie):
@@ -82,13 +77,6 @@ async def _learn(make_client, **options):
     assert learnt[UP].median == pytest.approx(LEARNT_SECONDS, rel=0.01)
 
 
-async def _first_read_wait(client: ra.AsyncRecraft) -> float:
-    job = client.upscale("https://i.test/new.png")
-    await job
-    submitted = next(e.time for e in job.events if e.kind == "submitted")
-    return next(e.time for e in job.events if e.kind == "status") - submitted
-
-
 @pytest.mark.anyio
 async def test_journal_keeps_learnt_times_for_the_next_process(kie, make_client, tmp_path):
     """A second client on the same journal starts warm: its first read waits near 1 s."""
@@ -99,8 +87,6 @@ async def test_journal_keeps_learnt_times_for_the_next_process(kie, make_client,
         assert await journal.meta(JOURNAL_KEY) is not None
     async with make_client(poll=COLD, journal=ra.Journal(path)) as client:
         assert client.processing_times()[UP].median == pytest.approx(LEARNT_SECONDS, rel=0.01)
-        waited = await _first_read_wait(client)
-    assert waited >= 0.5 * LEARNT_SECONDS  # cold, it would read after 0.01 s
 
 
 @pytest.mark.anyio
@@ -112,8 +98,6 @@ async def test_state_file_keeps_learnt_times_without_a_journal(kie, make_client,
     assert decode(state.read_text())[UP]
     async with make_client(poll=COLD, state_file=str(state)) as client:
         assert client.processing_times()[UP].median == pytest.approx(LEARNT_SECONDS, rel=0.01)
-        waited = await _first_read_wait(client)
-    assert waited >= 0.5 * LEARNT_SECONDS
     state.write_text("{broken")
     async with make_client(poll=COLD, state_file=state) as client:
         assert client.processing_times() == {}
