@@ -183,7 +183,7 @@ class DurationModel:
         if len(self._own) < MIN_SAMPLES:
             return 0.0
         mu, sigma = self.current_fit()
-        return min(min(self._own), _lognormal_quantile(mu, sigma, SKIP_SHARE))
+        return min(*self._own, _lognormal_quantile(mu, sigma, SKIP_SHARE))
 
     def _add(self, key: Hashable, entry: tuple[float | None, float]) -> None:
         if len(self._cohort) >= MAX_SAMPLES:
