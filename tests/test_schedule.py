@@ -7,12 +7,13 @@ it learns adds reads and, after this process's own finishes, leaves out the earl
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import anyio
 import httpx
 import pytest
-from conftest import API, envelope
+from conftest import envelope
 
 import recraft_async as ra
 
@@ -34,6 +35,7 @@ class Service:
         self.submitted: dict[str, float] = {}
 
     def submit(self, _request: httpx.Request) -> httpx.Response:
+        """Start the next task now."""
         task_id = f"t{len(self.ends)}"
         now = anyio.current_time()
         self.submitted[task_id] = now
@@ -42,6 +44,7 @@ class Service:
         return httpx.Response(200, json=envelope({"taskId": task_id}))
 
     def read(self, request: httpx.Request) -> httpx.Response:
+        """Answer a status read, noting when (after its submit) it came."""
         task_id = request.url.params["taskId"]
         now = anyio.current_time()
         self.reads[task_id].append(now - self.submitted[task_id])
@@ -107,6 +110,6 @@ async def test_a_slow_task_is_read_sparingly(kie):
     async with _client(kie, service) as client:
         await client.upscale("https://i.test/slow.png")
     reads = service.reads["t0"]
-    gaps = [b - a for a, b in zip(reads, reads[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(reads)]
     assert max(gaps) == pytest.approx(15.0)
     assert len(reads) == len([at for at in ADVISED if at < 71.0]) + 37  # 71.375 .. 611.375
