@@ -59,6 +59,11 @@ FIRST_SURVIVAL = 0.6
 # from a service that has since become faster.
 RECENT_FINISHES = 32
 SKIP_SHARE = 0.01
+# While the read budget has room, the gap between reads is at most the "dense gap"
+# (PollPlanner.next_read) from where DENSE_FROM of the learnt tasks have finished to where
+# DENSE_TO have: fixed-interval polling must not find a result sooner.
+DENSE_FROM = 0.01
+DENSE_TO = 0.99
 _EM_ROUNDS = 60
 _EM_TOLERANCE = 1e-5
 _STANDARD = NormalDist()
@@ -178,6 +183,11 @@ class DurationModel:
         if own:
             self._own.append(seconds)
 
+    def dense_window(self) -> tuple[float, float]:
+        """(from, to): seconds after the submit between which most learnt tasks finish."""
+        mu, sigma = self.current_fit()
+        return _lognormal_quantile(mu, sigma, DENSE_FROM), _lognormal_quantile(mu, sigma, DENSE_TO)
+
     def no_finish_before(self) -> float:
         """Seconds after the submit before which this process saw no task finish (0: unsure)."""
         if len(self._own) < MIN_SAMPLES:
@@ -267,17 +277,19 @@ class PollPlanner:
         elapsed: float,
         reads_done: int,
         key: Hashable | None = None,
+        dense_gap: float | None = None,
     ) -> tuple[float, bool]:
         """(seconds from now to the next read, whether a finish is expected near it).
 
         The read comes no later than the policy's fixed schedule would make it, counted
         from the submit: that schedule is KIE's advice, and a learnt or assumed
-        distribution may be wrong. What is known adds reads where finishes are likely
-        (those are "expected": they go first when the read budget binds) and, once this
-        process has seen tasks finish, leaves out the fixed reads before the fastest of
-        them, where a read would only find the task still running. With a ``key`` (any
-        hashable naming the task) the planner also learns that the task still runs: the
-        fit then counts it as "at least ``elapsed`` long".
+        distribution may be wrong. What is learnt adds reads where finishes are likely
+        (those are "expected": they go first when the read budget binds), at most
+        ``dense_gap`` seconds apart where most tasks finish (the read budget's room: None
+        adds none), and, once this process has seen tasks finish, leaves out the fixed
+        reads before the fastest of them, where a read would only find the task still
+        running. With a ``key`` (any hashable naming the task) the planner also learns
+        that the task still runs: the fit then counts it as "at least ``elapsed`` long".
         """
         policy = self.policy
         if not policy.adaptive:
@@ -293,6 +305,11 @@ class PollPlanner:
         moments, skip_until = plan
         advised = advised_read_after(policy, max(elapsed, skip_until))
         learnt = _next_moment(moments, elapsed)
+        if dense_gap is not None and model is not None and len(model) >= MIN_SAMPLES:
+            start, end = model.dense_window()
+            dense = max(start, elapsed + dense_gap)
+            if dense <= end and (learnt is None or dense < learnt):
+                learnt = dense
         if learnt is not None and learnt <= advised:
             return max(learnt - elapsed, MIN_GAP), True
         return max(advised - elapsed, MIN_GAP), False

@@ -10,7 +10,14 @@ from ._dialects import Dialect
 from ._jobs import Job
 from ._models import Operation, Result, TaskRecord, TaskState
 from ._options import JobOptions
-from ._policy import NOT_FOUND_GRACE, PollPolicy, _is_transient, _retry_delay, _should_retry
+from ._policy import (
+    NOT_FOUND_GRACE,
+    PollPolicy,
+    Rate,
+    _is_transient,
+    _retry_delay,
+    _should_retry,
+)
 from ._transport import Transport
 from .errors import (
     JobTimeoutError,
@@ -21,6 +28,9 @@ from .errors import (
     TaskFailedError,
 )
 
+# The share of the read budget that reads placed densely near likely finishes may take:
+# the rest stays for the fixed schedule, retries and get_task.
+DENSE_SHARE = 0.5
 # Callbacks remembered for tasks not polled (yet): at most this many, this long.
 _EARLY_HINTS = 10_000
 _EARLY_HINT_SECONDS = 60.0
@@ -37,8 +47,11 @@ class Poller:
         reads: Budget,
         poll: PollPolicy,
         max_retries: int,
+        read_rate: Rate | None = None,
     ) -> None:
         self._transport = transport
+        # Status reads a second the budget allows (None: unpaced), for the dense gap.
+        self._reads_per_second = None if read_rate is None else read_rate.n / read_rate.per
         self._dialect = dialect
         self._policy = poll
         self._max_retries = max_retries
@@ -157,7 +170,7 @@ class Poller:
                 delay = 0.0
             else:
                 delay, expected = _planned_read(
-                    planner, job, now - started, reads, key, callback_first
+                    planner, job, now - started, reads, key, callback_first, self._dense_gap()
                 )
                 held_back = 0.0 if expected else policy.max_interval
             due = now + max(min(delay, deadline - now), 0.0)
@@ -223,6 +236,17 @@ class Poller:
         if wake.is_set():  # anyio events cannot be cleared: the next hint needs a new one
             polling[job] = anyio.Event()
 
+    def _dense_gap(self) -> float:
+        """The shortest gap the budget's room allows between a job's reads near its finish.
+
+        The policy's ``initial`` (fixed 2 s polling finds nothing sooner) while few jobs
+        poll; wider as more share the budget: together they take at most DENSE_SHARE of it.
+        """
+        gap = self._policy.initial
+        if self._reads_per_second is None:
+            return gap
+        return max(gap, len(self._hints) / (DENSE_SHARE * self._reads_per_second))
+
     def _planner(self, options: JobOptions | None) -> PollPlanner:
         """The planner of a job's poll policy: the client's, or its view's own."""
         if options is None:
@@ -260,6 +284,7 @@ def _planned_read(
     reads: int,
     key: Job | None,
     callback_first: bool,
+    dense_gap: float,
 ) -> tuple[float, bool]:
     """(seconds to the next planned read, whether a finish is expected near it).
 
@@ -267,7 +292,7 @@ def _planned_read(
     """
     if callback_first:
         return planner.safety_delay(job.operation, elapsed), True
-    return planner.next_read(job.operation, elapsed, reads, key)
+    return planner.next_read(job.operation, elapsed, reads, key, dense_gap)
 
 
 def _read_may_recover(error: RecraftError, since_submit: float) -> bool:

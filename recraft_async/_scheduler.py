@@ -98,7 +98,12 @@ class Scheduler:
             upload_base_url=upload_base_url,
         )
         self._poller = Poller(
-            transport, dialect, reads=self._coordinator.reads, poll=poll, max_retries=max_retries
+            transport,
+            dialect,
+            reads=self._coordinator.reads,
+            poll=poll,
+            max_retries=max_retries,
+            read_rate=read_rate,
         )
         self.planner = self._poller.planner  # what it learnt persists (a warm start)
         self._dispatcher = Dispatcher(
