@@ -290,3 +290,37 @@ def test_a_read_just_short_of_a_learnt_moment_stands_in_for_it():
     assert _next_moment(moments, 6.0) == 14.0  # 4 s left: the read at 6 s stood in
     assert _next_moment(moments, 12.5) == 20.0
     assert _next_moment(moments, 20.0) is None
+
+
+def test_dense_gap_bounds_the_reads_where_learnt_tasks_finish():
+    """With room in the budget, reads are at most dense_gap apart where tasks finish."""
+    planner = PollPlanner(POLICY)
+    for duration in _lognormal(128, 60.0, 0.5, seed=11):
+        planner.observe(UP, duration)
+    start, end = planner._models[UP].dense_window()
+    moments, at, count = [], 0.0, 0
+    while at < 300.0:
+        at += planner.next_read(UP, at, count, dense_gap=2.0)[0]
+        count += 1
+        moments.append(at)
+    inside = [m for m in moments if start <= m <= end]
+    assert inside[0] == pytest.approx(start)
+    assert max(b - a for a, b in itertools.pairwise(inside)) <= 2.0 + 1e-9
+    sparse = [m for m in moments if m > end + 2.0]
+    assert min(b - a for a, b in itertools.pairwise(sparse)) > 2.0  # the tail: advised again
+
+
+def test_no_dense_gap_adds_no_dense_reads():
+    """Without dense_gap (no room in the budget) far fewer reads are made for a 90 s task."""
+    planner = PollPlanner(POLICY)
+    for duration in _lognormal(128, 60.0, 0.5, seed=11):
+        planner.observe(UP, duration)
+
+    def reads(dense_gap):
+        at, count = 0.0, 0
+        while at < 90.0:
+            at += planner.next_read(UP, at, count, dense_gap=dense_gap)[0]
+            count += 1
+        return count
+
+    assert reads(None) * 3 < reads(2.0)
