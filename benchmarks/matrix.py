@@ -333,6 +333,26 @@ def table(rows: Sequence[Row]) -> str:
     return "\n".join(lines)
 
 
+def compact_table(rows: Sequence[Row]) -> str:
+    """One line per cell: each contender's "p50 / p95 s, reads per job"."""
+    columns = [("default", "cold"), ("default", "warm")] + [(c, "cold") for c in CONTENDERS[1:]]
+    names = ["default cold", "default warm", *CONTENDERS[1:]]
+    lines = [
+        "| tasks | median | sigma | " + " | ".join(names) + " |",
+        "|---|---:|---:|" + "---:|" * len(names),
+    ]
+    by = {(r.cell, r.contender, r.start): r for r in rows}
+    for cell in dict.fromkeys(r.cell for r in rows):
+        values = []
+        for contender, start in columns:
+            r = by[(cell, contender, start)]
+            values.append(f"{r.p50:.1f} / {r.p95:.1f} s, {r.reads_per_job:.1f}")
+        lines.append(
+            f"| {cell.pattern} | {cell.median:g} s | {cell.sigma:g} | " + " | ".join(values) + " |"
+        )
+    return "\n".join(lines)
+
+
 def plot(rows: Sequence[Row], path: Path) -> bool:
     """Detect delay (p50, p95 dashed) against the service median; False without matplotlib."""
     try:
@@ -389,6 +409,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         json.dumps({"rows": [attrs.asdict(r) for r in rows], "verdicts": found}, indent=1)
     )
     print(table(rows))
+    print()
+    print(compact_table(rows))
     print(json.dumps(found, indent=1))
     if plot(rows, args.out / "matrix.png"):
         print(f"plot: {args.out / 'matrix.png'}")
