@@ -75,7 +75,7 @@ async def save_result(
     problem = url_problem(url)
     if problem is not None:
         raise DownloadError(
-            f"task {task_id}: the result URL {loggable_url(url)} is not usable: {problem}",
+            f"task {task_id} result URL {loggable_url(url)} is not usable: {problem}",
             task_id=task_id,
             url=url,
             path=dest,
@@ -105,7 +105,8 @@ async def save_result(
         task_id,
         refused.status,
     )
-    why = f"the result host refused task {task_id}'s image (HTTP {refused.status})"
+    # "task ID result ...": the command line's reasons drop the id and keep "task result".
+    why = f"task {task_id} result refused by its host (HTTP {refused.status})"
     try:
         link = await link_for(url)
     except RecraftError as exc:
