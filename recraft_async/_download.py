@@ -105,8 +105,8 @@ async def save_result(
         task_id,
         refused.status,
     )
-    # "task ID result ...": the command line's reasons drop the id and keep "task result".
-    why = f"task {task_id} result refused by its host (HTTP {refused.status})"
+    # "task ID result: ...": the command line's reasons drop the id, keep "task result".
+    why = f"task {task_id} result: {refused}"
     try:
         link = await link_for(url)
     except RecraftError as exc:
