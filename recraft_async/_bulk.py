@@ -16,7 +16,8 @@ import anyio.to_thread
 import attrs
 
 from ._check import SubmitRequest, check_remove_background, check_upscale
-from ._files import download_to, part_glob, safe_output_name
+from ._download import save_result
+from ._files import part_glob, safe_output_name
 from ._inputs import InputItem, is_url
 from ._journal import JournalEntry, JournalState
 from ._ledger import Ledger
@@ -216,19 +217,19 @@ class Batch:
             return self._end(work, _uncertain(label, str(exc)))
         except (AuthenticationError, InsufficientCreditsError) as exc:
             return self._stopped(work, exc)
-        except RecraftError as exc:
-            # The client journals its own jobs; a failed download or a poll that timed
-            # out leaves the entry as it was, for `resume` to finish.
-            return self._end(work, _failed(work, exc, task_id=task_id))
         except OSError as exc:
-            # Local trouble (a full disk, a folder we may not write, the input gone) is
-            # this input's alone. Once the task is paid for, its entry keeps the task id
-            # and result URLs: `resume` downloads it again without a new submit.
+            # Local trouble (a full disk, a folder we may not write: DownloadWriteError;
+            # the input gone) is this input's alone. Once the task is paid for, its entry
+            # keeps the task id and result URLs: `resume` downloads it again, unpaid.
             if task_id is None:
                 why = _os_reason("cannot read it", exc)
             else:
                 why = _os_reason("cannot save the result", exc) + "; `resume` downloads it again"
             return self._end(work, _failed(work, exc, why, task_id))
+        except RecraftError as exc:
+            # The client journals its own jobs; a failed download or a poll that timed
+            # out leaves the entry as it was, for `resume` to finish.
+            return self._end(work, _failed(work, exc, task_id=task_id))
 
     async def _result_urls(
         self, work: Work, entry: JournalEntry | None
@@ -269,7 +270,16 @@ class Batch:
         hint = work.item.path.name if work.item.path is not None else work.item.source
         extension = str(work.options.get("format") or "png").lower()
         name = safe_output_name(hint, task_id, "jpg" if extension == "jpeg" else extension)
-        return await download_to(self.http, urls[0], self.out_dir, name, part_tag=self.part_tag)
+        # A result host that refuses gets one fresh link from KIE, through the client.
+        return await save_result(
+            self.http,
+            urls[0],
+            self.out_dir,
+            name,
+            task_id=task_id,
+            link_for=self.client.download_url,
+            part_tag=self.part_tag,
+        )
 
 
 def remove_leftover_parts(out_dir: Path, part_tag: str) -> int:

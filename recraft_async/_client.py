@@ -32,13 +32,9 @@ from ._check import (
     is_loopback_host,
 )
 from ._dialects import DIALECTS
+from ._download import fresh_link, save_result
 from ._events import JobEvent, Listener
-from ._files import (
-    DEFAULT_DOWNLOAD_DEADLINE,
-    DEFAULT_MAX_DOWNLOAD_BYTES,
-    download_to,
-    safe_output_name,
-)
+from ._files import DEFAULT_DOWNLOAD_DEADLINE, DEFAULT_MAX_DOWNLOAD_BYTES, safe_output_name
 from ._home import Home
 from ._jobs import Job
 from ._journal import Journal
@@ -48,7 +44,7 @@ from ._options import JobOptions
 from ._policy import PollPolicy, ProcessingTime, Rate
 from ._redis import RedisCoordination
 from ._scheduler import Scheduler
-from ._transport import Secret, Transport
+from ._transport import Secret, Transport, url_problem
 from ._warmstart import persist, restore
 from ._webhooks import ReplayGuard, verified_task_id
 from .errors import ClientNotOpenError, InvalidInputError, ProtocolError
@@ -428,6 +424,11 @@ class AsyncRecraft:
         view._job_options = None
         return view
 
+    def _transport(self) -> Transport:
+        """The transport of a plain request: a view's own (its timeout and retries) if any."""
+        options = self._options()
+        return self._open_scheduler().transport if options is None else options.transport
+
     def _options(self) -> JobOptions | None:
         """The options the jobs of this view carry; None for the client itself."""
         root = self._root
@@ -553,9 +554,9 @@ class AsyncRecraft:
 
     async def credits(self) -> float:
         """The account's credit balance, as the service states it (it may be fractional)."""
-        options = self._options()  # a view's timeout and retries
-        transport = self._open_scheduler().transport if options is None else options.transport
-        data, body = await transport.request_json("GET", "/api/v1/chat/credit", idempotent=True)
+        data, body = await self._transport().request_json(
+            "GET", "/api/v1/chat/credit", idempotent=True
+        )
         if isinstance(data, bool) or not isinstance(data, (int, float)):
             raise ProtocolError("credit answer is not a number", body=body)
         return data
@@ -573,14 +574,41 @@ class AsyncRecraft:
         The name comes from the input's name (else the task id) and the image's real type;
         nothing is ever written outside ``dest``. A body over ``max_bytes`` is a
         ``ProtocolError``; one not whole within ``deadline`` seconds an ``APITimeoutError``.
+
+        When the result host refuses the URL (HTTP 401, 403, 404, 410: an expired link, a
+        file moved), one fresh link from ``download_url`` is tried before it fails with
+        ``ResultUnavailableError``. An unusable result URL is a ``DownloadError``, a full
+        disk or a folder that cannot be written a ``DownloadWriteError``; all three keep
+        the task id, the URL and ``dest``. No request to the result host, nor to a fresh
+        link, carries the API key.
         """
         self._open_scheduler()
         http = self._root._http
         assert http is not None  # noqa: S101 - open clients have one
         name = safe_output_name(result.source, result.task_id, _extension(result))
-        return await download_to(
-            http, result.url, Path(dest), name, max_bytes=max_bytes, deadline=deadline
+        return await save_result(
+            http,
+            result.url,
+            Path(dest),
+            name,
+            task_id=result.task_id,
+            link_for=self.download_url,
+            max_bytes=max_bytes,
+            deadline=deadline,
         )
+
+    async def download_url(self, result: Result | str) -> str:
+        """A fresh temporary link (valid 20 minutes) to a result's file, from KIE.
+
+        ``result``: a ``Result`` (its first URL) or one result URL, as a journal keeps
+        them. KIE's common API makes links for the files it generated, whichever dialect
+        made the task; any other URL answers 422 (``InvalidRequestError``). ``download``
+        asks for one by itself when the result host refuses the plain URL.
+        """
+        url = result.url if isinstance(result, Result) else result
+        if not isinstance(url, str) or url_problem(url) is not None:
+            raise InvalidInputError(f"download_url needs a Result or an http(s) URL, got {url!r}")
+        return await fresh_link(self._transport(), url)
 
     def handle_callback(
         self, body: bytes | str, headers: Mapping[str, str] | None = None
@@ -711,7 +739,11 @@ def _new_tracer(dialect: str) -> Tracer:
 
 def _extension(result: Result) -> str:
     # A first guess only: download_to renames by the bytes it actually received.
-    suffix = urllib.parse.urlsplit(result.url).path.rpartition(".")[2].lower()
+    try:
+        path = urllib.parse.urlsplit(result.url).path
+    except ValueError:  # a broken IPv6 literal: save_result raises the typed error
+        return "png"
+    suffix = path.rpartition(".")[2].lower()
     return suffix if suffix in ("png", "jpg", "jpeg", "webp") else "png"
 
 

@@ -61,6 +61,18 @@ DEFAULT_DOWNLOAD_DEADLINE = 300.0
 DEFAULT_MAX_DOWNLOAD_BYTES = 200_000_000
 # Result storage redirects once or twice at most; a longer chain is a loop or a trap.
 MAX_DOWNLOAD_REDIRECTS = 5
+# How result storage says "not (or no longer) for you": an expired or revoked signed link,
+# or a file it has moved. KIE's download-url endpoint makes a fresh link for such a file.
+REFUSED_STATUSES = frozenset({401, 403, 404, 410})
+
+
+class HostRefusedError(ProtocolError):
+    """The result host refused the URL with one of REFUSED_STATUSES: a fresh link may work."""
+
+    def __init__(self, message: str, *, status: int) -> None:
+        super().__init__(message, body=None)
+        self.status = status
+        """The HTTP status the host answered."""
 
 
 @attrs.frozen
@@ -301,7 +313,8 @@ async def download_to(
     """Stream ``url`` into ``dest_dir/name`` atomically; return the path written (or reused).
 
     At most ``max_bytes`` (decoded) within ``deadline`` seconds, else a ProtocolError or an
-    APITimeoutError; at most MAX_DOWNLOAD_REDIRECTS redirects, each to an http(s) URL.
+    APITimeoutError; at most MAX_DOWNLOAD_REDIRECTS redirects, each to an http(s) URL. A
+    host that refuses (REFUSED_STATUSES) is a HostRefusedError; local trouble an OSError.
     ``part_tag`` goes into the name of the partial file (see ``part_glob``).
     """
     if isinstance(deadline, bool) or not isinstance(deadline, (int, float)) or not deadline > 0:
@@ -457,6 +470,11 @@ async def _stream_into(
 
 
 def _check_response(response: httpx.Response, url: str, max_bytes: int) -> str:
+    if response.status_code in REFUSED_STATUSES:
+        raise HostRefusedError(
+            f"download of {loggable_url(url)} answered HTTP {response.status_code}",
+            status=response.status_code,
+        )
     if response.status_code != 200:
         raise ProtocolError(
             f"download of {loggable_url(url)} answered HTTP {response.status_code}", body=None

@@ -64,7 +64,14 @@ class Callback:
 
 @attrs.frozen
 class Result:
-    """A finished, successful job."""
+    """A finished, successful job.
+
+    Its URLs are temporary: KIE keeps result files 24 hours by one of its pages (14 days
+    by another), so download at once (``client.download``). A host that refuses a URL
+    later gets one fresh link from ``client.download_url`` (valid 20 minutes) before
+    ``download`` gives up with ``ResultUnavailableError``; a journal keeps the task id and
+    the URLs, never the file.
+    """
 
     task_id: str
     operation: Operation

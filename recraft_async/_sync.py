@@ -460,6 +460,11 @@ class Recraft:
         )
         return self._portal.call(download)
 
+    def download_url(self, result: Result | str) -> str:
+        """A fresh temporary link (valid 20 minutes) to a result's file; see ``AsyncRecraft``."""
+        self._blocking("download_url")
+        return self._portal.call(self._client.download_url, result)
+
     def handle_callback(
         self, body: bytes | str, headers: Mapping[str, str] | None = None
     ) -> SyncJob | None:

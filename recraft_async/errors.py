@@ -23,6 +23,9 @@
     ├── JobCancelledError
     ├── InvalidStateError (also RuntimeError)
     ├── ProtocolError
+    ├── DownloadError
+    │   ├── ResultUnavailableError
+    │   └── DownloadWriteError (also OSError)
     ├── WebhookVerificationError
     │   └── WebhookReplayError
     ├── JournalStateError (also RuntimeError)
@@ -39,6 +42,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
+    from pathlib import Path
 
     from ._models import Operation
 
@@ -49,6 +53,8 @@ __all__ = [
     "AuthenticationError",
     "ClientNotOpenError",
     "CoordinationUnavailableError",
+    "DownloadError",
+    "DownloadWriteError",
     "FeatureDisabledError",
     "GenerationFailedError",
     "InsufficientCreditsError",
@@ -63,6 +69,7 @@ __all__ = [
     "QueueFullError",
     "RateLimitError",
     "RecraftError",
+    "ResultUnavailableError",
     "ServerError",
     "ServiceUnavailableError",
     "SubmissionUncertainError",
@@ -248,6 +255,37 @@ class ProtocolError(RecraftError):
         super().__init__(message)
         self.body = body
         """The answer as received."""
+
+
+class DownloadError(RecraftError):
+    """A finished task's image was not saved; ``.task_id`` and ``.url`` keep it for another try."""
+
+    def __init__(self, message: str, *, task_id: str, url: str, path: Path) -> None:
+        super().__init__(message)
+        self.task_id = task_id
+        """The task, paid for: ``client.resume`` reads its result URLs again."""
+        self.url = url
+        """The result URL that was to be downloaded."""
+        self.path = path
+        """The folder the image was to be saved in."""
+
+
+class ResultUnavailableError(DownloadError):
+    """The result host refused the image (401, 403, 404, 410), and so did a fresh link."""
+
+
+class DownloadWriteError(DownloadError, OSError):
+    """The image could not be written (a full disk, a folder we may not write); an OSError too."""
+
+    def __init__(self, message: str, *, task_id: str, url: str, path: Path, cause: OSError) -> None:
+        super().__init__(message, task_id=task_id, url=url, path=path)
+        self.errno = cause.errno
+        self.strerror = cause.strerror
+        self.filename = str(path)
+
+    def __str__(self) -> str:
+        # OSError's own __str__ would show "[Errno 28] ..." instead of our message.
+        return str(self.args[0])
 
 
 class WebhookVerificationError(RecraftError):

@@ -38,6 +38,7 @@ class FakeClient:
         self.ledger = NullLedger()
         self.submits: Counter[str] = Counter()
         self.resumed = []
+        self.links: list[str] = []
         self.fail = set(fail)
         self.uncertain = set(uncertain)
         self._ids = itertools.count(1)
@@ -73,6 +74,11 @@ class FakeClient:
             raise
         await record.succeeded(result)
         return result
+
+    async def download_url(self, url):
+        """Pretend to be KIE's download-url endpoint: a fresh link, on another path."""
+        self.links.append(url)
+        return url.replace("https://results.test/", "https://results.test/fresh/")
 
     async def _finish(self, name, task_id):
         if name in self.fail:
@@ -279,7 +285,7 @@ async def test_a_local_write_error_fails_its_input_alone_and_resume_finishes_it(
     assert failed.error == (
         "cannot save the result: No space left on device; `resume` downloads it again"
     )
-    assert failed.kind == "OSError"
+    assert failed.kind == "DownloadWriteError"
     [entry] = [e for e in entries if e.source.endswith("b.png")]
     assert entry.state is JournalState.SUCCEEDED
     assert entry.task_id == failed.task_id
@@ -338,3 +344,36 @@ async def test_leftover_parts_of_other_journals_are_left_alone(tmp_path, results
     assert not own.exists()
     assert foreign.exists()
     assert untagged.exists()
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("status", [401, 403, 404, 410])
+async def test_a_refused_result_url_is_fetched_by_a_fresh_link(tmp_path, status):
+    """The result host refuses the plain URL: one fresh link from the client, and it is saved."""
+    with respx.mock(assert_all_called=False) as mock:
+        fresh = mock.get(url__startswith="https://results.test/fresh/").respond(
+            200, content=image_bytes((600, 600)), headers={"Content-Type": "image/png"}
+        )
+        plain = mock.get(url__startswith="https://results.test/").respond(status)
+        client = FakeClient()
+        outcomes, entries = await run(tmp_path, client, inputs(tmp_path, "a.png"))
+    assert [(o.state, o.error) for o in outcomes] == [("done", None)]
+    assert client.links == ["https://results.test/task-1.png"]
+    assert (plain.call_count, fresh.call_count) == (1, 1)
+    assert [e.state for e in entries] == [JournalState.DOWNLOADED]
+    assert (tmp_path / "out" / "a.png").is_file()
+
+
+@pytest.mark.anyio
+async def test_a_result_refused_twice_fails_typed_and_keeps_its_task_for_resume(tmp_path):
+    """Plain URL and fresh link both refused: ResultUnavailableError, entry kept, unpaid retry."""
+    with respx.mock(assert_all_called=False) as mock:
+        mock.get(url__startswith="https://results.test/").respond(403)
+        client = FakeClient()
+        outcomes, entries = await run(tmp_path, client, inputs(tmp_path, "a.png"))
+    [failed] = outcomes
+    assert (failed.state, failed.kind) == ("failed", "ResultUnavailableError")
+    assert failed.task_id == "task-1"
+    assert "fresh link too (HTTP 403)" in (failed.error or "")
+    assert len(client.links) == 1
+    assert [(e.state, e.task_id) for e in entries] == [(JournalState.SUCCEEDED, "task-1")]

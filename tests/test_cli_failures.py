@@ -196,3 +196,37 @@ def test_the_bar_says_it_waits_on_processing(tmp_path):
     assert code == 0, shown
     assert "waiting on processing (1 in flight)" in shown
     assert [p.name for p in images_in(tmp_path / "out")] == ["a.png"]
+
+
+def test_a_refusing_result_host_is_passed_by_a_fresh_link(tmp_path):
+    """The emulator's result host refuses one download (403): a fresh link saves it all the same."""
+    for i in range(2):
+        save_image(tmp_path / "in" / f"img{i}.png", (256, 256 + i))
+    with emulator_process(
+        "--time-scale", "0.1", "--duration", "fixed:1", "--fault", "result=http:403*1"
+    ) as url:
+        run = cli("upscale", "in", "--base-url", url, "--api-key", KEY, "--out", "out",
+                  "--poll-initial", "0.05", "--json", cwd=tmp_path)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["done"] == 2
+    assert [p.name for p in images_in(tmp_path / "out")] == ["img0.png", "img1.png"]
+
+
+def test_an_expired_result_and_link_fail_typed_with_the_task_id(tmp_path):
+    """Result URL and link both expired: the input fails as ResultUnavailableError, task kept."""
+    save_image(tmp_path / "in" / "img0.png", (256, 256))
+    with emulator_process(
+        "--time-scale", "0.1", "--duration", "fixed:1",
+        "--result-url-lifetime", "0", "--download-link-lifetime", "0",
+    ) as url:  # fmt: skip
+        run = cli("upscale", "in", "--base-url", url, "--api-key", KEY, "--out", "out",
+                  "--poll-initial", "0.05", "--json", cwd=tmp_path)  # fmt: skip
+    assert run.returncode == 1, run.stderr
+    assert "Traceback" not in run.stderr
+    summary = json.loads(run.stdout)
+    [failure] = summary["failures"]
+    assert failure["task_id"]
+    assert failure["error"].startswith("task result: download of http://127.0.0.1:")
+    assert failure["error"].endswith("answered HTTP 403, and its fresh link too (HTTP 403)")
+    [reason] = summary["failure_reasons"]
+    assert reason["type"] == "ResultUnavailableError"

@@ -21,7 +21,7 @@ LAYERS: dict[str, frozenset[str]] = {
         | {"_callbacks"}
     ),
     "service": frozenset({"_service"}),
-    "routes": frozenset({"_http", "_control", "_uploads", "_app"}),
+    "routes": frozenset({"_http", "_control", "_uploads", "_results", "_app"}),
     "facade": frozenset({"_emulator"}),
     "entry": frozenset({"_server", "__main__", "__init__", "pytest_plugin"}),
 }

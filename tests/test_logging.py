@@ -225,6 +225,8 @@ class _SignedKie(BaseHTTPRequestHandler):
         base = f"http://127.0.0.1:{self.server.server_port}"
         if self.path == "/api/file-stream-upload":
             self._json({"downloadUrl": f"{base}/files/in.png"})
+        elif self.path == "/api/v1/common/download-url":
+            self._json(f"{base}/r/fresh.png?X-Amz-Signature=SECRET")
         else:
             self._json({"taskId": "task-1"})
 
@@ -273,6 +275,7 @@ def test_cli_failure_and_debug_log_name_the_result_url_without_its_query(tmp_pat
     """A failed download is reported, and logged at -vv, without the presigned query."""
     run = _run_against_signed_kie(tmp_path, 403, "-vv")
     assert run.returncode == 1, run.stdout + run.stderr
-    assert "/r/out.png answered HTTP 403" in run.stdout
+    assert "/r/out.png answered HTTP 403, and its fresh link too" in run.stdout
     assert "debug: downloading http://127.0.0.1:" in run.stderr
+    assert "/r/fresh.png" in run.stderr  # the fresh link, logged without its query too
     assert "SECRET" not in run.stdout + run.stderr

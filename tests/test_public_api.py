@@ -57,6 +57,9 @@ def test_error_tree_shape():
         assert issubclass(getattr(errors, name), errors.APIError)
     assert issubclass(errors.APITimeoutError, errors.APIConnectionError)
     assert issubclass(errors.WebhookReplayError, errors.WebhookVerificationError)
+    assert issubclass(errors.ResultUnavailableError, errors.DownloadError)
+    assert issubclass(errors.DownloadWriteError, errors.DownloadError)
+    assert issubclass(errors.DownloadWriteError, OSError)
     for name in errors.__all__:
         assert issubclass(getattr(errors, name), errors.RecraftError)
 

@@ -72,6 +72,20 @@ def parser() -> argparse.ArgumentParser:
         default=None,
         help="delay of every answer, like --duration but in real (unscaled) seconds",
     )
+    cli.add_argument(
+        "--result-url-lifetime",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="result URLs answer 403 this long after their task ended (default: never)",
+    )
+    cli.add_argument(
+        "--download-link-lifetime",
+        type=float,
+        default=1200.0,
+        metavar="SECONDS",
+        help="how long a link of /api/v1/common/download-url answers (default 1200)",
+    )
     cli.add_argument("--webhook-key", default=None)
     cli.add_argument("--callback-shape", choices=CALLBACK_SHAPES, default="both")
     cli.add_argument("--seed", type=int, default=None)
@@ -80,7 +94,8 @@ def parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="TARGET=SPEC@P",
-        help="e.g. submit=http:503@0.05, status=drop@0.01, task=fail*3 (repeatable)",
+        help="e.g. submit=http:503@0.05, status=drop@0.01, task=fail*3, result=http:403*1"
+        " (repeatable)",
     )
     cli.add_argument(
         "--samples", action="store_true", help="store the sample images; their URLs go to stderr"
@@ -106,6 +121,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         faults=plan,
         seed=args.seed,
         latency=args.latency,
+        result_url_lifetime=args.result_url_lifetime,
+        download_link_lifetime=args.download_link_lifetime,
     )
     sock = loopback_socket(args.host, args.port)
     emulator.base_url = url_of(sock)

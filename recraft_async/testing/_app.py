@@ -19,6 +19,7 @@ from recraft_async._models import Operation
 from ._control import ControlRoutes
 from ._faults import Target
 from ._http import FaultGuard, base_of, envelope, json_body, rate_limited, success
+from ._results import ResultRoutes
 from ._tasks import MARKET_MODELS
 from ._uploads import UploadRoutes
 
@@ -215,6 +216,7 @@ def build_app(service: KieService) -> Starlette:
     routes = (
         ApiRoutes(service, guard).routes()
         + UploadRoutes(service, guard).routes()
+        + ResultRoutes(service, guard).routes()
         + ControlRoutes(service).routes()
     )
     return Starlette(routes=routes, exception_handlers={HTTPException: _http_error})

@@ -1,4 +1,4 @@
-"""The emulator's own endpoints: stored files and results, stats, task times, fault scripts."""
+"""The emulator's own endpoints: stored files, stats, task times, fault scripts."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from ._faults import Fault, FaultPlan, Target
 from ._http import base_of, json_body
 from ._images import sniff_mime
 from ._service import FILES_PREFIX, file_url
-from ._tasks import RESULTS_PREFIX
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -29,7 +28,6 @@ class ControlRoutes:
         """Starlette routes for the side door."""
         return [
             Route(FILES_PREFIX + "{key:path}", self.file, methods=["GET"]),
-            Route(RESULTS_PREFIX + "{name}", self.result, methods=["GET"]),
             Route("/_emulator/images/{name}", self.add_image, methods=["POST", "PUT"]),
             Route("/_emulator/stats", self.stats, methods=["GET"]),
             Route("/_emulator/tasks", self.tasks, methods=["GET"]),
@@ -39,16 +37,6 @@ class ControlRoutes:
     async def file(self, request: Request) -> Response:
         """A stored image or upload."""
         data = self._service.file(request.path_params["key"])
-        if data is None:
-            return PlainTextResponse("not found", status_code=404)
-        self._service.stats.downloads += 1
-        return Response(data, media_type=sniff_mime(data))
-
-    async def result(self, request: Request) -> Response:
-        """A task's result, rendered on first demand."""
-        name: str = request.path_params["name"]
-        task = self._service.task(name.rpartition(".")[0])
-        data = await self._service.render(task) if task and task.result_name == name else None
         if data is None:
             return PlainTextResponse("not found", status_code=404)
         self._service.stats.downloads += 1

@@ -15,7 +15,14 @@ from recraft_async._policy import Rate
 from ._callbacks import CallbackShape
 from ._duration import Duration
 from ._faults import FaultPlan
-from ._service import DEFAULT_DURATION, DEFAULT_RATE, DEFAULT_READ_RATE, KieService, file_url
+from ._service import (
+    DEFAULT_DURATION,
+    DEFAULT_LINK_LIFETIME,
+    DEFAULT_RATE,
+    DEFAULT_READ_RATE,
+    KieService,
+    file_url,
+)
 from ._stats import EmulatorStats
 from ._tasks import TaskInfo
 
@@ -69,6 +76,13 @@ class KieEmulator:
     ``callback_shape`` picks the callback body: ``"market"`` (the market model pages'),
     ``"verification"`` (the webhook-verification page's) or ``"both"`` merged (default).
 
+    Results: ``POST /api/v1/common/download-url`` makes links valid for
+    ``download_link_lifetime`` real seconds (KIE's 20 minutes by default) to the files the
+    account made, and answers 422 for any other URL. A result URL older than
+    ``result_url_lifetime`` seconds (None: never) and an expired link answer 403, as
+    storage refuses an expired signed link; ``Fault.http(403)`` at ``Target.RESULT``
+    makes the result host refuse at once.
+
     ``service`` is the account itself, without HTTP (its tasks, stored files and rules).
     The settings above, ``credits``, ``faults`` and ``stats`` are its attributes, seen
     through the emulator: read on every request, so a test may change them between two.
@@ -90,6 +104,10 @@ class KieEmulator:
     """The factor applied to every ``duration`` sample (0.001: tasks take milliseconds)."""
     latency = _Setting[Duration | None]()
     """A delay of every answer of the service's endpoints, in real seconds, or None."""
+    result_url_lifetime = _Setting[float | None]()
+    """Real seconds after its task ends that a result URL answers; None: for ever."""
+    download_link_lifetime = _Setting[float]()
+    """Real seconds a link of ``POST /api/v1/common/download-url`` answers (1200)."""
     credits = _Setting[float]()
     """The account's balance; assign to it to test 402s."""
     faults = _Setting[FaultPlan]()
@@ -115,6 +133,8 @@ class KieEmulator:
         callback_retry_delays: Sequence[float] = (0.2, 0.5, 1.0),
         callback_transport: httpx.AsyncBaseTransport | None = None,
         latency: Duration | None = None,
+        result_url_lifetime: float | None = None,
+        download_link_lifetime: float = DEFAULT_LINK_LIFETIME,
     ) -> None:
         self.service = KieService(
             api_key=api_key,
@@ -131,6 +151,8 @@ class KieEmulator:
             callback_retry_delays=callback_retry_delays,
             callback_transport=callback_transport,
             latency=latency,
+            result_url_lifetime=result_url_lifetime,
+            download_link_lifetime=download_link_lifetime,
         )
         """The emulated account itself, without HTTP: its tasks, stored files and rules."""
         self.base_url = base_url.rstrip("/")

@@ -18,6 +18,10 @@ class Target(str, enum.Enum):
     UPLOAD = "upload"  # the three upload endpoints
     TASK = "task"  # the fate of the next created task
     CALLBACK = "callback"  # the delivery of a task's callback
+    # The result host: GET of a result or of a download link. Fault.http(403) there is a
+    # host refusing the file, as it does once a link has expired.
+    RESULT = "result"
+    LINK = "link"  # POST /api/v1/common/download-url
 
 
 class FaultKind(str, enum.Enum):
@@ -49,6 +53,8 @@ _TARGET_KINDS = {
     Target.SUBMIT: _REQUEST_KINDS,
     Target.STATUS: _REQUEST_KINDS,
     Target.UPLOAD: _REQUEST_KINDS,
+    Target.RESULT: _REQUEST_KINDS,
+    Target.LINK: _REQUEST_KINDS,
     Target.TASK: frozenset({FaultKind.TASK_FAILED, FaultKind.CREATE_FAILED, FaultKind.NOT_FOUND}),
     Target.CALLBACK: frozenset(
         {FaultKind.DUPLICATE_CALLBACK, FaultKind.LATE_CALLBACK, FaultKind.LOST_CALLBACK}

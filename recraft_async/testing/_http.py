@@ -90,12 +90,21 @@ class FaultGuard:
         return answer
 
     async def __call__(
-        self, request: Request, target: Target, handle: Callable[[], Awaitable[Response]]
+        self,
+        request: Request,
+        target: Target,
+        handle: Callable[[], Awaitable[Response]],
+        *,
+        latency: bool = True,
     ) -> Response:
-        """Answer ``request`` with ``handle``, or with the fault that strikes it."""
+        """Answer ``request`` with ``handle``, or with the fault that strikes it.
+
+        ``latency=False`` for the result host, which ``latency`` (the API's) does not slow.
+        """
         # Read the body first: the disconnect check below must not swallow it.
         await request.body()
-        await self._delay()
+        if latency:
+            await self._delay()
         fault = self._service.faults.draw(target)
         if fault is None:
             return await handle()

@@ -39,6 +39,10 @@ from ._tasks import CREATE_FAILED, FAILED, RESULTS_PREFIX, SUCCESS, Task, TaskIn
 from ._window import SlidingWindow
 
 FILES_PREFIX = "/_emulator/files/"
+# Where download links are served: LINKS_PREFIX + a token of POST /api/v1/common/download-url.
+LINKS_PREFIX = "/_emulator/links/"
+# KIE's download links are valid for 20 minutes.
+DEFAULT_LINK_LIFETIME = 1200.0
 
 _ID_PREFIX = {Operation.UPSCALE: "recraft_upscale_", Operation.REMOVE_BACKGROUND: "recraft_bg_"}
 # Credits per task, whatever the scale: the prices third-party integrations quote
@@ -86,6 +90,8 @@ class KieService:
         callback_retry_delays: Sequence[float] = (0.2, 0.5, 1.0),
         callback_transport: httpx.AsyncBaseTransport | None = None,
         latency: Duration | None = None,
+        result_url_lifetime: float | None = None,
+        download_link_lifetime: float = DEFAULT_LINK_LIFETIME,
     ) -> None:
         if time_scale < 0:
             raise ValueError("time_scale must be >= 0")
@@ -102,6 +108,8 @@ class KieService:
         self.duration = duration
         self.time_scale = time_scale
         self.latency = latency
+        self.result_url_lifetime = result_url_lifetime
+        self.download_link_lifetime = download_link_lifetime
         self.faults = faults if faults is not None else FaultPlan(seed)
         self.stats = EmulatorStats(faults=self.faults.injected)
         self._credits = float(credits)
@@ -111,6 +119,7 @@ class KieService:
         self._checks: dict[tuple[str, Operation], str | None] = {}
         self._renders: dict[tuple[str, Operation, int, str], bytes] = {}
         self._tasks: dict[str, Task] = {}
+        self._links: dict[str, tuple[str, float]] = {}  # token: (file's path, expiry moment)
         self._market_ids = itertools.count()
         self._window = SlidingWindow()
         self._read_window = SlidingWindow()
@@ -186,6 +195,39 @@ class KieService:
             if task is not None and task.status(time.time()) == SUCCESS:
                 return f"results/{task.result_name}"
         return None
+
+    # -- results and their links ---------------------------------------------------------------
+
+    def result_expired(self, task: Task) -> bool:
+        """Whether ``task``'s plain result URL has outlived ``result_url_lifetime``."""
+        lifetime = self.result_url_lifetime
+        return lifetime is not None and time.time() > task.finished + lifetime
+
+    def issue_link(self, url: str) -> str | None:
+        """A token for a fresh link to a file this account made, or None for any other URL.
+
+        The files it made: a successful task's result, or a stored file (an upload). Valid
+        for ``download_link_lifetime`` seconds, whatever happened to the plain URL.
+        """
+        try:
+            if self.resolve(url) is None:
+                return None
+        except ValueError:  # a broken IPv6 literal is no URL of ours
+            return None
+        path = urllib.parse.unquote(urllib.parse.urlsplit(url).path)
+        token = uuid.uuid4().hex
+        with self._lock:
+            self._links[token] = (path, time.time() + self.download_link_lifetime)
+        self.stats.download_links += 1
+        return token
+
+    def link_target(self, token: str) -> tuple[str, bool] | None:
+        """The path a link's token stands for and whether the link has expired; None: unknown."""
+        found = self._links.get(token)
+        if found is None:
+            return None
+        path, expires = found
+        return path, time.time() > expires
 
     # -- the rules -------------------------------------------------------------------------------
 

@@ -34,6 +34,8 @@ class EmulatorStats:
     callbacks_lost: int = 0  # never sent: a ``lost`` callback fault struck
     uploads: int = 0
     downloads: int = 0
+    download_links: int = 0  # fresh links made by POST /api/v1/common/download-url
+    downloads_refused: int = 0  # result GETs refused: an expired link or URL (faults aside)
     credits_spent: float = 0.0
     faults: collections.Counter[str] = attrs.field(factory=collections.Counter)
 
