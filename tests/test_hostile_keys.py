@@ -85,15 +85,14 @@ def test_a_key_no_header_can_carry_is_refused_naming_the_problem_not_the_key(
     kie, monkeypatch, key, problem, where
 ):
     """Inner CR/LF, NUL, DEL, non-ASCII or nothing but whitespace: InvalidInputError, unshown."""
-    options: dict[str, str | None] = {"api_key": KEY}
+    api_key: str | None = key if where == "api_key" else KEY
+    webhook_key = key if where == "webhook_key" else None
     if where.isupper():
         monkeypatch.setenv(where, key)
         if where == "KIE_API_KEY":
-            options["api_key"] = None
-    else:
-        options[where] = key
+            api_key = None
     with pytest.raises(ra.InvalidInputError, match=problem) as caught:
-        ra.AsyncRecraft(**options)
+        ra.AsyncRecraft(api_key=api_key, webhook_key=webhook_key)
     assert "webhook" in str(caught.value) or "webhook" not in where.lower()
     assert (where in str(caught.value)) is where.isupper()
     for text in (str(caught.value), repr(caught.value)):
