@@ -38,7 +38,7 @@ from __future__ import annotations
 import collections.abc
 from typing import TYPE_CHECKING
 
-from ._redact import redact
+from . import _redact
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
@@ -81,7 +81,7 @@ class RecraftError(Exception):
 
     def __init__(self, *args: object) -> None:
         # The one choke point of every message: a key a lower library quoted is cut out.
-        super().__init__(*(redact(arg) if isinstance(arg, str) else arg for arg in args))
+        super().__init__(*(_redact.redact(arg) if isinstance(arg, str) else arg for arg in args))
 
 
 class InvalidInputError(RecraftError, ValueError):
@@ -117,7 +117,7 @@ class APIError(RecraftError):
         """The error code: the answer body's ``code``, else the HTTP status."""
         self.status_code = http_status
         """The answer's HTTP status (KIE may answer 200 with an error ``code`` in the body)."""
-        self.message = redact(message)
+        self.message = _redact.redact(message)
         """The service's message."""
         self.body = body
         """The answer's body as received, if any."""
@@ -222,7 +222,7 @@ class TaskFailedError(RecraftError):
         """Its final state, as the service reports it."""
         self.code = code
         """The service's error code for the task, if any."""
-        self.message = None if message is None else redact(message)
+        self.message = None if message is None else _redact.redact(message)
         """The service's error message for the task, if any."""
 
 
