@@ -39,19 +39,20 @@ async def test_a_key_with_a_windows_line_end_is_paid_once_over_real_http(tail):
     assert emulator.stats.tasks_created == 1
 
 
+def _give_key(folder, way: str, key: str) -> tuple[list[str], dict[str, str]]:
+    """The options and environment that give the command ``key`` in ``way``."""
+    if way == "KIE_API_KEY":
+        return [], {way: key}
+    if way == "--api-key":
+        return [way, key], {}
+    (folder / "key.txt").write_bytes(key.encode())
+    return [way, "key.txt"], {}
+
+
 @pytest.mark.parametrize("way", ["KIE_API_KEY", "--api-key", "--api-key-file"])
 def test_the_command_line_strips_a_windows_line_end(tmp_path, way):
     """A CRLF after the key, however given, is stripped: the command runs and exits 0."""
-    key = EMULATOR_KEY + "\r\n"
-    env: dict[str, str] = {}
-    options: list[str] = []
-    if way == "KIE_API_KEY":
-        env[way] = key
-    elif way == "--api-key":
-        options = [way, key]
-    else:
-        (tmp_path / "key.txt").write_bytes(key.encode())
-        options = [way, "key.txt"]
+    options, env = _give_key(tmp_path, way, EMULATOR_KEY + "\r\n")
     with emulator_process() as url:
         run = cli("credits", "--base-url", url, *options, "--json", cwd=tmp_path, env=env)
     assert run.returncode == 0, run.stderr
@@ -70,15 +71,7 @@ USAGE_CASES = [
 @pytest.mark.parametrize("as_json", [False, True], ids=["text", "json"])
 def test_the_command_line_refuses_an_unusable_key_as_a_usage_error(tmp_path, way, key, as_json):
     """Exit 2 with a message naming the problem: no traceback, no key, nothing sent."""
-    env: dict[str, str] = {}
-    options: list[str] = []
-    if way == "KIE_API_KEY":
-        env[way] = key
-    elif way == "--api-key":
-        options = [way, key]
-    else:
-        (tmp_path / "key.txt").write_bytes(key.encode())
-        options = [way, "key.txt"]
+    options, env = _give_key(tmp_path, way, key)
     json_flag = ["--json"] if as_json else []
     # Port 9 (discard) on loopback: were anything sent, the run would fail otherwise.
     run = cli("credits", "--base-url", "http://127.0.0.1:9", *options, *json_flag,
