@@ -38,13 +38,15 @@ from ._files import DEFAULT_DOWNLOAD_DEADLINE, DEFAULT_MAX_DOWNLOAD_BYTES, safe_
 from ._home import Home
 from ._jobs import Job
 from ._journal import Journal
+from ._keys import key_from
 from ._logging import setup_from_env
 from ._models import Operation, OperationName, Result, TaskRecord
 from ._options import JobOptions
 from ._policy import PollPolicy, ProcessingTime, Rate
+from ._redact import Secret
 from ._redis import RedisCoordination
 from ._scheduler import Scheduler
-from ._transport import Secret, Transport, url_problem
+from ._transport import Transport, url_problem
 from ._warmstart import persist, restore
 from ._webhooks import ReplayGuard, verified_task_id
 from .errors import ClientNotOpenError, InvalidInputError, ProtocolError
@@ -81,8 +83,11 @@ class AsyncRecraft:
     from the environment; with ``http_client=`` the proxies are that client's choice.
 
     Args:
-        api_key: The KIE API key; None reads ``KIE_API_KEY``. Never shown in a repr, an
-            exception or a log line, and never sent to result hosts.
+        api_key: The KIE API key; None reads ``KIE_API_KEY``. Surrounding whitespace (a
+            Windows ``.env``'s CR, a file's newline) is stripped; a key that still holds a
+            control or non-ASCII character is refused (``InvalidInputError``, naming the
+            position, never the key). Never shown in a repr, an exception, an event or a
+            log line, and never sent to result hosts.
         base_url: The API's address; None reads ``KIE_BASE_URL``, else
             ``https://api.kie.ai``. Plain ``http://`` only to a literal loopback address.
         max_in_flight: How many tasks may be submitted and not yet finished at once.
@@ -117,9 +122,9 @@ class AsyncRecraft:
             holds as submitted is polled by its task id instead of being submitted again,
             and one whose submit may have landed unseen raises
             ``SubmissionUncertainError``. Opened and closed with the client if not open.
-        webhook_key: The key KIE signs callbacks with; None reads ``KIE_WEBHOOK_KEY``. With
-            a key, ``handle_callback`` refuses unsigned, forged, stale and replayed
-            callbacks.
+        webhook_key: The key KIE signs callbacks with; None reads ``KIE_WEBHOOK_KEY``,
+            stripped and checked like ``api_key``. With a key, ``handle_callback`` refuses
+            unsigned, forged, stale and replayed callbacks.
         on_event: Called as ``on_event(job, event)`` with each ``JobEvent`` of every job
             of the client, the same as ``job.events`` records: ``"queued"`` (in the task
             that made the job), ``"uploading"``, ``"submitted"``, each ``"status"`` read,
@@ -152,9 +157,10 @@ class AsyncRecraft:
             them nowhere else.
 
     Raises:
-        InvalidInputError: No API key; a value out of range or of the wrong type; a URL
-            that would send the key over plain http to a host not on loopback;
-            ``tracing=True`` without OpenTelemetry installed.
+        InvalidInputError: No API key; a key with a control or non-ASCII character; a
+            value out of range or of the wrong type; a URL that would send the key over
+            plain http to a host not on loopback; ``tracing=True`` without OpenTelemetry
+            installed.
 
     """
 
@@ -182,8 +188,8 @@ class AsyncRecraft:
         state_file: str | os.PathLike[str] | None = None,
     ) -> None:
         setup_from_env()  # RECRAFT_LOG set after the import counts too
-        key = api_key if api_key is not None else os.environ.get("KIE_API_KEY")
-        if not key:
+        key = key_from(api_key, "KIE_API_KEY", "the API key")
+        if key is None:
             raise InvalidInputError("no API key: pass api_key= or set KIE_API_KEY")
         url = base_url or os.environ.get("KIE_BASE_URL") or DEFAULT_BASE_URL
         _check_base_url(url)
@@ -211,8 +217,8 @@ class AsyncRecraft:
         self.journal = journal
         self._owns_journal = False
         self._api_key = Secret(key)
-        webhook = webhook_key if webhook_key is not None else os.environ.get("KIE_WEBHOOK_KEY")
-        self._webhook_key = Secret(webhook) if webhook else None
+        webhook = key_from(webhook_key, "KIE_WEBHOOK_KEY", "the webhook key")
+        self._webhook_key = None if webhook is None else Secret(webhook)
         self._replays = ReplayGuard()  # verified callbacks within the freshness window
         self._user_http = http_client
         self._http: httpx.AsyncClient | None = None

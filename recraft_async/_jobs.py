@@ -15,6 +15,7 @@ from ._check import SubmitRequest
 from ._escape import printable
 from ._events import FINAL_KINDS, JobEvent, JobEventKind
 from ._models import Operation, Result, iso_time
+from ._redact import redact
 from .errors import InvalidStateError, JobCancelledError
 
 logger = logging.getLogger("recraft_async")
@@ -234,6 +235,8 @@ class Job:
         """Record an event now and tell the owner; nothing once the job has finished."""
         if self.done() and kind not in FINAL_KINDS:
             return
+        # Events leave the library (job.events, on_event, to_dict): their one choke point.
+        detail = None if detail is None else redact(detail)
         event = JobEvent(kind, time.time(), self.operation, self.task_id, state, detail)
         trail = self._trail
         if isinstance(trail, list):
@@ -310,7 +313,7 @@ def _event_dict(event: JobEvent) -> dict[str, Any]:
 def _error_dict(error: BaseException, task_id: str | None) -> dict[str, Any]:
     return {
         "type": type(error).__name__,
-        "message": str(error),
+        "message": redact(str(error)),  # any exception, not only ours (redacted already)
         "task_id": getattr(error, "task_id", None) or task_id,
     }
 

@@ -30,6 +30,7 @@ import attrs
 
 from ._lockfile import LockFile
 from ._models import Operation
+from ._redact import redact
 from .errors import JournalStateError
 
 if TYPE_CHECKING:
@@ -397,6 +398,9 @@ def _insert(
 
 
 def _update(conn: sqlite3.Connection, fp: str, *, state: JournalState, **values: object) -> None:
+    error = values.get("error")
+    if isinstance(error, str):  # every row's error text is written here, and only here
+        values["error"] = redact(error)
     columns = {"state": state.value, **values, "updated_at": time.time()}
     assignments = ", ".join(f"{name}=?" for name in columns)  # names are ours, not input
     conn.execute(

@@ -7,7 +7,8 @@ other value is ignored with one warning. Without the variable nothing is configu
 logger is an ordinary one, for the application's own logging set-up to handle.
 
 URLs are logged without their query string (see ``loggable_url``); httpx's own logger,
-which shows every URL whole, is left alone.
+which shows every URL whole, is left alone. A record that quotes a key (a lower library's
+message) has it cut out (``RedactingFilter``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import logging
 import os
 import sys
 
+from ._redact import RedactingFilter
+
 LOGGER_NAME = "recraft_async"
 ENV_VAR = "RECRAFT_LOG"
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO}
@@ -23,6 +26,9 @@ FORMAT = "[%(asctime)s - %(name)s:%(lineno)d - %(levelname)s] %(message)s"
 DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 logger = logging.getLogger(LOGGER_NAME)
+# Every module logs on this one logger: its filter sees (and redacts) each record before
+# any handler, ours or the application's, formats it.
+logger.addFilter(RedactingFilter())
 _warned: set[str] = set()
 
 

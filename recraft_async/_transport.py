@@ -14,6 +14,7 @@ import httpx
 
 from ._escape import loggable_url, printable
 from ._policy import _parse_retry_after, _retry_delay, _should_retry
+from ._redact import Secret, redact_chain
 from ._version import __version__
 from .errors import (
     APIConnectionError,
@@ -66,24 +67,6 @@ _KEPT_OF_OVERSIZED = 4096
 _ANSWER_CODINGS = "gzip, deflate"
 _GZIP_WBITS = zlib.MAX_WBITS | 16
 _ZLIB_WBITS = {"gzip": _GZIP_WBITS, "x-gzip": _GZIP_WBITS, "deflate": zlib.MAX_WBITS}
-
-
-class Secret:
-    """A string that never shows itself in repr, str or tracebacks."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        """The secret itself, for the one place that must send it."""
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret('***')"
-
-    __str__ = __repr__
 
 
 def error_for(
@@ -417,6 +400,12 @@ class Transport:
         except httpx.InvalidURL as exc:
             # Raised while building the request, so nothing left this machine.
             raise _connection_error(exc, method, target, request_sent=False) from exc
+        except UnicodeEncodeError:
+            # A header httpx cannot encode (a key is checked for this where it enters). The
+            # codec's error holds the whole header, the key with it: dropped, not chained.
+            raise APIConnectionError(
+                f"{method} {target}: a request header is not ASCII", request_sent=False
+            ) from None
         answer: tuple[httpx.Response, bytes] | None = None
         with clock.scope:
             try:
@@ -435,6 +424,7 @@ class Transport:
                 # The service did answer, just not readably (a corrupt compressed body, a
                 # redirect loop or one to "data:..."): a bad answer, and a submit's outcome
                 # stays uncertain.
+                redact_chain(exc)
                 detail = str(exc) or type(exc).__name__
                 raise ProtocolError(f"{what}: {detail}", body=None) from exc
             except httpx.RequestError as exc:
@@ -476,5 +466,6 @@ def _connection_error(
     exc: httpx.RequestError | httpx.InvalidURL, method: str, url: str, *, request_sent: bool
 ) -> APIConnectionError:
     cls = APITimeoutError if isinstance(exc, httpx.TimeoutException) else APIConnectionError
+    redact_chain(exc)  # h11 quotes a header it refuses, the key with it; exc stays the cause
     detail = str(exc) or type(exc).__name__
     return cls(f"{method} {url}: {detail}", request_sent=request_sent)

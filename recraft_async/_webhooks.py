@@ -20,6 +20,7 @@ from typing import Any
 
 from ._check import DIALECT_NAMES, check_dialect
 from ._dialects import DIALECTS
+from ._keys import checked_key
 from ._models import Callback, TaskRecord
 from .errors import InvalidInputError, ProtocolError, WebhookReplayError, WebhookVerificationError
 
@@ -58,15 +59,18 @@ def parse_callback(
     Both documented shapes are read: the market pages' (``data.taskId``, ``data.state``,
     ``data.resultJson``) and the webhook-verification page's (top-level ``taskId``,
     ``data.task_id``, ``data.callbackType``, no state). ``dialect`` names the record shape
-    to expect in ``data``; None reads whichever the body has.
+    to expect in ``data``; None reads whichever the body has. ``webhook_key`` is stripped
+    of surrounding whitespace; one with a control or non-ASCII character left is an
+    ``InvalidInputError``.
     """
     shapes = DIALECT_NAMES if dialect is None else (check_dialect(dialect),)
     _check_max_age(max_age)
+    key = None if webhook_key is None else checked_key(webhook_key, "the webhook key")
     envelope, text = _envelope(body)
     task_id = _task_id(envelope, text)
     # Verified before anything else of the body is read: an unsigned body is untrusted.
-    if webhook_key is not None:
-        _verify(task_id, headers or {}, webhook_key, max_age, now, None)
+    if key is not None:
+        _verify(task_id, headers or {}, key, max_age, now, None)
     data = envelope.get("data")
     record = _record(data, text, shapes) if isinstance(data, dict) else None
     if record is not None and record.task_id != task_id:

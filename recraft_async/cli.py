@@ -28,12 +28,14 @@ from ._check import DIALECT_NAMES, DialectName, check_dialect, is_loopback_host
 from ._escape import printable
 from ._inputs import expand_inputs
 from ._journal import Journal, JournalState
+from ._keys import checked_key
 from ._logging import LOGGER_NAME, env_level
 from ._models import Operation
 from ._policy import PollPolicy
 from ._progress import QuietReporter, Reporter, make_reporter
+from ._redact import redact
 from ._version import __version__
-from .errors import RecraftError
+from .errors import InvalidInputError, RecraftError
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator, Sequence
@@ -92,7 +94,7 @@ class _LogLines(logging.Handler):
                 error = record.exc_info[1]
                 text += f" ({type(error).__name__}: {error})"
             if self.reporter is not None:
-                self.reporter.line(text)
+                self.reporter.line(redact(text))
             else:
                 _say(f"recraft-async: {printable(text)}", file=sys.stderr)
         except Exception:  # noqa: BLE001 - logging's own convention: report, never raise
@@ -117,7 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             return anyio.run(_run, args, backend="asyncio")
         except UsageError as exc:
-            parser.exit(EXIT_USAGE, f"recraft-async: error: {exc}\n")
+            parser.exit(EXIT_USAGE, redact(f"recraft-async: error: {exc}\n"))
         except KeyboardInterrupt:  # where signal handlers are unavailable (Windows)
             _print_resume_hint(args)
             return EXIT_INTERRUPTED
@@ -503,9 +505,10 @@ async def _api_key(args: argparse.Namespace) -> str | None:
             " list; prefer $KIE_API_KEY or --api-key-file",
             file=sys.stderr,
         )
-        return str(args.api_key)
+        return _usable(args.api_key, "--api-key")
     if args.api_key_file is None:
-        return os.environ.get("KIE_API_KEY") or None
+        key = os.environ.get("KIE_API_KEY")
+        return _usable(key, "$KIE_API_KEY") if key else None
     where = f"--api-key-file {args.api_key_file}"
     # Never a word of the file's contents in a message: it may hold the key.
     try:
@@ -519,7 +522,15 @@ async def _api_key(args: argparse.Namespace) -> str | None:
         raise UsageError(f"{where}: the file is empty")
     if not key.isprintable() or any(c.isspace() for c in key):
         raise UsageError(f"{where}: the file must hold the key alone, on one line")
-    return key
+    return _usable(key, where)
+
+
+def _usable(key: str, where: str) -> str:
+    """``key`` stripped, if it can go into a header; else a usage error naming the problem."""
+    try:
+        return checked_key(key, f"the API key from {where}")
+    except InvalidInputError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _journal_path(args: argparse.Namespace) -> Path:
@@ -596,9 +607,9 @@ def _some(labels: list[str], shown: int = 10) -> str:
 
 
 def _say(*parts: object, file: TextIO | None = None) -> None:
-    """One line of the command's own output (stdout unless told otherwise)."""
+    """One line of the command's own output (stdout unless told otherwise), redacted."""
     stream = sys.stdout if file is None else file
-    stream.write(" ".join(str(p) for p in parts) + "\n")
+    stream.write(redact(" ".join(str(p) for p in parts)) + "\n")
     stream.flush()
 
 

@@ -31,14 +31,17 @@
     ├── JournalStateError (also RuntimeError)
     └── CoordinationUnavailableError
 
-No exception text ever contains the API key: messages are built from the service's
-answer and our own words only.
+No exception text ever contains a key: messages are built from the service's answer and
+our own words, and every message (a lower library's quoted text included) passes the
+redactor (``_redact``) when the exception is made.
 """
 
 from __future__ import annotations
 
 import collections.abc
 from typing import TYPE_CHECKING
+
+from . import _redact
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
@@ -83,6 +86,10 @@ __all__ = [
 class RecraftError(Exception):
     """Base class of every error this library raises."""
 
+    def __init__(self, *args: object) -> None:
+        # The one choke point of every message: a key a lower library quoted is cut out.
+        super().__init__(*(_redact.redact(arg) if isinstance(arg, str) else arg for arg in args))
+
 
 class InvalidInputError(RecraftError, ValueError):
     """An argument was rejected before anything was sent."""
@@ -117,7 +124,7 @@ class APIError(RecraftError):
         """The error code: the answer body's ``code``, else the HTTP status."""
         self.status_code = http_status
         """The answer's HTTP status (KIE may answer 200 with an error ``code`` in the body)."""
-        self.message = message
+        self.message = _redact.redact(message)
         """The service's message."""
         self.body = body
         """The answer's body as received, if any."""
@@ -222,7 +229,7 @@ class TaskFailedError(RecraftError):
         """Its final state, as the service reports it."""
         self.code = code
         """The service's error code for the task, if any."""
-        self.message = message
+        self.message = None if message is None else _redact.redact(message)
         """The service's error message for the task, if any."""
 
 
