@@ -59,8 +59,10 @@ return ''
 
 # KEYS: claim. ARGV: our pending value, the new value ('' deletes), lifetime (ms).
 # Only our own pending claim is settled: one that expired and was taken stays theirs.
+# An absent one is set too: a restarted Redis forgot it, and the fleet must learn our task.
 SETTLE = """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+local held = redis.call('GET', KEYS[1])
+if held and held ~= ARGV[1] then
   return 0
 end
 if ARGV[2] == '' then

@@ -26,7 +26,8 @@
     ├── WebhookVerificationError
     │   └── WebhookReplayError
     ├── JournalStateError (also RuntimeError)
-    └── CoordinationUnavailableError
+    ├── CoordinationUnavailableError
+    └── CoordinationNotDurableError
 
 No exception text ever contains the API key: messages are built from the service's
 answer and our own words only.
@@ -48,6 +49,7 @@ __all__ = [
     "APITimeoutError",
     "AuthenticationError",
     "ClientNotOpenError",
+    "CoordinationNotDurableError",
     "CoordinationUnavailableError",
     "FeatureDisabledError",
     "GenerationFailedError",
@@ -264,6 +266,14 @@ class JournalStateError(RecraftError, RuntimeError):
 
 class CoordinationUnavailableError(RecraftError):
     """The fleet's shared state (Redis) did not answer in time: the submit was not sent."""
+
+
+class CoordinationNotDurableError(RecraftError):
+    """The fleet's Redis keeps nothing across a restart, and ``allow_volatile`` was not given.
+
+    Raised when a client opens, before anything is sent: after such a Redis restarts, an
+    input given to another worker may be paid twice.
+    """
 
 
 class _Headers(collections.abc.Mapping[str, str]):
