@@ -31,6 +31,7 @@ from ._pacer import Pacer
 from ._policy import MAX_RETRY_AFTER, Rate
 from ._redis_memory import OwnSubmits, check_persistence, run_id
 from ._turn import Turn
+from ._webhooks import Seen
 from .errors import CoordinationNotDurableError, CoordinationUnavailableError
 
 logger = logging.getLogger("recraft_async")
@@ -99,14 +100,17 @@ class RedisCoordinator:
                 ("settle", scripts.SETTLE),
                 ("refresh", scripts.REFRESH),
                 ("forget", scripts.FORGET),
+                ("accept", scripts.ACCEPT),
             )
         }
         send, receive = anyio.create_memory_object_stream[tuple[str, str, float]](_OUTBOX_SIZE)
         self._outbox, self._outbox_reader = send, receive
         self._stack: AsyncExitStack | None = None
+        self._hint: HintSink = lambda _task_id: None  # wakes a local poll; set at open
 
     async def open(self, hint: HintSink) -> None:
         """Connect, subscribe to the fleet's callbacks, start the heartbeat and the outbox."""
+        self._hint = hint
         stack = AsyncExitStack()
         await stack.enter_async_context(self._redis)
         group = await stack.enter_async_context(anyio.create_task_group())
@@ -191,6 +195,10 @@ class RedisCoordinator:
         """Tell every worker of the fleet about a callback for ``task_id``."""
         self._post("publish", task_id, 0.0)
 
+    def accept_callback(self, task_id: str, seen: Seen) -> None:
+        """Wake ``task_id`` here and in the fleet, unless another worker took this callback."""
+        self._post("accept", f"{seen.digest}:{task_id}", seen.lifetime)
+
     async def call(
         self, name: str, keys: list[str], args: list[str | int], *, fail_closed: bool = True
     ) -> Any:
@@ -236,11 +244,28 @@ class RedisCoordinator:
                 if kind == "pause":
                     life = _ms(seconds) + 1000
                     await self._once("pause", [value], [_us(seconds), life])
+                elif kind == "accept":
+                    await self._accept(value, seconds)
                 else:
                     with anyio.fail_after(self.command_timeout):
                         await self._redis.publish(self._channel, f"{self.token}:{value}")
             except Exception as exc:  # noqa: BLE001 - it must outlive any fault
                 logger.warning("fleet: a %s was not shared (Redis: %s)", kind, printable(exc))
+
+    async def _accept(self, value: str, seconds: float) -> None:
+        """Wake a verified callback's task, here and in the fleet, if it is the first."""
+        digest, _, task_id = value.partition(":")
+        try:
+            first = int(
+                await self._once("accept", [self.prefix + "seen:" + digest], [_ms(seconds)])
+            )
+        except _Unavailable:
+            first = 1  # without Redis, fail open: a replay costs one status read at most
+        if not first:
+            logger.info("fleet: a callback another worker already took was dropped")
+            return
+        self._hint(task_id)
+        self._post("publish", task_id, 0.0)
 
     async def _listen(
         self, hint: HintSink, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED

@@ -86,6 +86,15 @@ end
 return kept
 """
 
+# KEYS: seen (a verified callback's digest). ARGV: lifetime (ms). 1: the fleet's first
+# delivery of it, remembered until its timestamp leaves the window; 0: a replay.
+ACCEPT = """
+if redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then
+  return 1
+end
+return 0
+"""
+
 # KEYS: claim. ARGV: the value it should hold ('task:<id>'). The task failed: forgotten,
 # unless the claim moved on meanwhile.
 FORGET = """
