@@ -41,7 +41,16 @@ import anyio
 import coredis
 
 # Siblings (benchmarks/ is on the path when a script here runs).
-from fleet import RATE_N, RATE_PER, READ_N, READ_PER, emulator, redis_binary, redis_commands
+from fleet import (
+    RATE_N,
+    RATE_PER,
+    READ_N,
+    READ_PER,
+    _free_port,
+    emulator,
+    redis_binary,
+    redis_commands,
+)
 from run import child_env
 
 HERE = Path(__file__).resolve().parent
@@ -89,15 +98,6 @@ class Redis:
     def url(self) -> str:
         """Its ``redis://`` URL."""
         return f"redis://127.0.0.1:{self.port}/0"
-
-
-def _free_port() -> int:
-    import socket  # noqa: PLC0415 - only here
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def orders(n: int, workers: int) -> list[list[int]]:
