@@ -269,11 +269,7 @@ class CoordinationUnavailableError(RecraftError):
 
 
 class CoordinationNotDurableError(RecraftError):
-    """The fleet's Redis keeps nothing across a restart, and ``allow_volatile`` was not given.
-
-    Raised when a client opens, before anything is sent: after such a Redis restarts, an
-    input given to another worker may be paid twice.
-    """
+    """The fleet's Redis keeps nothing across a restart: refused without ``allow_volatile``."""
 
 
 class _Headers(collections.abc.Mapping[str, str]):
