@@ -73,7 +73,11 @@ async def _serve_callbacks(
 async def run(args: argparse.Namespace, images: list[str]) -> dict[str, Any]:
     """Drive every image; the report of this worker."""
     coordination = (
-        None if args.redis == "none" else ra.RedisCoordination(args.redis, namespace=args.namespace)
+        None
+        if args.redis == "none"
+        else ra.RedisCoordination(
+            args.redis, namespace=args.namespace, allow_volatile=args.allow_volatile
+        )
     )
     received: list[str] = []
     outcomes: Counter[str] = Counter()
@@ -125,6 +129,11 @@ def parser() -> argparse.ArgumentParser:
     cli.add_argument("--images", required=True, help="a JSON file: the list of image URLs")
     cli.add_argument("--redis", default="none", help="a redis:// URL, or none: pace alone")
     cli.add_argument("--namespace", default="fleet")
+    cli.add_argument(
+        "--allow-volatile",
+        action="store_true",
+        help="accept a Redis without persistence (an input may be paid twice after a restart)",
+    )
     cli.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio")
     cli.add_argument("--submit-rate", default="20/10")
     cli.add_argument("--read-rate", default="10/1")

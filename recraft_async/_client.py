@@ -48,7 +48,7 @@ from ._redis import RedisCoordination
 from ._scheduler import Scheduler
 from ._transport import Transport, url_problem
 from ._warmstart import persist, restore
-from ._webhooks import ReplayGuard, verified_task_id
+from ._webhooks import ReplayGuard, verified_callback
 from .errors import ClientNotOpenError, InvalidInputError, ProtocolError
 
 if TYPE_CHECKING:
@@ -633,15 +633,19 @@ class AsyncRecraft:
         rest of the body is read, and ``WebhookVerificationError`` refuses a callback that
         is unsigned, wrongly signed, or whose timestamp is not whole seconds (optionally
         with a fraction) within five minutes of now; ``WebhookReplayError`` (a subclass)
-        refuses a second delivery of the same task id, timestamp and signature. Without
+        refuses a second delivery of the same task id, timestamp and signature. With
+        ``coordination`` the fleet remembers them too (in Redis, until their timestamp
+        leaves the window): a delivery another worker already took wakes nothing, here
+        or anywhere, and is dropped silently (Redis is asked in the background, so the
+        refusal cannot be raised here). Without
         a key nothing can be verified: a forged or repeated callback then costs one status
         read, never a wrong result. A body that is not JSON or names no task is a
         ``ProtocolError``. Both documented shapes are accepted.
         """
         scheduler = self._open_scheduler()
         key = self._webhook_key.reveal() if self._webhook_key is not None else None
-        task_id = verified_task_id(body, headers, webhook_key=key, replays=self._replays)
-        return scheduler.hint(task_id)
+        task_id, seen = verified_callback(body, headers, webhook_key=key, replays=self._replays)
+        return scheduler.hint(task_id, seen)
 
     def processing_times(self) -> dict[Operation, ProcessingTime]:
         """The processing times learnt so far, per operation (a log-normal fit each).

@@ -16,6 +16,7 @@ import attrs
 
 from ._pacer import Pacer
 from ._policy import Rate
+from ._webhooks import Seen
 
 # Called with a task id whose callback another process received: wake its poll here.
 HintSink = Callable[[str], object]
@@ -86,6 +87,9 @@ class Coordinator(Protocol):
     def forward(self, task_id: str) -> None:
         """A callback for a task no local job polls: let the process polling it know."""
 
+    def accept_callback(self, task_id: str, seen: Seen) -> None:
+        """A verified callback: wake its task here and in the fleet, if no worker took it."""
+
 
 @attrs.frozen
 class OwnClaim:
@@ -131,3 +135,6 @@ class LocalCoordinator:
 
     def forward(self, task_id: str) -> None:
         """No other process to tell."""
+
+    def accept_callback(self, task_id: str, seen: Seen) -> None:
+        """Never asked: this client's own ReplayGuard already refused a second delivery."""

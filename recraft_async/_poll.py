@@ -89,6 +89,10 @@ class Poller:
             await anyio.sleep(delay)
             attempt += 1
 
+    def polling(self, task_id: str) -> Job | None:
+        """The first job polling ``task_id`` here, or None; nothing is woken."""
+        return next(iter(self._hints.get(task_id) or ()), None)
+
     def hint(self, task_id: str) -> Job | None:
         """Wake every job polling ``task_id`` to read its status now; the first, or None."""
         polling = self._hints.get(task_id)

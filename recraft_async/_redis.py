@@ -54,6 +54,11 @@ def _check_seconds(_instance: object, attribute: attrs.Attribute[float], value: 
         )
 
 
+def _check_flag(_instance: object, attribute: attrs.Attribute[bool], value: object) -> None:
+    if not isinstance(value, bool):
+        raise InvalidInputError(f"RedisCoordination {attribute.name} must be True or False")
+
+
 @attrs.frozen
 class RedisCoordination:
     """Many clients on one KIE key, in many processes or hosts, behaving as one client.
@@ -68,6 +73,10 @@ class RedisCoordination:
     When Redis does not answer, a submit waits at most ``unavailable_timeout`` seconds and
     then fails with ``CoordinationUnavailableError``, unsent: the account's limits are
     never exceeded blindly. Submitted tasks keep being polled, paced by each worker alone.
+
+    Claims live in Redis: run it with persistence (AOF, ``appendfsync everysec``). A
+    client refuses to open on a Redis that keeps nothing across a restart unless
+    ``allow_volatile=True``.
     """
 
     url: str = attrs.field(validator=_check_url, repr=_url_repr)
@@ -97,6 +106,16 @@ class RedisCoordination:
     """
     command_timeout: float = attrs.field(default=2.0, kw_only=True, validator=_check_seconds)
     """Seconds after which one Redis command counts as failed."""
+    allow_volatile: bool = attrs.field(default=False, kw_only=True, validator=_check_flag)
+    """Accept a Redis that keeps nothing across a restart (neither AOF nor RDB snapshots).
+
+    False (the default): a client refuses to open on one, with
+    ``CoordinationNotDurableError``: after its restart the fleet forgets which inputs
+    were submitted, and an input given to another worker may be paid twice (each worker
+    still remembers the inputs it submitted itself). Where Redis refuses ``CONFIG GET``
+    (managed services rename it), only AOF, seen in ``INFO persistence``, proves it
+    persistent: pass True there once you know your service keeps its data.
+    """
 
     def _coordinator(self, submit_rate: Rate | None, read_rate: Rate | None) -> Coordinator:
         """The fleet's coordinator for one client; imports coredis (the ``redis`` extra)."""
@@ -115,4 +134,5 @@ class RedisCoordination:
             remember=self.remember,
             unavailable_timeout=self.unavailable_timeout,
             command_timeout=self.command_timeout,
+            allow_volatile=self.allow_volatile,
         )

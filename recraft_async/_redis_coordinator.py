@@ -29,8 +29,10 @@ from ._coordination import Budget, Claim, HintSink
 from ._escape import printable
 from ._pacer import Pacer
 from ._policy import MAX_RETRY_AFTER, Rate
+from ._redis_memory import OwnSubmits, check_persistence, run_id
 from ._turn import Turn
-from .errors import CoordinationUnavailableError
+from ._webhooks import Seen
+from .errors import CoordinationNotDurableError, CoordinationUnavailableError
 
 logger = logging.getLogger("recraft_async")
 
@@ -62,6 +64,7 @@ class RedisCoordinator:
         remember: float,
         unavailable_timeout: float,
         command_timeout: float,
+        allow_volatile: bool = False,
     ) -> None:
         self._redis: coredis.Redis[str] = coredis.Redis.from_url(
             url,
@@ -81,6 +84,12 @@ class RedisCoordinator:
         self.submits: Budget = RedisBudget(self, "submits", submit_rate, fail_closed=True)
         self.reads: Budget = RedisBudget(self, "reads", read_rate, fail_closed=False)
         self.pending: set[str] = set()  # claim keys we hold while our submit is on its way
+        self.allow_volatile = allow_volatile
+        # The inputs we submitted (or attached to), asked once Redis has restarted: it may
+        # have forgotten them, and an absent claim must not mean "never submitted".
+        self.own = OwnSubmits(remember)
+        self._run_id: str | None = None  # the Redis run we opened on
+        self.restarted = False  # Redis restarted since we opened (its run id changed)
         self._scripts = {
             name: self._redis.register_script(text)
             for name, text in (
@@ -91,14 +100,17 @@ class RedisCoordinator:
                 ("settle", scripts.SETTLE),
                 ("refresh", scripts.REFRESH),
                 ("forget", scripts.FORGET),
+                ("accept", scripts.ACCEPT),
             )
         }
         send, receive = anyio.create_memory_object_stream[tuple[str, str, float]](_OUTBOX_SIZE)
         self._outbox, self._outbox_reader = send, receive
         self._stack: AsyncExitStack | None = None
+        self._hint: HintSink = lambda _task_id: None  # wakes a local poll; set at open
 
     async def open(self, hint: HintSink) -> None:
         """Connect, subscribe to the fleet's callbacks, start the heartbeat and the outbox."""
+        self._hint = hint
         stack = AsyncExitStack()
         await stack.enter_async_context(self._redis)
         group = await stack.enter_async_context(anyio.create_task_group())
@@ -107,7 +119,9 @@ class RedisCoordinator:
         try:
             with anyio.fail_after(self.unavailable_timeout):
                 await group.start(self._listen, hint)
-        except (TimeoutError, RedisError, OSError) as exc:
+                await check_persistence(self._redis, allow_volatile=self.allow_volatile)
+                self._run_id = await run_id(self._redis)
+        except (TimeoutError, RedisError, OSError, CoordinationNotDurableError) as exc:
             failure = exc
         except BaseException:  # cancelled while connecting: leave nothing entered
             with anyio.CancelScope(shield=True):
@@ -117,6 +131,8 @@ class RedisCoordinator:
             # Closed before raising: through coredis's task group the error would come
             # out wrapped in an exception group.
             await stack.aclose()
+            if isinstance(failure, CoordinationNotDurableError):
+                raise failure
             raise CoordinationUnavailableError(
                 f"Redis did not answer within {self.unavailable_timeout:g} s: {failure!r}"
             )
@@ -141,9 +157,17 @@ class RedisCoordinator:
             held = str(await self.call("claim", [claim_key], [mine, _ms(self.lease)]))
             if held == "":
                 self.pending.add(claim_key)
-                return RedisClaim(self, claim_key)
+                remembered = self.own.get(claim_key)
+                if remembered is not None and await self._redis_restarted():
+                    # Absent because Redis forgot it, not because nobody submitted it.
+                    logger.warning("fleet: Redis restarted and forgot an input we submitted")
+                    await RedisClaim(self, claim_key)._settle(remembered, "its task id")
+                    held = remembered
+                else:
+                    return RedisClaim(self, claim_key)
             kind, _, value = held.partition(":")
             if kind == "task":
+                self.own.record(claim_key, held)
                 return RedisClaim(self, claim_key, task_id=value)
             if kind == "uncertain":
                 return RedisClaim(self, claim_key, uncertain_elsewhere=True)
@@ -152,9 +176,28 @@ class RedisCoordinator:
             await anyio.sleep(min(0.02 * 2**asked, 0.5))
             asked = min(asked + 1, 5)
 
+    async def _redis_restarted(self) -> bool:
+        """Whether Redis restarted since we opened (then, from now on, always True).
+
+        Asked after a claim came back absent: a restart before it changed the run id by
+        then. Unknown (Redis did not answer) counts as restarted for this once.
+        """
+        if not self.restarted:
+            try:
+                with anyio.fail_after(self.command_timeout):
+                    now = await run_id(self._redis)
+            except (RedisError, OSError, TimeoutError):
+                return True
+            self.restarted = now != self._run_id
+        return self.restarted
+
     def forward(self, task_id: str) -> None:
         """Tell every worker of the fleet about a callback for ``task_id``."""
         self._post("publish", task_id, 0.0)
+
+    def accept_callback(self, task_id: str, seen: Seen) -> None:
+        """Wake ``task_id`` here and in the fleet, unless another worker took this callback."""
+        self._post("accept", f"{seen.digest}:{task_id}", seen.lifetime)
 
     async def call(
         self, name: str, keys: list[str], args: list[str | int], *, fail_closed: bool = True
@@ -201,11 +244,28 @@ class RedisCoordinator:
                 if kind == "pause":
                     life = _ms(seconds) + 1000
                     await self._once("pause", [value], [_us(seconds), life])
+                elif kind == "accept":
+                    await self._accept(value, seconds)
                 else:
                     with anyio.fail_after(self.command_timeout):
                         await self._redis.publish(self._channel, f"{self.token}:{value}")
             except Exception as exc:  # noqa: BLE001 - it must outlive any fault
                 logger.warning("fleet: a %s was not shared (Redis: %s)", kind, printable(exc))
+
+    async def _accept(self, value: str, seconds: float) -> None:
+        """Wake a verified callback's task, here and in the fleet, if it is the first."""
+        digest, _, task_id = value.partition(":")
+        try:
+            first = int(
+                await self._once("accept", [self.prefix + "seen:" + digest], [_ms(seconds)])
+            )
+        except _Unavailable:
+            first = 1  # without Redis, fail open: a replay costs one status read at most
+        if not first:
+            logger.info("fleet: a callback another worker already took was dropped")
+            return
+        self._hint(task_id)
+        self._post("publish", task_id, 0.0)
 
     async def _listen(
         self, hint: HintSink, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
@@ -277,6 +337,7 @@ class RedisClaim:
     async def submitted(self, task_id: str) -> None:
         """Every worker given this input attaches to ``task_id`` from now on."""
         self._task = task_id
+        self._owner.own.record(self._key, "task:" + task_id)
         await self._settle("task:" + task_id, "its task id")
 
     async def release(self) -> None:
@@ -289,12 +350,14 @@ class RedisClaim:
 
     async def uncertain(self) -> None:
         """It may have landed: no worker resubmits it."""
+        self._owner.own.record(self._key, "uncertain:" + self._owner.token)
         await self._settle("uncertain:" + self._owner.token, "its uncertainty")
 
     async def failed(self) -> None:
         """The task failed at the service: the next worker given this input submits anew."""
         if self._task is None:
             return
+        self._owner.own.forget(self._key)
         try:
             with anyio.CancelScope(shield=True):
                 await self._owner.call("forget", [self._key], ["task:" + self._task])

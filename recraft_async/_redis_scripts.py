@@ -59,8 +59,10 @@ return ''
 
 # KEYS: claim. ARGV: our pending value, the new value ('' deletes), lifetime (ms).
 # Only our own pending claim is settled: one that expired and was taken stays theirs.
+# An absent one is set too: a restarted Redis forgot it, and the fleet must learn our task.
 SETTLE = """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+local held = redis.call('GET', KEYS[1])
+if held and held ~= ARGV[1] then
   return 0
 end
 if ARGV[2] == '' then
@@ -82,6 +84,15 @@ for _, key in ipairs(KEYS) do
   end
 end
 return kept
+"""
+
+# KEYS: seen (a verified callback's digest). ARGV: lifetime (ms). 1: the fleet's first
+# delivery of it, remembered until its timestamp leaves the window; 0: a replay.
+ACCEPT = """
+if redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then
+  return 1
+end
+return 0
 """
 
 # KEYS: claim. ARGV: the value it should hold ('task:<id>'). The task failed: forgotten,

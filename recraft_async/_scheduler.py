@@ -32,6 +32,7 @@ from ._policy import PollPolicy, Rate
 from ._poll import Poller
 from ._submit import AccountError, Submitter
 from ._transport import Transport
+from ._webhooks import Seen
 from .errors import (
     InvalidInputError,
     JobCancelledError,
@@ -238,12 +239,16 @@ class Scheduler:
         """Seconds until a submit that waits for the submit rate may go, or None: throttled."""
         return self._submitter.next_submit_in()
 
-    def hint(self, task_id: str) -> Job | None:
+    def hint(self, task_id: str, seen: Seen | None = None) -> Job | None:
         """Wake the job polling ``task_id`` to read its status now (a callback said it ended).
 
         Returns that job, or None when no job here polls ``task_id``: then nothing is read
         here. In a fleet every other worker is told too: a job there polling it wakes.
+        ``seen``: a verified callback, which a fleet accepts once among all its workers.
         """
+        if seen is not None and self._coordinator.dedups:
+            self._coordinator.accept_callback(task_id, seen)  # wakes the job once accepted
+            return self._poller.polling(task_id)
         self._coordinator.forward(task_id)
         return self._poller.hint(task_id)
 

@@ -18,6 +18,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+import attrs
+
 from ._check import DIALECT_NAMES, check_dialect
 from ._dialects import DIALECTS
 from ._keys import checked_key
@@ -99,12 +101,36 @@ def verified_task_id(
     Nothing else of the body is read: the signature does not cover it. Without a key
     nothing can be verified (nor told apart from a replay) and the id is taken as it is.
     """
+    task_id, _ = verified_callback(
+        body, headers, webhook_key=webhook_key, replays=replays, max_age=max_age, now=now
+    )
+    return task_id
+
+
+def verified_callback(
+    body: bytes | str,
+    headers: Mapping[str, str] | None,
+    *,
+    webhook_key: str | None,
+    replays: ReplayGuard | None,
+    max_age: float = DEFAULT_MAX_AGE,
+    now: float | None = None,
+) -> tuple[str, Seen | None]:
+    """``verified_task_id``, and what a fleet needs to refuse its replay (None: unsigned)."""
     _check_max_age(max_age)
     envelope, text = _envelope(body)
     task_id = _task_id(envelope, text)
-    if webhook_key is not None:
-        _verify(task_id, headers or {}, webhook_key, max_age, now, replays)
-    return task_id
+    if webhook_key is None:
+        return task_id, None
+    return task_id, _verify(task_id, headers or {}, webhook_key, max_age, now, replays)
+
+
+@attrs.frozen
+class Seen:
+    """A verified callback as a fleet remembers it: a digest, for as long as it is fresh."""
+
+    digest: str  # of its task id, timestamp and signature: the same in every worker
+    lifetime: float  # seconds until its timestamp leaves the freshness window
 
 
 class ReplayGuard:
@@ -194,7 +220,7 @@ def _verify(
     max_age: float,
     now: float | None,
     replays: ReplayGuard | None,
-) -> None:
+) -> Seen:
     lowered = {k.lower(): v for k, v in headers.items()}
     timestamp = lowered.get("x-webhook-timestamp")
     signature = lowered.get("x-webhook-signature")
@@ -220,3 +246,5 @@ def _verify(
     # Remembered only once verified: forgeries cannot fill the memory or block a delivery.
     if replays is not None:
         replays.admit((task_id, timestamp, signature), sent_at + max_age, current)
+    digest = hashlib.sha256(f"{task_id}.{timestamp}.{signature}".encode()).hexdigest()
+    return Seen(digest, sent_at + max_age - current)

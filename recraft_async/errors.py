@@ -29,7 +29,8 @@
     ├── WebhookVerificationError
     │   └── WebhookReplayError
     ├── JournalStateError (also RuntimeError)
-    └── CoordinationUnavailableError
+    ├── CoordinationUnavailableError
+    └── CoordinationNotDurableError
 
 No exception text ever contains a key: messages are built from the service's answer and
 our own words, and every message (a lower library's quoted text included) passes the
@@ -55,6 +56,7 @@ __all__ = [
     "APITimeoutError",
     "AuthenticationError",
     "ClientNotOpenError",
+    "CoordinationNotDurableError",
     "CoordinationUnavailableError",
     "DownloadError",
     "DownloadWriteError",
@@ -309,6 +311,10 @@ class JournalStateError(RecraftError, RuntimeError):
 
 class CoordinationUnavailableError(RecraftError):
     """The fleet's shared state (Redis) did not answer in time: the submit was not sent."""
+
+
+class CoordinationNotDurableError(RecraftError):
+    """The fleet's Redis keeps nothing across a restart: refused without ``allow_volatile``."""
 
 
 class _Headers(collections.abc.Mapping[str, str]):

@@ -382,3 +382,16 @@ def redis_server(tmp_path: Path):
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def durable_redis_server(tmp_path: Path):
+    """A fresh redis-server with AOF (``appendfsync everysec``): a restart keeps its data."""
+    from redis_server import RedisServer, require_binary  # noqa: PLC0415 - its tests only
+
+    server = RedisServer(require_binary(), tmp_path, persistent=True)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

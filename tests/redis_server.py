@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -49,11 +50,19 @@ def free_port() -> int:
 
 
 class RedisServer:
-    """One redis-server process on 127.0.0.1, no persistence; stop and start it at will."""
+    """One redis-server process on 127.0.0.1; stop, start, restart or pause it at will.
 
-    def __init__(self, binary: Path, workdir: Path) -> None:
+    ``persistent``: with AOF (``appendfsync everysec``) in ``workdir``, so that a restart
+    keeps what the last run acknowledged; else nothing survives a restart.
+    """
+
+    def __init__(
+        self, binary: Path, workdir: Path, *, persistent: bool = False, config: bool = True
+    ) -> None:
         self.binary = binary
         self.workdir = workdir
+        self.persistent = persistent
+        self.config = config  # False: CONFIG is renamed away, as managed services do
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -67,7 +76,10 @@ class RedisServer:
         self.process = subprocess.Popen(  # noqa: S603 - the test extra's own binary
             [
                 str(self.binary), "--bind", "127.0.0.1", "--port", str(self.port),
-                "--save", "", "--appendonly", "no", "--dir", str(self.workdir),
+                "--save", "", "--dir", str(self.workdir),
+                *(["--appendonly", "yes", "--appendfsync", "everysec"] if self.persistent
+                  else ["--appendonly", "no"]),
+                *([] if self.config else ["--rename-command", "CONFIG", ""]),
             ],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
@@ -80,9 +92,25 @@ class RedisServer:
     def stop(self) -> None:
         """Kill the server at once, as a crash would."""
         if self.process is not None:
+            self.resume()  # a paused server would not die until it runs
             self.process.kill()
             self.process.wait(10)
             self.process = None
+
+    def restart(self) -> None:
+        """Kill the server and start it again on the same port (a crash and its recovery)."""
+        self.stop()
+        self.start()
+
+    def pause(self) -> None:
+        """Freeze the server (SIGSTOP): connections stay open, nothing answers."""
+        if self.process is not None:
+            self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Let a paused server run again (SIGCONT)."""
+        if self.process is not None:
+            self.process.send_signal(signal.SIGCONT)
 
     def answers(self) -> bool:
         """Whether the server answers a PING."""

@@ -24,6 +24,8 @@ pytestmark = pytest.mark.anyio
 def fleet(server, **options) -> ra.RedisCoordination:
     """The coordination of one test's fleet: its own namespace on the test's server."""
     options.setdefault("namespace", "test-" + uuid.uuid4().hex[:8])
+    # The redis_server fixture keeps nothing across a restart: these tests accept that.
+    options.setdefault("allow_volatile", True)
     return ra.RedisCoordination(server.url, **options)
 
 

@@ -67,7 +67,7 @@ def worker_command(i, base_url, images, redis_url, ports):
 
 
 def test_four_worker_processes_hold_the_limits_pay_once_and_get_every_callback(
-    redis_server, tmp_path
+    durable_redis_server, tmp_path
 ):
     """0 429s, each image submitted once, and every job ended by a callback to another worker."""
     with emulator(
@@ -79,7 +79,7 @@ def test_four_worker_processes_hold_the_limits_pay_once_and_get_every_callback(
         ports = [free_port() for _ in range(WORKERS)]
         workers = [
             subprocess.Popen(  # noqa: S603 - our own interpreter and script
-                worker_command(i, base_url, images, redis_server.url, ports),
+                worker_command(i, base_url, images, durable_redis_server.url, ports),
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
