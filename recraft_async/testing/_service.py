@@ -26,7 +26,7 @@ import anyio
 import anyio.to_thread
 import httpx
 
-from recraft_async._limits import LIMITS
+from recraft_async._limits import LIMITS, PUBLISHED_PRICES
 from recraft_async._models import Operation
 from recraft_async._policy import Rate
 
@@ -41,12 +41,7 @@ from ._window import SlidingWindow
 FILES_PREFIX = "/_emulator/files/"
 
 _ID_PREFIX = {Operation.UPSCALE: "recraft_upscale_", Operation.REMOVE_BACKGROUND: "recraft_bg_"}
-# Credits per task, whatever the scale: the prices third-party integrations quote
-# (KIE's docs pages publish none).
-DEFAULT_PRICES: Mapping[Operation, float] = {
-    Operation.UPSCALE: 0.5,
-    Operation.REMOVE_BACKGROUND: 1.0,
-}
+DEFAULT_PRICES: Mapping[Operation, float] = PUBLISHED_PRICES
 DEFAULT_RATE = Rate(20, per=10.0)
 DEFAULT_READ_RATE = Rate(10, per=1.0)
 DEFAULT_DURATION = Duration.lognormal(median=20.0, sigma=0.5)
