@@ -33,13 +33,12 @@ from recraft_async.errors import RecraftError
 
 from ._checks import DIFFERENT, Finding, judge
 from ._png import SIDE, circle_png
-from ._probe import Probe, redact
+from ._probe import TRACE_FORMAT, Probe, redact
 from ._session import READ_INTERVAL, Refused, Session, Where
 
 __all__ = ["DoctorOptions", "add_arguments", "doctor", "run_command"]
 
 EXIT_CONFIRMED, EXIT_DIFFERENT, EXIT_USAGE = 0, 1, 2
-TRACE_FORMAT = 1  # the version of the trace file's layout, for replays
 # A subject on a plain background, as background removal expects, different per operation.
 _IMAGES = {
     Operation.UPSCALE: circle_png(colour=(200, 30, 40)),

@@ -34,6 +34,7 @@ from . import _images
 from ._callbacks import CALLBACK_SHAPES, CallbackDispatcher, CallbackShape, callback_body
 from ._duration import Duration
 from ._faults import Fault, FaultKind, FaultPlan, Target
+from ._replay import Replay
 from ._stats import EmulatorStats
 from ._tasks import CREATE_FAILED, FAILED, RESULTS_PREFIX, SUCCESS, Task, TaskInfo
 from ._window import SlidingWindow
@@ -81,6 +82,7 @@ class KieService:
         callback_retry_delays: Sequence[float] = (0.2, 0.5, 1.0),
         callback_transport: httpx.AsyncBaseTransport | None = None,
         latency: Duration | None = None,
+        replay: Replay | None = None,
     ) -> None:
         if time_scale < 0:
             raise ValueError("time_scale must be >= 0")
@@ -97,6 +99,7 @@ class KieService:
         self.duration = duration
         self.time_scale = time_scale
         self.latency = latency
+        self.replay = replay
         self.faults = faults if faults is not None else FaultPlan(seed)
         self.stats = EmulatorStats(faults=self.faults.injected)
         self._credits = float(credits)
@@ -268,7 +271,7 @@ class KieService:
             task.error_code, task.error_message = fault.code, fault.message
         else:
             self._charge(task, self.prices[operation])
-            task.finished = now + self.duration.sample(self._rng) * self.time_scale
+            task.finished = now + self._processing_time(operation) * self.time_scale
             if fault is not None and fault.kind is FaultKind.TASK_FAILED:
                 task.outcome, task.error_code, task.error_message = (
                     FAILED,
@@ -357,6 +360,18 @@ class KieService:
         )
         self._checks[(key, operation)] = problem
         return problem
+
+    def _processing_time(self, operation: Operation) -> float:
+        """Seconds (before ``time_scale``) a new task takes: the replayed trace's, else a sample."""
+        replayed = self.replay.duration(operation) if self.replay is not None else None
+        return self.duration.sample(self._rng) if replayed is None else replayed
+
+    def replayed(self, task: Task, record: dict[str, Any]) -> tuple[int, Any] | None:
+        """A market status answer in the replayed trace's shape, or None to answer as usual."""
+        if self.replay is None:
+            return None
+        elapsed = (time.time() - task.created) / (self.time_scale or 1.0)
+        return self.replay.answer(task.operation, elapsed, record)
 
     def _charge(self, task: Task, cost: float) -> None:
         task.cost = cost  # what the callback reports as consumeCredits
