@@ -76,8 +76,7 @@ def test_a_trace_answers_in_its_own_shapes_with_the_emulators_values():
         "model": "m",
     }
     assert replay.answer(Operation.UPSCALE, 1.0, mine) == (200, NOT_READABLE)
-    assert replay.answer(Operation.UPSCALE, 40.0, mine) is not None
-    _, body = replay.answer(Operation.UPSCALE, 40.0, mine) or (0, None)
+    _, body = replay.answer(Operation.UPSCALE, 40.0, mine) or (0, {})
     assert body["data"] == {**RUNNING, "taskId": "task_emu"}  # the trace's state and time type
     done = {
         **mine,
@@ -85,7 +84,7 @@ def test_a_trace_answers_in_its_own_shapes_with_the_emulators_values():
         "resultJson": '{"resultUrls":["http://e/r.png"]}',
         "costTime": 5,
     }
-    status, body = replay.answer(Operation.UPSCALE, 70.0, done) or (0, None)
+    status, body = replay.answer(Operation.UPSCALE, 70.0, done) or (0, {})
     assert status == 200
     assert body["data"] == {
         **ENDED,
