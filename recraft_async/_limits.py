@@ -37,3 +37,10 @@ LIMITS: dict[Operation, Limits] = {
     Operation.UPSCALE: UPSCALE,
     Operation.REMOVE_BACKGROUND: REMOVE_BACKGROUND,
 }
+
+# Credits per task, whatever the scale: the prices third-party integrations quote (KIE's
+# docs pages publish none). The emulator charges them; the doctor checks a real account.
+PUBLISHED_PRICES: dict[Operation, float] = {
+    Operation.UPSCALE: 0.5,
+    Operation.REMOVE_BACKGROUND: 1.0,
+}

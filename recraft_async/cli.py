@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 import anyio
 import httpx
 
+from . import _doctor
 from ._bulk import Batch, Outcome, Work, work_from_entry
 from ._check import DIALECT_NAMES, DialectName, check_dialect, is_loopback_host
 from ._escape import printable
@@ -216,21 +217,7 @@ def build_parser() -> _Parser:
     common.add_argument(
         "--journal", type=Path, default=None, help=f"journal file (default OUT/{JOURNAL_NAME})"
     )
-    keys = common.add_mutually_exclusive_group()
-    keys.add_argument(
-        "--api-key-file",
-        type=Path,
-        default=None,
-        metavar="PATH",
-        help="read the KIE API key from this file; with neither key option, $KIE_API_KEY",
-    )
-    keys.add_argument(
-        "--api-key",
-        default=None,
-        metavar="KEY",
-        help="the KIE API key itself; other users see it in the process list, so prefer"
-        " $KIE_API_KEY or --api-key-file",
-    )
+    _add_key_options(common)
     common.add_argument("--base-url", default=None, help="API base URL (default $KIE_BASE_URL)")
     common.add_argument("--upload-base-url", default=None, help="file upload base URL")
     common.add_argument(
@@ -276,6 +263,14 @@ def build_parser() -> _Parser:
     res = commands.add_parser("resume", parents=[common], help="finish what a journal holds")
     res.add_argument("--retry-failed", action="store_true", help="submit failed inputs again")
     commands.add_parser("credits", parents=[common], help="print the account's credit balance")
+    doctor = commands.add_parser(
+        "doctor",
+        help="check the real service against the library's assumptions (about 1.5 credits)",
+        description=_doctor.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_key_options(doctor)
+    _doctor.add_arguments(doctor)
     samples = commands.add_parser("samples", help="write sample images (drawn by code)")
     samples.add_argument("folder", type=Path, nargs="?", default=Path("samples"))
     emu = commands.add_parser(
@@ -288,6 +283,24 @@ def build_parser() -> _Parser:
     )
     parser.commands = dict(commands.choices)
     return parser
+
+
+def _add_key_options(parser: argparse.ArgumentParser) -> None:
+    keys = parser.add_mutually_exclusive_group()
+    keys.add_argument(
+        "--api-key-file",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="read the KIE API key from this file; with neither key option, $KIE_API_KEY",
+    )
+    keys.add_argument(
+        "--api-key",
+        default=None,
+        metavar="KEY",
+        help="the KIE API key itself; other users see it in the process list, so prefer"
+        " $KIE_API_KEY or --api-key-file",
+    )
 
 
 def _positive_int(text: str) -> int:
@@ -318,7 +331,7 @@ async def _run(args: argparse.Namespace) -> int:
         # Raised after the task group, so that it is not wrapped in an exception group.
         usage: UsageError | None = None
         try:
-            status = await _command(args)
+            status = await (_doctor_command(args) if args.command == "doctor" else _command(args))
         except UsageError as exc:
             usage, status = exc, EXIT_USAGE
         except RecraftError as exc:  # the run as a whole failed: wrong key, bad journal...
@@ -384,6 +397,11 @@ async def _command(args: argparse.Namespace) -> int:
                 )
                 outcomes = await batch.run(works)
     return _summarise(args, outcomes, journal_path)
+
+
+async def _doctor_command(args: argparse.Namespace) -> int:
+    key = None if args.emulator else await _api_key(args)
+    return await _doctor.run_command(args, key, out=sys.stdout)
 
 
 async def _output_folder(args: argparse.Namespace, journal: Journal) -> Path:

@@ -44,6 +44,21 @@ def pytest_configure(config: pytest.Config) -> None:
         " wait (trio's MockClock, the asyncio equivalent below); respx-only tests, no"
         " threads, sockets or subprocesses",
     )
+    config.addinivalue_line(
+        "markers",
+        "live: talks to the real KIE service with KIE_API_KEY and spends credits; run only"
+        " when asked for (pytest -m live), deselected otherwise",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect the live tests unless ``-m`` names them: CI neither runs nor skips them."""
+    if "live" in (config.option.markexpr or ""):
+        return
+    live = [item for item in items if item.get_closest_marker("live") is not None]
+    if live:
+        config.hook.pytest_deselected(items=live)
+        items[:] = [item for item in items if item.get_closest_marker("live") is None]
 
 
 @pytest.hookimpl(hookwrapper=True)

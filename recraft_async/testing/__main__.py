@@ -21,6 +21,7 @@ from ._duration import Duration
 from ._emulator import KieEmulator
 from ._faults import Fault, FaultPlan, Target
 from ._images import sample_images
+from ._replay import Replay
 from ._server import loopback_socket, run_server, url_of
 
 
@@ -86,6 +87,13 @@ def parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="how long a link of /api/v1/common/download-url answers (default 1200)",
     )
+    cli.add_argument(
+        "--replay",
+        type=Replay.load,
+        default=None,
+        metavar="TRACE",
+        help="act out a `recraft-async doctor --trace` file: its task times and answer shapes",
+    )
     cli.add_argument("--webhook-key", default=None)
     cli.add_argument("--callback-shape", choices=CALLBACK_SHAPES, default="both")
     cli.add_argument("--seed", type=int, default=None)
@@ -123,6 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         latency=args.latency,
         result_url_lifetime=args.result_url_lifetime,
         download_link_lifetime=args.download_link_lifetime,
+        replay=args.replay,
     )
     sock = loopback_socket(args.host, args.port)
     emulator.base_url = url_of(sock)

@@ -139,7 +139,11 @@ class ApiRoutes:
             if task is None:
                 return envelope(404, "Task not found")
             await self._service.settle(task)
-            return success(task.record(time.time(), base_of(request), market=market))
+            record = task.record(time.time(), base_of(request), market=market)
+            replayed = self._service.replayed(task, record) if market else None
+            if replayed is not None:
+                return JSONResponse(replayed[1], status_code=replayed[0])
+            return success(record)
 
         return await self._guard(request, Target.STATUS, handle)
 

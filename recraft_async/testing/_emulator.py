@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
@@ -15,6 +16,7 @@ from recraft_async._policy import Rate
 from ._callbacks import CallbackShape
 from ._duration import Duration
 from ._faults import FaultPlan
+from ._replay import Replay
 from ._service import (
     DEFAULT_DURATION,
     DEFAULT_LINK_LIFETIME,
@@ -68,6 +70,11 @@ class KieEmulator:
     Processing times are ``duration`` samples multiplied by ``time_scale``; ``latency``
     (real seconds, not scaled) delays every answer of the service's endpoints, like a
     network round trip.
+
+    ``replay`` takes a ``recraft-async doctor --trace`` file (its path, its parsed JSON, or
+    a ``Replay``): tasks then take the processing times the trace saw (times
+    ``time_scale``), and market status reads answer in the trace's shapes (its fields and
+    their types, its states, its "not readable yet" answers), with the emulator's values.
 
     Limits, both sliding windows counted at arrival for the account's key: ``rate`` for
     submits (20 per 10 s) and ``read_rate`` for status reads of both dialects (10 per
@@ -135,6 +142,7 @@ class KieEmulator:
         latency: Duration | None = None,
         result_url_lifetime: float | None = None,
         download_link_lifetime: float = DEFAULT_LINK_LIFETIME,
+        replay: Replay | str | os.PathLike[str] | Mapping[str, Any] | None = None,
     ) -> None:
         self.service = KieService(
             api_key=api_key,
@@ -153,6 +161,7 @@ class KieEmulator:
             latency=latency,
             result_url_lifetime=result_url_lifetime,
             download_link_lifetime=download_link_lifetime,
+            replay=replay if replay is None or isinstance(replay, Replay) else Replay.load(replay),
         )
         """The emulated account itself, without HTTP: its tasks, stored files and rules."""
         self.base_url = base_url.rstrip("/")

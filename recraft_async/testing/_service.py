@@ -26,7 +26,7 @@ import anyio
 import anyio.to_thread
 import httpx
 
-from recraft_async._limits import LIMITS
+from recraft_async._limits import LIMITS, PUBLISHED_PRICES
 from recraft_async._models import Operation
 from recraft_async._policy import Rate
 
@@ -34,6 +34,7 @@ from . import _images
 from ._callbacks import CALLBACK_SHAPES, CallbackDispatcher, CallbackShape, callback_body
 from ._duration import Duration
 from ._faults import Fault, FaultKind, FaultPlan, Target
+from ._replay import Replay
 from ._stats import EmulatorStats
 from ._tasks import CREATE_FAILED, FAILED, RESULTS_PREFIX, SUCCESS, Task, TaskInfo
 from ._window import SlidingWindow
@@ -45,12 +46,7 @@ LINKS_PREFIX = "/_emulator/links/"
 DEFAULT_LINK_LIFETIME = 1200.0
 
 _ID_PREFIX = {Operation.UPSCALE: "recraft_upscale_", Operation.REMOVE_BACKGROUND: "recraft_bg_"}
-# Credits per task, whatever the scale: the prices third-party integrations quote
-# (KIE's docs pages publish none).
-DEFAULT_PRICES: Mapping[Operation, float] = {
-    Operation.UPSCALE: 0.5,
-    Operation.REMOVE_BACKGROUND: 1.0,
-}
+DEFAULT_PRICES: Mapping[Operation, float] = PUBLISHED_PRICES
 DEFAULT_RATE = Rate(20, per=10.0)
 DEFAULT_READ_RATE = Rate(10, per=1.0)
 DEFAULT_DURATION = Duration.lognormal(median=20.0, sigma=0.5)
@@ -92,6 +88,7 @@ class KieService:
         latency: Duration | None = None,
         result_url_lifetime: float | None = None,
         download_link_lifetime: float = DEFAULT_LINK_LIFETIME,
+        replay: Replay | None = None,
     ) -> None:
         if time_scale < 0:
             raise ValueError("time_scale must be >= 0")
@@ -110,6 +107,7 @@ class KieService:
         self.latency = latency
         self.result_url_lifetime = result_url_lifetime
         self.download_link_lifetime = download_link_lifetime
+        self.replay = replay
         self.faults = faults if faults is not None else FaultPlan(seed)
         self.stats = EmulatorStats(faults=self.faults.injected)
         self._credits = float(credits)
@@ -315,7 +313,7 @@ class KieService:
             task.error_code, task.error_message = fault.code, fault.message
         else:
             self._charge(task, self.prices[operation])
-            task.finished = now + self.duration.sample(self._rng) * self.time_scale
+            task.finished = now + self._processing_time(operation) * self.time_scale
             if fault is not None and fault.kind is FaultKind.TASK_FAILED:
                 task.outcome, task.error_code, task.error_message = (
                     FAILED,
@@ -404,6 +402,18 @@ class KieService:
         )
         self._checks[(key, operation)] = problem
         return problem
+
+    def _processing_time(self, operation: Operation) -> float:
+        """Seconds (before ``time_scale``) a new task takes: the replayed trace's, else a sample."""
+        replayed = self.replay.duration(operation) if self.replay is not None else None
+        return self.duration.sample(self._rng) if replayed is None else replayed
+
+    def replayed(self, task: Task, record: dict[str, Any]) -> tuple[int, Any] | None:
+        """A market status answer in the replayed trace's shape, or None to answer as usual."""
+        if self.replay is None:
+            return None
+        elapsed = (time.time() - task.created) / (self.time_scale or 1.0)
+        return self.replay.answer(task.operation, elapsed, record)
 
     def _charge(self, task: Task, cost: float) -> None:
         task.cost = cost  # what the callback reports as consumeCredits
