@@ -13,13 +13,18 @@ from ._options import JobOptions
 from ._policy import NOT_FOUND_GRACE, PollPolicy, _is_transient, _retry_delay, _should_retry
 from ._transport import Transport
 from .errors import (
+    InvalidRequestError,
     JobTimeoutError,
     NotFoundError,
     ProtocolError,
     RateLimitError,
     RecraftError,
     TaskFailedError,
+    TaskNotReadyError,
 )
+
+# KIE's documented answer (get-task-detail, code 422) for a task not readable yet.
+_NOT_READY_MESSAGE = "recordinfo is null"
 
 # Callbacks remembered for tasks not polled (yet): at most this many, this long.
 _EARLY_HINTS = 10_000
@@ -197,6 +202,11 @@ class Poller:
                 pause = self._policy.read_retry_delay(self._read_throttles, exc.retry_after)
                 self._reads.pause(pause)
                 raise
+            except InvalidRequestError as exc:
+                not_ready = _not_ready(exc, task_id)
+                if not_ready is None:
+                    raise
+                raise not_ready from exc
             self._read_throttles = 0
         record = self._dialect.parse_record(data, body)
         if record.task_id != task_id:
@@ -261,8 +271,33 @@ def _planned_delay(
     return planner.next_delay(job.operation, elapsed, reads, key)
 
 
+def _not_ready(error: InvalidRequestError, task_id: str) -> TaskNotReadyError | None:
+    """KIE's "recordInfo is null" (code 422, at HTTP 200 or 422) as its own error, else None.
+
+    Only on a status read: there it says nothing about the job's input. Any other 422
+    stays the InvalidRequestError it is.
+    """
+    if error.code != 422 or error.message.strip().lower() != _NOT_READY_MESSAGE:
+        return None
+    return TaskNotReadyError(
+        error.message,
+        task_id=task_id,
+        code=error.code,
+        http_status=error.http_status,
+        body=error.body,
+        headers=error.headers,
+    )
+
+
 def _read_may_recover(error: RecraftError, since_submit: float) -> bool:
     """Whether a failed status read of an accepted task is worth trying again."""
+    if isinstance(error, TaskNotReadyError):
+        # Patient until the poll timeout, longer than NOT_FOUND_GRACE: KIE documents this
+        # answer for a task just created, so it says "not yet", never "no such task", and
+        # the task was accepted (paid for). How long a record may take to appear is not
+        # published; a public client that gives up after a bounded wait loses paid work.
+        # The poll timeout bounds the wait, and its JobTimeoutError names the task.
+        return True
     if isinstance(error, NotFoundError):
         return since_submit <= NOT_FOUND_GRACE  # a task just created can be "not found"
     return _is_transient(error)
@@ -272,6 +307,9 @@ def _gave_up(job: Job, timeout: float, error: RecraftError | None) -> JobTimeout
     """The error of a job that stopped polling: it names the task, which may still finish."""
     task_id = job.task_id
     why = f"the last status read failed: {error}" if error is not None else "still running"
+    if isinstance(error, TaskNotReadyError):
+        # Never readable: a task just created, or an id the service never gave out.
+        why += "; if the task id is right, its record may still appear"
     gave_up = JobTimeoutError(
         f"task {task_id} did not finish within {timeout:g}s ({why}); it may still finish "
         f"and is paid for: resume it with client.resume({task_id!r}, {job.operation.value!r})",

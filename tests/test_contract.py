@@ -77,6 +77,8 @@ ERRORS = [
     ("record_401", ra.AuthenticationError),
     ("record_404", ra.NotFoundError),
     ("record_429", ra.RateLimitError),
+    # At the envelope a 422; a status read turns it into TaskNotReadyError (test_not_ready).
+    ("record_422_null", ra.InvalidRequestError),
     ("auth_401", ra.AuthenticationError),
     ("upload_400", ra.InvalidRequestError),
     ("upload_400_b64", ra.InvalidRequestError),
