@@ -15,7 +15,14 @@ from recraft_async._policy import Rate
 from ._callbacks import CallbackShape
 from ._duration import Duration
 from ._faults import FaultPlan
-from ._service import DEFAULT_DURATION, DEFAULT_RATE, DEFAULT_READ_RATE, KieService, file_url
+from ._service import (
+    DEFAULT_DURATION,
+    DEFAULT_NOT_READY_FOR,
+    DEFAULT_RATE,
+    DEFAULT_READ_RATE,
+    KieService,
+    file_url,
+)
 from ._stats import EmulatorStats
 from ._tasks import TaskInfo
 
@@ -68,6 +75,12 @@ class KieEmulator:
     costs (default 0.5 for upscale, 1 for background removal, whatever the scale).
     ``callback_shape`` picks the callback body: ``"market"`` (the market model pages'),
     ``"verification"`` (the webhook-verification page's) or ``"both"`` merged (default).
+    For ``not_ready_for`` real seconds after its creation (default 0.05; 0 turns it off)
+    a task's ``recordInfo`` answers KIE's documented ``{"code": 422, "msg": "recordInfo is
+    null", "data": null}``, as the service does for a task just created. Market records
+    state what a finished task cost (``creditsConsumed``; callbacks: ``consumeCredits``);
+    ``json_objects=True`` sends their ``param`` and ``resultJson`` as JSON objects instead
+    of the documented JSON strings, as some answers seen by public clients carry them.
 
     ``service`` is the account itself, without HTTP (its tasks, stored files and rules).
     The settings above, ``credits``, ``faults`` and ``stats`` are its attributes, seen
@@ -90,6 +103,10 @@ class KieEmulator:
     """The factor applied to every ``duration`` sample (0.001: tasks take milliseconds)."""
     latency = _Setting[Duration | None]()
     """A delay of every answer of the service's endpoints, in real seconds, or None."""
+    not_ready_for = _Setting[float]()
+    """Real seconds after its creation during which a task's market record is unreadable."""
+    json_objects = _Setting[bool]()
+    """Whether market records carry ``param`` and ``resultJson`` as objects, not JSON strings."""
     credits = _Setting[float]()
     """The account's balance; assign to it to test 402s."""
     faults = _Setting[FaultPlan]()
@@ -115,6 +132,8 @@ class KieEmulator:
         callback_retry_delays: Sequence[float] = (0.2, 0.5, 1.0),
         callback_transport: httpx.AsyncBaseTransport | None = None,
         latency: Duration | None = None,
+        not_ready_for: float = DEFAULT_NOT_READY_FOR,
+        json_objects: bool = False,
     ) -> None:
         self.service = KieService(
             api_key=api_key,
@@ -131,6 +150,8 @@ class KieEmulator:
             callback_retry_delays=callback_retry_delays,
             callback_transport=callback_transport,
             latency=latency,
+            not_ready_for=not_ready_for,
+            json_objects=json_objects,
         )
         """The emulated account itself, without HTTP: its tasks, stored files and rules."""
         self.base_url = base_url.rstrip("/")
