@@ -13,7 +13,9 @@ import attrs
 import cattrs
 
 from ._check import SubmitRequest
-from ._models import Operation, TaskRecord, TaskState, from_epoch, wire
+from ._escape import loggable_url
+from ._models import Operation, TaskRecord, TaskState, credits_from, from_epoch, wire
+from ._transport import url_problem
 from .errors import ProtocolError
 
 _SEED_STATES = {
@@ -97,9 +99,9 @@ class _SeedRecord:
 
 @attrs.frozen
 class _MarketRecord:
+    # resultJson is read apart (_result_json): a JSON string as documented, or an object.
     taskId: str  # noqa: N815 - the wire's spelling
     state: str
-    resultJson: str | None = None  # noqa: N815
     failCode: int | str | None = None  # noqa: N815
     failMsg: str | None = None  # noqa: N815
 
@@ -113,6 +115,10 @@ def _structure(data: object, cls: type[Any], body: str) -> Any:
         raise ProtocolError(f"status answer does not parse: {exc}", body=body) from exc
 
 
+# Where a task's cost is stated: records (as public clients see them), then callbacks.
+_CREDIT_FIELDS = ("creditsConsumed", "consumeCredits")
+
+
 def _record(
     data: dict[str, Any], task_id: str, state: TaskState, urls: tuple[str, ...], **error: Any
 ) -> TaskRecord:
@@ -123,13 +129,46 @@ def _record(
         created_at=from_epoch(data.get("createTime")),
         completed_at=from_epoch(data.get("completeTime")),
         raw=data,
+        credits=_credits(data),
+        param=_param(data.get("param", data.get("paramJson"))),
         **error,
     )
 
 
+def _credits(data: dict[str, Any]) -> float | None:
+    """The first usable figure of the task's cost, or None."""
+    for field in _CREDIT_FIELDS:
+        cost = credits_from(data.get(field))
+        if cost is not None:
+            return cost
+    return None
+
+
+def _param(value: object) -> object:
+    """The recorded request: JSON text parsed, anything else kept as sent; never an error."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    # RecursionError: deeply nested JSON inside the string exhausts the decoder.
+    except (ValueError, RecursionError):
+        return value
+
+
 def _require_urls(state: TaskState, urls: tuple[str, ...], body: str) -> None:
-    if state is TaskState.SUCCESS and not urls:
+    """A success has result URLs, each fetchable over http(s): else the answer is broken."""
+    if state is not TaskState.SUCCESS:
+        return
+    if not urls:
         raise ProtocolError("task succeeded but the answer has no result URL", body=body)
+    for url in urls:
+        problem = url_problem(url)
+        if problem is not None:
+            # Never a Result whose URL is file:, javascript: or no URL at all.
+            raise ProtocolError(
+                f"task succeeded but its result URL {loggable_url(url)!r} is unusable: {problem}",
+                body=body,
+            )
 
 
 @attrs.frozen
@@ -217,20 +256,28 @@ class MarketDialect:
         state = _MARKET_STATES.get(raw.state)
         if state is None:
             raise ProtocolError(f"unknown task state {raw.state!r}", body=body)
-        urls = _result_urls(raw.resultJson, body) if raw.resultJson else ()
+        urls = _result_urls(data.get("resultJson"), body)
         _require_urls(state, urls, body)
         return _record(
             data, raw.taskId, state, urls, error_code=raw.failCode, error_message=raw.failMsg
         )
 
 
-def _result_urls(result_json: str, body: str) -> tuple[str, ...]:
-    """The URLs in a market record's ``resultJson`` string."""
-    try:
-        result = json.loads(result_json)
-    # RecursionError: deeply nested JSON inside the string exhausts the decoder.
-    except (ValueError, RecursionError) as exc:
-        raise ProtocolError("resultJson does not parse", body=body) from exc
+def _result_urls(result_json: object, body: str) -> tuple[str, ...]:
+    """The URLs in a market record's ``resultJson``: a JSON string, or an object as such.
+
+    KIE documents a string; some answers seen by public clients carry the object itself.
+    """
+    if not result_json:  # absent, null or "" until the task succeeds
+        return ()
+    if isinstance(result_json, str):
+        try:
+            result = json.loads(result_json)
+        # RecursionError: deeply nested JSON inside the string exhausts the decoder.
+        except (ValueError, RecursionError) as exc:
+            raise ProtocolError("resultJson does not parse", body=body) from exc
+    else:
+        result = result_json
     # Not an object: no URLs, never handed to cattrs (which would index a list or string);
     # a success without URLs is refused by the caller, a failure keeps its own error.
     if not isinstance(result, dict):

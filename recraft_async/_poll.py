@@ -336,4 +336,5 @@ def _outcome(job: Job, record: TaskRecord) -> Result:
         completed_at=record.completed_at,
         record=record,
         source=job.source,
+        credits=record.credits,
     )
