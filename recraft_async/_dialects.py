@@ -12,7 +12,7 @@ from typing import Any, Protocol
 import attrs
 import cattrs
 
-from ._check import SubmitRequest
+from ._check import SubmitRequest, task_id_problem
 from ._escape import loggable_url
 from ._models import Operation, TaskRecord, TaskState, credits_from, from_epoch, wire
 from ._transport import url_problem
@@ -64,19 +64,25 @@ def parse_task_id(data: object, body: str) -> str:
     if not isinstance(data, dict):
         raise ProtocolError("submit answer has no taskId (data is not an object)", body=body)
     try:
-        return wire.structure(data, _SubmitData).taskId
+        task_id = wire.structure(data, _SubmitData).taskId
     except (cattrs.BaseValidationError, TypeError, ValueError) as exc:
         raise ProtocolError("submit answer has no taskId", body=body) from exc
+    problem = task_id_problem(task_id)
+    if problem is not None:
+        # resume() could never read it, yet the task may exist and be paid for: the raw
+        # answer keeps the id as the service wrote it, for KIE's task history.
+        raise ProtocolError(
+            f"submit answer's taskId is unusable ({problem}); a task may have been created"
+            " and paid for: its id is in this error's .body, look it up in your KIE task"
+            " history (resume cannot read it)",
+            body=body,
+        )
+    return task_id
 
 
 @attrs.frozen
 class _SubmitData:
-    taskId: str = attrs.field()  # noqa: N815 - the wire's spelling
-
-    @taskId.validator
-    def _non_empty(self, _attribute: attrs.Attribute[str], value: str) -> None:
-        if not value:
-            raise ValueError("empty taskId")
+    taskId: str  # noqa: N815 - the wire's spelling
 
 
 @attrs.frozen

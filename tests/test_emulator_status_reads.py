@@ -64,8 +64,32 @@ async def test_get_task_of_a_task_not_readable_yet_names_it():
     url = emu.add_image("c.png", red_circle())
     async with serve(emu) as base_url, client_for(emu, base_url) as client:
         job = await submitted(client.upscale(url))
+        assert job.task_id is not None
         with pytest.raises(ra.TaskNotReadyError) as caught:
             await client.get_task(job.task_id, "upscale")
         job.cancel()
     assert caught.value.task_id == job.task_id
     assert not isinstance(caught.value, ra.InvalidRequestError)
+
+
+async def test_results_carry_the_credits_the_emulator_states():
+    """Each Result's credits: the emulator's prices (0.5 crisp upscale, 1 remove background)."""
+    emu = make()
+    url = emu.add_image("c.png", red_circle())
+    async with serve(emu) as base_url, client_for(emu, base_url) as client:
+        up = await client.upscale(url)
+        cut = await client.remove_background(url)
+    assert up.credits == pytest.approx(0.5)
+    assert cut.credits == pytest.approx(1)
+    assert up.to_dict()["credits"] == pytest.approx(0.5)
+
+
+async def test_records_with_json_objects_deliver_their_result():
+    """Records with param and resultJson as JSON objects (json_objects=True) give the Result."""
+    emu = make(json_objects=True)
+    url = emu.add_image("c.png", red_circle())
+    async with serve(emu) as base_url, client_for(emu, base_url) as client:
+        result = await client.upscale(url)
+    assert isinstance(result.record.raw["resultJson"], dict)
+    assert result.url.startswith(base_url)
+    assert result.record.param["input"]["image"] == url
