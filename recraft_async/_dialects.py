@@ -13,7 +13,7 @@ import attrs
 import cattrs
 
 from ._check import SubmitRequest, task_id_problem
-from ._escape import loggable_url
+from ._escape import loggable_url, printable
 from ._models import Operation, TaskRecord, TaskState, credits_from, from_epoch, wire
 from ._transport import url_problem
 from .errors import ProtocolError
@@ -161,7 +161,19 @@ def _param(value: object) -> object:
         return value
 
 
-def _require_urls(state: TaskState, urls: tuple[str, ...], body: str) -> None:
+class UnusableResultError(ProtocolError):
+    """A success record whose result URL cannot be fetched over http(s): no Result.
+
+    The record was read and is final: reading it again gives the same URL, so a job ends
+    in it at once (a ProtocolError, as documented) rather than reading until its timeout.
+    """
+
+    def __init__(self, message: str, *, body: str | None, task_id: str) -> None:
+        super().__init__(message, body=body)
+        self.task_id = task_id
+
+
+def _require_urls(state: TaskState, urls: tuple[str, ...], body: str, task_id: str) -> None:
     """A success has result URLs, each fetchable over http(s): else the answer is broken."""
     if state is not TaskState.SUCCESS:
         return
@@ -171,9 +183,12 @@ def _require_urls(state: TaskState, urls: tuple[str, ...], body: str) -> None:
         problem = url_problem(url)
         if problem is not None:
             # Never a Result whose URL is file:, javascript: or no URL at all.
-            raise ProtocolError(
-                f"task succeeded but its result URL {loggable_url(url)!r} is unusable: {problem}",
+            raise UnusableResultError(
+                f"task {printable(task_id)} succeeded but its result URL"
+                f" {loggable_url(url)!r} is unusable ({problem}); the task is paid for:"
+                " its answer is in this error's .body",
                 body=body,
+                task_id=task_id,
             )
 
 
@@ -209,7 +224,7 @@ class RecraftDialect:
         except (KeyError, TypeError, ValueError):
             raise ProtocolError(f"unknown task status {flag!r}", body=body) from None
         urls = _seed_urls(raw)
-        _require_urls(state, urls, body)
+        _require_urls(state, urls, body, raw.taskId)
         return _record(
             data,
             raw.taskId,
@@ -263,7 +278,7 @@ class MarketDialect:
         if state is None:
             raise ProtocolError(f"unknown task state {raw.state!r}", body=body)
         urls = _result_urls(data.get("resultJson"), body)
-        _require_urls(state, urls, body)
+        _require_urls(state, urls, body, raw.taskId)
         return _record(
             data, raw.taskId, state, urls, error_code=raw.failCode, error_message=raw.failMsg
         )

@@ -6,7 +6,7 @@ import anyio
 
 from ._adaptive import PollPlanner
 from ._coordination import Budget
-from ._dialects import Dialect
+from ._dialects import Dialect, UnusableResultError
 from ._jobs import Job
 from ._models import Operation, Result, TaskRecord, TaskState
 from ._options import JobOptions
@@ -74,6 +74,8 @@ class Poller:
             try:
                 return await self._read(operation, task_id, options=options)
             except RecraftError as exc:
+                if isinstance(exc, UnusableResultError):
+                    raise  # final: another read gives the same record
                 if not _should_retry(exc, attempt, max_retries):
                     raise
                 # After a 429 the read budget itself holds every read back.
@@ -291,6 +293,8 @@ def _not_ready(error: InvalidRequestError, task_id: str) -> TaskNotReadyError | 
 
 def _read_may_recover(error: RecraftError, since_submit: float) -> bool:
     """Whether a failed status read of an accepted task is worth trying again."""
+    if isinstance(error, UnusableResultError):
+        return False  # a final record: read again, it names the same unusable URL
     if isinstance(error, TaskNotReadyError):
         # Patient until the poll timeout, longer than NOT_FOUND_GRACE: KIE documents this
         # answer for a task just created, so it says "not yet", never "no such task", and
