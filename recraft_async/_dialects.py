@@ -105,7 +105,7 @@ class _SeedRecord:
 
 @attrs.frozen
 class _MarketRecord:
-    # resultJson is read apart (_result_json): a JSON string as documented, or an object.
+    # resultJson is read apart (_result_urls): a JSON string as documented, or an object.
     taskId: str  # noqa: N815 - the wire's spelling
     state: str
     failCode: int | str | None = None  # noqa: N815
