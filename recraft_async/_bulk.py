@@ -67,6 +67,7 @@ class Outcome:
     error: str | None = None
     task_id: str | None = None
     kind: str | None = None
+    credits: float | None = None  # what the service said the task cost, if it said
 
 
 def work_from_entry(entry: JournalEntry) -> Work:
@@ -208,11 +209,12 @@ class Batch:
             known = await _known(label, entry)
             if known is not None:
                 return self._end(work, known)
-            urls, task_id = await self._result_urls(work, entry)
+            urls, task_id, cost = await self._result_urls(work, entry)
             self.reporter.update(label, "downloading")
             output = await self._download(work, urls, task_id)
             await self.ledger.downloaded(key, output)
-            return self._end(work, Outcome(label, "done", output, None, task_id))
+            done = Outcome(label, "done", output, None, task_id, credits=cost)
+            return self._end(work, done)
         except SubmissionUncertainError as exc:
             return self._end(work, _uncertain(label, str(exc)))
         except (AuthenticationError, InsufficientCreditsError) as exc:
@@ -233,10 +235,11 @@ class Batch:
 
     async def _result_urls(
         self, work: Work, entry: JournalEntry | None
-    ) -> tuple[tuple[str, ...], str]:
+    ) -> tuple[tuple[str, ...], str, float | None]:
+        """The result URLs, task id and stated cost (None: not stated, or an earlier run's)."""
         done = (_S.SUCCEEDED, _S.DOWNLOADED)
         if entry is not None and entry.state in done and entry.result_urls and entry.task_id:
-            return entry.result_urls, entry.task_id
+            return entry.result_urls, entry.task_id, None
         if entry is not None and entry.state is _S.SUBMITTED and entry.task_id:
             result = await self._resume(work, entry, entry.task_id)
         else:
@@ -244,7 +247,7 @@ class Batch:
             # Checked again: the file may have changed since it was registered.
             request = await anyio.to_thread.run_sync(self._request, work)
             result = await self.client._schedule(request)
-        return result.urls, result.task_id
+        return result.urls, result.task_id, result.credits
 
     async def _resume(self, work: Work, entry: JournalEntry, task_id: str) -> Result:
         """Poll a journalled task by its id (the input file may have gone since)."""

@@ -222,10 +222,32 @@ def check_operation(value: object) -> Operation:
         raise InvalidInputError(f"operation must be one of {names}, got {value!r}") from None
 
 
+def task_id_problem(value: object) -> str | None:
+    """Why ``value`` cannot be a task id, or None.
+
+    The one rule of submit answers, callbacks, ``resume`` and ``get_task``, so that every
+    task id the service gave out can be resumed: any text that is not blank and can be
+    sent (UTF-8: no lone surrogate). A control character is allowed: the service may hand
+    one out, a query string carries it percent-encoded, and logs show it escaped
+    (``_escape.printable``).
+    """
+    if not isinstance(value, str):
+        return f"not a string ({type(value).__name__})"
+    if not value.strip():
+        return "empty or blank"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "not valid Unicode text (a lone surrogate)"
+    return None
+
+
 def check_task_id(value: object) -> str:
-    """A task id is a non-empty printable string."""
-    if not isinstance(value, str) or not value.strip() or not value.isprintable():
-        raise InvalidInputError(f"task_id must be a non-empty printable str, got {value!r}")
+    """A task id: any text that is not blank (see ``task_id_problem``)."""
+    problem = task_id_problem(value)
+    if problem is not None:
+        raise InvalidInputError(f"task_id must be a non-blank str ({problem}), got {value!r}")
+    assert isinstance(value, str)  # noqa: S101 - task_id_problem checked it
     return value
 
 

@@ -12,8 +12,10 @@ from typing import Any, Protocol
 import attrs
 import cattrs
 
-from ._check import SubmitRequest
-from ._models import Operation, TaskRecord, TaskState, from_epoch, wire
+from ._check import SubmitRequest, task_id_problem
+from ._escape import loggable_url, printable
+from ._models import Operation, TaskRecord, TaskState, credits_from, from_epoch, wire
+from ._transport import url_problem
 from .errors import ProtocolError
 
 _SEED_STATES = {
@@ -62,19 +64,25 @@ def parse_task_id(data: object, body: str) -> str:
     if not isinstance(data, dict):
         raise ProtocolError("submit answer has no taskId (data is not an object)", body=body)
     try:
-        return wire.structure(data, _SubmitData).taskId
+        task_id = wire.structure(data, _SubmitData).taskId
     except (cattrs.BaseValidationError, TypeError, ValueError) as exc:
         raise ProtocolError("submit answer has no taskId", body=body) from exc
+    problem = task_id_problem(task_id)
+    if problem is not None:
+        # resume() could never read it, yet the task may exist and be paid for: the raw
+        # answer keeps the id as the service wrote it, for KIE's task history.
+        raise ProtocolError(
+            f"submit answer's taskId is unusable ({problem}); a task may have been created"
+            " and paid for: its id is in this error's .body, look it up in your KIE task"
+            " history (resume cannot read it)",
+            body=body,
+        )
+    return task_id
 
 
 @attrs.frozen
 class _SubmitData:
-    taskId: str = attrs.field()  # noqa: N815 - the wire's spelling
-
-    @taskId.validator
-    def _non_empty(self, _attribute: attrs.Attribute[str], value: str) -> None:
-        if not value:
-            raise ValueError("empty taskId")
+    taskId: str  # noqa: N815 - the wire's spelling
 
 
 @attrs.frozen
@@ -97,9 +105,9 @@ class _SeedRecord:
 
 @attrs.frozen
 class _MarketRecord:
+    # resultJson is read apart (_result_urls): a JSON string as documented, or an object.
     taskId: str  # noqa: N815 - the wire's spelling
     state: str
-    resultJson: str | None = None  # noqa: N815
     failCode: int | str | None = None  # noqa: N815
     failMsg: str | None = None  # noqa: N815
 
@@ -113,6 +121,10 @@ def _structure(data: object, cls: type[Any], body: str) -> Any:
         raise ProtocolError(f"status answer does not parse: {exc}", body=body) from exc
 
 
+# Where a task's cost is stated: records (as public clients see them), then callbacks.
+_CREDIT_FIELDS = ("creditsConsumed", "consumeCredits")
+
+
 def _record(
     data: dict[str, Any], task_id: str, state: TaskState, urls: tuple[str, ...], **error: Any
 ) -> TaskRecord:
@@ -123,13 +135,61 @@ def _record(
         created_at=from_epoch(data.get("createTime")),
         completed_at=from_epoch(data.get("completeTime")),
         raw=data,
+        credits=_credits(data),
+        param=_param(data.get("param", data.get("paramJson"))),
         **error,
     )
 
 
-def _require_urls(state: TaskState, urls: tuple[str, ...], body: str) -> None:
-    if state is TaskState.SUCCESS and not urls:
+def _credits(data: dict[str, Any]) -> float | None:
+    """The first usable figure of the task's cost, or None."""
+    for field in _CREDIT_FIELDS:
+        cost = credits_from(data.get(field))
+        if cost is not None:
+            return cost
+    return None
+
+
+def _param(value: object) -> object:
+    """The recorded request: JSON text parsed, anything else kept as sent; never an error."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    # RecursionError: deeply nested JSON inside the string exhausts the decoder.
+    except (ValueError, RecursionError):
+        return value
+
+
+class UnusableResultError(ProtocolError):
+    """A success record whose result URL cannot be fetched over http(s): no Result.
+
+    The record was read and is final: reading it again gives the same URL, so a job ends
+    in it at once (a ProtocolError, as documented) rather than reading until its timeout.
+    """
+
+    def __init__(self, message: str, *, body: str | None, task_id: str) -> None:
+        super().__init__(message, body=body)
+        self.task_id = task_id
+
+
+def _require_urls(state: TaskState, urls: tuple[str, ...], body: str, task_id: str) -> None:
+    """A success has result URLs, each fetchable over http(s): else the answer is broken."""
+    if state is not TaskState.SUCCESS:
+        return
+    if not urls:
         raise ProtocolError("task succeeded but the answer has no result URL", body=body)
+    for url in urls:
+        problem = url_problem(url)
+        if problem is not None:
+            # Never a Result whose URL is file:, javascript: or no URL at all.
+            raise UnusableResultError(
+                f"task {printable(task_id)} succeeded but its result URL"
+                f" {loggable_url(url)!r} is unusable ({problem}); the task is paid for:"
+                " its answer is in this error's .body",
+                body=body,
+                task_id=task_id,
+            )
 
 
 @attrs.frozen
@@ -164,7 +224,7 @@ class RecraftDialect:
         except (KeyError, TypeError, ValueError):
             raise ProtocolError(f"unknown task status {flag!r}", body=body) from None
         urls = _seed_urls(raw)
-        _require_urls(state, urls, body)
+        _require_urls(state, urls, body, raw.taskId)
         return _record(
             data,
             raw.taskId,
@@ -217,20 +277,28 @@ class MarketDialect:
         state = _MARKET_STATES.get(raw.state)
         if state is None:
             raise ProtocolError(f"unknown task state {raw.state!r}", body=body)
-        urls = _result_urls(raw.resultJson, body) if raw.resultJson else ()
-        _require_urls(state, urls, body)
+        urls = _result_urls(data.get("resultJson"), body)
+        _require_urls(state, urls, body, raw.taskId)
         return _record(
             data, raw.taskId, state, urls, error_code=raw.failCode, error_message=raw.failMsg
         )
 
 
-def _result_urls(result_json: str, body: str) -> tuple[str, ...]:
-    """The URLs in a market record's ``resultJson`` string."""
-    try:
-        result = json.loads(result_json)
-    # RecursionError: deeply nested JSON inside the string exhausts the decoder.
-    except (ValueError, RecursionError) as exc:
-        raise ProtocolError("resultJson does not parse", body=body) from exc
+def _result_urls(result_json: object, body: str) -> tuple[str, ...]:
+    """The URLs in a market record's ``resultJson``: a JSON string, or an object as such.
+
+    KIE documents a string; some answers seen by public clients carry the object itself.
+    """
+    if not result_json:  # absent, null or "" until the task succeeds
+        return ()
+    if isinstance(result_json, str):
+        try:
+            result = json.loads(result_json)
+        # RecursionError: deeply nested JSON inside the string exhausts the decoder.
+        except (ValueError, RecursionError) as exc:
+            raise ProtocolError("resultJson does not parse", body=body) from exc
+    else:
+        result = result_json
     # Not an object: no URLs, never handed to cattrs (which would index a list or string);
     # a success without URLs is refused by the caller, a failure keeps its own error.
     if not isinstance(result, dict):

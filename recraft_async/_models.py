@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import math
 from typing import Any, Literal
 
 import attrs
@@ -43,6 +44,10 @@ class TaskRecord:
     created_at: dt.datetime | None = None
     completed_at: dt.datetime | None = None
     raw: dict[str, Any] = attrs.field(factory=dict, eq=False, repr=False)
+    credits: float | None = None
+    """The credits the service says the task cost (``creditsConsumed``, ``consumeCredits``)."""
+    param: Any = attrs.field(default=None, eq=False, repr=False)
+    """The request as the service recorded it (``param``): parsed if JSON text, else as sent."""
 
 
 @attrs.frozen
@@ -66,6 +71,12 @@ class Callback:
 class Result:
     """A finished, successful job.
 
+    ``task_id`` and ``operation``; ``urls``, the result URLs (``url`` is the first), each
+    an http(s) URL; ``created_at`` and ``completed_at`` as the service reports them;
+    ``record``, the status read it came from; ``source``, the input; ``credits``, what
+    the service says the task cost (``0.5``; fractions kept), or None when its answer does
+    not say (KIE documents the figure on callbacks, and records carry it too).
+
     Its URLs are temporary: KIE keeps result files 24 hours by one of its pages (14 days
     by another), so download at once (``client.download``). A host that refuses a URL
     later gets one fresh link from ``client.download_url`` (valid 20 minutes) before
@@ -81,6 +92,8 @@ class Result:
     record: TaskRecord = attrs.field(repr=False)
     # The local file or URL the job was made from; download() names its output after it.
     source: str | None = attrs.field(default=None, repr=False)
+    credits: float | None = None
+    """The credits the service says the task cost (fractions kept), or None when it does not say."""
 
     @property
     def url(self) -> str:
@@ -91,8 +104,9 @@ class Result:
         """The result as JSON-safe values, for ``json.dumps`` or a web framework's answer.
 
         ``task_id``; ``operation`` as its string (``"upscale"``); ``urls`` as a list;
-        ``created_at`` and ``completed_at`` as ISO 8601 strings in UTC, or None; and
-        ``source``, the input's URL or local path (``"image"`` for bytes), or None. The raw
+        ``created_at`` and ``completed_at`` as ISO 8601 strings in UTC, or None;
+        ``source``, the input's URL or local path (``"image"`` for bytes), or None; and
+        ``credits``, what the service says the task cost, or None. The raw
         ``record`` is left out: it is the service's own answer, not this library's word.
         """
         values: dict[str, Any] = _to_json(self)
@@ -115,6 +129,35 @@ def from_epoch(value: object) -> dt.datetime | None:
         return dt.datetime.fromtimestamp(number, tz=dt.timezone.utc)
     except (OverflowError, OSError, ValueError):
         return None
+
+
+# Longer is no credit figure: float() of a huge digit string is slow and meaningless.
+_MAX_CREDITS_TEXT = 32
+
+
+def credits_from(value: object) -> float | None:
+    """Credits as the service states them: a number or numeric string, fractions kept.
+
+    Anything else (a bool, an object, a word, a negative or non-finite number) is None,
+    never an error: a figure about the bill must not fail a paid task.
+    """
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        if len(value) > _MAX_CREDITS_TEXT:
+            return None
+        try:
+            number = float(value.strip())
+        except ValueError:
+            return None
+    elif isinstance(value, (int, float)):
+        try:
+            number = float(value)
+        except OverflowError:  # an int beyond float's range
+            return None
+    else:
+        return None
+    return number if math.isfinite(number) and number >= 0 else None
 
 
 def _from_iso(value: object) -> dt.datetime | None:

@@ -6,7 +6,7 @@ import anyio
 
 from ._adaptive import PollPlanner
 from ._coordination import Budget
-from ._dialects import Dialect
+from ._dialects import Dialect, UnusableResultError
 from ._jobs import Job
 from ._models import Operation, Result, TaskRecord, TaskState
 from ._options import JobOptions
@@ -20,17 +20,22 @@ from ._policy import (
 )
 from ._transport import Transport
 from .errors import (
+    InvalidRequestError,
     JobTimeoutError,
     NotFoundError,
     ProtocolError,
     RateLimitError,
     RecraftError,
     TaskFailedError,
+    TaskNotReadyError,
 )
 
 # The share of the read budget that reads placed densely near likely finishes may take:
 # the rest stays for the fixed schedule, retries and get_task.
 DENSE_SHARE = 0.5
+# KIE's documented answer (get-task-detail, code 422) for a task not readable yet.
+_NOT_READY_MESSAGE = "recordinfo is null"
+
 # Callbacks remembered for tasks not polled (yet): at most this many, this long.
 _EARLY_HINTS = 10_000
 _EARLY_HINT_SECONDS = 60.0
@@ -82,6 +87,8 @@ class Poller:
             try:
                 return await self._read(operation, task_id, options=options)
             except RecraftError as exc:
+                if isinstance(exc, UnusableResultError):
+                    raise  # final: another read gives the same record
                 if not _should_retry(exc, attempt, max_retries):
                     raise
                 # After a 429 the read budget itself holds every read back.
@@ -220,6 +227,11 @@ class Poller:
                 pause = self._policy.read_retry_delay(self._read_throttles, exc.retry_after)
                 self._reads.pause(pause)
                 raise
+            except InvalidRequestError as exc:
+                not_ready = _not_ready(exc, task_id)
+                if not_ready is None:
+                    raise
+                raise not_ready from exc
             self._read_throttles = 0
         record = self._dialect.parse_record(data, body)
         if record.task_id != task_id:
@@ -299,8 +311,35 @@ def _planned_read(
     return planner.next_read(job.operation, elapsed, reads, key, dense_gap)
 
 
+def _not_ready(error: InvalidRequestError, task_id: str) -> TaskNotReadyError | None:
+    """KIE's "recordInfo is null" (code 422, at HTTP 200 or 422) as its own error, else None.
+
+    Only on a status read: there it says nothing about the job's input. Any other 422
+    stays the InvalidRequestError it is.
+    """
+    if error.code != 422 or error.message.strip().lower() != _NOT_READY_MESSAGE:
+        return None
+    return TaskNotReadyError(
+        error.message,
+        task_id=task_id,
+        code=error.code,
+        http_status=error.http_status,
+        body=error.body,
+        headers=error.headers,
+    )
+
+
 def _read_may_recover(error: RecraftError, since_submit: float) -> bool:
     """Whether a failed status read of an accepted task is worth trying again."""
+    if isinstance(error, UnusableResultError):
+        return False  # a final record: read again, it names the same unusable URL
+    if isinstance(error, TaskNotReadyError):
+        # Patient until the poll timeout, longer than NOT_FOUND_GRACE: KIE documents this
+        # answer for a task just created, so it says "not yet", never "no such task", and
+        # the task was accepted (paid for). How long a record may take to appear is not
+        # published; a public client that gives up after a bounded wait loses paid work.
+        # The poll timeout bounds the wait, and its JobTimeoutError names the task.
+        return True
     if isinstance(error, NotFoundError):
         return since_submit <= NOT_FOUND_GRACE  # a task just created can be "not found"
     return _is_transient(error)
@@ -310,6 +349,9 @@ def _gave_up(job: Job, timeout: float, error: RecraftError | None) -> JobTimeout
     """The error of a job that stopped polling: it names the task, which may still finish."""
     task_id = job.task_id
     why = f"the last status read failed: {error}" if error is not None else "still running"
+    if isinstance(error, TaskNotReadyError):
+        # Never readable: a task just created, or an id the service never gave out.
+        why += "; if the task id is right, its record may still appear"
     gave_up = JobTimeoutError(
         f"task {task_id} did not finish within {timeout:g}s ({why}); it may still finish "
         f"and is paid for: resume it with client.resume({task_id!r}, {job.operation.value!r})",
@@ -336,4 +378,5 @@ def _outcome(job: Job, record: TaskRecord) -> Result:
         completed_at=record.completed_at,
         record=record,
         source=job.source,
+        credits=record.credits,
     )

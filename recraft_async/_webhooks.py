@@ -20,7 +20,7 @@ from typing import Any
 
 import attrs
 
-from ._check import DIALECT_NAMES, check_dialect
+from ._check import DIALECT_NAMES, check_dialect, task_id_problem
 from ._dialects import DIALECTS
 from ._keys import checked_key
 from ._models import Callback, TaskRecord
@@ -197,9 +197,10 @@ def _task_id(envelope: dict[str, Any], text: str) -> str:
     ]
     if not found:
         raise ProtocolError("callback names no task (taskId, data.taskId, data.task_id)", body=text)
-    # Types first: a list or object in a task id's place would not even hash.
-    if not all(isinstance(value, str) and value and value.isprintable() for value in found):
-        raise ProtocolError("callback's task id is not a printable string", body=text)
+    # Types first: a list or object in a task id's place would not even hash. The rule is
+    # resume's: every task id a submit accepted is one a callback may name.
+    if any(task_id_problem(value) is not None for value in found):
+        raise ProtocolError("callback's task id is not a usable task id", body=text)
     if len(set(found)) > 1:
         raise ProtocolError("callback names two different tasks", body=text)
     return str(found[0])

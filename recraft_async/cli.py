@@ -561,6 +561,7 @@ def _summarise(args: argparse.Namespace, outcomes: list[Outcome], journal: Path)
     done = [o for o in outcomes if o.state == "done"]
     failed = [o for o in outcomes if o.state == "failed"]
     uncertain = [o for o in outcomes if o.state == "uncertain"]
+    spent = _credits(outcomes)
     if args.json:
         _say(
             json.dumps(
@@ -580,14 +581,16 @@ def _summarise(args: argparse.Namespace, outcomes: list[Outcome], journal: Path)
                         for (kind, reason), labels in _by_reason(failed).items()
                     ],
                     "uncertain_inputs": [{"input": o.label, "error": o.error} for o in uncertain],
+                    "credits": spent,
                     "journal": str(journal),
                 },
                 indent=2,
             )
         )
     else:
+        cost = "" if spent is None else f", credits: {spent:g}"
         _say(
-            f"done: {len(done)}, failed: {len(failed)}, uncertain: {len(uncertain)}"
+            f"done: {len(done)}, failed: {len(failed)}, uncertain: {len(uncertain)}{cost}"
             f" (outputs in {args.out}, journal {journal})"
         )
         for (_, reason), labels in _by_reason(failed).items():
@@ -604,6 +607,15 @@ def _summarise(args: argparse.Namespace, outcomes: list[Outcome], journal: Path)
                 " submitting them again"
             )
     return EXIT_OK if not failed and not uncertain else EXIT_FAILED
+
+
+def _credits(outcomes: list[Outcome]) -> float | None:
+    """The credits the service said this run's tasks cost, or None when it said nothing.
+
+    Only what was stated in this run: a task finished by an earlier run is not counted.
+    """
+    stated = [o.credits for o in outcomes if o.credits is not None]
+    return round(sum(stated), 9) if stated else None  # no float noise: 0.1 + 0.2
 
 
 def _by_reason(outcomes: list[Outcome]) -> dict[tuple[str | None, str], list[str]]:

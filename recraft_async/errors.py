@@ -9,6 +9,7 @@
     │   ├── AuthenticationError            401
     │   ├── InsufficientCreditsError       402
     │   ├── NotFoundError                  404
+    │   │   └── TaskNotReadyError          422 "recordInfo is null" on a status read
     │   ├── InvalidRequestError            400, 422
     │   ├── RateLimitError                 429
     │   ├── ServiceUnavailableError        455, 503
@@ -79,6 +80,7 @@ __all__ = [
     "ServiceUnavailableError",
     "SubmissionUncertainError",
     "TaskFailedError",
+    "TaskNotReadyError",
     "WebhookReplayError",
     "WebhookVerificationError",
     "WrongEventLoopError",
@@ -149,6 +151,29 @@ class InsufficientCreditsError(APIError):
 
 class NotFoundError(APIError):
     """The task or resource does not exist (404)."""
+
+
+class TaskNotReadyError(NotFoundError):
+    """A status read found no readable record of the task yet (422 "recordInfo is null")."""
+
+    # KIE documents this answer for recordInfo; it comes just after a task is created. It
+    # is no verdict on the job's input: a job's poll keeps reading until its poll timeout
+    # (then JobTimeoutError names the task for resume); client.get_task raises it.
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        task_id: str,
+        code: int,
+        http_status: int,
+        body: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message, code=code, http_status=http_status, body=body, headers=headers)
+        self.args = (f"[{code}] {message} (task {task_id} has no readable record yet)",)
+        self.task_id = task_id
+        """The task read: paid for if it was submitted, and perhaps readable later."""
 
 
 class InvalidRequestError(APIError):

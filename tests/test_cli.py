@@ -53,6 +53,18 @@ def test_upscale_folder_with_builtin_emulator(tmp_path):
     assert len(images_in(tmp_path / "out")) == 3
 
 
+def test_summary_shows_the_credits_the_service_stated(tmp_path):
+    """Two crisp upscales at 0.5 credits: the summary says 1 credit, in text and in JSON."""
+    save_image(tmp_path / "in" / "a.png", (64, 64))
+    save_image(tmp_path / "in" / "b.png", (64, 64))
+    run = cli("upscale", "in", "--emulator", "--out", "out", "--json", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["credits"] == pytest.approx(1)
+    save_image(tmp_path / "more" / "c.png", (64, 64))
+    text = cli("upscale", "more", "--emulator", "--out", "out2", cwd=tmp_path)
+    assert "done: 1, failed: 0, uncertain: 0, credits: 0.5 (" in text.stdout
+
+
 def test_remove_bg_writes_transparent_png(tmp_path):
     """remove-bg answers a PNG with an alpha channel, named after the input."""
     save_image(tmp_path / "photo.jpg", (300, 300), "JPEG")

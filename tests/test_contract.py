@@ -62,6 +62,24 @@ def test_documented_success_records_parse(name):
     assert record.completed_at == dt.datetime.fromtimestamp(1698765432, tz=dt.timezone.utc)
 
 
+@pytest.mark.parametrize("name", ["record_success_rendered", "record_success_openapi"])
+def test_documented_records_parse_their_param_and_state_no_cost(name):
+    """The documented records' param (a JSON string) is parsed; they state no cost: None."""
+    data, raw = decode_envelope(answer(name))
+    record = DIALECTS["market"].parse_record(data, raw)
+    assert record.param["input"]["aspect_ratio"] == "3:2"
+    assert record.credits is None
+
+
+@pytest.mark.parametrize(("name", "cost"), [("callback_success", 100), ("callback_failure", 0)])
+def test_documented_callbacks_state_their_cost(name, cost):
+    """The market pages' callbacks carry consumeCredits: their record's credits."""
+    callback = ra.parse_callback(json.dumps(body(name)))
+    assert callback.record is not None
+    assert callback.record.credits == pytest.approx(cost)
+    assert callback.record.param["model"] == "nano-banana-pro"
+
+
 def test_documented_failed_record_parses():
     """RecordInfo's failure example: state fail, failCode and failMsg kept."""
     data, raw = decode_envelope(answer("record_failed"))
@@ -77,6 +95,8 @@ ERRORS = [
     ("record_401", ra.AuthenticationError),
     ("record_404", ra.NotFoundError),
     ("record_429", ra.RateLimitError),
+    # At the envelope a 422; a status read turns it into TaskNotReadyError (test_not_ready).
+    ("record_422_null", ra.InvalidRequestError),
     ("auth_401", ra.AuthenticationError),
     ("upload_400", ra.InvalidRequestError),
     ("upload_400_b64", ra.InvalidRequestError),
@@ -105,6 +125,7 @@ def test_documented_record_of_the_per_product_family_parses():
     assert record.result_urls == ("https://example.com/result.jpg",)
     assert record.created_at == dt.datetime(2024, 3, 20, 10, 25, tzinfo=dt.timezone.utc)
     assert record.completed_at == dt.datetime(2024, 3, 20, 10, 30, tzinfo=dt.timezone.utc)
+    assert record.param == {"prompt": "A serene mountain landscape", "aspectRatio": "16:9"}
 
 
 @pytest.mark.parametrize(

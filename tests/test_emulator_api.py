@@ -90,7 +90,7 @@ async def test_remove_background_round_trip_returns_a_transparent_png():
 
 async def test_market_dialect_create_task_and_record_info():
     """createTask/recordInfo speak state, resultJson (a JSON string), failCode/failMsg."""
-    emu = make()
+    emu = make(not_ready_for=0.0)  # read at once: the record itself, not the moment before
     url = emu.add_image("c.png", CIRCLE)
     async with emu.http_client(headers=EMULATOR_AUTH) as client:
         answer = await client.post(
@@ -326,7 +326,7 @@ async def test_a_read_without_task_id_answers_the_documented_400(path, params):
 
 async def test_unknown_task_and_wrong_operation_answer_404():
     """Unknown ids, and a task read through the other operation's endpoint, are not found."""
-    emu = make()
+    emu = make(not_ready_for=0.0)  # its market read comes at once and must find the task
     url = emu.add_image("c.png", CIRCLE)
     async with emu.http_client(headers=EMULATOR_AUTH) as client:
         task_id = (await client.post(UPSCALE, json={"image_url": url})).json()["data"]["taskId"]

@@ -102,7 +102,9 @@ async def final_record(client: httpx.AsyncClient, task_id: str) -> dict[str, Any
     with anyio.fail_after(10):
         while True:
             body: dict[str, Any] = (await client.get(RECORD, params={"taskId": task_id})).json()
-            if body["data"]["state"] in {"success", "fail"}:
+            if body["code"] == 422:  # just created: KIE's documented "not readable yet"
+                assert body == doc("record_422_null")
+            elif body["data"]["state"] in {"success", "fail"}:
                 return body
             await anyio.sleep(0.01)
 
@@ -161,7 +163,11 @@ async def test_a_successful_record_has_the_documented_fields(name):
     async with emu.http_client(headers=EMULATOR_AUTH) as client:
         task_id = await create(client, "recraft/crisp-upscale", url, callBackUrl=HOOK)
         body = await final_record(client, task_id)
-    # The OpenAPI example lists every field the emulator sends; the rendered page omits one.
+    # The OpenAPI example lists every field the emulator sends but the cost, which the
+    # records public clients read carry as creditsConsumed (0.5 for a crisp upscale).
+    cost = body["data"].pop("creditsConsumed")
+    assert cost == pytest.approx(0.5)
+    # The rendered page omits one field more.
     assert_shape(doc(name), body, exact=name == "record_success_openapi")
     data = body["data"]
     assert (data["state"], data["failCode"], data["failMsg"]) == ("success", "", "")
@@ -194,6 +200,28 @@ async def test_status_read_errors_are_the_documented_bodies(path):
     for answer, name in [(missing, "record_400"), (unknown, "record_404")]:
         assert (answer.status_code, answer.json()) == (200, doc(name))
     assert (unauthorised.status_code, unauthorised.json()) == (200, doc("record_401"))
+
+
+async def test_a_task_just_created_answers_the_documented_not_ready():
+    """Read at once after createTask: get-task-detail's 422 "recordInfo is null", HTTP 200."""
+    emu = make(not_ready_for=60.0)  # the read surely falls within it
+    url = emu.add_image("c.png", CIRCLE)
+    async with emu.http_client(headers=EMULATOR_AUTH) as client:
+        task_id = await create(client, "recraft/crisp-upscale", url)
+        answer = await client.get(RECORD, params={"taskId": task_id})
+    assert (answer.status_code, answer.json()) == (200, doc("record_422_null"))
+
+
+async def test_the_not_ready_fault_can_answer_at_http_422():
+    """Fault.not_ready(2, status=422): two documented 422 bodies at HTTP 422, then the record."""
+    emu = make(not_ready_for=0.0)
+    emu.faults.next("task", Fault.not_ready(2, status=422))
+    url = emu.add_image("c.png", CIRCLE)
+    async with emu.http_client(headers=EMULATOR_AUTH) as client:
+        task_id = await create(client, "recraft/crisp-upscale", url)
+        answers = [await client.get(RECORD, params={"taskId": task_id}) for _ in range(3)]
+    assert [(a.status_code, a.json()) for a in answers[:2]] == [(422, doc("record_422_null"))] * 2
+    assert answers[2].json()["data"]["taskId"] == task_id
 
 
 async def test_the_read_limit_answers_the_documented_429():
@@ -266,6 +294,9 @@ async def test_a_market_success_callback_is_the_market_pages_body():
     assert set(body) == {"code", "msg", "data"}
     assert (body["code"], body["msg"]) == (200, doc("callback_success")["msg"])
     assert body["data"]["taskId"] == task_id
+    # The pages' name for the cost, and theirs only (records say creditsConsumed).
+    assert body["data"]["consumeCredits"] == pytest.approx(0.5)
+    assert "creditsConsumed" not in body["data"]
 
 
 async def test_a_market_failure_callback_is_the_market_pages_body():

@@ -31,7 +31,8 @@ def test_the_default_read_limit_is_ten_per_second():
 
 async def test_reads_past_the_limit_answer_the_documented_429():
     """Both dialects share one window; past it: HTTP 429, the documented body, Retry-After."""
-    emu, url = emulator_with_image(read_rate=Rate(4, per=60.0))
+    # Read at once: this is about the limit, not the moment before a record is readable.
+    emu, url = emulator_with_image(read_rate=Rate(4, per=60.0), not_ready_for=0.0)
     async with emu.http_client(headers=EMULATOR_AUTH) as client:
         task_id = await submit(client, url)
         answers = [
@@ -95,7 +96,7 @@ async def test_refused_reads_take_no_slot_and_no_scripted_fault():
 
 async def test_wrong_keys_and_submits_use_no_read_slot():
     """401s are not counted against the key's reads, and submits have their own window."""
-    emu, url = emulator_with_image(read_rate=Rate(1, per=60.0))
+    emu, url = emulator_with_image(read_rate=Rate(1, per=60.0), not_ready_for=0.0)
     async with emu.http_client() as client:
         for _ in range(3):
             answer = await client.get(RECORD, params={"taskId": "x"})

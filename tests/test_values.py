@@ -39,6 +39,7 @@ def test_result_to_dict_is_json_with_strings_for_enums_and_times():
         "created_at": "2024-03-20T10:30:00+00:00",
         "completed_at": "2024-03-20T10:31:05.250000+00:00",
         "source": "https://i.test/a.png",
+        "credits": None,
     }
     assert type(values["operation"]) is str
     assert json.loads(json.dumps(values)) == values

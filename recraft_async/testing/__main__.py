@@ -23,6 +23,7 @@ from ._faults import Fault, FaultPlan, Target
 from ._images import sample_images
 from ._replay import Replay
 from ._server import loopback_socket, run_server, url_of
+from ._service import DEFAULT_NOT_READY_FOR
 
 
 def _rate(text: str) -> Rate | None:
@@ -94,6 +95,18 @@ def parser() -> argparse.ArgumentParser:
         metavar="TRACE",
         help="act out a `recraft-async doctor --trace` file: its task times and answer shapes",
     )
+    cli.add_argument(
+        "--not-ready",
+        type=float,
+        default=DEFAULT_NOT_READY_FOR,
+        metavar="SECONDS",
+        help="a new task's recordInfo answers 422 'recordInfo is null' this long (0: never)",
+    )
+    cli.add_argument(
+        "--json-objects",
+        action="store_true",
+        help="records carry param and resultJson as JSON objects, not the documented strings",
+    )
     cli.add_argument("--webhook-key", default=None)
     cli.add_argument("--callback-shape", choices=CALLBACK_SHAPES, default="both")
     cli.add_argument("--seed", type=int, default=None)
@@ -132,6 +145,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         result_url_lifetime=args.result_url_lifetime,
         download_link_lifetime=args.download_link_lifetime,
         replay=args.replay,
+        not_ready_for=args.not_ready,
+        json_objects=args.json_objects,
     )
     sock = loopback_socket(args.host, args.port)
     emulator.base_url = url_of(sock)

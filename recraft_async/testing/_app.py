@@ -18,9 +18,10 @@ from recraft_async._models import Operation
 
 from ._control import ControlRoutes
 from ._faults import Target
-from ._http import FaultGuard, base_of, envelope, json_body, rate_limited, success
+from ._http import FaultGuard, base_of, envelope, json_body, not_ready, rate_limited, success
 from ._results import ResultRoutes
-from ._tasks import MARKET_MODELS
+from ._service import NotReady
+from ._tasks import MARKET_MODELS, credit_number
 from ._uploads import UploadRoutes
 
 if TYPE_CHECKING:
@@ -87,9 +88,8 @@ class ApiRoutes:
         """``GET /api/v1/chat/credit``: the balance."""
         if not self._service.check_key(request.headers.get("authorization")):
             return envelope(401, _UNAUTHORISED)
-        balance = self._service.credits
         # Fractional balances stay fractional: 99.5 must not read as 99.
-        return success(int(balance) if balance.is_integer() else balance)
+        return success(credit_number(self._service.credits))
 
     async def _submit(self, request: Request, op: Operation | None, *, market: bool) -> Response:
         self._service.stats.submit_requests += 1
@@ -138,8 +138,12 @@ class ApiRoutes:
             task = self._service.read_task(task_id, op)
             if task is None:
                 return envelope(404, "Task not found")
+            if isinstance(task, NotReady):
+                return not_ready(task.status)
             await self._service.settle(task)
-            record = task.record(time.time(), base_of(request), market=market)
+            record = task.record(
+                time.time(), base_of(request), market=market, objects=self._service.json_objects
+            )
             replayed = self._service.replayed(task, record) if market else None
             if replayed is not None:
                 return JSONResponse(replayed[1], status_code=replayed[0])

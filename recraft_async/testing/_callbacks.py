@@ -26,7 +26,7 @@ from recraft_async._check import is_loopback_host
 from recraft_async._webhooks import webhook_signature
 
 from ._stats import EmulatorStats
-from ._tasks import SUCCESS, Task
+from ._tasks import SUCCESS, Task, credit_number
 
 _CONCURRENT_DELIVERIES = 32
 _DELIVERY_TIMEOUT = 5.0
@@ -70,8 +70,10 @@ def _market_body(task: Task, now: float, ok: bool, balance: float) -> dict[str, 
     if ok:
         # The pages' success example has no failCode/failMsg; one variant has them null.
         record["failCode"] = record["failMsg"] = None
-    record["consumeCredits"] = _number(task.cost)
-    record["remainedCredits"] = _number(balance)
+    # The pages' callbacks name the cost consumeCredits (records: creditsConsumed).
+    record.pop("creditsConsumed", None)
+    record["consumeCredits"] = credit_number(task.cost)
+    record["remainedCredits"] = credit_number(balance)
     return {"code": 200 if ok else 501, "msg": _MARKET_MSG[ok], "data": record}
 
 
@@ -79,11 +81,6 @@ def _seed_body(task: Task, now: float, ok: bool) -> dict[str, Any]:
     # The seed documents no callback body: its own record, in the usual envelope.
     msg = "success" if ok else (task.error_message or "failed")
     return {"code": 200 if ok else 501, "msg": msg, "data": task.recraft_record(now, task.base_url)}
-
-
-def _number(value: float) -> float:
-    """Whole credits as JSON integers, as the documented examples write them."""
-    return int(value) if float(value).is_integer() else value
 
 
 def is_loopback(url: str) -> bool:

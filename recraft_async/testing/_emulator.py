@@ -20,6 +20,7 @@ from ._replay import Replay
 from ._service import (
     DEFAULT_DURATION,
     DEFAULT_LINK_LIFETIME,
+    DEFAULT_NOT_READY_FOR,
     DEFAULT_RATE,
     DEFAULT_READ_RATE,
     KieService,
@@ -82,6 +83,12 @@ class KieEmulator:
     costs (default 0.5 for upscale, 1 for background removal, whatever the scale).
     ``callback_shape`` picks the callback body: ``"market"`` (the market model pages'),
     ``"verification"`` (the webhook-verification page's) or ``"both"`` merged (default).
+    For ``not_ready_for`` real seconds after its creation (default 0.05; 0 turns it off)
+    a task's ``recordInfo`` answers KIE's documented ``{"code": 422, "msg": "recordInfo is
+    null", "data": null}``, as the service does for a task just created. Market records
+    state what a finished task cost (``creditsConsumed``; callbacks: ``consumeCredits``);
+    ``json_objects=True`` sends their ``param`` and ``resultJson`` as JSON objects instead
+    of the documented JSON strings, as some answers seen by public clients carry them.
 
     Results: ``POST /api/v1/common/download-url`` makes links valid for
     ``download_link_lifetime`` real seconds (KIE's 20 minutes by default) to the files the
@@ -115,6 +122,10 @@ class KieEmulator:
     """Real seconds after its task ends that a result URL answers; None: for ever."""
     download_link_lifetime = _Setting[float]()
     """Real seconds a link of ``POST /api/v1/common/download-url`` answers (1200)."""
+    not_ready_for = _Setting[float]()
+    """Real seconds after its creation during which a task's market record is unreadable."""
+    json_objects = _Setting[bool]()
+    """Whether market records carry ``param`` and ``resultJson`` as objects, not JSON strings."""
     credits = _Setting[float]()
     """The account's balance; assign to it to test 402s."""
     faults = _Setting[FaultPlan]()
@@ -143,6 +154,8 @@ class KieEmulator:
         result_url_lifetime: float | None = None,
         download_link_lifetime: float = DEFAULT_LINK_LIFETIME,
         replay: Replay | str | os.PathLike[str] | Mapping[str, Any] | None = None,
+        not_ready_for: float = DEFAULT_NOT_READY_FOR,
+        json_objects: bool = False,
     ) -> None:
         self.service = KieService(
             api_key=api_key,
@@ -162,6 +175,8 @@ class KieEmulator:
             result_url_lifetime=result_url_lifetime,
             download_link_lifetime=download_link_lifetime,
             replay=replay if replay is None or isinstance(replay, Replay) else Replay.load(replay),
+            not_ready_for=not_ready_for,
+            json_objects=json_objects,
         )
         """The emulated account itself, without HTTP: its tasks, stored files and rules."""
         self.base_url = base_url.rstrip("/")

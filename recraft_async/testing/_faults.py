@@ -6,6 +6,7 @@ import collections
 import enum
 import random
 import threading
+from collections.abc import Callable
 
 import attrs
 
@@ -35,6 +36,7 @@ class FaultKind(str, enum.Enum):
     TASK_FAILED = "fail"  # the task ends with status 2
     CREATE_FAILED = "createfail"  # the task ends with status 3
     NOT_FOUND = "notfound"  # the first reads of a new task answer "not found"
+    NOT_READY = "notready"  # the first reads of a new task answer 422 "recordInfo is null"
     DUPLICATE_CALLBACK = "duplicate"  # the callback arrives more than once
     LATE_CALLBACK = "late"  # the callback arrives well after the task ended
     LOST_CALLBACK = "lost"  # the callback is never delivered (lost on its way)
@@ -55,7 +57,9 @@ _TARGET_KINDS = {
     Target.UPLOAD: _REQUEST_KINDS,
     Target.RESULT: _REQUEST_KINDS,
     Target.LINK: _REQUEST_KINDS,
-    Target.TASK: frozenset({FaultKind.TASK_FAILED, FaultKind.CREATE_FAILED, FaultKind.NOT_FOUND}),
+    Target.TASK: frozenset(
+        {FaultKind.TASK_FAILED, FaultKind.CREATE_FAILED, FaultKind.NOT_FOUND, FaultKind.NOT_READY}
+    ),
     Target.CALLBACK: frozenset(
         {FaultKind.DUPLICATE_CALLBACK, FaultKind.LATE_CALLBACK, FaultKind.LOST_CALLBACK}
     ),
@@ -125,6 +129,15 @@ class Fault:
         return cls(FaultKind.NOT_FOUND, count=reads, seconds=seconds)
 
     @classmethod
+    def not_ready(cls, reads: int = 2, *, seconds: float = 0.0, status: int = 200) -> Fault:
+        """The task's first ``reads`` market reads, and all within ``seconds``, are unreadable.
+
+        They answer KIE's documented ``{"code": 422, "msg": "recordInfo is null", "data":
+        null}`` with HTTP ``status`` (200, as KIE answers errors, or 422).
+        """
+        return cls(FaultKind.NOT_READY, count=reads, seconds=seconds, code=status)
+
+    @classmethod
     def duplicate_callback(cls, copies: int = 2) -> Fault:
         """Deliver the callback ``copies`` times."""
         return cls(FaultKind.DUPLICATE_CALLBACK, count=copies)
@@ -166,16 +179,27 @@ def _build(kind: FaultKind, arg: str, *, processed: bool) -> Fault:
         FaultKind.NON_JSON: lambda: Fault.non_json(int(arg or 200), processed=processed),
         FaultKind.TASK_FAILED: lambda: Fault.task_failed(code=int(arg or 501)),
         FaultKind.CREATE_FAILED: lambda: Fault.creation_failed(code=int(arg or 500)),
-        FaultKind.NOT_FOUND: lambda: (
-            Fault.not_found(0, seconds=float(arg[:-1]))
-            if arg.endswith("s")
-            else Fault.not_found(int(arg or 2))
-        ),
+        FaultKind.NOT_FOUND: lambda: _hidden(Fault.not_found, arg),
+        FaultKind.NOT_READY: lambda: _not_ready(arg),
         FaultKind.DUPLICATE_CALLBACK: lambda: Fault.duplicate_callback(int(arg or 2)),
         FaultKind.LATE_CALLBACK: lambda: Fault.late_callback(float(arg or 2)),
         FaultKind.LOST_CALLBACK: Fault.lost_callback,
     }
     return simple[kind]()
+
+
+def _hidden(make: Callable[..., Fault], arg: str) -> Fault:
+    # "3" (the first 3 reads) or "0.5s" (every read within 0.5 s of creation).
+    if arg.endswith("s"):
+        return make(0, seconds=float(arg[:-1]))
+    return make(int(arg or 2))
+
+
+def _not_ready(arg: str) -> Fault:
+    # "notready:2", "notready:0.5s", and an HTTP status after a second colon: "notready:2:422".
+    hidden, _, status = arg.partition(":")
+    fault = _hidden(Fault.not_ready, hidden)
+    return attrs.evolve(fault, code=int(status)) if status else fault
 
 
 def _http(arg: str, *, processed: bool) -> Fault:

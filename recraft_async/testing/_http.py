@@ -46,6 +46,13 @@ def envelope(code: int, msg: str, *, status: int = 200) -> JSONResponse:
     return JSONResponse({"code": code, "msg": msg}, status_code=status)
 
 
+def not_ready(status: int = 200) -> JSONResponse:
+    """KIE's documented answer (get-task-detail) for a task whose record is not readable yet."""
+    return JSONResponse(
+        {"code": 422, "msg": "recordInfo is null", "data": None}, status_code=status
+    )
+
+
 def rate_limited(retry_after: float) -> JSONResponse:
     """The documented 429: HTTP 429 too, with our ``Retry-After`` headers."""
     response = envelope(429, RATE_LIMITED, status=429)

@@ -24,6 +24,7 @@ from typing import Any
 
 import anyio
 import anyio.to_thread
+import attrs
 import httpx
 
 from recraft_async._limits import LIMITS, PUBLISHED_PRICES
@@ -50,6 +51,18 @@ DEFAULT_PRICES: Mapping[Operation, float] = PUBLISHED_PRICES
 DEFAULT_RATE = Rate(20, per=10.0)
 DEFAULT_READ_RATE = Rate(10, per=1.0)
 DEFAULT_DURATION = Duration.lognormal(median=20.0, sigma=0.5)
+# Real seconds (not scaled) after its creation during which a task's market record is not
+# readable: KIE documents 422 "recordInfo is null" for that moment. On by default, so that
+# every user of the emulator meets it; short, so that it costs a fast poll a read or two.
+DEFAULT_NOT_READY_FOR = 0.05
+
+
+@attrs.frozen
+class NotReady:
+    """A status read of a task whose record is not readable yet, answered with HTTP ``status``."""
+
+    status: int = 200
+
 
 # (code, Retry-After seconds or None): why a submit was refused.
 Refusal = tuple[int, float | None]
@@ -64,9 +77,9 @@ class KieService:
     """One emulated KIE account and the rules it follows; see :class:`KieEmulator` for the knobs.
 
     Its settings (``api_key``, ``rate``, ``read_rate``, ``prices``, ``callback_shape``,
-    ``duration``, ``time_scale``, ``latency``) are plain attributes read on every use, so
-    a test may change them between requests. Callbacks are sent only while
-    :meth:`run_callbacks` runs.
+    ``duration``, ``time_scale``, ``latency``, ``not_ready_for``, ``json_objects``) are
+    plain attributes read on every use, so a test may change them between requests.
+    Callbacks are sent only while :meth:`run_callbacks` runs.
     """
 
     def __init__(
@@ -89,6 +102,8 @@ class KieService:
         result_url_lifetime: float | None = None,
         download_link_lifetime: float = DEFAULT_LINK_LIFETIME,
         replay: Replay | None = None,
+        not_ready_for: float = DEFAULT_NOT_READY_FOR,
+        json_objects: bool = False,
     ) -> None:
         if time_scale < 0:
             raise ValueError("time_scale must be >= 0")
@@ -108,6 +123,8 @@ class KieService:
         self.result_url_lifetime = result_url_lifetime
         self.download_link_lifetime = download_link_lifetime
         self.replay = replay
+        self.not_ready_for = not_ready_for
+        self.json_objects = json_objects
         self.faults = faults if faults is not None else FaultPlan(seed)
         self.stats = EmulatorStats(faults=self.faults.injected)
         self._credits = float(credits)
@@ -324,16 +341,25 @@ class KieService:
                 # The input is checked when the task ends (see settle), not here: the
                 # service answers a submit at once and finds bad images while processing.
                 task.outcome, task.unchecked = SUCCESS, True
+        task.unready_until = now + self.not_ready_for
         if fault is not None and fault.kind is FaultKind.NOT_FOUND:
             task.not_found_reads = fault.count
             task.hidden_until = now + fault.seconds
+        if fault is not None and fault.kind is FaultKind.NOT_READY:
+            task.not_ready_reads = fault.count
+            task.unready_until = max(task.unready_until, now + fault.seconds)
+            task.not_ready_status = fault.code
         self._note_pending(now, task.finished)
         if callback_url:
             self._schedule_callbacks(task)
         return task
 
-    def read_task(self, task_id: str, operation: Operation | None) -> Task | None:
-        """The task for a status read (counted), or None for "not found"."""
+    def read_task(self, task_id: str, operation: Operation | None) -> Task | NotReady | None:
+        """The task for a status read (counted), NotReady, or None for "not found".
+
+        ``operation`` None is a market read (``recordInfo``): only those answer NotReady,
+        the one endpoint KIE documents it for.
+        """
         self.stats.status_reads += 1
         self._note_read(time.monotonic())
         task = self._tasks.get(task_id)
@@ -344,6 +370,10 @@ class KieService:
         if task.not_found_reads > 0 or now < task.hidden_until:
             task.not_found_reads = max(task.not_found_reads - 1, 0)
             return None
+        if operation is None and (task.not_ready_reads > 0 or now < task.unready_until):
+            task.not_ready_reads = max(task.not_ready_reads - 1, 0)
+            self.stats.not_ready_reads += 1
+            return NotReady(task.not_ready_status)
         if task.first_final_read is None and task.status(now) != 0:
             task.first_final_read = now
         return task
@@ -439,7 +469,8 @@ class KieService:
 
     def _schedule_callbacks(self, task: Task) -> None:
         fault: Fault | None = self.faults.draw(Target.CALLBACK)
-        due, copies = task.finished, 1
+        # Never before the record is readable: a callback's read must find the task.
+        due, copies = max(task.finished, task.unready_until), 1
         if fault is not None and fault.kind is FaultKind.LATE_CALLBACK:
             due += fault.seconds
         elif fault is not None and fault.kind is FaultKind.DUPLICATE_CALLBACK:

@@ -22,6 +22,7 @@ class EmulatorStats:
     submit_requests: int = 0
     tasks_created: int = 0
     status_reads: int = 0
+    not_ready_reads: int = 0  # status reads answered 422 "recordInfo is null"
     rate_limited: int = 0  # submits refused by ``rate``
     read_rate_limited: int = 0  # status reads refused by ``read_rate``
     # The most status reads counted within any one second of the (scaled) service clock.

@@ -25,6 +25,11 @@ MARKET_MODELS = {
 MODEL_OF = {op: model for model, op in MARKET_MODELS.items()}
 
 
+def credit_number(value: float) -> float:
+    """Whole credits as JSON integers, as the documented examples write them."""
+    return int(value) if float(value).is_integer() else value
+
+
 def epoch_ms(moment: float | None) -> int | None:
     """Epoch milliseconds, as KIE reports times."""
     return None if moment is None else round(moment * 1000)
@@ -52,6 +57,11 @@ class Task:
     cost: float = 0.0
     not_found_reads: int = 0
     hidden_until: float = 0.0  # reads before this moment answer "not found"
+    # Market reads before this moment (and the next ``not_ready_reads``) answer KIE's
+    # documented 422 "recordInfo is null", with HTTP ``not_ready_status``.
+    not_ready_reads: int = 0
+    unready_until: float = 0.0
+    not_ready_status: int = 200
     unchecked: bool = False  # the input is still to be checked when the task ends
     reads: int = 0
     first_final_read: float | None = None
@@ -83,18 +93,21 @@ class Task:
             "completeTime": epoch_ms(self.finished) if done else None,
         }
 
-    def market_record(self, now: float, base_url: str) -> dict[str, Any]:
-        """The record in the jobs API's recordInfo shape (``state``, ``resultJson``)."""
+    def market_record(self, now: float, base_url: str, *, objects: bool = False) -> dict[str, Any]:
+        """The record in the jobs API's recordInfo shape (``state``, ``resultJson``).
+
+        ``param`` and ``resultJson`` are JSON strings, as documented; with ``objects`` they
+        are the objects themselves, as some answers seen by public clients carry them.
+        """
         status = self.status(now)
         done = status != PROCESSING
-        return {
+        result = {"resultUrls": [self.result_url(base_url)]} if status == SUCCESS else None
+        record: dict[str, Any] = {
             "taskId": self.task_id,
             "model": MODEL_OF[self.operation],
             "state": self._market_state(now, status),
-            "param": json.dumps(self.params, separators=(",", ":")),
-            "resultJson": (
-                json.dumps({"resultUrls": [self.result_url(base_url)]}) if status == SUCCESS else ""
-            ),
+            "param": self.params if objects else json.dumps(self.params, separators=(",", ":")),
+            "resultJson": result if objects else (json.dumps(result) if result else ""),
             "failCode": str(self.error_code) if done and status != SUCCESS else "",
             "failMsg": (self.error_message or "") if done and status != SUCCESS else "",
             "costTime": epoch_ms(self.finished - self.created) if done else None,
@@ -102,10 +115,17 @@ class Task:
             "updateTime": epoch_ms(min(now, self.finished)),
             "completeTime": epoch_ms(self.finished) if done else None,
         }
+        if done:  # what the task cost, as the records public clients read state it
+            record["creditsConsumed"] = credit_number(self.cost)
+        return record
 
-    def record(self, now: float, base_url: str, *, market: bool) -> dict[str, Any]:
-        """The record in either dialect."""
-        return self.market_record(now, base_url) if market else self.recraft_record(now, base_url)
+    def record(
+        self, now: float, base_url: str, *, market: bool, objects: bool = False
+    ) -> dict[str, Any]:
+        """The record in either dialect (``objects``: see ``market_record``)."""
+        if market:
+            return self.market_record(now, base_url, objects=objects)
+        return self.recraft_record(now, base_url)
 
     def _market_state(self, now: float, status: int) -> str:
         if status == SUCCESS:
