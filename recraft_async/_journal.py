@@ -139,6 +139,11 @@ class Journal:
     One process at a time: opening a journal another process holds open raises
     ``JournalStateError`` at once (a lock file beside the file the path resolves to,
     ``<name>.lock``, which the system frees when the holder exits, even when killed).
+
+    A journal is created only where no file is. Opening a file that is not a whole journal
+    of this version (empty, not SQLite, its tables gone, newer, failing SQLite's integrity
+    check, locked by another program) raises ``JournalUnreadableError`` and leaves it as it
+    is: a new journal in its place would pay for its inputs again.
     """
 
     def __init__(self, path: str | Path) -> None:
