@@ -196,12 +196,14 @@ class Journal:
                 # started over, for a new journal would pay for its inputs again.
                 new = not _check_file(self.path)
                 conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+                conn.text_factory = _text_or_bytes
                 try:
                     _prepare(conn, self.path, new=new)
                 except BaseException:
                     conn.close()
                     raise
-            except sqlite3.Error as exc:
+            # SQLite's own message about a damaged schema may not even decode.
+            except (sqlite3.Error, UnicodeDecodeError) as exc:
                 lockfile.release()
                 raise _unreadable(self.path, _sqlite_says(exc)) from exc
             except BaseException:
@@ -236,7 +238,8 @@ class Journal:
                     raise JournalStateError("the journal is not open (use `async with`)")
                 try:
                     return fn(self._conn)
-                except sqlite3.Error as exc:  # a full disk, a file changed underneath us
+                # A full disk, a file changed underneath us (SQLite's words may not decode).
+                except (sqlite3.Error, UnicodeDecodeError) as exc:
                     raise JournalStateError(f"{self.path}: {exc}") from exc
 
         # Not abandoned on cancellation: a write that started always finishes and commits.
@@ -289,7 +292,11 @@ class Journal:
 
         def query(conn: sqlite3.Connection) -> str | None:
             row = conn.execute("SELECT value FROM meta WHERE name=?", (name,)).fetchone()
-            return None if row is None else str(row[0])
+            if row is None:
+                return None
+            if not isinstance(row[0], str):
+                raise _unreadable(self.path, f"its stored {name} is damaged")
+            return row[0]
 
         return await self._run(query)
 
@@ -315,7 +322,9 @@ class Journal:
             wanted = str(folder.resolve())
             row = conn.execute("SELECT value FROM meta WHERE name=?", (_OUT_META,)).fetchone()
             if row is not None:
-                return str(row[0])
+                if not isinstance(row[0], str):
+                    raise _unreadable(self.path, f"its stored {_OUT_META} is damaged")
+                return row[0]
             conn.execute("INSERT INTO meta (name, value) VALUES (?, ?)", (_OUT_META, wanted))
             return wanted
 
@@ -453,7 +462,17 @@ def _check_ours(conn: sqlite3.Connection, path: Path) -> None:
         raise _unreadable(path, f"damaged (SQLite's integrity check: {problems[0]})")
 
 
-def _sqlite_says(exc: sqlite3.Error) -> str:
+def _text_or_bytes(data: bytes) -> str | bytes:
+    """A text value; bytes that are no UTF-8 stay bytes, so that their row is found damaged."""
+    try:
+        return data.decode()
+    except UnicodeDecodeError:
+        return data
+
+
+def _sqlite_says(exc: sqlite3.Error | UnicodeDecodeError) -> str:
+    if isinstance(exc, UnicodeDecodeError):
+        return "damaged (SQLite's answer is not even text)"
     text = str(exc)
     if "locked" in text or "busy" in text:
         return f"locked by another program ({text}); close it and run again"

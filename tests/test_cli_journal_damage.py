@@ -70,6 +70,7 @@ ROW_DAMAGES = {
     "params not an object": (_row("params='[1]'"), "JSON object"),
     "wrong type": (_row("created_at='yesterday'"), "not a time"),
     "blob": (_row("result_urls=X'00ff'"), "bytes, not text"),
+    "not UTF-8": (_row("task_id=CAST(X'74ff' AS TEXT)"), "task_id is bytes"),
     "missing task id": (_row("task_id=NULL"), "without a task id"),
     "unknown state": (_row("state='ARCHIVED'"), "'ARCHIVED'"),
     "unknown operation": (_row("operation='sharpen'"), "sharpen"),
