@@ -26,6 +26,7 @@ from .errors import (
     AuthenticationError,
     InsufficientCreditsError,
     InvalidInputError,
+    JournalUnreadableError,
     RecraftError,
     SubmissionUncertainError,
 )
@@ -196,6 +197,8 @@ class Batch:
         try:
             request = await anyio.to_thread.run_sync(self._request, work)
             return await self.ledger.register(request)
+        except JournalUnreadableError as exc:  # its row is damaged: it may have been paid
+            return self._end(work, unreadable_outcome(exc, item.label))
         except InvalidInputError as exc:
             return self._end(work, _failed(work, exc))
         except OSError as exc:  # the file changed between the check and the hash
@@ -203,9 +206,9 @@ class Batch:
 
     async def _process(self, work: Work, key: str) -> Outcome:
         label = work.item.label
-        entry = await self.ledger.lookup(key)
         task_id: str | None = None
         try:
+            entry = await self.ledger.lookup(key)
             known = await _known(label, entry)
             if known is not None:
                 return self._end(work, known)
@@ -215,7 +218,8 @@ class Batch:
             await self.ledger.downloaded(key, output)
             done = Outcome(label, "done", output, None, task_id, credits=cost)
             return self._end(work, done)
-        except SubmissionUncertainError as exc:
+        except (SubmissionUncertainError, JournalUnreadableError) as exc:
+            # Maybe paid: an uncertain submit, or a journal row that can no longer say.
             return self._end(work, _uncertain(label, str(exc)))
         except (AuthenticationError, InsufficientCreditsError) as exc:
             return self._stopped(work, exc)
@@ -326,6 +330,14 @@ def _shown(path: Path) -> str:
         return str(path.relative_to(Path.cwd()))
     except ValueError:
         return str(path)
+
+
+def unreadable_outcome(error: JournalUnreadableError, label: str | None = None) -> Outcome:
+    """An input whose journal row is damaged: uncertain, for the row may hold a paid task."""
+    if label is None:
+        label = error.source or f"journal row {(error.fingerprint or '?')[:12]}"
+    names = (label, error.source or "")
+    return Outcome(label, "uncertain", error=_reason(str(error), names, None))
 
 
 def _uncertain(label: str, error: str | None) -> Outcome:

@@ -31,7 +31,7 @@ import attrs
 from ._lockfile import LockFile
 from ._models import Operation
 from ._redact import redact
-from .errors import JournalStateError
+from .errors import JournalStateError, JournalUnreadableError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
@@ -62,6 +62,13 @@ CREATE TABLE IF NOT EXISTS meta (
     value TEXT NOT NULL
 );
 """
+_COLUMNS = [
+    "fingerprint", "operation", "source", "params", "state", "task_id", "result_urls",
+    "output_path", "error", "created_at", "updated_at",
+]  # fmt: skip
+_SQLITE_HEADER = b"SQLite format 3\x00"
+# How long opening waits for another program's lock on the file before refusing it.
+BUSY_TIMEOUT_MS = 5000
 _OUT_META = "output_folder"
 _LOST_SUBMIT = "the run stopped while submitting; the task may exist (check before resubmitting)"
 
@@ -133,6 +140,11 @@ class Journal:
     One process at a time: opening a journal another process holds open raises
     ``JournalStateError`` at once (a lock file beside the file the path resolves to,
     ``<name>.lock``, which the system frees when the holder exits, even when killed).
+
+    A journal is created only where no file is. Opening a file that is not a whole journal
+    of this version (empty, not SQLite, its tables gone, newer, failing SQLite's integrity
+    check, locked by another program) raises ``JournalUnreadableError`` and leaves it as it
+    is: a new journal in its place would pay for its inputs again.
     """
 
     def __init__(self, path: str | Path) -> None:
@@ -180,15 +192,21 @@ class Journal:
             lockfile.acquire(self.path)
             self._lockfile, self._tag = lockfile, _tag_of(real)
             try:
+                # Only a path with no file is a new journal: a file there that is not one
+                # of ours (empty, truncated, another program's) is refused, never
+                # started over, for a new journal would pay for its inputs again.
+                new = not _check_file(self.path)
                 conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+                conn.text_factory = _text_or_bytes
                 try:
-                    _prepare(conn, self.path)
+                    _prepare(conn, self.path, new=new)
                 except BaseException:
                     conn.close()
                     raise
-            except sqlite3.Error as exc:
+            # SQLite's own message about a damaged schema may not even decode.
+            except (sqlite3.Error, UnicodeDecodeError) as exc:
                 lockfile.release()
-                raise JournalStateError(f"{self.path}: not a usable journal ({exc})") from exc
+                raise _unreadable(self.path, _sqlite_says(exc)) from exc
             except BaseException:
                 lockfile.release()
                 raise
@@ -221,7 +239,8 @@ class Journal:
                     raise JournalStateError("the journal is not open (use `async with`)")
                 try:
                     return fn(self._conn)
-                except sqlite3.Error as exc:  # a full disk, a file changed underneath us
+                # A full disk, a file changed underneath us (SQLite's words may not decode).
+                except (sqlite3.Error, UnicodeDecodeError) as exc:
                     raise JournalStateError(f"{self.path}: {exc}") from exc
 
         # Not abandoned on cancellation: a write that started always finishes and commits.
@@ -229,15 +248,43 @@ class Journal:
 
     async def get(self, fp: str) -> JournalEntry | None:
         """Return the entry for fingerprint ``fp``, if any."""
-        return await self._run(lambda c: _get(c, fp))
+        return await self._run(lambda c: _get(c, fp, self.path))
 
-    async def entries(self, states: Iterable[JournalState] | None = None) -> list[JournalEntry]:
-        """Return every entry (or those in ``states``), oldest first."""
-        wanted = None if states is None else [JournalState(s).value for s in states]
+    async def entries(
+        self, states: Iterable[JournalState] | None = None, *, skip_unreadable: bool = False
+    ) -> list[JournalEntry]:
+        """Return every entry (or those in ``states``), oldest first.
+
+        A row that cannot be read (see ``unreadable``) raises ``JournalUnreadableError``,
+        whatever ``states`` asks for: its state is unknown. ``skip_unreadable=True`` leaves
+        such rows out instead, for a caller that reports ``unreadable()`` itself.
+        """
+        wanted = None if states is None else {JournalState(s) for s in states}
 
         def query(conn: sqlite3.Connection) -> list[JournalEntry]:
-            rows = conn.execute("SELECT * FROM entries ORDER BY created_at, rowid").fetchall()
-            return [_entry(r) for r in rows if wanted is None or r[4] in wanted]
+            found = []
+            for entry in _read_all(conn, self.path):
+                if isinstance(entry, JournalUnreadableError):
+                    if skip_unreadable:
+                        continue
+                    raise entry
+                if wanted is None or entry.state in wanted:
+                    found.append(entry)
+            return found
+
+        return await self._run(query)
+
+    async def unreadable(self) -> list[JournalUnreadableError]:
+        """The rows that cannot be read (bad JSON, a wrong type, an unknown state...), oldest first.
+
+        Each error says what is wrong and names the row's input (``.source``) when that
+        much is readable. Such an input is never submitted again by a run of this journal:
+        its row may hold a task that was paid for.
+        """
+
+        def query(conn: sqlite3.Connection) -> list[JournalUnreadableError]:
+            rows = _read_all(conn, self.path)
+            return [r for r in rows if isinstance(r, JournalUnreadableError)]
 
         return await self._run(query)
 
@@ -246,7 +293,11 @@ class Journal:
 
         def query(conn: sqlite3.Connection) -> str | None:
             row = conn.execute("SELECT value FROM meta WHERE name=?", (name,)).fetchone()
-            return None if row is None else str(row[0])
+            if row is None:
+                return None
+            if not isinstance(row[0], str):
+                raise _unreadable(self.path, f"its stored {name} is damaged")
+            return row[0]
 
         return await self._run(query)
 
@@ -272,7 +323,9 @@ class Journal:
             wanted = str(folder.resolve())
             row = conn.execute("SELECT value FROM meta WHERE name=?", (_OUT_META,)).fetchone()
             if row is not None:
-                return str(row[0])
+                if not isinstance(row[0], str):
+                    raise _unreadable(self.path, f"its stored {_OUT_META} is damaged")
+                return row[0]
             conn.execute("INSERT INTO meta (name, value) VALUES (?, ?)", (_OUT_META, wanted))
             return wanted
 
@@ -289,11 +342,11 @@ class Journal:
         """Record an input as PENDING unless it is known; return its entry either way."""
 
         def insert(conn: sqlite3.Connection) -> JournalEntry:
-            existing = _get(conn, fp)
+            existing = _get(conn, fp, self.path)
             if existing is not None:
                 return existing
             _insert(conn, fp, operation=operation, source=source, params=params, state=_S.PENDING)
-            entry = _get(conn, fp)
+            entry = _get(conn, fp, self.path)
             assert entry is not None  # noqa: S101 - just inserted under the lock
             return entry
 
@@ -305,7 +358,7 @@ class Journal:
         """Commit the intent to submit; call it *before* the submit request is sent."""
 
         def write(conn: sqlite3.Connection) -> None:
-            current = _current_state(conn, fp)
+            current = _current_state(conn, fp, self.path)
             _check(fp, current, _S.SUBMITTING)
             if current is None:
                 _insert(
@@ -342,7 +395,7 @@ class Journal:
 
     async def _transition(self, fp: str, state: JournalState, **values: object) -> None:
         def write(conn: sqlite3.Connection) -> None:
-            _check(fp, _current_state(conn, fp), state)
+            _check(fp, _current_state(conn, fp, self.path), state)
             _update(conn, fp, state=state, **values)
 
         await self._run(write)
@@ -352,20 +405,91 @@ def _tag_of(real: Path) -> str:
     return hashlib.sha256(str(real).encode("utf-8", "surrogateescape")).hexdigest()[:8]
 
 
-def _prepare(conn: sqlite3.Connection, path: Path) -> None:
-    conn.execute("PRAGMA journal_mode=WAL")
+def _check_file(path: Path) -> bool:
+    """Whether a file is at ``path`` (False: a new journal); raise if it is not an SQLite one."""
+    try:
+        with path.open("rb") as handle:
+            header = handle.read(len(_SQLITE_HEADER))
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise _unreadable(path, f"cannot read it ({exc.strerror or type(exc).__name__})") from exc
+    if not header:
+        raise _unreadable(path, "the file is empty (0 bytes)")
+    if header != _SQLITE_HEADER:
+        raise _unreadable(path, "not an SQLite database")
+    return True
+
+
+def _prepare(conn: sqlite3.Connection, path: Path, *, new: bool) -> None:
+    conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     # FULL: a commit survives power loss too, not only a killed process.
     conn.execute("PRAGMA synchronous=FULL")
-    conn.execute("PRAGMA busy_timeout=5000")
-    if conn.execute("PRAGMA user_version").fetchone()[0] > _SCHEMA_VERSION:
-        raise JournalStateError(f"{path}: written by a newer recraft-async")
-    conn.executescript(_SCHEMA)
-    conn.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
+    if not new:
+        _check_ours(conn, path)
+    conn.execute("PRAGMA journal_mode=WAL")
+    # One transaction: a run killed while creating the journal leaves no tables half made.
+    conn.executescript(f"BEGIN; {_SCHEMA} PRAGMA user_version={_SCHEMA_VERSION}; COMMIT;")
     # A run died between committing SUBMITTING and learning the task id: maybe billed.
     conn.execute(
         "UPDATE entries SET state=?, error=?, updated_at=? WHERE state=? AND task_id IS NULL",
         (_S.UNCERTAIN.value, _LOST_SUBMIT, time.time(), _S.SUBMITTING.value),
     )
+
+
+def _check_ours(conn: sqlite3.Connection, path: Path) -> None:
+    """Raise unless the database is a journal of this version, whole."""
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version > _SCHEMA_VERSION:
+        raise _unreadable(
+            path,
+            f"written by a newer recraft-async (journal version {version}; this version reads"
+            f" {_SCHEMA_VERSION}); finish it with that version",
+            advice=False,
+        )
+    columns = [row[1] for row in conn.execute("PRAGMA table_info(entries)")]
+    if not columns:
+        raise _unreadable(path, "an SQLite database without a journal's entries table")
+    if columns != _COLUMNS:
+        raise _unreadable(path, "its entries table is not a journal's (other columns)")
+    # version 0 with our table: a journal whose creation an older version left unstamped.
+    meta = [row[1] for row in conn.execute("PRAGMA table_info(meta)")]
+    if meta not in ([], ["name", "value"]):  # none: from before the output folder was kept
+        raise _unreadable(path, "its meta table is not a journal's (other columns)")
+    # integrity_check, not quick_check: it also finds a key that no longer matches its
+    # index (a damaged fingerprint), which would make an input look new and paid again.
+    problems = [str(row[0]) for row in conn.execute("PRAGMA integrity_check(1)")]
+    if problems != ["ok"]:
+        raise _unreadable(path, f"damaged (SQLite's integrity check: {problems[0]})")
+
+
+def _text_or_bytes(data: bytes) -> str | bytes:
+    """A text value; bytes that are no UTF-8 stay bytes, so that their row is found damaged."""
+    try:
+        return data.decode()
+    except UnicodeDecodeError:
+        return data
+
+
+def _sqlite_says(exc: sqlite3.Error | UnicodeDecodeError) -> str:
+    if isinstance(exc, UnicodeDecodeError):
+        return "damaged (SQLite's answer is not even text)"
+    text = str(exc)
+    if "locked" in text or "busy" in text:
+        return f"locked by another program ({text}); close it and run again"
+    return f"damaged ({text})"
+
+
+def _unreadable(path: Path, what: str, *, advice: bool = True) -> JournalUnreadableError:
+    """The error of a journal file refused as a whole, with how to start anew deliberately."""
+    message = f"the journal {path} cannot be read: {what}"
+    if advice:
+        message += (
+            "; it was left as it is. To start a new batch anyway, move it aside (rename it,"
+            f" e.g. to {path.name}.damaged): a new journal does not know what this one"
+            " submitted, so inputs it holds may be paid for again"
+        )
+    return JournalUnreadableError(message, path=path)
 
 
 def _check(fp: str, current: JournalState | None, target: JournalState) -> None:
@@ -374,9 +498,10 @@ def _check(fp: str, current: JournalState | None, target: JournalState) -> None:
         raise JournalStateError(f"journal entry {fp[:12]}: cannot go from {was} to {target.value}")
 
 
-def _current_state(conn: sqlite3.Connection, fp: str) -> JournalState | None:
-    row = conn.execute("SELECT state FROM entries WHERE fingerprint=?", (fp,)).fetchone()
-    return None if row is None else JournalState(row[0])
+def _current_state(conn: sqlite3.Connection, fp: str, path: Path) -> JournalState | None:
+    # The whole row, checked: a transition from a damaged one could pay twice.
+    entry = _get(conn, fp, path)
+    return None if entry is None else entry.state
 
 
 def _insert(
@@ -409,23 +534,88 @@ def _update(conn: sqlite3.Connection, fp: str, *, state: JournalState, **values:
     )
 
 
-def _get(conn: sqlite3.Connection, fp: str) -> JournalEntry | None:
+def _get(conn: sqlite3.Connection, fp: str, path: Path) -> JournalEntry | None:
     row = conn.execute("SELECT * FROM entries WHERE fingerprint=?", (fp,)).fetchone()
-    return None if row is None else _entry(row)
+    return None if row is None else _entry(row, path)
 
 
-def _entry(row: tuple[Any, ...]) -> JournalEntry:
+def _read_all(conn: sqlite3.Connection, path: Path) -> list[JournalEntry | JournalUnreadableError]:
+    """Every row, oldest first: its entry, or the error saying what is wrong with it."""
+    read: list[JournalEntry | JournalUnreadableError] = []
+    for row in conn.execute("SELECT * FROM entries ORDER BY created_at, rowid"):
+        try:
+            read.append(_entry(row, path))
+        except JournalUnreadableError as exc:  # noqa: PERF203 - rare; the row is reported
+            read.append(exc)
+    return read
+
+
+def _entry(row: tuple[Any, ...], path: Path) -> JournalEntry:
+    """The entry of a row, or ``JournalUnreadableError`` saying what is wrong with it."""
+    fp, source = row[0], row[2]
+    try:
+        return _parse(row)
+    except (ValueError, TypeError, OverflowError, OSError) as exc:  # JSON's errors included
+        readable = isinstance(source, str) and source.isprintable()
+        name = source if readable else f"row {fp[:12] if isinstance(fp, str) else '?'}"
+        raise JournalUnreadableError(
+            f"{name}: its journal row is damaged ({exc}); not submitted again: it may have"
+            " been paid for",
+            path=path,
+            source=source if readable else None,
+            fingerprint=fp if isinstance(fp, str) else None,
+        ) from exc
+
+
+def _parse(row: tuple[Any, ...]) -> JournalEntry:
     (fp, operation, source, params, state, task_id, urls, output, error, created, updated) = row
-    return JournalEntry(
-        fingerprint=fp,
-        operation=Operation(operation),
-        source=source,
-        params=json.loads(params),
-        state=JournalState(state),
-        task_id=task_id,
-        result_urls=tuple(json.loads(urls)),
-        output_path=None if output is None else Path(output),
-        error=error,
-        created_at=dt.datetime.fromtimestamp(created, tz=dt.timezone.utc),
-        updated_at=dt.datetime.fromtimestamp(updated, tz=dt.timezone.utc),
+    try:
+        state = JournalState(_text(state, "state"))
+    except ValueError:
+        raise ValueError(f"unknown state {state!r}") from None
+    parsed_params = json.loads(_text(params, "params"))
+    if not isinstance(parsed_params, dict):
+        raise TypeError("params is not a JSON object")
+    parsed_urls = json.loads(_text(urls, "result_urls"))
+    if not isinstance(parsed_urls, list) or not all(isinstance(u, str) for u in parsed_urls):
+        raise TypeError("result_urls is not a JSON list of strings")
+    entry = JournalEntry(
+        fingerprint=_text(fp, "fingerprint"),
+        operation=Operation(_text(operation, "operation")),
+        source=_text(source, "source"),
+        params=parsed_params,
+        state=state,
+        task_id=_text(task_id, "task_id", optional=True),
+        result_urls=tuple(parsed_urls),
+        output_path=None if output is None else Path(_text(output, "output_path")),
+        error=_text(error, "error", optional=True),
+        created_at=_time(created, "created_at"),
+        updated_at=_time(updated, "updated_at"),
     )
+    missing = _missing(entry)
+    if missing:
+        raise ValueError(f"{state.value} without {missing}")
+    return entry
+
+
+def _missing(entry: JournalEntry) -> str | None:
+    """What a row in its state must hold and does not: a task id once submitted, and so on."""
+    if entry.state in (_S.SUBMITTED, _S.SUCCEEDED, _S.DOWNLOADED) and not entry.task_id:
+        return "a task id"
+    if entry.state in (_S.SUCCEEDED, _S.DOWNLOADED) and not entry.result_urls:
+        return "result URLs"
+    if entry.state is _S.DOWNLOADED and entry.output_path is None:
+        return "an output path"
+    return None
+
+
+def _text(value: object, name: str, *, optional: bool = False) -> Any:
+    if (value is None and optional) or isinstance(value, str):
+        return value
+    raise TypeError(f"{name} is {type(value).__name__}, not text")
+
+
+def _time(value: object, name: str) -> dt.datetime:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} is {type(value).__name__}, not a time")
+    return dt.datetime.fromtimestamp(value, tz=dt.timezone.utc)

@@ -24,7 +24,7 @@ import anyio
 import httpx
 
 from . import _doctor
-from ._bulk import Batch, Outcome, Work, work_from_entry
+from ._bulk import Batch, Outcome, Work, unreadable_outcome, work_from_entry
 from ._check import DIALECT_NAMES, DialectName, check_dialect, is_loopback_host
 from ._escape import printable
 from ._inputs import expand_inputs
@@ -36,7 +36,7 @@ from ._policy import PollPolicy
 from ._progress import QuietReporter, Reporter, make_reporter
 from ._redact import redact
 from ._version import __version__
-from .errors import InvalidInputError, RecraftError
+from .errors import InvalidInputError, JournalUnreadableError, RecraftError
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator, Sequence
@@ -334,6 +334,8 @@ async def _run(args: argparse.Namespace) -> int:
             status = await (_doctor_command(args) if args.command == "doctor" else _command(args))
         except UsageError as exc:
             usage, status = exc, EXIT_USAGE
+        except JournalUnreadableError as exc:  # refused whole, never taken as a new one
+            usage, status = UsageError(printable(str(exc))), EXIT_USAGE
         except RecraftError as exc:  # the run as a whole failed: wrong key, bad journal...
             _say(f"recraft-async: error: {printable(exc)}", file=sys.stderr)
             status = EXIT_FAILED
@@ -376,7 +378,7 @@ async def _command(args: argparse.Namespace) -> int:
         raise UsageError(f"no journal at {journal_path} (pass --journal or --out)")
     async with Journal(journal_path) as journal:
         args.out = await _output_folder(args, journal)
-        works = await _works(args, journal)
+        works, unreadable = await _works(args, journal)
         if args.quiet:
             reporter: Reporter = QuietReporter()
         else:
@@ -395,7 +397,7 @@ async def _command(args: argparse.Namespace) -> int:
                     reporter=reporter,
                     concurrency=args.concurrency,
                 )
-                outcomes = await batch.run(works)
+                outcomes = unreadable + await batch.run(works)
     return _summarise(args, outcomes, journal_path)
 
 
@@ -429,7 +431,8 @@ async def _check_folder(out: Path) -> None:
         raise UsageError(f"--out {out}: a file, not a folder")
 
 
-async def _works(args: argparse.Namespace, journal: Journal) -> list[Work]:
+async def _works(args: argparse.Namespace, journal: Journal) -> tuple[list[Work], list[Outcome]]:
+    """The works of this run, and (for ``resume``) the journal's unreadable rows as outcomes."""
     if args.command == "resume":
         wanted = [
             JournalState.PENDING,
@@ -440,17 +443,22 @@ async def _works(args: argparse.Namespace, journal: Journal) -> list[Work]:
         ]
         if args.retry_failed:
             wanted.append(JournalState.FAILED)
-        entries = await journal.entries(wanted)
-        if not entries and not await journal.entries():
+        # A damaged row is reported as its input's outcome, never skipped: its state is
+        # unknown, so it is neither submitted again nor counted as done.
+        unreadable = [unreadable_outcome(e) for e in await journal.unreadable()]
+        entries = await journal.entries(wanted, skip_unreadable=True)
+        if not entries and not unreadable and not await journal.entries():
             raise UsageError(f"the journal {_journal_path(args)} is empty")
-        failed = [] if args.retry_failed else await journal.entries([JournalState.FAILED])
+        failed = []
+        if not args.retry_failed:
+            failed = await journal.entries([JournalState.FAILED], skip_unreadable=True)
         if failed and not args.quiet:
             _say(
                 f"recraft-async: {len(failed)} input(s) failed earlier and are left alone;"
                 " `resume --retry-failed` submits them again",
                 file=sys.stderr,
             )
-        return [work_from_entry(e) for e in entries]
+        return [work_from_entry(e) for e in entries], unreadable
     params: dict[str, Any] = {}
     if args.command == "upscale":
         operation = Operation.UPSCALE
@@ -460,7 +468,7 @@ async def _works(args: argparse.Namespace, journal: Journal) -> list[Work]:
     items = await anyio.to_thread.run_sync(lambda: expand_inputs(args.inputs, exclude=args.out))
     if not items:
         raise UsageError("no image files found in the given inputs")
-    return [Work(item, operation, params) for item in items]
+    return [Work(item, operation, params) for item in items], []
 
 
 @contextlib.asynccontextmanager

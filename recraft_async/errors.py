@@ -30,6 +30,7 @@
     ├── WebhookVerificationError
     │   └── WebhookReplayError
     ├── JournalStateError (also RuntimeError)
+    │   └── JournalUnreadableError
     ├── CoordinationUnavailableError
     └── CoordinationNotDurableError
 
@@ -70,6 +71,7 @@ __all__ = [
     "JobCancelledError",
     "JobTimeoutError",
     "JournalStateError",
+    "JournalUnreadableError",
     "NotFoundError",
     "ProtocolError",
     "QueueFullError",
@@ -332,6 +334,27 @@ class WebhookReplayError(WebhookVerificationError):
 
 class JournalStateError(RecraftError, RuntimeError):
     """A journal transition the write-ahead protocol forbids (e.g. a second submit)."""
+
+
+class JournalUnreadableError(JournalStateError):
+    """A journal file, or one input's row in it, that cannot be read as a recraft-async journal."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: Path,
+        source: str | None = None,
+        fingerprint: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.path = path
+        """The journal's path, as it was given."""
+        self.source = source
+        """The input of the unreadable row (None when the file itself is unreadable, or the
+        row's input is unreadable too)."""
+        self.fingerprint = fingerprint
+        """The unreadable row's key, if it could be read."""
 
 
 class CoordinationUnavailableError(RecraftError):

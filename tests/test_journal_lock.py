@@ -104,7 +104,7 @@ async def test_a_file_that_is_not_a_journal_is_a_typed_error(tmp_path):
     """A corrupt or foreign file raises JournalStateError, never sqlite3.DatabaseError."""
     path = tmp_path / "journal.sqlite"
     path.write_bytes(b"this is not an SQLite database, just some text" * 100)
-    with pytest.raises(ra.JournalStateError, match="not a usable journal"):
+    with pytest.raises(ra.JournalStateError, match="cannot be read: not an SQLite database"):
         async with ra.Journal(path):
             pass  # pragma: no cover - never entered
     # The failed open let go of its lock: a good file at the same place opens.
