@@ -169,7 +169,9 @@ def test_a_prior_adds_reads_and_removes_none():
 def test_expected_reads_are_told_apart_from_advised_ones():
     """next_read says whether a finish is expected near the read (it ranks it in the budget)."""
     planner = PollPlanner(POLICY)
-    assert planner.next_read(UP, 0.0, 0) == (pytest.approx(2.0), True)  # cold: all advised
+    delay, expected = planner.next_read(UP, 0.0, 0)
+    assert delay == pytest.approx(2.0)  # cold: all advised
+    assert expected
     for duration in _lognormal(64, 20.0, 0.5, seed=10):
         planner.observe(UP, duration)
     kinds = set()
@@ -226,7 +228,9 @@ def test_slower_than_anything_seen_falls_back_to_fixed():
     planner = PollPlanner(POLICY)
     for _ in range(20):
         planner.observe(UP, 10.0)
-    assert planner.next_read(UP, 50.0, 6) == (pytest.approx(56.375 - 50.0), False)
+    delay, expected = planner.next_read(UP, 50.0, 6)
+    assert delay == pytest.approx(56.375 - 50.0)
+    assert not expected
 
 
 def test_delays_respect_max_interval():

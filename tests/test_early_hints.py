@@ -16,7 +16,8 @@ from recraft_async._dialects import DIALECTS
 from recraft_async._jobs import Job
 from recraft_async._models import Operation
 from recraft_async._poll import Poller
-from recraft_async._transport import Secret, Transport
+from recraft_async._redact import Secret
+from recraft_async._transport import Transport
 
 pytestmark = [pytest.mark.anyio, pytest.mark.fake_clock]
 

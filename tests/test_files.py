@@ -22,7 +22,8 @@ from recraft_async._files import (
     upload_image,
 )
 from recraft_async._models import Operation
-from recraft_async._transport import Secret, Transport
+from recraft_async._redact import Secret
+from recraft_async._transport import Transport
 from recraft_async.errors import (
     APIConnectionError,
     InvalidInputError,

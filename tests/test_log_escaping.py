@@ -15,7 +15,8 @@ from recraft_async import cli
 from recraft_async._bulk import Outcome
 from recraft_async._escape import printable
 from recraft_async._progress import Reporter
-from recraft_async._transport import Secret, Transport
+from recraft_async._redact import Secret
+from recraft_async._transport import Transport
 
 UPSCALE = "/api/v1/recraft/upscale"
 READ = "/api/v1/recraft/upscale/record-info"

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-
-import matrix
+_PATH = Path(__file__).resolve().parent.parent / "benchmarks" / "matrix.py"
+_SPEC = importlib.util.spec_from_file_location("matrix", _PATH)
+assert _SPEC is not None
+assert _SPEC.loader is not None
+matrix = importlib.util.module_from_spec(_SPEC)
+sys.modules["matrix"] = matrix  # attrs resolves the module's classes through it
+_SPEC.loader.exec_module(matrix)
 
 
 @pytest.fixture(scope="module")

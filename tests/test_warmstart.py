@@ -36,7 +36,7 @@ def test_preloaded_planner_keeps_the_advised_reads_and_adds_learnt_ones():
     for index in range(40):
         earlier.observe(UP, 8.0 * math.exp(0.3 * math.sin(index)))
     fresh = PollPlanner(ra.PollPolicy(prior=None))
-    assert fresh.next_read(UP, 5.0, 2) == (pytest.approx(4.5), True)  # cold: the fixed schedule
+    assert fresh.next_read(UP, 5.0, 2)[0] == pytest.approx(4.5)  # cold: the fixed schedule
     fresh.preload(earlier.learnt())
     assert fresh.next_delay(UP, 0.0, 0) == pytest.approx(2.0)
     delay, expected = fresh.next_read(UP, 5.0, 2)
