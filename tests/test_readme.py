@@ -86,3 +86,16 @@ def test_no_page_shows_installing_from_a_registry():
         if re.search(r"pip install '?recraft-async", page.read_text(encoding="utf-8"))
     ]
     assert not offenders
+
+
+def test_ci_installs_and_runs_the_wheel_as_the_readme_says():
+    """.ci/run runs the wheel check, which runs the README's example and its main job."""
+    ci = README.parent / ".ci"
+    assert "bash .ci/wheel_check.sh" in (ci / "run").read_text(encoding="utf-8")
+    check = (ci / "wheel_check.sh").read_text(encoding="utf-8")
+    main_job = next(line for line in _readme_lines() if "upscale samples --emulator" in line)
+    for command in ("recraft-async samples", "recraft-async upscale samples --emulator"):
+        assert command in main_job
+        assert command in check
+    assert "twine check --strict" in check
+    assert "[cli,emulator]" in check
