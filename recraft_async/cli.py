@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import re
+import shlex
 import signal
 import sys
 import urllib.parse
@@ -687,15 +688,33 @@ def _say(*parts: object, file: TextIO | None = None) -> None:
 
 
 def _print_resume_hint(args: argparse.Namespace) -> None:
-    out = getattr(args, "out", None) or Path(DEFAULT_OUT)
-    journal = _journal_path(args) if hasattr(args, "journal") else out / JOURNAL_NAME
-    # The same service, never the key: it comes from the environment or --api-key again.
-    where = f" --base-url {args.base_url}" if getattr(args, "base_url", None) else ""
     _say(
         f"\nrecraft-async: interrupted; the journal is intact. Finish with:\n"
-        f"  recraft-async resume --journal {journal} --out {out}{where}",
+        f"  {resume_command(args)}",
         file=sys.stderr,
     )
+
+
+def resume_command(args: argparse.Namespace) -> str:
+    """The ``resume`` command line that finishes this run, as it can be typed.
+
+    Every option resume needs to reach the same journal, folder and service: the emulator,
+    the dialect (when not the default), the base URLs and the key file. Never the key
+    itself: it comes from the environment (or --api-key) again.
+    """
+    out = getattr(args, "out", None) or Path(DEFAULT_OUT)
+    journal = _journal_path(args) if hasattr(args, "journal") else out / JOURNAL_NAME
+    words = ["recraft-async", "resume", "--journal", str(journal), "--out", str(out)]
+    if getattr(args, "emulator", False):
+        words.append("--emulator")
+    dialect = getattr(args, "dialect", None) or os.environ.get("KIE_DIALECT")
+    if dialect and dialect != "market":
+        words += ["--dialect", dialect]
+    for option in ("base_url", "upload_base_url", "api_key_file"):
+        value = getattr(args, option, None)
+        if value:
+            words += [f"--{option.replace('_', '-')}", str(value)]
+    return shlex.join(words)
 
 
 async def _write_samples(folder: Path) -> int:

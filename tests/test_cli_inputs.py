@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import shlex
+import signal
+import subprocess
+import sys
+
 import pytest
-from conftest import cli, save_image
+from conftest import CLI_ENV, cli, journal_reaches, save_image
 
 from recraft_async import cli as command
 
@@ -68,3 +73,47 @@ def test_emulator_help_names_the_command_it_was_run_as(tmp_path):
     assert run.returncode == 0, run.stderr
     assert run.stdout.startswith("usage: recraft-async emulator ")
     assert "python -m recraft_async.testing [" not in run.stdout
+
+
+def test_resume_hint_carries_every_option_resume_needs(monkeypatch):
+    """The hint names the emulator, the dialect, the journal, the folder and the base URLs."""
+    monkeypatch.delenv("KIE_DIALECT", raising=False)
+    argv = ["upscale", "in", "--emulator", "--dialect", "recraft", "--out", "my out",
+            "--journal", "j.sqlite", "--base-url", "http://127.0.0.1:9"]  # fmt: skip
+    hint = command.resume_command(command.build_parser().parse_args(argv))
+    words = shlex.split(hint)
+    assert words[:2] == ["recraft-async", "resume"]
+    again = command.build_parser().parse_args(words[1:])
+    assert (again.emulator, again.dialect, str(again.out), str(again.journal)) == (
+        True, "recraft", "my out", "j.sqlite",
+    )  # fmt: skip
+    assert again.base_url == "http://127.0.0.1:9"
+
+
+def test_resume_hint_leaves_out_the_defaults_and_the_key(monkeypatch):
+    """A default run's hint has no --emulator nor --dialect, and never the key."""
+    monkeypatch.delenv("KIE_DIALECT", raising=False)
+    args = command.build_parser().parse_args(["upscale", "in", "--api-key", "sk-secret"])
+    hint = command.resume_command(args)
+    assert hint == "recraft-async resume --journal recraft-out/journal.sqlite --out recraft-out"
+    monkeypatch.setenv("KIE_DIALECT", "recraft")  # from the environment: said all the same
+    assert command.resume_command(args).endswith(" --dialect recraft")
+
+
+def test_resume_hint_after_an_emulator_run_works_as_printed(tmp_path):
+    """Ctrl-C during an --emulator run: the printed hint, run as is, is no usage error."""
+    for i in range(25):  # more than one submit window: the run lasts seconds
+        save_image(tmp_path / "in" / f"img{i}.png", (256, 256 + i))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "recraft_async.cli", "upscale", "in", "--emulator", "--out", "o"],
+        cwd=tmp_path, env=CLI_ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    journal_reaches(tmp_path / "o" / "journal.sqlite", lambda s: s.get("SUBMITTED", 0) >= 1)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    (hint,) = [line.strip() for line in err.splitlines() if "recraft-async resume" in line]
+    assert "--emulator" in shlex.split(hint)
+    run = cli(*shlex.split(hint)[1:], cwd=tmp_path, timeout=120)
+    assert run.returncode in (0, 1), run.stderr
+    assert "error:" not in run.stderr
