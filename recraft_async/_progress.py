@@ -18,9 +18,9 @@ from ._escape import printable
 if TYPE_CHECKING:
     from types import TracebackType
 
-# States an item passes through; the last three are final.
+# States an item passes through; the last four are final.
 ACTIVE = ("preparing", "submitting", "downloading")
-FINAL = ("done", "failed", "uncertain")
+FINAL = ("done", "skipped", "failed", "uncertain")
 # A wait for the submit rate this long is said on a line of its own (once per episode).
 THROTTLE_NOTICE = 2.0
 
@@ -156,8 +156,8 @@ class RichReporter(Reporter):
         self.refresh()
 
     def finished(self, key: str, state: str, detail: str) -> None:
-        """Print failures and uncertainties above the bar; successes only move it."""
-        if state != "done":
+        """Print failures and uncertainties above the bar; successes and skips only move it."""
+        if state not in ("done", "skipped"):
             # Imported here: rich is the `cli` extra, not a dependency of the library.
             from rich.markup import escape  # noqa: PLC0415
 

@@ -25,7 +25,7 @@ import anyio
 import httpx
 
 from . import _doctor
-from ._bulk import Batch, Outcome, Work, unreadable_outcome, work_from_entry
+from ._bulk import SKIPPED_REASON, Batch, Outcome, Work, unreadable_outcome, work_from_entry
 from ._check import DIALECT_NAMES, DialectName, check_dialect, is_loopback_host
 from ._escape import printable
 from ._inputs import InputItem, expand_inputs
@@ -251,7 +251,14 @@ def build_parser() -> _Parser:
     parser.add_argument("--version", action="version", version=f"recraft-async {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     inputs_help = "files, folders (searched recursively), http(s) URLs, or @list.txt"
-    up = commands.add_parser("upscale", parents=[common], help="crisp-upscale images")
+    outputs = _Parser(add_help=False)
+    outputs.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="process inputs whose output file exists already, and replace it (default: skip"
+        " them, unpaid)",
+    )
+    up = commands.add_parser("upscale", parents=[common, outputs], help="crisp-upscale images")
     up.add_argument("inputs", nargs="+", metavar="INPUT", help=inputs_help)
     up.add_argument(
         "--scale", type=int, choices=(2, 4), default=None, help="recraft dialect only (default 2)"
@@ -259,9 +266,13 @@ def build_parser() -> _Parser:
     up.add_argument(
         "--format", choices=("png", "jpg"), default=None, help="recraft dialect only (default png)"
     )
-    rb = commands.add_parser("remove-bg", parents=[common], help="remove image backgrounds")
+    rb = commands.add_parser(
+        "remove-bg", parents=[common, outputs], help="remove image backgrounds"
+    )
     rb.add_argument("inputs", nargs="+", metavar="INPUT", help=inputs_help)
-    res = commands.add_parser("resume", parents=[common], help="finish what a journal holds")
+    res = commands.add_parser(
+        "resume", parents=[common, outputs], help="finish what a journal holds"
+    )
     res.add_argument("--retry-failed", action="store_true", help="submit failed inputs again")
     commands.add_parser("credits", parents=[common], help="print the account's credit balance")
     doctor = commands.add_parser(
@@ -402,6 +413,7 @@ async def _command(args: argparse.Namespace) -> int:
                     out_dir=args.out,
                     reporter=reporter,
                     concurrency=args.concurrency,
+                    overwrite=args.overwrite,
                 )
                 outcomes = unreadable + await batch.run(works)
     return _summarise(args, outcomes, journal_path)
@@ -603,6 +615,7 @@ def _journal_path(args: argparse.Namespace) -> Path:
 
 def _summarise(args: argparse.Namespace, outcomes: list[Outcome], journal: Path) -> int:
     done = [o for o in outcomes if o.state == "done"]
+    skipped = [o for o in outcomes if o.state == "skipped"]
     failed = [o for o in outcomes if o.state == "failed"]
     uncertain = [o for o in outcomes if o.state == "uncertain"]
     spent = _credits(outcomes)
@@ -611,11 +624,16 @@ def _summarise(args: argparse.Namespace, outcomes: list[Outcome], journal: Path)
             json.dumps(
                 {
                     "done": len(done),
+                    "skipped": len(skipped),
                     "failed": len(failed),
                     "uncertain": len(uncertain),
                     "outputs": [
                         {"input": o.label, "output": str(o.output), "task_id": o.task_id}
                         for o in done
+                    ],
+                    "skipped_inputs": [
+                        {"input": o.label, "output": str(o.output), "reason": o.error}
+                        for o in skipped
                     ],
                     "failures": [
                         {"input": o.label, "error": o.error, "task_id": o.task_id} for o in failed
@@ -633,8 +651,9 @@ def _summarise(args: argparse.Namespace, outcomes: list[Outcome], journal: Path)
         )
     else:
         cost = "" if spent is None else f", credits: {spent:g}"
+        skips = f", skipped: {len(skipped)} ({SKIPPED_REASON})" if skipped else ""
         _say(
-            f"done: {len(done)}, failed: {len(failed)}, uncertain: {len(uncertain)}{cost}"
+            f"done: {len(done)}{skips}, failed: {len(failed)}, uncertain: {len(uncertain)}{cost}"
             f" (outputs in {args.out}, journal {journal})"
         )
         for (_, reason), labels in _by_reason(failed).items():
@@ -645,6 +664,10 @@ def _summarise(args: argparse.Namespace, outcomes: list[Outcome], journal: Path)
                 _say(printable(f"               {_some(labels)}"))
         for o in uncertain:
             _say(printable(f"  uncertain  {o.label}: {o.error}"))
+        if skipped:
+            _say(
+                "  skipped inputs were not sent; --overwrite processes them and replaces the files"
+            )
         if uncertain:
             _say(
                 "  uncertain inputs may have been billed: check your KIE task history before"
