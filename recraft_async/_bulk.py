@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -26,6 +27,7 @@ from ._inputs import InputItem, is_url
 from ._journal import JournalEntry, JournalState
 from ._ledger import Ledger
 from ._models import Operation
+from ._progress import FINAL, eta_seconds
 from .errors import (
     AuthenticationError,
     InsufficientCreditsError,
@@ -41,6 +43,7 @@ if TYPE_CHECKING:
     import httpx
 
     from ._client import AsyncRecraft
+    from ._jobs import Job
     from ._models import Result
     from ._progress import Reporter
 
@@ -124,12 +127,17 @@ class Batch:
         # The outputs there before the run that --overwrite may replace, each once: never
         # one this run wrote for another input of the same name.
         self._replaceable: set[Path] = set()
+        self._jobs: set[Job] = set()  # this run's jobs in the client, for the ETA
+        self._total = 0
+        self._operation = Operation.UPSCALE
         # The client's first 401 or 402: it fails every input still to submit, once said.
         self._stopped_by: RecraftError | None = None
 
     async def run(self, works: Sequence[Work]) -> list[Outcome]:
         """Process every work; the outcomes come back in input order."""
         self.reporter.start(len(works))
+        self._total = len(works)
+        self._operation = works[0].operation if works else Operation.UPSCALE
         # Absolute, as the paths downloads answer: an output is known by its path.
         self.out_dir = Path(await anyio.Path(self.out_dir).resolve())
         failure: Exception | None = None
@@ -151,7 +159,28 @@ class Batch:
             # Items "submitting" are the client's: they wait for the submit rate (said
             # first, when it holds any back) or on the service's processing.
             in_flight = self.reporter.counts["submitting"]
-            self.reporter.waiting(self.scheduler.next_submit_in(), in_flight)
+            next_submit_in = self.scheduler.next_submit_in()
+            self.reporter.waiting(next_submit_in, in_flight, self._eta(next_submit_in))
+
+    def _eta(self, next_submit_in: float | None) -> float | None:
+        """Seconds to the end of the run (see ``eta_seconds``), from what the client learnt."""
+        learnt = self.client.processing_times().get(self._operation)
+        prior = self.client.poll.prior
+        processing = learnt or prior
+        now = time.time()
+        sent = [
+            event.time for job in self._jobs for event in job.events if event.kind == "submitted"
+        ]
+        counts = self.reporter.counts
+        ended = sum(counts[state] for state in FINAL) + counts["downloading"]
+        return eta_seconds(
+            unsubmitted=self._total - ended - len(sent),
+            in_flight_ages=[now - at for at in sent],
+            submit_rate=self.client.submit_rate,
+            concurrency=self.client.max_in_flight,
+            processing=None if processing is None else processing.median,
+            next_submit_in=next_submit_in,
+        )
 
     async def _run(self, works: Sequence[Work]) -> list[Outcome]:
         removed = await anyio.to_thread.run_sync(remove_leftover_parts, self.out_dir, self.part_tag)
@@ -294,7 +323,12 @@ class Batch:
             self.reporter.update(work.item.label, "submitting")
             # Checked again: the file may have changed since it was registered.
             request = await anyio.to_thread.run_sync(self._request, work)
-            result = await self.client._schedule(request)
+            job = self.client._schedule(request)
+            self._jobs.add(job)
+            try:
+                result = await job
+            finally:
+                self._jobs.discard(job)
         return result.urls, result.task_id, result.credits
 
     async def _resume(self, work: Work, entry: JournalEntry, task_id: str) -> Result:
