@@ -1,7 +1,9 @@
 """The recraft-async command line: bulk upscale / background removal with a journal.
 
-Exit status: 0 when every input succeeded, 1 when some failed or are uncertain,
-2 for usage errors, 130 when interrupted (the journal is intact; ``resume`` finishes).
+Exit status: 0 when every input succeeded (or was skipped: its output is there already;
+--overwrite replaces it), 1 when some failed or are uncertain, 2 for usage errors (a
+missing input or @list, a bad option: nothing is made), 130 when interrupted (the
+journal is intact; ``resume`` finishes).
 -v shows the library's log (-vv its debug lines), -q only errors and the summary.
 """
 
