@@ -1,5 +1,9 @@
 """One bulk run: check every input, journal it, submit, wait, download; nothing paid twice.
 
+An input whose output is already there is skipped, unpaid (see ``Batch``), unless the run
+overwrites: an output file is placed under its final name only whole, so a file there is
+complete.
+
 The client's ledger is the one writer of the journal: this run asks it for each input's
 key, registers inputs through it, and reads what it recorded.
 """
@@ -8,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -22,6 +27,7 @@ from ._inputs import InputItem, is_url
 from ._journal import JournalEntry, JournalState
 from ._ledger import Ledger
 from ._models import Operation
+from ._progress import FINAL, eta_seconds
 from .errors import (
     AuthenticationError,
     InsufficientCreditsError,
@@ -37,12 +43,16 @@ if TYPE_CHECKING:
     import httpx
 
     from ._client import AsyncRecraft
+    from ._jobs import Job
     from ._models import Result
     from ._progress import Reporter
 
 _S = JournalState
 # How often the reporter is told what the run waits on (the submit rate, the service).
 STATUS_EVERY = 1.0
+# Journal states that prove nothing was paid for an input: its existing output may stand.
+_UNPAID = frozenset({_S.PENDING, _S.FAILED})
+SKIPPED_REASON = "output exists"
 
 
 @attrs.frozen
@@ -56,14 +66,14 @@ class Work:
 
 @attrs.frozen
 class Outcome:
-    """How one input ended: ``done``, ``failed`` or ``uncertain``.
+    """How one input ended: ``done``, ``skipped`` (its output was there), ``failed``, ``uncertain``.
 
     ``error`` is the reason alone: neither the input's label nor its task id, so that
     inputs failed for one reason can be told together; ``kind`` is the error's type.
     """
 
     label: str
-    state: Literal["done", "failed", "uncertain"]
+    state: Literal["done", "skipped", "failed", "uncertain"]
     output: Path | None = None
     error: str | None = None
     task_id: str | None = None
@@ -83,7 +93,13 @@ def work_from_entry(entry: JournalEntry) -> Work:
 
 
 class Batch:
-    """Runs works through an open client with a journal; see ``run``."""
+    """Runs works through an open client with a journal; see ``run``.
+
+    An input the journal holds as unpaid (unknown, PENDING or FAILED) whose output name is
+    taken in ``out_dir`` already is ``skipped``: neither journalled nor paid. With
+    ``overwrite``, it is processed and its result replaces that file. An input the journal
+    holds as paid is finished as ever (nothing paid twice), whatever the folder holds.
+    """
 
     def __init__(
         self,
@@ -93,6 +109,7 @@ class Batch:
         out_dir: Path,
         reporter: Reporter,
         concurrency: int,
+        overwrite: bool = False,
     ) -> None:
         scheduler = client._open_scheduler()
         ledger = scheduler.ledger
@@ -106,12 +123,23 @@ class Batch:
         self.part_tag = ledger.journal.part_tag
         self.reporter = reporter
         self._limit = anyio.CapacityLimiter(concurrency)
+        self.overwrite = overwrite
+        # The outputs there before the run that --overwrite may replace, each once: never
+        # one this run wrote for another input of the same name.
+        self._replaceable: set[Path] = set()
+        self._jobs: set[Job] = set()  # this run's jobs in the client, for the ETA
+        self._total = 0
+        self._operation = Operation.UPSCALE
         # The client's first 401 or 402: it fails every input still to submit, once said.
         self._stopped_by: RecraftError | None = None
 
     async def run(self, works: Sequence[Work]) -> list[Outcome]:
         """Process every work; the outcomes come back in input order."""
         self.reporter.start(len(works))
+        self._total = len(works)
+        self._operation = works[0].operation if works else Operation.UPSCALE
+        # Absolute, as the paths downloads answer: an output is known by its path.
+        self.out_dir = Path(await anyio.Path(self.out_dir).resolve())
         failure: Exception | None = None
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._tell_waits)
@@ -131,7 +159,28 @@ class Batch:
             # Items "submitting" are the client's: they wait for the submit rate (said
             # first, when it holds any back) or on the service's processing.
             in_flight = self.reporter.counts["submitting"]
-            self.reporter.waiting(self.scheduler.next_submit_in(), in_flight)
+            next_submit_in = self.scheduler.next_submit_in()
+            self.reporter.waiting(next_submit_in, in_flight, self._eta(next_submit_in))
+
+    def _eta(self, next_submit_in: float | None) -> float | None:
+        """Seconds to the end of the run (see ``eta_seconds``), from what the client learnt."""
+        learnt = self.client.processing_times().get(self._operation)
+        prior = self.client.poll.prior
+        processing = learnt or prior
+        now = time.time()
+        sent = [
+            event.time for job in self._jobs for event in job.events if event.kind == "submitted"
+        ]
+        counts = self.reporter.counts
+        ended = sum(counts[state] for state in FINAL) + counts["downloading"]
+        return eta_seconds(
+            unsubmitted=self._total - ended - len(sent),
+            in_flight_ages=[now - at for at in sent],
+            submit_rate=self.client.submit_rate,
+            concurrency=self.client.max_in_flight,
+            processing=None if processing is None else processing.median,
+            next_submit_in=next_submit_in,
+        )
 
     async def _run(self, works: Sequence[Work]) -> list[Outcome]:
         removed = await anyio.to_thread.run_sync(remove_leftover_parts, self.out_dir, self.part_tag)
@@ -196,6 +245,11 @@ class Batch:
             return self._end(work, _failed(work, item.problem))
         try:
             request = await anyio.to_thread.run_sync(self._request, work)
+            existing = await self._existing_output(work)
+            if existing is not None and self.overwrite:
+                self._replaceable.add(existing)
+            elif existing is not None and await self._unpaid(request):
+                return self._end(work, Outcome(item.label, "skipped", existing, SKIPPED_REASON))
             return await self.ledger.register(request)
         except JournalUnreadableError as exc:  # its row is damaged: it may have been paid
             return self._end(work, unreadable_outcome(exc, item.label))
@@ -203,6 +257,20 @@ class Batch:
             return self._end(work, _failed(work, exc))
         except OSError as exc:  # the file changed between the check and the hash
             return self._end(work, _failed(work, exc, _os_reason("cannot read it", exc)))
+
+    async def _existing_output(self, work: Work) -> Path | None:
+        """The file already in the output folder under ``work``'s output name, if any."""
+        # A name made from the task id (an input with no usable name) is not known yet.
+        names = {_output_name(work, task_id) for task_id in ("a", "b")}
+        if len(names) != 1:
+            return None
+        path = self.out_dir / names.pop()
+        return path if await anyio.Path(path).is_file() else None
+
+    async def _unpaid(self, request: SubmitRequest) -> bool:
+        """Whether the journal proves that nothing was paid for ``request``'s input."""
+        entry = await self.ledger.lookup(await self.ledger.key(request))
+        return entry is None or entry.state in _UNPAID
 
     async def _process(self, work: Work, key: str) -> Outcome:
         label = work.item.label
@@ -215,6 +283,11 @@ class Batch:
             urls, task_id, cost = await self._result_urls(work, entry)
             self.reporter.update(label, "downloading")
             output = await self._download(work, urls, task_id)
+            target = self.out_dir / _output_name(work, task_id)
+            if output != target and target in self._replaceable:
+                self._replaceable.discard(target)
+                await anyio.Path(output).replace(target)  # atomic: the old file until now
+                output = target
             await self.ledger.downloaded(key, output)
             done = Outcome(label, "done", output, None, task_id, credits=cost)
             return self._end(work, done)
@@ -250,7 +323,12 @@ class Batch:
             self.reporter.update(work.item.label, "submitting")
             # Checked again: the file may have changed since it was registered.
             request = await anyio.to_thread.run_sync(self._request, work)
-            result = await self.client._schedule(request)
+            job = self.client._schedule(request)
+            self._jobs.add(job)
+            try:
+                result = await job
+            finally:
+                self._jobs.discard(job)
         return result.urls, result.task_id, result.credits
 
     async def _resume(self, work: Work, entry: JournalEntry, task_id: str) -> Result:
@@ -274,9 +352,7 @@ class Batch:
         return check_remove_background(source, options.get("output_format"), None, dialect=dialect)
 
     async def _download(self, work: Work, urls: tuple[str, ...], task_id: str) -> Path:
-        hint = work.item.path.name if work.item.path is not None else work.item.source
-        extension = str(work.options.get("format") or "png").lower()
-        name = safe_output_name(hint, task_id, "jpg" if extension == "jpeg" else extension)
+        name = _output_name(work, task_id)
         # A result host that refuses gets one fresh link from KIE, through the client.
         return await save_result(
             self.http,
@@ -287,6 +363,13 @@ class Batch:
             link_for=self.client.download_url,
             part_tag=self.part_tag,
         )
+
+
+def _output_name(work: Work, task_id: str) -> str:
+    """The file name ``work``'s result is saved under (another if that one is taken)."""
+    hint = work.item.path.name if work.item.path is not None else work.item.source
+    extension = str(work.options.get("format") or "png").lower()
+    return safe_output_name(hint, task_id, "jpg" if extension == "jpeg" else extension)
 
 
 def remove_leftover_parts(out_dir: Path, part_tag: str) -> int:

@@ -21,12 +21,18 @@ _ANY_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 @attrs.frozen
 class InputItem:
-    """One image to process: a local file or a URL, or a problem found while listing it."""
+    """One image to process: a local file or a URL, or a problem found while listing it.
+
+    ``mistyped`` marks the problem of a command-line argument itself (a path that is not
+    there, an @list that cannot be read), as opposed to a line of a list: the command line
+    refuses to run on it, where a list's bad line fails alone.
+    """
 
     label: str
     path: Path | None = None
     url: str | None = None
     problem: str | None = None
+    mistyped: bool = False
 
     @property
     def source(self) -> str:
@@ -76,7 +82,7 @@ def _expand(
         elif arg.startswith("@"):
             yield from _expand_list(arg, base, skip, depth=depth)
         else:
-            yield from _expand_path(arg, base / arg, skip)
+            yield from _expand_path(arg, base / arg, skip, given=depth == 0)
 
 
 def _expand_list(arg: str, base: Path, skip: Path | None, *, depth: int) -> Iterator[InputItem]:
@@ -87,7 +93,8 @@ def _expand_list(arg: str, base: Path, skip: Path | None, *, depth: int) -> Iter
     try:
         text = list_path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        yield InputItem(arg, problem=f"{arg}: cannot read the list ({_reason(exc)})")
+        problem = f"{arg}: cannot read the list ({_reason(exc)})"
+        yield InputItem(arg, problem=problem, mistyped=depth == 0)
         return
     lines = [line.strip() for line in text.splitlines()]
     entries = [line for line in lines if line and not line.startswith("#")]
@@ -95,16 +102,17 @@ def _expand_list(arg: str, base: Path, skip: Path | None, *, depth: int) -> Iter
     yield from _expand(entries, list_path.parent, skip, depth=depth + 1)
 
 
-def _expand_path(arg: str, path: Path, skip: Path | None) -> Iterator[InputItem]:
+def _expand_path(arg: str, path: Path, skip: Path | None, *, given: bool) -> Iterator[InputItem]:
+    """The images of a file or folder; ``given``: named on the command line, not in a list."""
     try:
         if path.is_dir():
             yield from _walk(arg, path, skip)
             return
         if not path.exists():
-            yield InputItem(arg, problem=f"{arg}: no such file or folder")
+            yield InputItem(arg, problem=f"{arg}: no such file or folder", mistyped=given)
             return
     except OSError as exc:
-        yield InputItem(arg, problem=f"{arg}: {_reason(exc)}")
+        yield InputItem(arg, problem=f"{arg}: {_reason(exc)}", mistyped=given)
         return
     # A file named explicitly is tried whatever its suffix: the probe says what is wrong.
     yield InputItem(arg, path=path.resolve())

@@ -16,11 +16,14 @@ from typing import TYPE_CHECKING, Any, TextIO
 from ._escape import printable
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from types import TracebackType
 
-# States an item passes through; the last three are final.
+    from ._policy import Rate
+
+# States an item passes through; the last four are final.
 ACTIVE = ("preparing", "submitting", "downloading")
-FINAL = ("done", "failed", "uncertain")
+FINAL = ("done", "skipped", "failed", "uncertain")
 # A wait for the submit rate this long is said on a line of its own (once per episode).
 THROTTLE_NOTICE = 2.0
 
@@ -32,6 +35,45 @@ def waiting_text(next_submit_in: float | None, in_flight: int) -> str:
     if in_flight:
         return f"waiting on processing ({in_flight} in flight)"
     return ""
+
+
+def eta_seconds(
+    *,
+    unsubmitted: int,
+    in_flight_ages: Sequence[float],
+    submit_rate: Rate | None,
+    concurrency: int,
+    processing: float | None,
+    next_submit_in: float | None = None,
+) -> float | None:
+    """Seconds until the batch ends, or None before a processing time is known.
+
+    The inputs not yet submitted go at the pace the submit window allows (``submit_rate``,
+    e.g. 20 per 10 s), or fewer when ``concurrency`` images of ``processing`` seconds each
+    are the bound; the last of them then takes ``processing``. Those in flight (submitted
+    ``in_flight_ages`` seconds ago) take what is left of ``processing``. Measuring the
+    finished items' rate instead would ignore the throttle: 20 quick submits, then 10 s
+    of waiting for each further 20.
+    """
+    if processing is None:
+        return None if unsubmitted or in_flight_ages else 0.0
+    tail = max((max(processing - age, 0.0) for age in in_flight_ages), default=0.0)
+    if unsubmitted <= 0:
+        return tail
+    per_second = concurrency / processing
+    if submit_rate is not None:
+        per_second = min(per_second, submit_rate.n / submit_rate.per)
+    submits_end = (next_submit_in or 0.0) + unsubmitted / per_second
+    return max(tail, submits_end + processing)
+
+
+def eta_text(seconds: float | None) -> str:
+    """An ETA as a clock ("ETA 1:30"), or "ETA ?" when not known yet."""
+    if seconds is None:
+        return "ETA ?"
+    minutes, secs = divmod(math.ceil(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"ETA {hours}:{minutes:02}:{secs:02}" if hours else f"ETA {minutes}:{secs:02}"
 
 
 class Reporter:
@@ -82,8 +124,15 @@ class Reporter:
         done = sum(self.counts[s] for s in FINAL)
         self.line(f"[{done}/{self.total}] {state:<9} {key}{' -> ' + detail if detail else ''}")
 
-    def waiting(self, next_submit_in: float | None, in_flight: int) -> None:
+    def waiting(
+        self,
+        next_submit_in: float | None,
+        in_flight: int,
+        eta: float | None = None,  # noqa: ARG002 - for the bar; plain lines say no ETA
+    ) -> None:
         """What the run waits on, told every second or so (see ``waiting_text``).
+
+        ``eta``: seconds to the end (see ``eta_seconds``), for the bar.
 
         Plain lines say a long wait for the submit rate once, when it starts; the episode
         ends when nothing waits for the rate any more. ``in_flight`` items wait on the
@@ -114,31 +163,14 @@ class Reporter:
 class RichReporter(Reporter):
     """A live progress bar with counts per state, throughput and ETA (needs ``rich``)."""
 
-    def __init__(self, stream: TextIO | None = None) -> None:
+    def __init__(self, stream: TextIO | None = None, *, width: int | None = None) -> None:
+        """``width``: the columns to draw in (default: the terminal's)."""
         super().__init__(stream)
         # Imported here: rich is the `cli` extra, not a dependency of the library.
         from rich.console import Console  # noqa: PLC0415
-        from rich.progress import (  # noqa: PLC0415
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-        )
 
-        self.console = Console(file=self.stream)
-        self._progress: Any = Progress(
-            BarColumn(bar_width=24),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[states]}"),
-            TextColumn("{task.fields[speed]}"),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            # Last, so that the bar stays put as the text comes and goes.
-            TextColumn("{task.description}"),
-            console=self.console,
-            transient=False,
-        )
+        self.console = Console(file=self.stream, width=width)
+        self._progress: Any = _progress_bar(self.console)
         self._task: Any = None
 
     def start(self, total: int) -> None:
@@ -146,18 +178,22 @@ class RichReporter(Reporter):
         self.total = total
         self._started = time.monotonic()
         self._progress.start()
-        self._task = self._progress.add_task("", total=total, states="", speed="")
+        self._task = self._progress.add_task("", total=total, states="", speed="", eta="ETA ?")
 
-    def waiting(self, next_submit_in: float | None, in_flight: int) -> None:
-        """Show what the run waits on in the bar's description, and refresh the rest."""
+    def waiting(
+        self, next_submit_in: float | None, in_flight: int, eta: float | None = None
+    ) -> None:
+        """Show what the run waits on and the ETA in the bar, and refresh the rest."""
         if self._task is None:
             return
-        self._progress.update(self._task, description=waiting_text(next_submit_in, in_flight))
+        self._progress.update(
+            self._task, description=waiting_text(next_submit_in, in_flight), eta=eta_text(eta)
+        )
         self.refresh()
 
     def finished(self, key: str, state: str, detail: str) -> None:
-        """Print failures and uncertainties above the bar; successes only move it."""
-        if state != "done":
+        """Print failures and uncertainties above the bar; successes and skips only move it."""
+        if state not in ("done", "skipped"):
             # Imported here: rich is the `cli` extra, not a dependency of the library.
             from rich.markup import escape  # noqa: PLC0415
 
@@ -189,6 +225,33 @@ class RichReporter(Reporter):
         self._progress.stop()
 
 
+def _progress_bar(console: Any) -> Any:
+    """The bar's columns, fitting any width down to 60: what does not fit is cut short.
+
+    The bar, the count and the ETA keep their width; the state counts, the speed and what
+    the run waits on give way (ellipsis), so that a narrow terminal still has one line.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn  # noqa: PLC0415
+    from rich.table import Column  # noqa: PLC0415
+
+    def shrinking(template: str, ratio: int) -> TextColumn:
+        column = Column(no_wrap=True, overflow="ellipsis", ratio=ratio, min_width=1)
+        return TextColumn(template, table_column=column)
+
+    return Progress(
+        BarColumn(bar_width=16),
+        MofNCompleteColumn(table_column=Column(no_wrap=True)),
+        TextColumn("{task.fields[eta]}", table_column=Column(no_wrap=True)),
+        shrinking("{task.fields[states]}", 3),
+        shrinking("{task.fields[speed]}", 1),
+        # Last, so that the bar stays put as the text comes and goes.
+        shrinking("{task.description}", 2),
+        console=console,
+        transient=False,
+        expand=True,
+    )
+
+
 class QuietReporter(Reporter):
     """No progress at all (``--quiet``): the summary and errors say what happened."""
 
@@ -199,7 +262,9 @@ class QuietReporter(Reporter):
     def finished(self, key: str, state: str, detail: str) -> None:
         """Nothing per item."""
 
-    def waiting(self, next_submit_in: float | None, in_flight: int) -> None:
+    def waiting(
+        self, next_submit_in: float | None, in_flight: int, eta: float | None = None
+    ) -> None:
         """Nothing about waits."""
 
     def line(self, text: str) -> None:

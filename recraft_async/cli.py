@@ -1,7 +1,9 @@
 """The recraft-async command line: bulk upscale / background removal with a journal.
 
-Exit status: 0 when every input succeeded, 1 when some failed or are uncertain,
-2 for usage errors, 130 when interrupted (the journal is intact; ``resume`` finishes).
+Exit status: 0 when every input succeeded (or was skipped: its output is there already;
+--overwrite replaces it), 1 when some failed or are uncertain, 2 for usage errors (a
+missing input or @list, a bad option: nothing is made), 130 when interrupted (the
+journal is intact; ``resume`` finishes).
 -v shows the library's log (-vv its debug lines), -q only errors and the summary.
 """
 
@@ -14,6 +16,7 @@ import json
 import logging
 import os
 import re
+import shlex
 import signal
 import sys
 import urllib.parse
@@ -24,10 +27,10 @@ import anyio
 import httpx
 
 from . import _doctor
-from ._bulk import Batch, Outcome, Work, unreadable_outcome, work_from_entry
+from ._bulk import SKIPPED_REASON, Batch, Outcome, Work, unreadable_outcome, work_from_entry
 from ._check import DIALECT_NAMES, DialectName, check_dialect, is_loopback_host
 from ._escape import printable
-from ._inputs import expand_inputs
+from ._inputs import InputItem, expand_inputs
 from ._journal import Journal, JournalState
 from ._keys import checked_key
 from ._logging import LOGGER_NAME, env_level
@@ -112,7 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ImportError:
             sys.stderr.write("recraft-async: error: pip install 'recraft-async[emulator]'\n")
             return EXIT_USAGE
-        return int(serve_emulator(arguments[1:]))
+        return int(serve_emulator(arguments[1:], prog="recraft-async emulator"))
     parser = build_parser()
     args = _parse(parser, arguments)
     with _library_log(args) as log_lines:
@@ -250,7 +253,14 @@ def build_parser() -> _Parser:
     parser.add_argument("--version", action="version", version=f"recraft-async {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     inputs_help = "files, folders (searched recursively), http(s) URLs, or @list.txt"
-    up = commands.add_parser("upscale", parents=[common], help="crisp-upscale images")
+    outputs = _Parser(add_help=False)
+    outputs.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="process inputs whose output file exists already, and replace it (default: skip"
+        " them, unpaid)",
+    )
+    up = commands.add_parser("upscale", parents=[common, outputs], help="crisp-upscale images")
     up.add_argument("inputs", nargs="+", metavar="INPUT", help=inputs_help)
     up.add_argument(
         "--scale", type=int, choices=(2, 4), default=None, help="recraft dialect only (default 2)"
@@ -258,9 +268,13 @@ def build_parser() -> _Parser:
     up.add_argument(
         "--format", choices=("png", "jpg"), default=None, help="recraft dialect only (default png)"
     )
-    rb = commands.add_parser("remove-bg", parents=[common], help="remove image backgrounds")
+    rb = commands.add_parser(
+        "remove-bg", parents=[common, outputs], help="remove image backgrounds"
+    )
     rb.add_argument("inputs", nargs="+", metavar="INPUT", help=inputs_help)
-    res = commands.add_parser("resume", parents=[common], help="finish what a journal holds")
+    res = commands.add_parser(
+        "resume", parents=[common, outputs], help="finish what a journal holds"
+    )
     res.add_argument("--retry-failed", action="store_true", help="submit failed inputs again")
     commands.add_parser("credits", parents=[common], help="print the account's credit balance")
     doctor = commands.add_parser(
@@ -279,7 +293,7 @@ def build_parser() -> _Parser:
     emu.add_argument(
         "emulator_args",
         nargs=argparse.REMAINDER,
-        help="options of python -m recraft_async.testing (--port, --time-scale...)",
+        help="the emulator's options (--port, --time-scale...): recraft-async emulator --help",
     )
     parser.commands = dict(commands.choices)
     return parser
@@ -365,8 +379,9 @@ async def _command(args: argparse.Namespace) -> int:
             f"{' and '.join(given)}: KIE's jobs API (the market dialect, the default) takes an"
             " image only; use --dialect recraft for the seed's endpoints, which carry them"
         )
+    options = await _client_options(args)
     if args.command == "credits":
-        async with _client(args, None) as client:
+        async with _client(args, None, options) as client:
             balance = await client.credits()
         _say(json.dumps({"credits": balance}) if args.json else balance)
         return EXIT_OK
@@ -376,9 +391,13 @@ async def _command(args: argparse.Namespace) -> int:
     journal_path = _journal_path(args)
     if args.command == "resume" and not await anyio.Path(journal_path).is_file():
         raise UsageError(f"no journal at {journal_path} (pass --journal or --out)")
+    # Expanded before the journal is made: a mistyped input makes nothing (exit 2).
+    listed = None if args.command == "resume" else await _given_items(args, _planned_out(args))
     async with Journal(journal_path) as journal:
         args.out = await _output_folder(args, journal)
-        works, unreadable = await _works(args, journal)
+        if listed is not None and listed[0] != await anyio.Path(args.out).resolve():
+            listed = await _given_items(args, args.out)  # the journal's own folder, left out
+        works, unreadable = await _works(args, journal, listed[1] if listed else [])
         if args.quiet:
             reporter: Reporter = QuietReporter()
         else:
@@ -386,7 +405,7 @@ async def _command(args: argparse.Namespace) -> int:
         args.log_lines.reporter = reporter
         # Downloads use their own connection pool, which has never seen the API key.
         async with (
-            _client(args, journal) as client,
+            _client(args, journal, options) as client,
             httpx.AsyncClient(timeout=httpx.Timeout(60.0)) as http,
         ):
             with reporter:
@@ -396,6 +415,7 @@ async def _command(args: argparse.Namespace) -> int:
                     out_dir=args.out,
                     reporter=reporter,
                     concurrency=args.concurrency,
+                    overwrite=args.overwrite,
                 )
                 outcomes = unreadable + await batch.run(works)
     return _summarise(args, outcomes, journal_path)
@@ -431,7 +451,29 @@ async def _check_folder(out: Path) -> None:
         raise UsageError(f"--out {out}: a file, not a folder")
 
 
-async def _works(args: argparse.Namespace, journal: Journal) -> tuple[list[Work], list[Outcome]]:
+def _planned_out(args: argparse.Namespace) -> Path:
+    """The output folder before the journal is read: --out, else the default."""
+    return Path(args.out) if args.out is not None else Path(DEFAULT_OUT)
+
+
+async def _given_items(args: argparse.Namespace, out: Path) -> tuple[anyio.Path, list[InputItem]]:
+    """The INPUT arguments expanded (``out`` left out), with ``out`` resolved.
+
+    A path that is not there or an @list that cannot be read is a usage error: the command
+    line is wrong, and nothing is made for it. A list's bad line fails alone, later.
+    """
+    items = await anyio.to_thread.run_sync(lambda: expand_inputs(args.inputs, exclude=out))
+    mistyped = [item.problem for item in items if item.mistyped]
+    if mistyped:
+        raise UsageError("; ".join(p for p in mistyped if p))
+    if not items:
+        raise UsageError("no image files found in the given inputs")
+    return await anyio.Path(out).resolve(), items
+
+
+async def _works(
+    args: argparse.Namespace, journal: Journal, items: list[InputItem]
+) -> tuple[list[Work], list[Outcome]]:
     """The works of this run, and (for ``resume``) the journal's unreadable rows as outcomes."""
     if args.command == "resume":
         wanted = [
@@ -465,21 +507,14 @@ async def _works(args: argparse.Namespace, journal: Journal) -> tuple[list[Work]
         params = {k: v for k in ("scale", "format") if (v := getattr(args, k)) is not None}
     else:
         operation = Operation.REMOVE_BACKGROUND
-    items = await anyio.to_thread.run_sync(lambda: expand_inputs(args.inputs, exclude=args.out))
-    if not items:
-        raise UsageError("no image files found in the given inputs")
     return [Work(item, operation, params) for item in items], []
 
 
-@contextlib.asynccontextmanager
-async def _client(args: argparse.Namespace, journal: Journal | None) -> AsyncIterator[AsyncRecraft]:
+async def _client_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The client's options: every one checked (a usage error) before anything is made or sent."""
     from ._client import AsyncRecraft  # noqa: PLC0415 - keeps `--help` fast
 
-    options: dict[str, Any] = {
-        "max_in_flight": args.concurrency,
-        "journal": journal,
-        "dialect": _dialect(args),
-    }
+    options: dict[str, Any] = {"max_in_flight": args.concurrency, "dialect": _dialect(args)}
     if args.poll_initial is not None:
         if not args.poll_initial > 0:
             raise UsageError("--poll-initial must be > 0")
@@ -492,18 +527,12 @@ async def _client(args: argparse.Namespace, journal: Journal | None) -> AsyncIte
         )
     if args.emulator:
         try:
-            from .testing import KieEmulator, serve  # noqa: PLC0415 - optional extra
+            import recraft_async.testing  # noqa: F401, PLC0415 - optional extra, checked here
         except ImportError as exc:
             raise UsageError(
                 "--emulator needs the extra: pip install 'recraft-async[emulator]'"
             ) from exc
-        emulator = KieEmulator()
-        async with serve(emulator) as url:
-            options.setdefault("poll", EMULATOR_POLL)
-            options.update(api_key=emulator.api_key, base_url=url, upload_base_url=url)
-            async with AsyncRecraft(**options) as client:
-                yield client
-        return
+        return options
     key = await _api_key(args)
     if not key:
         raise UsageError("no API key: set KIE_API_KEY, pass --api-key-file, or use --emulator")
@@ -516,10 +545,31 @@ async def _client(args: argparse.Namespace, journal: Journal | None) -> AsyncIte
         # A local server under test must not have our files sent to the real upload API.
         options["upload_base_url"] = args.base_url
     try:
-        client = AsyncRecraft(**options)
+        AsyncRecraft(**options)  # its checks only: a client makes nothing until opened
     except RecraftError as exc:
         raise UsageError(str(exc)) from None
-    async with client:
+    return options
+
+
+@contextlib.asynccontextmanager
+async def _client(
+    args: argparse.Namespace, journal: Journal | None, options: dict[str, Any]
+) -> AsyncIterator[AsyncRecraft]:
+    """The client of ``options`` (see ``_client_options``), on the emulator if asked."""
+    from ._client import AsyncRecraft  # noqa: PLC0415 - keeps `--help` fast
+
+    options = {**options, "journal": journal}
+    if args.emulator:
+        from .testing import KieEmulator, serve  # noqa: PLC0415 - optional extra
+
+        emulator = KieEmulator()
+        async with serve(emulator) as url:
+            options.setdefault("poll", EMULATOR_POLL)
+            options.update(api_key=emulator.api_key, base_url=url, upload_base_url=url)
+            async with AsyncRecraft(**options) as client:
+                yield client
+        return
+    async with AsyncRecraft(**options) as client:
         yield client
 
 
@@ -567,6 +617,7 @@ def _journal_path(args: argparse.Namespace) -> Path:
 
 def _summarise(args: argparse.Namespace, outcomes: list[Outcome], journal: Path) -> int:
     done = [o for o in outcomes if o.state == "done"]
+    skipped = [o for o in outcomes if o.state == "skipped"]
     failed = [o for o in outcomes if o.state == "failed"]
     uncertain = [o for o in outcomes if o.state == "uncertain"]
     spent = _credits(outcomes)
@@ -575,11 +626,16 @@ def _summarise(args: argparse.Namespace, outcomes: list[Outcome], journal: Path)
             json.dumps(
                 {
                     "done": len(done),
+                    "skipped": len(skipped),
                     "failed": len(failed),
                     "uncertain": len(uncertain),
                     "outputs": [
                         {"input": o.label, "output": str(o.output), "task_id": o.task_id}
                         for o in done
+                    ],
+                    "skipped_inputs": [
+                        {"input": o.label, "output": str(o.output), "reason": o.error}
+                        for o in skipped
                     ],
                     "failures": [
                         {"input": o.label, "error": o.error, "task_id": o.task_id} for o in failed
@@ -597,8 +653,9 @@ def _summarise(args: argparse.Namespace, outcomes: list[Outcome], journal: Path)
         )
     else:
         cost = "" if spent is None else f", credits: {spent:g}"
+        skips = f", skipped: {len(skipped)} ({SKIPPED_REASON})" if skipped else ""
         _say(
-            f"done: {len(done)}, failed: {len(failed)}, uncertain: {len(uncertain)}{cost}"
+            f"done: {len(done)}{skips}, failed: {len(failed)}, uncertain: {len(uncertain)}{cost}"
             f" (outputs in {args.out}, journal {journal})"
         )
         for (_, reason), labels in _by_reason(failed).items():
@@ -609,6 +666,10 @@ def _summarise(args: argparse.Namespace, outcomes: list[Outcome], journal: Path)
                 _say(printable(f"               {_some(labels)}"))
         for o in uncertain:
             _say(printable(f"  uncertain  {o.label}: {o.error}"))
+        if skipped:
+            _say(
+                "  skipped inputs were not sent; --overwrite processes them and replaces the files"
+            )
         if uncertain:
             _say(
                 "  uncertain inputs may have been billed: check your KIE task history before"
@@ -652,15 +713,33 @@ def _say(*parts: object, file: TextIO | None = None) -> None:
 
 
 def _print_resume_hint(args: argparse.Namespace) -> None:
-    out = getattr(args, "out", None) or Path(DEFAULT_OUT)
-    journal = _journal_path(args) if hasattr(args, "journal") else out / JOURNAL_NAME
-    # The same service, never the key: it comes from the environment or --api-key again.
-    where = f" --base-url {args.base_url}" if getattr(args, "base_url", None) else ""
     _say(
         f"\nrecraft-async: interrupted; the journal is intact. Finish with:\n"
-        f"  recraft-async resume --journal {journal} --out {out}{where}",
+        f"  {resume_command(args)}",
         file=sys.stderr,
     )
+
+
+def resume_command(args: argparse.Namespace) -> str:
+    """The ``resume`` command line that finishes this run, as it can be typed.
+
+    Every option resume needs to reach the same journal, folder and service: the emulator,
+    the dialect (when not the default), the base URLs and the key file. Never the key
+    itself: it comes from the environment (or --api-key) again.
+    """
+    out = getattr(args, "out", None) or Path(DEFAULT_OUT)
+    journal = _journal_path(args) if hasattr(args, "journal") else out / JOURNAL_NAME
+    words = ["recraft-async", "resume", "--journal", str(journal), "--out", str(out)]
+    if getattr(args, "emulator", False):
+        words.append("--emulator")
+    dialect = getattr(args, "dialect", None) or os.environ.get("KIE_DIALECT")
+    if dialect and dialect != "market":
+        words += ["--dialect", dialect]
+    for option in ("base_url", "upload_base_url", "api_key_file"):
+        value = getattr(args, option, None)
+        if value:
+            words += [f"--{option.replace('_', '-')}", str(value)]
+    return shlex.join(words)
 
 
 async def _write_samples(folder: Path) -> int:

@@ -105,12 +105,14 @@ def test_a_journal_refuses_a_second_output_folder(tmp_path):
 
 
 def _failing_batch(tmp_path, *extra):
-    """Three tasks that fail for one reason, one success and one missing file."""
+    """Three tasks that fail for one reason, one success and one missing file (listed)."""
     for i in range(4):
         save_image(tmp_path / "in" / f"img{i}.png", (256, 256 + i))
+    # In a list: a list's missing line fails alone; a missing argument would be exit 2.
+    (tmp_path / "more.txt").write_text("nope1.png\n")
     with emulator_process("--time-scale", "0.1", "--duration", "fixed:1",
                           "--fault", "task=fail*3") as url:  # fmt: skip
-        return cli("upscale", "in", "nope1.png", "--base-url", url, "--api-key", KEY,
+        return cli("upscale", "in", "@more.txt", "--base-url", url, "--api-key", KEY,
                    "--out", "out", "--poll-initial", "0.05", *extra, cwd=tmp_path)  # fmt: skip
 
 

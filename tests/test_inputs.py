@@ -54,6 +54,8 @@ def test_files_urls_lists_and_problems(tmp_path, monkeypatch):
     assert items[2].path == tmp_path / "lists" / "rel.png"
     assert "no such file" in (items[5].problem or "")
     assert "cannot read the list" in (items[6].problem or "")
+    # The arguments' own problems are mistypes; a list's missing line is not.
+    assert [i.label for i in items if i.mistyped] == ["nope.png", "@no.txt"]
 
 
 def test_duplicates_are_kept_once(tmp_path, monkeypatch):

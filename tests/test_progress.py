@@ -4,7 +4,15 @@ import io
 
 import pytest
 
-from recraft_async._progress import QuietReporter, Reporter, RichReporter, waiting_text
+from recraft_async._policy import Rate
+from recraft_async._progress import (
+    QuietReporter,
+    Reporter,
+    RichReporter,
+    eta_seconds,
+    eta_text,
+    waiting_text,
+)
 
 
 def test_plain_reporter_logs_final_states_with_counts():
@@ -84,7 +92,7 @@ def test_rich_reporter_shows_the_wait_in_its_description(monkeypatch):
         assert reporter._progress.tasks[0].description == "waiting on processing (1 in flight)"
         reporter.waiting(None, 0)
         assert reporter._progress.tasks[0].description == ""
-    assert "0/2 submitting 1" in out.getvalue()
+    assert "0/2 ETA ? submitting 1" in out.getvalue()
 
 
 def test_quiet_reporter_prints_nothing():
@@ -97,3 +105,57 @@ def test_quiet_reporter_prints_nothing():
         reporter.line("stopped")
     assert out.getvalue() == ""
     assert reporter.counts["failed"] == 1
+
+
+def test_eta_is_paced_by_the_submit_window():
+    """40 to submit at 20 per 10 s, 20 s processing: 20 s of submits then 20 s, not 4 s."""
+    eta = eta_seconds(unsubmitted=40, in_flight_ages=[], submit_rate=Rate(20, per=10.0),
+                      concurrency=100, processing=20.0)  # fmt: skip
+    assert eta == pytest.approx(40.0)
+    # A throttle already holding the next submit 5 s back adds its wait.
+    held = eta_seconds(unsubmitted=40, in_flight_ages=[], submit_rate=Rate(20, per=10.0),
+                       concurrency=100, processing=20.0, next_submit_in=5.0)  # fmt: skip
+    assert held == pytest.approx(45.0)
+
+
+def test_eta_is_paced_by_concurrency_when_it_binds():
+    """8 at a time of 20 s each is 0.4 per second: slower than the window, so it counts."""
+    eta = eta_seconds(unsubmitted=8, in_flight_ages=[], submit_rate=Rate(20, per=10.0),
+                      concurrency=8, processing=20.0)  # fmt: skip
+    assert eta == pytest.approx(40.0)
+
+
+def test_eta_of_the_last_ones_in_flight_is_what_is_left_of_processing():
+    """All submitted: the youngest in flight decides; unknown processing: no ETA."""
+    ages = [15.0, 4.0, 30.0]
+    eta = eta_seconds(unsubmitted=0, in_flight_ages=ages, submit_rate=None,
+                      concurrency=8, processing=20.0)  # fmt: skip
+    assert eta == pytest.approx(16.0)
+    assert eta_seconds(unsubmitted=3, in_flight_ages=[], submit_rate=None, concurrency=8,
+                       processing=None) is None  # fmt: skip
+    assert eta_text(None) == "ETA ?"
+    assert eta_text(95.2) == "ETA 1:36"
+    assert eta_text(3725.0) == "ETA 1:02:05"
+
+
+@pytest.mark.parametrize("width", [60, 80, 120])
+def test_bar_fits_the_terminal_with_its_eta(width):
+    """At 60 and 80 columns the bar, the count and the ETA are drawn, on one line."""
+    pytest.importorskip("rich")
+    out = io.StringIO()
+    with RichReporter(out, width=width) as reporter:
+        reporter.start(40)
+        for i in range(12):
+            reporter.update(f"photos/summer/img-{i:04}.png", "done", "out/x.png")
+        for i in range(12, 20):
+            reporter.update(f"photos/summer/img-{i:04}.png", "submitting")
+        window = Rate(20, per=10.0)
+        eta = eta_seconds(unsubmitted=20, in_flight_ages=[1.0] * 8, submit_rate=window,
+                          concurrency=8, processing=20.0)  # fmt: skip
+        reporter.waiting(7.0, 8, eta)
+    lines = [line for line in out.getvalue().splitlines() if line.strip()]
+    bar = lines[-1]
+    assert "━" in bar
+    assert "12/40" in bar
+    assert f"{eta_text(eta)} " in bar
+    assert all(len(line) <= width for line in lines)

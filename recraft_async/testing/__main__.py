@@ -44,10 +44,13 @@ def _fault(plan: FaultPlan, text: str) -> None:
         plan.chance(Target(target), Fault.parse(spec), float(probability or 1))
 
 
-def parser() -> argparse.ArgumentParser:
-    """The command line's options."""
+MODULE_PROG = "python -m recraft_async.testing"
+
+
+def parser(prog: str = MODULE_PROG) -> argparse.ArgumentParser:
+    """The command line's options; ``prog`` is how the command was invoked, for ``--help``."""
     cli = argparse.ArgumentParser(
-        prog="python -m recraft_async.testing",
+        prog=prog,
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -124,9 +127,9 @@ def parser() -> argparse.ArgumentParser:
     return cli
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, prog: str = MODULE_PROG) -> int:
     """Serve until interrupted; the first line on stdout is the base URL."""
-    args = parser().parse_args(argv)
+    args = parser(prog).parse_args(argv)
     plan = FaultPlan(args.seed)
     for text in args.fault:
         _fault(plan, text)
