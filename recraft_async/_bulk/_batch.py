@@ -15,14 +15,9 @@ import anyio
 import anyio.to_thread
 import attrs
 
-from ._check import SubmitRequest, check_remove_background, check_upscale
-from ._download import save_result
-from ._files import part_glob, safe_output_name
-from ._inputs import InputItem, is_url
-from ._journal import JournalEntry, JournalState
-from ._ledger import Ledger
-from ._models import Operation
-from .errors import (
+from recraft_async._core._check import SubmitRequest, check_remove_background, check_upscale
+from recraft_async._core._download import save_result
+from recraft_async._core._errors import (
     AuthenticationError,
     InsufficientCreditsError,
     InvalidInputError,
@@ -30,14 +25,21 @@ from .errors import (
     RecraftError,
     SubmissionUncertainError,
 )
+from recraft_async._core._files import part_glob, safe_output_name
+from recraft_async._core._models import Operation
+
+from ._inputs import InputItem, is_url
+from ._journal import JournalEntry, JournalState
+from ._ledger import Ledger
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
     import httpx
 
-    from ._client import AsyncRecraft
-    from ._models import Result
+    from recraft_async._client import AsyncRecraft
+    from recraft_async._core._models import Result
+
     from ._progress import Reporter
 
 _S = JournalState

@@ -28,10 +28,11 @@ import anyio
 import anyio.to_thread
 import attrs
 
+from recraft_async._core._errors import JournalStateError, JournalUnreadableError
+from recraft_async._core._models import Operation
+from recraft_async._core._redact import redact
+
 from ._lockfile import LockFile
-from ._models import Operation
-from ._redact import redact
-from .errors import JournalStateError, JournalUnreadableError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping

@@ -16,15 +16,16 @@ from typing import TYPE_CHECKING, Protocol
 import anyio
 import anyio.to_thread
 
-from ._escape import printable
+from recraft_async._core._errors import JournalStateError, SubmissionUncertainError, TaskFailedError
+from recraft_async._core._escape import printable
+
 from ._journal import Journal, JournalEntry, JournalState, fingerprint
-from .errors import JournalStateError, SubmissionUncertainError, TaskFailedError
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable
 
-    from ._check import SubmitRequest
-    from ._models import Operation, Result
+    from recraft_async._core._check import SubmitRequest
+    from recraft_async._core._models import Operation, Result
 
 logger = logging.getLogger("recraft_async")
 

@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from .errors import JournalStateError
+from recraft_async._core._errors import JournalStateError
 
 if sys.platform == "win32":  # pragma: no cover - CI runs on Linux
     import msvcrt

@@ -13,7 +13,7 @@ import time
 from collections import Counter
 from typing import TYPE_CHECKING, Any, TextIO
 
-from ._escape import printable
+from recraft_async._core._escape import printable
 
 if TYPE_CHECKING:
     from types import TracebackType

@@ -10,9 +10,9 @@ from typing import Any, Literal
 
 import attrs
 
+from ._errors import InvalidInputError
 from ._files import probe_image_bytes, probe_image_file
 from ._models import Operation
-from .errors import InvalidInputError
 
 DialectName = Literal["market", "recraft"]
 DIALECT_NAMES: tuple[DialectName, ...] = ("market", "recraft")

@@ -13,10 +13,10 @@ import attrs
 import cattrs
 
 from ._check import SubmitRequest, task_id_problem
+from ._errors import ProtocolError
 from ._escape import loggable_url, printable
 from ._models import Operation, TaskRecord, TaskState, credits_from, from_epoch, wire
 from ._transport import url_problem
-from .errors import ProtocolError
 
 _SEED_STATES = {
     0: TaskState.PROCESSING,

@@ -17,9 +17,9 @@ import anyio
 import anyio.lowlevel
 from anyio.abc import TaskGroup
 
+from ._errors import ClientNotOpenError, JobCancelledError
 from ._escape import loggable_source, printable
 from ._jobs import Job
-from .errors import ClientNotOpenError, JobCancelledError
 
 logger = logging.getLogger("recraft_async")
 

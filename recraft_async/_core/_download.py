@@ -12,6 +12,13 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from ._errors import (
+    DownloadError,
+    DownloadWriteError,
+    ProtocolError,
+    RecraftError,
+    ResultUnavailableError,
+)
 from ._escape import loggable_url
 from ._files import (
     DEFAULT_DOWNLOAD_DEADLINE,
@@ -20,13 +27,6 @@ from ._files import (
     download_to,
 )
 from ._transport import url_problem
-from .errors import (
-    DownloadError,
-    DownloadWriteError,
-    ProtocolError,
-    RecraftError,
-    ResultUnavailableError,
-)
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable

@@ -1,39 +1,6 @@
-"""The exceptions recraft-async raises, as a tree (HTTP statuses on the right).
+"""The exception classes (``recraft_async.errors`` is their public module and documents the tree).
 
-    RecraftError
-    ├── InvalidInputError (also ValueError)
-    ├── ClientNotOpenError (also RuntimeError)
-    ├── WrongEventLoopError (also RuntimeError)
-    ├── QueueFullError
-    ├── APIError
-    │   ├── AuthenticationError            401
-    │   ├── InsufficientCreditsError       402
-    │   ├── NotFoundError                  404
-    │   │   └── TaskNotReadyError          422 "recordInfo is null" on a status read
-    │   ├── InvalidRequestError            400, 422
-    │   ├── RateLimitError                 429
-    │   ├── ServiceUnavailableError        455, 503
-    │   ├── GenerationFailedError          501
-    │   ├── FeatureDisabledError           505
-    │   └── ServerError                    other 5xx
-    ├── APIConnectionError
-    │   └── APITimeoutError
-    ├── SubmissionUncertainError
-    ├── TaskFailedError
-    ├── JobTimeoutError (also TimeoutError)
-    ├── JobCancelledError
-    ├── InvalidStateError (also RuntimeError)
-    ├── ProtocolError
-    ├── DownloadError
-    │   ├── ResultUnavailableError
-    │   └── DownloadWriteError (also OSError)
-    ├── WebhookVerificationError
-    │   └── WebhookReplayError
-    ├── JournalStateError (also RuntimeError)
-    │   └── JournalUnreadableError
-    ├── CoordinationUnavailableError
-    └── CoordinationNotDurableError
-
+They live in the core, which every layer imports; the public module re-exports them.
 No exception text ever contains a key: messages are built from the service's answer and
 our own words, and every message (a lower library's quoted text included) passes the
 redactor (``_redact``) when the exception is made.

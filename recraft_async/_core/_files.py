@@ -17,6 +17,12 @@ import anyio.to_thread
 import attrs
 import httpx
 
+from ._errors import (
+    APIConnectionError,
+    APITimeoutError,
+    InvalidInputError,
+    ProtocolError,
+)
 from ._escape import loggable_url
 from ._limits import LIMITS as _LIMITS
 from ._limits import MB as _MB
@@ -24,12 +30,6 @@ from ._limits import MEGAPIXEL as _MP
 from ._limits import ImageFormat
 from ._models import Operation
 from ._transport import USER_AGENT, AttemptClock, Transport, url_problem
-from .errors import (
-    APIConnectionError,
-    APITimeoutError,
-    InvalidInputError,
-    ProtocolError,
-)
 
 if TYPE_CHECKING:
     from collections.abc import Callable

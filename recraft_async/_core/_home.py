@@ -12,7 +12,7 @@ import threading
 import anyio
 import anyio.lowlevel
 
-from .errors import WrongEventLoopError
+from ._errors import WrongEventLoopError
 
 
 class Home:

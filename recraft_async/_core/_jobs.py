@@ -12,11 +12,11 @@ from typing import Any, Protocol
 import anyio
 
 from ._check import SubmitRequest
+from ._errors import InvalidStateError, JobCancelledError
 from ._escape import printable
 from ._events import FINAL_KINDS, JobEvent, JobEventKind
 from ._models import Operation, Result, iso_time
 from ._redact import redact
-from .errors import InvalidStateError, JobCancelledError
 
 logger = logging.getLogger("recraft_async")
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 
-from .errors import InvalidInputError
+from ._errors import InvalidInputError
 
 _DEL = 0x7F
 

@@ -11,7 +11,7 @@ import time
 
 import attrs
 
-from .errors import (
+from ._errors import (
     APIConnectionError,
     APIError,
     InvalidInputError,

@@ -7,6 +7,16 @@ import anyio
 from ._adaptive import PollPlanner
 from ._coordination import Budget
 from ._dialects import Dialect, UnusableResultError
+from ._errors import (
+    InvalidRequestError,
+    JobTimeoutError,
+    NotFoundError,
+    ProtocolError,
+    RateLimitError,
+    RecraftError,
+    TaskFailedError,
+    TaskNotReadyError,
+)
 from ._jobs import Job
 from ._models import Operation, Result, TaskRecord, TaskState
 from ._options import JobOptions
@@ -19,16 +29,6 @@ from ._policy import (
     _should_retry,
 )
 from ._transport import Transport
-from .errors import (
-    InvalidRequestError,
-    JobTimeoutError,
-    NotFoundError,
-    ProtocolError,
-    RateLimitError,
-    RecraftError,
-    TaskFailedError,
-    TaskNotReadyError,
-)
 
 # The share of the read budget that reads placed densely near likely finishes may take:
 # the rest stays for the fixed schedule, retries and get_task.

@@ -17,23 +17,13 @@ import anyio
 import anyio.to_thread
 from anyio.abc import TaskGroup
 
+from recraft_async._bulk._journal import Journal, fingerprint
+from recraft_async._bulk._ledger import NO_RECORD, Ledger, NullLedger, Record
+
 from ._coordination import NO_CLAIM, Claim, Coordinator, LocalCoordinator
 from ._dialects import Dialect
 from ._dispatch import Dispatcher
-from ._escape import loggable_source
-from ._events import FINAL_KINDS, JobEvent, Listener
-from ._home import Home
-from ._jobs import Job
-from ._journal import Journal, fingerprint
-from ._ledger import NO_RECORD, Ledger, NullLedger, Record
-from ._models import Operation, TaskRecord
-from ._options import JobOptions
-from ._policy import PollPolicy, Rate
-from ._poll import Poller
-from ._submit import AccountError, Submitter
-from ._transport import Transport
-from ._webhooks import Seen
-from .errors import (
+from ._errors import (
     InvalidInputError,
     JobCancelledError,
     QueueFullError,
@@ -41,6 +31,17 @@ from .errors import (
     SubmissionUncertainError,
     TaskFailedError,
 )
+from ._escape import loggable_source
+from ._events import FINAL_KINDS, JobEvent, Listener
+from ._home import Home
+from ._jobs import Job
+from ._models import Operation, TaskRecord
+from ._options import JobOptions
+from ._policy import PollPolicy, Rate
+from ._poll import Poller
+from ._submit import AccountError, Submitter
+from ._transport import Transport
+from ._webhooks import Seen
 
 logger = logging.getLogger("recraft_async")
 

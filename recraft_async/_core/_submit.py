@@ -10,13 +10,7 @@ import anyio.lowlevel
 import attrs
 
 from ._dialects import Dialect, parse_task_id
-from ._escape import loggable_source, printable
-from ._files import upload_image
-from ._jobs import Job
-from ._options import JobOptions
-from ._policy import _is_refusal, _never_landed, _retry_delay, _should_resubmit
-from ._transport import Transport
-from .errors import (
+from ._errors import (
     APIConnectionError,
     APIError,
     AuthenticationError,
@@ -26,10 +20,17 @@ from .errors import (
     RecraftError,
     SubmissionUncertainError,
 )
+from ._escape import loggable_source, printable
+from ._files import upload_image
+from ._jobs import Job
+from ._options import JobOptions
+from ._policy import _is_refusal, _never_landed, _retry_delay, _should_resubmit
+from ._transport import Transport
 
 if TYPE_CHECKING:
+    from recraft_async._bulk._ledger import Record
+
     from ._coordination import Budget
-    from ._ledger import Record
 
 logger = logging.getLogger("recraft_async")
 

@@ -12,11 +12,9 @@ from typing import Any, Protocol
 import anyio
 import httpx
 
-from ._escape import loggable_url, printable
-from ._policy import _parse_retry_after, _retry_delay, _should_retry
-from ._redact import Secret, redact_chain
-from ._version import __version__
-from .errors import (
+from recraft_async._version import __version__
+
+from ._errors import (
     APIConnectionError,
     APIError,
     APITimeoutError,
@@ -31,6 +29,9 @@ from .errors import (
     ServerError,
     ServiceUnavailableError,
 )
+from ._escape import loggable_url, printable
+from ._policy import _parse_retry_after, _retry_delay, _should_retry
+from ._redact import Secret, redact_chain
 
 logger = logging.getLogger("recraft_async")
 # Sent with every request the library makes: API calls, uploads and downloads.

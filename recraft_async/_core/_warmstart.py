@@ -23,8 +23,9 @@ import anyio.to_thread
 from ._models import Operation
 
 if TYPE_CHECKING:
+    from recraft_async._bulk._journal import Journal
+
     from ._adaptive import PollPlanner
-    from ._journal import Journal
 
 logger = logging.getLogger("recraft_async")
 

@@ -22,9 +22,9 @@ import attrs
 
 from ._check import DIALECT_NAMES, check_dialect, task_id_problem
 from ._dialects import DIALECTS
+from ._errors import InvalidInputError, ProtocolError, WebhookReplayError, WebhookVerificationError
 from ._keys import checked_key
 from ._models import Callback, TaskRecord
-from .errors import InvalidInputError, ProtocolError, WebhookReplayError, WebhookVerificationError
 
 # KIE does not publish a window; five minutes is the common choice (Stripe, Slack).
 DEFAULT_MAX_AGE = 300.0

@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from ._policy import Rate
-from .errors import InvalidInputError
+from recraft_async._core._errors import InvalidInputError
+from recraft_async._core._policy import Rate
 
 if TYPE_CHECKING:
-    from ._coordination import Coordinator
+    from recraft_async._core._coordination import Coordinator
 
 _NAMESPACE = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
 _SCHEMES = ("redis", "rediss", "unix")

@@ -24,15 +24,16 @@ import coredis
 from coredis.exceptions import RedisError
 from coredis.retry import NoRetryPolicy
 
+from recraft_async._core._coordination import Budget, Claim, HintSink
+from recraft_async._core._errors import CoordinationNotDurableError, CoordinationUnavailableError
+from recraft_async._core._escape import printable
+from recraft_async._core._pacer import Pacer
+from recraft_async._core._policy import MAX_RETRY_AFTER, Rate
+from recraft_async._core._webhooks import Seen
+
 from . import _redis_scripts as scripts
-from ._coordination import Budget, Claim, HintSink
-from ._escape import printable
-from ._pacer import Pacer
-from ._policy import MAX_RETRY_AFTER, Rate
 from ._redis_memory import OwnSubmits, check_persistence, run_id
 from ._turn import Turn
-from ._webhooks import Seen
-from .errors import CoordinationNotDurableError, CoordinationUnavailableError
 
 logger = logging.getLogger("recraft_async")
 

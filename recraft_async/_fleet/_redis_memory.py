@@ -15,7 +15,7 @@ import anyio
 import coredis
 from coredis.exceptions import ResponseError
 
-from .errors import CoordinationNotDurableError
+from recraft_async._core._errors import CoordinationNotDurableError
 
 # What a volatile Redis can cost, in the words every refusal and warning uses.
 AT_STAKE = (

@@ -11,13 +11,13 @@ import respx
 from conftest import image_bytes
 from PIL import Image
 
-from recraft_async._bulk import Batch, Work, work_from_entry
-from recraft_async._check import check_upscale
-from recraft_async._inputs import InputItem
-from recraft_async._journal import Journal, JournalState
-from recraft_async._ledger import Ledger, NullLedger
-from recraft_async._models import Operation, Result, TaskRecord, TaskState
-from recraft_async._progress import Reporter
+from recraft_async._bulk._batch import Batch, Work, work_from_entry
+from recraft_async._bulk._inputs import InputItem
+from recraft_async._bulk._journal import Journal, JournalState
+from recraft_async._bulk._ledger import Ledger, NullLedger
+from recraft_async._bulk._progress import Reporter
+from recraft_async._core._check import check_upscale
+from recraft_async._core._models import Operation, Result, TaskRecord, TaskState
 from recraft_async.errors import (
     InvalidInputError,
     RecraftError,
@@ -266,7 +266,7 @@ async def test_a_local_write_error_fails_its_input_alone_and_resume_finishes_it(
     """A disk-full place step fails one input with the reason; its task id stays for resume."""
     import errno  # noqa: PLC0415 - this test's own
 
-    import recraft_async._files as files  # noqa: PLC0415 - the place step is patched here
+    import recraft_async._core._files as files  # noqa: PLC0415 - the place step is patched here
 
     place = files._place
 
@@ -307,7 +307,7 @@ async def test_an_output_folder_that_cannot_be_written_fails_each_input_alone(
     """A permission error making the partial file fails every input with one clear reason."""
     import errno  # noqa: PLC0415 - this test's own
 
-    import recraft_async._files as files  # noqa: PLC0415 - the temp step is patched here
+    import recraft_async._core._files as files  # noqa: PLC0415 - the temp step is patched here
 
     def denied(_root, _tag):
         raise PermissionError(errno.EACCES, "Permission denied")
@@ -325,7 +325,7 @@ async def test_an_output_folder_that_cannot_be_written_fails_each_input_alone(
 @pytest.mark.anyio
 async def test_leftover_parts_of_other_journals_are_left_alone(tmp_path, results):
     """A run deletes the partial downloads of its own journal only, not another batch's."""
-    from recraft_async._files import PART_PREFIX, PART_SUFFIX  # noqa: PLC0415
+    from recraft_async._core._files import PART_PREFIX, PART_SUFFIX  # noqa: PLC0415
 
     out = tmp_path / "out"
     out.mkdir()

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from recraft_async._inputs import expand_inputs, is_url
+from recraft_async._bulk._inputs import expand_inputs, is_url
 
 
 def touch(path, data=b"x"):

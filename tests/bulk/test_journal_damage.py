@@ -7,9 +7,9 @@ import sqlite3
 import pytest
 
 import recraft_async as ra
-from recraft_async import _journal
-from recraft_async._journal import Journal, JournalState
-from recraft_async._models import Operation
+from recraft_async._bulk import _journal
+from recraft_async._bulk._journal import Journal, JournalState
+from recraft_async._core._models import Operation
 
 UP = Operation.UPSCALE
 

@@ -11,7 +11,7 @@ import textwrap
 import pytest
 
 import recraft_async as ra
-from recraft_async._journal import JournalState
+from recraft_async._bulk._journal import JournalState
 
 # A second process that opens the journal, says so, and holds it until killed.
 _HOLDER = textwrap.dedent(

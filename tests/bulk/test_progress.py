@@ -4,7 +4,7 @@ import io
 
 import pytest
 
-from recraft_async._progress import QuietReporter, Reporter, RichReporter, waiting_text
+from recraft_async._bulk._progress import QuietReporter, Reporter, RichReporter, waiting_text
 
 
 def test_plain_reporter_logs_final_states_with_counts():

@@ -17,7 +17,7 @@ from conftest import EMULATOR_KEY as KEY
 _DISK_FULL_FOR_IMG1 = textwrap.dedent(
     """
     import errno
-    import recraft_async._files as files
+    import recraft_async._core._files as files
 
     _place = files._place
 

@@ -8,7 +8,7 @@ import pytest
 from conftest import EMULATOR_KEY, cli, emulator_process, save_image
 
 import recraft_async as ra
-from recraft_async._inputs import expand_inputs
+from recraft_async._bulk._inputs import expand_inputs
 
 pytest.importorskip("recraft_async.testing")
 

@@ -7,7 +7,7 @@ import random
 import pytest
 
 from recraft_async import Operation, PollPolicy, ProcessingTime
-from recraft_async._adaptive import (
+from recraft_async._core._adaptive import (
     MIN_SAMPLES,
     DurationModel,
     PollPlanner,
@@ -15,7 +15,7 @@ from recraft_async._adaptive import (
     constant_hazard_schedule,
     fit_lognormal,
 )
-from recraft_async._policy import advised_read_after
+from recraft_async._core._policy import advised_read_after
 
 UP = Operation.UPSCALE
 POLICY = PollPolicy(initial=2.0, factor=1.5, max_interval=15.0, timeout=900.0, prior=None)

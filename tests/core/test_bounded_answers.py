@@ -19,9 +19,9 @@ import pytest
 from conftest import envelope
 
 import recraft_async as ra
-from recraft_async._files import MAX_DOWNLOAD_REDIRECTS, download_to
-from recraft_async._redact import Secret
-from recraft_async._transport import MAX_ANSWER_BYTES, Transport
+from recraft_async._core._files import MAX_DOWNLOAD_REDIRECTS, download_to
+from recraft_async._core._redact import Secret
+from recraft_async._core._transport import MAX_ANSWER_BYTES, Transport
 from recraft_async.errors import APITimeoutError, ProtocolError
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64

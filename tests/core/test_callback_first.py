@@ -133,7 +133,7 @@ async def test_callback_before_the_submit_answer_still_wakes_the_job(kie, make_c
 
 async def test_unknown_callbacks_are_remembered_only_up_to_a_bound(make_client):
     """Callbacks for tasks nobody polls cannot grow the client's memory without end."""
-    from recraft_async._poll import _EARLY_HINTS  # noqa: PLC0415 - the bound under test
+    from recraft_async._core._poll import _EARLY_HINTS  # noqa: PLC0415 - the bound under test
 
     async with make_client() as client:
         for index in range(_EARLY_HINTS + 10):

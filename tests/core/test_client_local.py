@@ -9,7 +9,7 @@ import pytest
 from conftest import envelope, image_bytes, record
 
 import recraft_async as ra
-from recraft_async._journal import fingerprint
+from recraft_async._bulk._journal import fingerprint
 
 pytestmark = pytest.mark.anyio
 UPLOADS = "https://uploads.test"
@@ -242,7 +242,7 @@ async def test_the_wait_after_a_455_refusal_leaves_the_input_resumable(
     kie, make_client, tmp_path, monkeypatch
 ):
     """KIE's 455 envelope refuses like a 429: during the wait after it the entry is PENDING."""
-    import recraft_async._submit as submit_module  # noqa: PLC0415 - its retry wait is stretched
+    import recraft_async._core._submit as submit_module  # noqa: PLC0415 - its retry wait is stretched
 
     submit = kie.post(UPSCALE).respond(200, json={"code": 455, "msg": "Service unavailable"})
     # A long wait before the resend, as a 429's Retry-After gives: the state is read in it.

@@ -12,11 +12,11 @@ import pytest
 from conftest import signature_headers
 
 import recraft_async as ra
-from recraft_async._check import check_remove_background, check_upscale
-from recraft_async._dialects import DIALECTS, parse_task_id
-from recraft_async._transport import decode_envelope
+from recraft_async._core._check import check_remove_background, check_upscale
+from recraft_async._core._dialects import DIALECTS, parse_task_id
+from recraft_async._core._transport import decode_envelope
 
-DOCS = json.loads((Path(__file__).parent / "data" / "kie_docs.json").read_text())
+DOCS = json.loads((Path(__file__).parents[1] / "data" / "kie_docs.json").read_text())
 KEY = "whk-contract"
 NOW = 1_769_670_760.0
 _signed = functools.partial(signature_headers, key=KEY, at=NOW)

@@ -5,8 +5,8 @@ import json
 import pytest
 
 from recraft_async import Operation, TaskState
-from recraft_async._check import SubmitRequest
-from recraft_async._dialects import MarketDialect, RecraftDialect, parse_task_id
+from recraft_async._core._check import SubmitRequest
+from recraft_async._core._dialects import MarketDialect, RecraftDialect, parse_task_id
 from recraft_async.errors import ProtocolError
 
 SEED = RecraftDialect()

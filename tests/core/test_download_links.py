@@ -1,6 +1,6 @@
 """Downloads against a result host that refuses: KIE's fresh links, and every failure typed.
 
-respx stands in for KIE and the result host here; tests/test_emulator_links.py runs the
+respx stands in for KIE and the result host here; tests/emulator/test_emulator_links.py runs the
 same paths against the emulator, in process and on a loopback port.
 """
 
@@ -17,12 +17,12 @@ import pytest
 from conftest import API, envelope, image_bytes
 
 import recraft_async as ra
-import recraft_async._files as files
-from recraft_async._models import Operation, TaskRecord, TaskState
+import recraft_async._core._files as files
+from recraft_async._core._models import Operation, TaskRecord, TaskState
 
 pytestmark = pytest.mark.anyio
 
-DOCS = json.loads((Path(__file__).parent / "data" / "kie_docs.json").read_text(encoding="utf-8"))
+DOCS = json.loads((Path(__file__).parents[1] / "data" / "kie_docs.json").read_text(encoding="utf-8"))
 LINK_PATH = "/api/v1/common/download-url"
 PLAIN = "https://tempfile.test/r/task_1.png"
 FRESH = "https://tempfile.test/fresh/task_1.png?sig=abc"

@@ -11,13 +11,13 @@ import httpx
 import pytest
 from conftest import API, SLOW_POLL, record
 
-from recraft_async._coordination import LocalCoordinator
-from recraft_async._dialects import DIALECTS
-from recraft_async._jobs import Job
-from recraft_async._models import Operation
-from recraft_async._poll import Poller
-from recraft_async._redact import Secret
-from recraft_async._transport import Transport
+from recraft_async._core._coordination import LocalCoordinator
+from recraft_async._core._dialects import DIALECTS
+from recraft_async._core._jobs import Job
+from recraft_async._core._models import Operation
+from recraft_async._core._poll import Poller
+from recraft_async._core._redact import Secret
+from recraft_async._core._transport import Transport
 
 pytestmark = [pytest.mark.anyio, pytest.mark.fake_clock]
 

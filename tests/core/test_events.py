@@ -13,7 +13,7 @@ from conftest import envelope, record
 from PIL import Image
 
 import recraft_async as ra
-from recraft_async._jobs import Job
+from recraft_async._core._jobs import Job
 
 pytestmark = [pytest.mark.anyio, pytest.mark.fake_clock]
 UPLOADS = "https://uploads.test"

@@ -13,7 +13,7 @@ from conftest import image_bytes
 from PIL import Image
 
 import recraft_async as ra
-from recraft_async._files import (
+from recraft_async._core._files import (
     ImageInfo,
     download_to,
     probe_image_bytes,
@@ -21,9 +21,9 @@ from recraft_async._files import (
     safe_output_name,
     upload_image,
 )
-from recraft_async._models import Operation
-from recraft_async._redact import Secret
-from recraft_async._transport import Transport
+from recraft_async._core._models import Operation
+from recraft_async._core._redact import Secret
+from recraft_async._core._transport import Transport
 from recraft_async.errors import (
     APIConnectionError,
     InvalidInputError,
@@ -419,7 +419,7 @@ async def test_upload_image_through_the_real_transport():
 
 def test_place_refuses_a_name_outside_the_folder(tmp_path):
     """The final check holds even if an unsanitised stem ever reached it."""
-    from recraft_async._files import _place  # noqa: PLC0415 - a private last line of defence
+    from recraft_async._core._files import _place  # noqa: PLC0415 - a private last line of defence
 
     tmp = tmp_path / "t.part"
     tmp.write_bytes(b"x")

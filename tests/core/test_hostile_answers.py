@@ -8,10 +8,10 @@ import httpx
 import pytest
 
 import recraft_async as ra
-from recraft_async._dialects import DIALECTS, parse_task_id
-from recraft_async._files import download_to, upload_image
-from recraft_async._redact import Secret
-from recraft_async._transport import Transport, decode_envelope
+from recraft_async._core._dialects import DIALECTS, parse_task_id
+from recraft_async._core._files import download_to, upload_image
+from recraft_async._core._redact import Secret
+from recraft_async._core._transport import Transport, decode_envelope
 from recraft_async.errors import (
     APIConnectionError,
     ProtocolError,

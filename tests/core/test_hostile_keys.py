@@ -17,8 +17,8 @@ from conftest import API, envelope
 
 import recraft_async as ra
 from recraft_async import cli
-from recraft_async._keys import checked_key
-from recraft_async._redact import Secret, redact
+from recraft_async._core._keys import checked_key
+from recraft_async._core._redact import Secret, redact
 
 KEY = "sk-hostile-0123456789abcdef"
 UPSCALE = "/api/v1/recraft/upscale"

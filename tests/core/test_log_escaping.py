@@ -12,11 +12,11 @@ from conftest import envelope, record, submitted
 
 import recraft_async as ra
 from recraft_async import cli
-from recraft_async._bulk import Outcome
-from recraft_async._escape import printable
-from recraft_async._progress import Reporter
-from recraft_async._redact import Secret
-from recraft_async._transport import Transport
+from recraft_async._bulk._batch import Outcome
+from recraft_async._bulk._progress import Reporter
+from recraft_async._core._escape import printable
+from recraft_async._core._redact import Secret
+from recraft_async._core._transport import Transport
 
 UPSCALE = "/api/v1/recraft/upscale"
 READ = "/api/v1/recraft/upscale/record-info"
@@ -164,7 +164,7 @@ def test_reporter_lines_escape_labels_urls_and_messages():
 def test_rich_reporter_escapes_control_characters_and_markup():
     """The progress bar's failure lines show hostile text literally: no escapes, no markup."""
     pytest.importorskip("rich")
-    from recraft_async._progress import RichReporter  # noqa: PLC0415 - needs rich
+    from recraft_async._bulk._progress import RichReporter  # noqa: PLC0415 - needs rich
 
     stream = io.StringIO()
     reporter = RichReporter(stream)

@@ -17,9 +17,9 @@ from conftest import CLI_ENV, cli, image_bytes, save_image
 from PIL import Image
 
 import recraft_async as ra
-from recraft_async import _logging
-from recraft_async._escape import loggable_source, loggable_url
-from recraft_async._files import download_to
+from recraft_async._core import _logging
+from recraft_async._core._escape import loggable_source, loggable_url
+from recraft_async._core._files import download_to
 from recraft_async.testing import KieEmulator
 
 AGENT = f"recraft-async/{ra.__version__}"

@@ -11,12 +11,12 @@ import pytest
 from conftest import envelope
 
 import recraft_async as ra
-from recraft_async._policy import NOT_FOUND_GRACE
+from recraft_async._core._policy import NOT_FOUND_GRACE
 
 # Every test here mocks its I/O, so it runs on the fake clock: sleeps cost no wall time.
 pytestmark = [pytest.mark.anyio, pytest.mark.fake_clock]
 
-DOCS = json.loads((Path(__file__).parent / "data" / "kie_docs.json").read_text())
+DOCS = json.loads((Path(__file__).parents[1] / "data" / "kie_docs.json").read_text())
 NOT_READY = DOCS["record_422_null"]["body"]  # KIE's documented answer, verbatim
 SUBMIT = "/api/v1/jobs/createTask"
 READ = "/api/v1/jobs/recordInfo"

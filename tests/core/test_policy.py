@@ -6,7 +6,7 @@ import json
 import pytest
 
 from recraft_async import PollPolicy, Rate
-from recraft_async._policy import (
+from recraft_async._core._policy import (
     MAX_RETRY_AFTER,
     MAX_RETRY_DELAY,
     _parse_retry_after,

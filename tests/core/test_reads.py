@@ -8,7 +8,7 @@ import pytest
 from conftest import envelope, record
 
 import recraft_async as ra
-from recraft_async._pacer import Pacer
+from recraft_async._core._pacer import Pacer
 from recraft_async.testing._window import SlidingWindow
 
 # Every test here mocks its I/O, so it runs on the fake clock: sleeps cost no wall time.

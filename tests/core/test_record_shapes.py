@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 import recraft_async as ra
-from recraft_async._dialects import DIALECTS
+from recraft_async._core._dialects import DIALECTS
 
 URL = "https://cdn.test/o.png"
 

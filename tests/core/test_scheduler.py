@@ -9,7 +9,7 @@ import pytest
 from conftest import envelope, record
 
 import recraft_async as ra
-from recraft_async import _poll
+from recraft_async._core import _poll
 
 # Every test here mocks its I/O, so it runs on the fake clock: sleeps cost no wall time.
 pytestmark = [pytest.mark.anyio, pytest.mark.fake_clock]
@@ -162,7 +162,7 @@ async def test_never_resubmits_when_the_submit_may_have_landed(kie, make_client,
 )
 async def test_resubmits_what_provably_never_landed(kie, make_client, failure, monkeypatch):
     """Connect failures and KIE's 455/503 refusals are resent; the job then succeeds."""
-    monkeypatch.setattr("recraft_async._policy.INITIAL_RETRY_DELAY", 0.01)
+    monkeypatch.setattr("recraft_async._core._policy.INITIAL_RETRY_DELAY", 0.01)
     service = FakeService(reads_to_finish=1)
     route = kie.post(UPSCALE).mock(side_effect=[failure, failure, service.submit])
     kie.get(READ).mock(side_effect=service.read)
@@ -174,7 +174,7 @@ async def test_resubmits_what_provably_never_landed(kie, make_client, failure, m
 
 async def test_connect_failures_exhausted_are_not_uncertain(kie, make_client, monkeypatch):
     """When every attempt failed to connect, the error says nothing was sent."""
-    monkeypatch.setattr("recraft_async._policy.INITIAL_RETRY_DELAY", 0.01)
+    monkeypatch.setattr("recraft_async._core._policy.INITIAL_RETRY_DELAY", 0.01)
     kie.post(UPSCALE).mock(side_effect=httpx.ConnectError("refused"))
     async with make_client(max_retries=1) as client:
         with pytest.raises(ra.APIConnectionError) as caught:
@@ -218,7 +218,7 @@ async def test_definite_refusals_fail_without_retry(kie, make_client, code, cls)
 )
 async def test_status_reads_retry_transient_failures(kie, make_client, glitch, monkeypatch):
     """A transient failure on a status read is retried and the job still succeeds."""
-    monkeypatch.setattr("recraft_async._policy.INITIAL_RETRY_DELAY", 0.01)
+    monkeypatch.setattr("recraft_async._core._policy.INITIAL_RETRY_DELAY", 0.01)
     kie.post(UPSCALE).respond(json=envelope({"taskId": "t1"}))
     reads = kie.get(READ).mock(side_effect=[glitch, glitch, httpx.Response(200, json=record())])
     async with make_client() as client:

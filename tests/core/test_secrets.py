@@ -10,7 +10,7 @@ import threading
 import pytest
 
 import recraft_async as ra
-from recraft_async._check import is_loopback_host
+from recraft_async._core._check import is_loopback_host
 
 pytest.importorskip("PIL")
 pytest.importorskip("uvicorn")

@@ -8,8 +8,8 @@ import pytest
 from conftest import envelope, record
 
 import recraft_async as ra
-from recraft_async._check import check_task_id
-from recraft_async._dialects import parse_task_id
+from recraft_async._core._check import check_task_id
+from recraft_async._core._dialects import parse_task_id
 
 UPSCALE = "/api/v1/recraft/upscale"
 READ = "/api/v1/recraft/upscale/record-info"

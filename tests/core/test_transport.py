@@ -4,8 +4,8 @@ import httpx
 import pytest
 
 import recraft_async as ra
-from recraft_async._redact import Secret
-from recraft_async._transport import decode_envelope
+from recraft_async._core._redact import Secret
+from recraft_async._core._transport import decode_envelope
 
 
 def _response(status=200, json=None, text=None, headers=None):

@@ -10,7 +10,7 @@ import pytest
 from conftest import SLOW_POLL, envelope, record, signature_headers, submitted, wait_until
 
 import recraft_async as ra
-from recraft_async._webhooks import DEFAULT_MAX_AGE, ReplayGuard, verified_task_id
+from recraft_async._core._webhooks import DEFAULT_MAX_AGE, ReplayGuard, verified_task_id
 
 KEY = "whk-test"
 NOW = 1_760_000_000.0

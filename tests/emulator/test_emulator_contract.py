@@ -25,7 +25,7 @@ from recraft_async import Rate, webhook_signature
 from recraft_async.testing import Duration, Fault, KieEmulator, sample_images
 
 DOCS: dict[str, Any] = json.loads(
-    (Path(__file__).parent / "data" / "kie_docs.json").read_text(encoding="utf-8")
+    (Path(__file__).parents[1] / "data" / "kie_docs.json").read_text(encoding="utf-8")
 )
 CREATE = "/api/v1/jobs/createTask"
 RECORD = "/api/v1/jobs/recordInfo"

@@ -11,7 +11,7 @@ from conftest import image_bytes
 from PIL import Image
 
 from recraft_async import Operation
-from recraft_async._limits import LIMITS, Limits
+from recraft_async._core._limits import LIMITS, Limits
 from recraft_async.testing import sample_images
 from recraft_async.testing._images import check_input, remove_background, sniff_mime, upscale
 from recraft_async.testing._service import KieService

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = "recraft_async.testing"
-HOME = Path(__file__).resolve().parent.parent / "recraft_async" / "testing"
+HOME = Path(__file__).resolve().parents[2] / "recraft_async" / "testing"
 
 # Lowest first; a module may import from its own layer or any layer below, never above.
 LAYERS: dict[str, frozenset[str]] = {

@@ -9,8 +9,8 @@ import httpx
 import pytest
 from conftest import EMULATOR_POLL, emulator_client, emulator_process, red_circle
 
+from recraft_async._core._models import Operation
 from recraft_async._doctor import DoctorOptions, doctor
-from recraft_async._models import Operation
 from recraft_async.testing import KieEmulator, serve
 from recraft_async.testing._replay import Replay
 

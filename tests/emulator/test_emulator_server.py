@@ -29,7 +29,7 @@ from recraft_async.testing._server import loopback_socket
 
 UPSCALE = "/api/v1/recraft/upscale"
 CIRCLE = red_circle()
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.anyio

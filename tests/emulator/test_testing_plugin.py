@@ -12,7 +12,7 @@ import pytest
 
 from recraft_async.testing import pytest_plugin
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 USER_TESTS = """
 import anyio

@@ -11,7 +11,7 @@ import anyio
 import pytest
 
 import recraft_async as ra
-from recraft_async._webhooks import DEFAULT_MAX_AGE, Seen, webhook_signature
+from recraft_async._core._webhooks import DEFAULT_MAX_AGE, Seen, webhook_signature
 
 pytestmark = pytest.mark.anyio
 

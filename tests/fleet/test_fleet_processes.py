@@ -17,7 +17,7 @@ from pathlib import Path
 
 from redis_server import free_port
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 WORKER = ROOT / "benchmarks" / "fleet_worker.py"
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 WORKERS = 4

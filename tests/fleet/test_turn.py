@@ -5,7 +5,7 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from recraft_async._turn import Turn
+from recraft_async._fleet._turn import Turn
 
 pytestmark = [pytest.mark.anyio, pytest.mark.fake_clock]
 

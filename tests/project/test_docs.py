@@ -12,7 +12,7 @@ import recraft_async
 import recraft_async.testing
 from recraft_async.testing import pytest_plugin
 
-DOCS = Path(__file__).resolve().parent.parent / "docs"
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 # A mkdocstrings directive: "::: recraft_async.AsyncRecraft" at the start of a line.
 _DIRECTIVE = re.compile(r"^::: +([\w.]+)\s*$", re.MULTILINE)
 _PUBLIC_MODULES = (recraft_async, recraft_async.testing)

@@ -15,7 +15,7 @@ import pytest
 import recraft_async as ra
 from recraft_async.testing import Fault, KieEmulator, sample_images, serve
 
-EXAMPLES = Path(__file__).parent.parent / "examples"
+EXAMPLES = Path(__file__).parents[2] / "examples"
 WEBHOOK_KEY = "whk-example"
 # The client's default first read comes 2 s after the submit.
 DEFAULT_FIRST_READ = 2.0

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-_PATH = Path(__file__).resolve().parent.parent / "benchmarks" / "matrix.py"
+_PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "matrix.py"
 _SPEC = importlib.util.spec_from_file_location("matrix", _PATH)
 assert _SPEC is not None
 assert _SPEC.loader is not None

@@ -10,7 +10,7 @@ import pytest
 
 from recraft_async.testing import KieEmulator, sample_images, serve
 
-README = Path(__file__).parent.parent / "README.md"
+README = Path(__file__).parents[2] / "README.md"
 
 
 def _python_blocks():

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import recraft_async
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_installed_metadata_carries_the_package_version():
