@@ -22,7 +22,9 @@ from recraft_async._core._models import Operation, TaskRecord, TaskState
 
 pytestmark = pytest.mark.anyio
 
-DOCS = json.loads((Path(__file__).parents[1] / "data" / "kie_docs.json").read_text(encoding="utf-8"))
+DOCS = json.loads(
+    (Path(__file__).parents[1] / "data" / "kie_docs.json").read_text(encoding="utf-8")
+)
 LINK_PATH = "/api/v1/common/download-url"
 PLAIN = "https://tempfile.test/r/task_1.png"
 FRESH = "https://tempfile.test/fresh/task_1.png?sig=abc"

@@ -9,7 +9,8 @@ The default run is derandomized (the same examples every time, no example databa
 has no deadline: about 3,000 examples in all. The long run spreads 100,000 examples over
 the same tests::
 
-    RECRAFT_FUZZ_EXAMPLES=100000 .venv/bin/python -m pytest tests/core/test_fuzz.py -p no:cacheprovider
+    RECRAFT_FUZZ_EXAMPLES=100000 .venv/bin/python -m pytest tests/core/test_fuzz.py \
+        -p no:cacheprovider
 """
 
 from __future__ import annotations
@@ -29,7 +30,9 @@ from recraft_async._core._transport import decode_envelope
 from recraft_async._core._webhooks import webhook_signature
 from recraft_async.errors import RecraftError
 
-DOCS = json.loads((Path(__file__).parents[1] / "data" / "kie_docs.json").read_text(encoding="utf-8"))
+DOCS = json.loads(
+    (Path(__file__).parents[1] / "data" / "kie_docs.json").read_text(encoding="utf-8")
+)
 BODIES = {name: entry["body"] for name, entry in DOCS.items() if "body" in entry}
 KEY = "whk-fuzz"
 NOW = 1_769_670_760.0
