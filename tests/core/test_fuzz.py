@@ -9,8 +9,7 @@ The default run is derandomized (the same examples every time, no example databa
 has no deadline: about 3,000 examples in all. The long run spreads 100,000 examples over
 the same tests::
 
-    RECRAFT_FUZZ_EXAMPLES=100000 .venv/bin/python -m pytest tests/core/test_fuzz.py \
-        -p no:cacheprovider
+    RECRAFT_FUZZ_EXAMPLES=100000 python -m pytest tests/core/test_fuzz.py -p no:cacheprovider
 """
 
 from __future__ import annotations
