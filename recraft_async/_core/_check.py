@@ -11,7 +11,7 @@ from typing import Any, Literal
 import attrs
 
 from ._errors import InvalidInputError
-from ._files import probe_image_bytes, probe_image_file
+from ._images import probe_image_bytes, probe_image_file
 from ._models import Operation
 
 DialectName = Literal["market", "recraft"]

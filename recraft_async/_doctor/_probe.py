@@ -18,7 +18,7 @@ import anyio
 import attrs
 import httpx
 
-from recraft_async._core._files import sniff_format
+from recraft_async._core._images import sniff_format
 
 TRACE_FORMAT = 1  # the version of the trace file's layout, which the emulator replays
 # Response headers worth a bug report; the rest (cookies, tracing ids) stay out.

@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 from typing import TYPE_CHECKING
 
-from recraft_async._core._files import MIME_TYPES, sniff_format
+from recraft_async._core._images import MIME_TYPES, sniff_format
 from recraft_async._core._limits import ACCEPTED_FORMATS, Limits
 
 if TYPE_CHECKING:

@@ -13,14 +13,8 @@ from conftest import image_bytes
 from PIL import Image
 
 import recraft_async as ra
-from recraft_async._core._files import (
-    ImageInfo,
-    download_to,
-    probe_image_bytes,
-    probe_image_file,
-    safe_output_name,
-    upload_image,
-)
+from recraft_async._core._files import download_to, safe_output_name, upload_image
+from recraft_async._core._images import ImageInfo, probe_image_bytes, probe_image_file
 from recraft_async._core._models import Operation
 from recraft_async._core._redact import Secret
 from recraft_async._core._transport import Transport
