@@ -18,6 +18,7 @@ import attrs
 import httpx
 
 from ._bulk._journal import Journal
+from ._bulk._ledger import Ledger
 from ._core import _jobs
 from ._core._check import (
     DialectName,
@@ -285,7 +286,7 @@ class AsyncRecraft:
             poll=self.poll,
             max_retries=self.max_retries,
             upload_base_url=self.upload_base_url,
-            journal=self.journal,
+            ledger=None if self.journal is None else Ledger(self.journal),
             listener=self._listener,
             tracer=tracer,
             max_queued=self.max_queued,

@@ -118,23 +118,6 @@ class JournalEntry:
     updated_at: dt.datetime
 
 
-def fingerprint(operation: Operation, source: bytes | str | Path, params: Mapping[str, Any]) -> str:
-    """Identify one unit of work: the operation, the input (bytes' hash or URL), the parameters."""
-    if isinstance(source, Path):
-        digest = hashlib.sha256()
-        with source.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-        key = "sha256:" + digest.hexdigest()
-    elif isinstance(source, bytes):
-        key = "sha256:" + hashlib.sha256(source).hexdigest()
-    else:
-        key = "url:" + source
-    clean = {k: v for k, v in params.items() if v is not None}
-    text = json.dumps([Operation(operation).value, key, clean], sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
 class Journal:
     """SQLite journal of bulk work; ``async with Journal(path) as j`` opens it.
 

@@ -11,15 +11,16 @@ from __future__ import annotations
 import logging
 import sqlite3
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 import anyio
 import anyio.to_thread
 
 from recraft_async._core._errors import JournalStateError, SubmissionUncertainError, TaskFailedError
 from recraft_async._core._escape import printable
+from recraft_async._core._record import Record, fingerprint
 
-from ._journal import Journal, JournalEntry, JournalState, fingerprint
+from ._journal import Journal, JournalEntry, JournalState
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable
@@ -31,62 +32,6 @@ logger = logging.getLogger("recraft_async")
 
 _S = JournalState
 _RESUMABLE = frozenset({_S.SUBMITTED, _S.SUCCEEDED, _S.DOWNLOADED})
-
-
-class Record(Protocol):
-    """One input's journal row, as a job's life sees and writes it."""
-
-    def resumable_task(self, operation: Operation) -> str | None:
-        """The task an earlier submit of this input created, if it may be polled again."""
-
-    async def before_submit(self) -> None:
-        """Write-ahead: record the intent to submit, or raise ``JournalStateError``."""
-
-    async def refused(self) -> None:
-        """The service provably refused the submit: nothing was created."""
-
-    async def submitted(self, task_id: str) -> None:
-        """The submit created ``task_id``."""
-
-    async def succeeded(self, result: Result) -> None:
-        """The task finished with ``result``."""
-
-    async def failed(self, error: Exception) -> None:
-        """The job ended in ``error``: record what it proves about the input."""
-
-
-class NullRecord:
-    """The row of a job run without a journal: nothing to find, nothing to write."""
-
-    def resumable_task(self, _operation: Operation) -> str | None:
-        """None: without a journal, nothing was submitted before."""
-        return None
-
-    async def before_submit(self) -> None:
-        """Nothing to write."""
-
-    async def refused(self) -> None:
-        """Nothing to write."""
-
-    async def submitted(self, _task_id: str) -> None:
-        """Nothing to write."""
-
-    async def succeeded(self, _result: Result) -> None:
-        """Nothing to write."""
-
-    async def failed(self, _error: Exception) -> None:
-        """Nothing to write."""
-
-
-NO_RECORD = NullRecord()
-
-
-class NullLedger:
-    """The ledger of a client without a journal: every job's record is ``NO_RECORD``."""
-
-    async def open(self, _request: SubmitRequest, _data: bytes | None) -> Record:
-        """The record of a fresh job: one that writes nothing."""
-        return NO_RECORD
 
 
 class Ledger:

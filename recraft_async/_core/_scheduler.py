@@ -17,9 +17,6 @@ import anyio
 import anyio.to_thread
 from anyio.abc import TaskGroup
 
-from recraft_async._bulk._journal import Journal, fingerprint
-from recraft_async._bulk._ledger import NO_RECORD, Ledger, NullLedger, Record
-
 from ._coordination import NO_CLAIM, Claim, Coordinator, LocalCoordinator
 from ._dialects import Dialect
 from ._dispatch import Dispatcher
@@ -39,6 +36,7 @@ from ._models import Operation, TaskRecord
 from ._options import JobOptions
 from ._policy import PollPolicy, Rate
 from ._poll import Poller
+from ._record import NO_RECORD, NullLedger, Record, RecordBook, fingerprint
 from ._submit import AccountError, Submitter
 from ._transport import Transport
 from ._webhooks import Seen
@@ -73,7 +71,7 @@ class Scheduler:
         poll: PollPolicy,
         max_retries: int,
         upload_base_url: str,
-        journal: Journal | None = None,
+        ledger: RecordBook | None = None,
         listener: Listener[Job] | None = None,
         tracer: JobTracer | None = None,
         max_queued: int | None = None,
@@ -91,7 +89,8 @@ class Scheduler:
         self._scopes: dict[Job, anyio.CancelScope] = {}
         # The options of the jobs made by with_options views, until each ends.
         self._options: dict[Job, JobOptions] = {}
-        self.ledger: Ledger | NullLedger = NullLedger() if journal is None else Ledger(journal)
+        # The journal's ledger when the client has a journal (the facade passes it in).
+        self.ledger: RecordBook = NullLedger() if ledger is None else ledger
         self._submitter = Submitter(
             transport,
             dialect,

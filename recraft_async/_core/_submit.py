@@ -28,9 +28,8 @@ from ._policy import _is_refusal, _never_landed, _retry_delay, _should_resubmit
 from ._transport import Transport
 
 if TYPE_CHECKING:
-    from recraft_async._bulk._ledger import Record
-
     from ._coordination import Budget
+    from ._record import Record
 
 logger = logging.getLogger("recraft_async")
 

@@ -15,7 +15,7 @@ import logging
 import math
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import anyio
 import anyio.to_thread
@@ -23,8 +23,6 @@ import anyio.to_thread
 from ._models import Operation
 
 if TYPE_CHECKING:
-    from recraft_async._bulk._journal import Journal
-
     from ._adaptive import PollPlanner
 
 logger = logging.getLogger("recraft_async")
@@ -36,6 +34,23 @@ JOURNAL_KEY = "processing_times"
 _DIGITS = 3
 
 Learnt = dict[Operation, list[float]]
+
+
+class MetaStore(Protocol):
+    """Where a journal keeps values about the run: ``recraft_async.Journal`` is one."""
+
+    @property
+    def is_open(self) -> bool:
+        """Whether it can be read and written now."""
+        ...
+
+    async def meta(self, name: str) -> str | None:
+        """The value stored under ``name``, if any."""
+        ...
+
+    async def set_meta(self, name: str, value: str) -> None:
+        """Store ``value`` under ``name``, replacing an earlier one."""
+        ...
 
 
 def encode(learnt: Learnt) -> str:
@@ -75,7 +90,7 @@ def _is_duration(value: object) -> bool:
     )
 
 
-async def restore(planner: PollPlanner, journal: Journal | None, path: Path | None) -> None:
+async def restore(planner: PollPlanner, journal: MetaStore | None, path: Path | None) -> None:
     """Preload ``planner`` with the state in the journal, else in the file at ``path``."""
     text: str | None = None
     try:
@@ -90,7 +105,7 @@ async def restore(planner: PollPlanner, journal: Journal | None, path: Path | No
         planner.preload(decode(text))
 
 
-async def persist(planner: PollPlanner, journal: Journal | None, path: Path | None) -> None:
+async def persist(planner: PollPlanner, journal: MetaStore | None, path: Path | None) -> None:
     """Write what ``planner`` learnt to the journal and to the file at ``path``."""
     learnt = planner.learnt()
     if not learnt:

@@ -14,10 +14,11 @@ from PIL import Image
 from recraft_async._bulk._batch import Batch, Work, work_from_entry
 from recraft_async._bulk._inputs import InputItem
 from recraft_async._bulk._journal import Journal, JournalState
-from recraft_async._bulk._ledger import Ledger, NullLedger
+from recraft_async._bulk._ledger import Ledger
 from recraft_async._bulk._progress import Reporter
 from recraft_async._core._check import check_upscale
 from recraft_async._core._models import Operation, Result, TaskRecord, TaskState
+from recraft_async._core._record import NullLedger
 from recraft_async.errors import (
     InvalidInputError,
     RecraftError,

@@ -7,9 +7,10 @@ from conftest import envelope, image_bytes, record
 
 import recraft_async as ra
 from recraft_async._bulk import _ledger
-from recraft_async._bulk._ledger import NO_RECORD, Ledger, NullLedger
+from recraft_async._bulk._ledger import Ledger
 from recraft_async._core._check import check_upscale
 from recraft_async._core._models import Result, TaskRecord, TaskState
+from recraft_async._core._record import NO_RECORD, NullLedger
 
 pytestmark = pytest.mark.anyio
 UP = ra.Operation.UPSCALE

@@ -14,8 +14,8 @@ import pytest
 from conftest import EMULATOR_POLL, SLOW_POLL, emulator_client, emulator_with_image, submitted
 
 import recraft_async as ra
-from recraft_async._bulk._journal import fingerprint
 from recraft_async._core._check import check_upscale
+from recraft_async._core._record import fingerprint
 from recraft_async.testing import Duration
 
 pytestmark = pytest.mark.anyio
