@@ -219,6 +219,11 @@ def iso_time(moment: dt.datetime | float | None) -> str | None:
     return moment.isoformat()
 
 
+# The version of the doctor's trace file layout (``recraft-async doctor --trace``), which
+# the emulator replays: a value both read, so it sits here, below them both.
+TRACE_FORMAT = 1
+
+
 def _make_json_converter() -> cattrs.Converter:
     # Its own converter, apart from ``wire`` (which reads the service's answers) and from
     # the global one: values out, as ``json.dumps`` takes them.
