@@ -19,42 +19,6 @@ if TYPE_CHECKING:
 
     from ._models import Operation
 
-__all__ = [
-    "APIConnectionError",
-    "APIError",
-    "APITimeoutError",
-    "AuthenticationError",
-    "ClientNotOpenError",
-    "CoordinationNotDurableError",
-    "CoordinationUnavailableError",
-    "DownloadError",
-    "DownloadWriteError",
-    "FeatureDisabledError",
-    "GenerationFailedError",
-    "InsufficientCreditsError",
-    "InvalidInputError",
-    "InvalidRequestError",
-    "InvalidStateError",
-    "JobCancelledError",
-    "JobTimeoutError",
-    "JournalStateError",
-    "JournalUnreadableError",
-    "NotFoundError",
-    "ProtocolError",
-    "QueueFullError",
-    "RateLimitError",
-    "RecraftError",
-    "ResultUnavailableError",
-    "ServerError",
-    "ServiceUnavailableError",
-    "SubmissionUncertainError",
-    "TaskFailedError",
-    "TaskNotReadyError",
-    "WebhookReplayError",
-    "WebhookVerificationError",
-    "WrongEventLoopError",
-]
-
 
 class RecraftError(Exception):
     """Base class of every error this library raises."""
