@@ -1,6 +1,6 @@
 """One worker of a fleet on one KIE key: drives its images, prints one JSON line of results.
 
-Started by ``benchmarks/fleet.py`` and by ``tests/test_fleet_processes.py``, several at
+Started by ``benchmarks/fleet.py`` and by ``tests/fleet/test_fleet_processes.py``, several at
 once, against one emulator (and one Redis with ``--redis``). With ``--listen`` it serves
 KIE's callbacks on a loopback port and hands each to ``client.handle_callback``: with
 coordination, the job it concerns wakes in whichever worker polls that task.

@@ -1,16 +1,16 @@
 """recraft-async: the async-first client for KIE.ai's Recraft image services."""
 
+from ._bulk._journal import Journal, JournalEntry, JournalState
 from ._client import AsyncRecraft
-from ._events import JobEvent, JobEventKind
-from ._jobs import Job, JobStatus
-from ._journal import Journal, JournalEntry, JournalState
-from ._logging import setup_from_env as _setup_logging
-from ._models import Callback, Operation, Result, TaskRecord, TaskState
-from ._policy import PollPolicy, ProcessingTime, Rate
-from ._redis import RedisCoordination
+from ._core._events import JobEvent, JobEventKind
+from ._core._jobs import Job, JobStatus
+from ._core._logging import setup_from_env as _setup_logging
+from ._core._models import Callback, Operation, Result, TaskRecord, TaskState
+from ._core._policy import PollPolicy, ProcessingTime, Rate
+from ._core._webhooks import parse_callback, webhook_signature
+from ._fleet._redis import RedisCoordination
 from ._sync import Recraft, SyncJob
 from ._version import __version__
-from ._webhooks import parse_callback, webhook_signature
 from .errors import (
     APIConnectionError,
     APIError,

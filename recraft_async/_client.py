@@ -17,8 +17,10 @@ import anyio
 import attrs
 import httpx
 
-from . import _jobs
-from ._check import (
+from ._bulk._journal import Journal
+from ._bulk._ledger import Ledger
+from ._core import _jobs
+from ._core._check import (
     DialectName,
     OutputFormat,
     Scale,
@@ -31,28 +33,27 @@ from ._check import (
     check_upscale,
     is_loopback_host,
 )
-from ._dialects import DIALECTS
-from ._download import fresh_link, save_result
-from ._events import JobEvent, Listener
-from ._files import DEFAULT_DOWNLOAD_DEADLINE, DEFAULT_MAX_DOWNLOAD_BYTES, safe_output_name
-from ._home import Home
-from ._jobs import Job
-from ._journal import Journal
-from ._keys import key_from
-from ._logging import setup_from_env
-from ._models import Operation, OperationName, Result, TaskRecord
-from ._options import JobOptions
-from ._policy import PollPolicy, ProcessingTime, Rate
-from ._redact import Secret
-from ._redis import RedisCoordination
-from ._scheduler import Scheduler
-from ._transport import Transport, url_problem
-from ._warmstart import persist, restore
-from ._webhooks import ReplayGuard, verified_callback
+from ._core._dialects import DIALECTS
+from ._core._download import fresh_link, save_result
+from ._core._events import JobEvent, Listener
+from ._core._files import DEFAULT_DOWNLOAD_DEADLINE, DEFAULT_MAX_DOWNLOAD_BYTES, safe_output_name
+from ._core._home import Home
+from ._core._jobs import Job
+from ._core._keys import key_from
+from ._core._logging import setup_from_env
+from ._core._models import Operation, OperationName, Result, TaskRecord
+from ._core._options import JobOptions
+from ._core._policy import PollPolicy, ProcessingTime, Rate
+from ._core._redact import Secret
+from ._core._scheduler import Scheduler
+from ._core._transport import Transport, url_problem
+from ._core._warmstart import persist, restore
+from ._core._webhooks import ReplayGuard, verified_callback
+from ._fleet._redis import RedisCoordination
 from .errors import ClientNotOpenError, InvalidInputError, ProtocolError
 
 if TYPE_CHECKING:
-    from ._tracing import Tracer
+    from ._core._tracing import Tracer
 
 DEFAULT_BASE_URL = "https://api.kie.ai"
 DEFAULT_UPLOAD_BASE_URL = "https://kieai.redpandaai.co"
@@ -285,7 +286,7 @@ class AsyncRecraft:
             poll=self.poll,
             max_retries=self.max_retries,
             upload_base_url=self.upload_base_url,
-            journal=self.journal,
+            ledger=None if self.journal is None else Ledger(self.journal),
             listener=self._listener,
             tracer=tracer,
             max_queued=self.max_queued,
@@ -742,7 +743,7 @@ def _otel_installed() -> bool:
 
 def _new_tracer(dialect: str) -> Tracer:
     """The spans' maker; the one place that imports OpenTelemetry, and only when tracing."""
-    from ._tracing import Tracer  # noqa: PLC0415 - OpenTelemetry only when tracing
+    from ._core._tracing import Tracer  # noqa: PLC0415 - OpenTelemetry only when tracing
 
     return Tracer(dialect)
 

@@ -22,13 +22,13 @@ from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 import anyio
 from anyio.from_thread import BlockingPortal
 
-from ._check import DialectName, OutputFormat, Scale, UpscaleFormat
 from ._client import AsyncRecraft
-from ._events import JobEvent
-from ._files import DEFAULT_DOWNLOAD_DEADLINE, DEFAULT_MAX_DOWNLOAD_BYTES
-from ._jobs import Job, JobStatus
-from ._models import Operation, OperationName, Result, TaskRecord
-from ._policy import PollPolicy, ProcessingTime
+from ._core._check import DialectName, OutputFormat, Scale, UpscaleFormat
+from ._core._events import JobEvent
+from ._core._files import DEFAULT_DOWNLOAD_DEADLINE, DEFAULT_MAX_DOWNLOAD_BYTES
+from ._core._jobs import Job, JobStatus
+from ._core._models import Operation, OperationName, Result, TaskRecord
+from ._core._policy import PollPolicy, ProcessingTime
 from .errors import ClientNotOpenError, InvalidInputError, InvalidStateError
 
 P = ParamSpec("P")

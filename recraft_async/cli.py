@@ -27,17 +27,17 @@ import anyio
 import httpx
 
 from . import _doctor
-from ._bulk import SKIPPED_REASON, Batch, Outcome, Work, unreadable_outcome, work_from_entry
-from ._check import DIALECT_NAMES, DialectName, check_dialect, is_loopback_host
-from ._escape import printable
-from ._inputs import InputItem, expand_inputs
-from ._journal import Journal, JournalState
-from ._keys import checked_key
-from ._logging import LOGGER_NAME, env_level
-from ._models import Operation
-from ._policy import PollPolicy
-from ._progress import QuietReporter, Reporter, make_reporter
-from ._redact import redact
+from ._bulk._batch import SKIPPED_REASON, Batch, Outcome, Work, unreadable_outcome, work_from_entry
+from ._bulk._inputs import InputItem, expand_inputs
+from ._bulk._journal import Journal, JournalState
+from ._bulk._progress import QuietReporter, Reporter, make_reporter
+from ._core._check import DIALECT_NAMES, DialectName, check_dialect, is_loopback_host
+from ._core._escape import printable
+from ._core._keys import checked_key
+from ._core._logging import LOGGER_NAME, env_level
+from ._core._models import Operation
+from ._core._policy import PollPolicy
+from ._core._redact import redact
 from ._version import __version__
 from .errors import InvalidInputError, JournalUnreadableError, RecraftError
 

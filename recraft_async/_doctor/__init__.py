@@ -24,16 +24,16 @@ from typing import Any, TextIO
 import anyio
 import attrs
 
-from recraft_async._escape import printable
-from recraft_async._limits import PUBLISHED_PRICES
-from recraft_async._models import Operation
-from recraft_async._policy import PollPolicy
+from recraft_async._core._errors import RecraftError
+from recraft_async._core._escape import printable
+from recraft_async._core._limits import PUBLISHED_PRICES
+from recraft_async._core._models import TRACE_FORMAT, Operation
+from recraft_async._core._policy import PollPolicy
 from recraft_async._version import __version__
-from recraft_async.errors import RecraftError
 
 from ._checks import DIFFERENT, Finding, judge
 from ._png import SIDE, circle_png
-from ._probe import TRACE_FORMAT, Probe, redact
+from ._probe import Probe, redact
 from ._session import READ_INTERVAL, Refused, Session, Where
 
 __all__ = ["DoctorOptions", "add_arguments", "doctor", "run_command"]

@@ -16,10 +16,10 @@ from typing import Any
 
 import attrs
 
-from recraft_async._dialects import DIALECTS
-from recraft_async._limits import PUBLISHED_PRICES
-from recraft_async._policy import PollPolicy
-from recraft_async.errors import ProtocolError
+from recraft_async._core._dialects import DIALECTS
+from recraft_async._core._errors import ProtocolError
+from recraft_async._core._limits import PUBLISHED_PRICES
+from recraft_async._core._policy import PollPolicy
 
 from ._probe import Exchange
 from ._session import TaskRun, code_of, data_of, retry_after

@@ -11,7 +11,7 @@ import struct
 import zlib
 
 # Both operations take these: remove background needs sides of 256-4096 px, crisp
-# upscale 32-4096 px (recraft_async._limits); 256 is the smallest side both accept.
+# upscale 32-4096 px (recraft_async._core._limits); 256 is the smallest side both accept.
 SIDE = 256
 
 

@@ -15,10 +15,10 @@ from typing import Any
 import anyio
 import attrs
 
-from recraft_async._check import SubmitRequest
-from recraft_async._dialects import DIALECTS
-from recraft_async._files import UPLOAD_PATH
-from recraft_async._models import Operation
+from recraft_async._core._check import SubmitRequest
+from recraft_async._core._dialects import DIALECTS
+from recraft_async._core._files import UPLOAD_PATH
+from recraft_async._core._models import Operation
 
 from ._probe import Exchange, Probe
 

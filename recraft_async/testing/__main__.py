@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import anyio
 
-from recraft_async._policy import Rate
+from recraft_async._core._policy import Rate
 
 from ._callbacks import CALLBACK_SHAPES
 from ._duration import Duration

@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from recraft_async._models import Operation
+from recraft_async._core._models import Operation
 
 from ._control import ControlRoutes
 from ._faults import Target

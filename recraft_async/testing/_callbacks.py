@@ -22,8 +22,8 @@ from typing import Any, Literal
 import anyio
 import httpx
 
-from recraft_async._check import is_loopback_host
-from recraft_async._webhooks import webhook_signature
+from recraft_async._core._check import is_loopback_host
+from recraft_async._core._webhooks import webhook_signature
 
 from ._stats import EmulatorStats
 from ._tasks import SUCCESS, Task, credit_number

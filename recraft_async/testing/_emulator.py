@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 import anyio
 import httpx
 
-from recraft_async._models import Operation
-from recraft_async._policy import Rate
+from recraft_async._core._models import Operation
+from recraft_async._core._policy import Rate
 
 from ._callbacks import CallbackShape
 from ._duration import Duration

@@ -9,8 +9,8 @@ from __future__ import annotations
 import io
 from typing import TYPE_CHECKING
 
-from recraft_async._files import MIME_TYPES, sniff_format
-from recraft_async._limits import ACCEPTED_FORMATS, Limits
+from recraft_async._core._images import MIME_TYPES, sniff_format
+from recraft_async._core._limits import ACCEPTED_FORMATS, Limits
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -25,7 +25,7 @@ _EDGE_BLUR = 1.0
 def check_input(data: bytes, limits: Limits) -> str | None:
     """Why ``data`` is not acceptable input, or None when it is (decodes it fully).
 
-    ``limits`` comes from ``recraft_async._limits``, the one definition the client's own
+    ``limits`` comes from ``recraft_async._core._limits``, the one definition the client's own
     checks use too, so that client and emulator never disagree about an image.
     """
     from PIL import Image, UnidentifiedImageError  # noqa: PLC0415 - optional dependency

@@ -19,8 +19,7 @@ from typing import Any
 
 import attrs
 
-from recraft_async._doctor._probe import TRACE_FORMAT
-from recraft_async._models import Operation
+from recraft_async._core._models import TRACE_FORMAT, Operation
 
 _FINAL_STATES = ("success", "fail")
 

@@ -27,9 +27,9 @@ import anyio.to_thread
 import attrs
 import httpx
 
-from recraft_async._limits import LIMITS, PUBLISHED_PRICES
-from recraft_async._models import Operation
-from recraft_async._policy import Rate
+from recraft_async._core._limits import LIMITS, PUBLISHED_PRICES
+from recraft_async._core._models import Operation
+from recraft_async._core._policy import Rate
 
 from . import _images
 from ._callbacks import CALLBACK_SHAPES, CallbackDispatcher, CallbackShape, callback_body

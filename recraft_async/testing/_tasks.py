@@ -12,7 +12,7 @@ from typing import Any
 
 import attrs
 
-from recraft_async._models import Operation
+from recraft_async._core._models import Operation
 
 SUCCESS, FAILED, CREATE_FAILED, PROCESSING = 1, 2, 3, 0
 # Where the emulator serves results: RESULTS_PREFIX + Task.result_name.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import collections
 
-from recraft_async._policy import Rate
+from recraft_async._core._policy import Rate
 
 
 class SlidingWindow:

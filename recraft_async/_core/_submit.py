@@ -1,0 +1,156 @@
+"""Uploads and submits: paced, journalled around the send, resent only if never landed."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import anyio.lowlevel
+import attrs
+
+from ._dialects import Dialect, parse_task_id
+from ._errors import (
+    APIConnectionError,
+    APIError,
+    AuthenticationError,
+    InsufficientCreditsError,
+    ProtocolError,
+    RateLimitError,
+    RecraftError,
+    SubmissionUncertainError,
+)
+from ._escape import loggable_source, printable
+from ._files import upload_image
+from ._jobs import Job
+from ._options import JobOptions
+from ._policy import _is_refusal, _never_landed, _retry_delay, _should_resubmit
+from ._transport import Transport
+
+if TYPE_CHECKING:
+    from ._coordination import Budget
+    from ._record import Record
+
+logger = logging.getLogger("recraft_async")
+
+_SubmitFailure = APIError | APIConnectionError | ProtocolError
+# Errors about the account, not the image: every later submit would meet them too.
+AccountError = AuthenticationError | InsufficientCreditsError
+
+
+class Submitter:
+    """Sends each job's upload and submit; after a 401 or 402, sends nothing more."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        dialect: Dialect,
+        *,
+        submits: Budget,
+        max_retries: int,
+        upload_base_url: str,
+    ) -> None:
+        self._transport = transport
+        self._dialect = dialect
+        self._upload_base_url = upload_base_url
+        self._max_retries = max_retries
+        self._submits = submits  # the submit window: this client's, or the fleet's
+        # The first 401 or 402 of a submit or upload: nothing more is sent.
+        self.account_error: AccountError | None = None
+        self.sending: set[Job] = set()  # jobs whose submit is on the wire
+
+    def next_submit_in(self) -> float | None:
+        """Seconds until a waiting submit may go (rate window full, or a 429's pause), or None."""
+        return self._submits.delay()
+
+    def stop(self, error: AccountError) -> None:
+        """Send nothing more: the account itself was refused."""
+        if self.account_error is None:
+            self.account_error = error
+            logger.error("submits stopped for this client: %s", printable(error))
+
+    async def upload(self, job: Job, data: bytes | None, options: JobOptions | None) -> None:
+        """Upload a local image; its URL becomes the request's ``image_url``."""
+        request = job.request
+        assert request is not None  # noqa: S101 - fresh jobs carry their request
+        if self.account_error is not None:
+            raise self.account_error
+        if request.local is not None and data is not None:
+            job._record("uploading")
+            transport = self._transport if options is None else options.transport
+            url = await upload_image(transport, self._upload_base_url, data, request.local.name)
+            job.request = attrs.evolve(request, image_url=url)
+
+    async def submit(self, job: Job, record: Record, options: JobOptions | None) -> float:
+        """Submit ``job`` once (resending only what provably never landed); the moment sent."""
+        request = job.request
+        assert request is not None  # noqa: S101 - fresh jobs carry their request
+        path, body = self._dialect.submit(request)
+        max_retries = self._max_retries if options is None else options.max_retries
+        attempt = 0
+        while True:
+            async with self._submits.slot():
+                if self.account_error is not None:  # met by another job while we waited
+                    raise self.account_error
+                # A job cancelled by now (a shutdown, its submit deadline) is never sent;
+                # from here on it is on the wire (``sending``) and its submit goes out.
+                await anyio.lowlevel.checkpoint_if_cancelled()
+                # Shielded: a cancel must not cut a submit off mid-air and lose its task id.
+                with anyio.CancelScope(shield=True):
+                    transport = self._transport if options is None else options.transport
+                    started, error = await self._send(job, record, transport, (path, body))
+                    if error is not None and _never_landed(error):
+                        # Not SUBMITTING across the wait that follows a refusal: a run
+                        # killed in it has created nothing and must stay resumable.
+                        await record.refused()
+                if isinstance(error, RateLimitError):
+                    self._submits.pause(_retry_delay(attempt, error.retry_after))
+            if error is None:
+                return started
+            if not _should_resubmit(error, attempt, max_retries):
+                raise _submit_failure(error, job)
+            if not isinstance(error, RateLimitError):  # a 429 already paused the pacer
+                await anyio.sleep(_retry_delay(attempt))
+            attempt += 1
+            logger.info("job %s: resubmitting after %s", job.operation.value, printable(error))
+
+    async def _send(
+        self, job: Job, record: Record, transport: Transport, request: tuple[str, dict[str, Any]]
+    ) -> tuple[float, _SubmitFailure | None]:
+        """One submit on the wire, journalled around it; the moment sent and any failure."""
+        path, body = request
+        self.sending.add(job)  # from the journal's write-ahead on: never cancelled as unsent
+        started = anyio.current_time()
+        try:
+            # Write-ahead, as late as possible: a run killed while it waited for its slot
+            # has sent nothing and must not look uncertain.
+            await record.before_submit()
+            started = anyio.current_time()
+            if self.account_error is not None:  # met while we journalled
+                raise self.account_error
+            data, raw = await transport.send("POST", path, json=body)
+            task_id = parse_task_id(data, raw)
+        except (APIError, APIConnectionError, ProtocolError) as exc:
+            return started, exc
+        finally:
+            self.sending.discard(job)
+        job._mark_submitted(task_id)
+        await record.submitted(task_id)
+        return started, None
+
+
+def _submit_failure(error: _SubmitFailure, job: Job) -> RecraftError:
+    """The error a failed submit ends in: uncertain unless provably not processed."""
+    assert job.request is not None  # noqa: S101
+    if isinstance(error, APIConnectionError) and not error.request_sent:
+        return error
+    if isinstance(error, APIError) and _is_refusal(error):
+        return error  # a definite refusal (4xx, 455/503, 501, 505): nothing was created
+    uncertain = SubmissionUncertainError(
+        f"the submit of {loggable_source(job.request.source)} may have created a task ({error}); "
+        "it was not resent, to avoid paying twice",
+        operation=job.operation,
+        image=job.request.source,
+    )
+    uncertain.__cause__ = error
+    return uncertain
