@@ -18,13 +18,13 @@ import httpx
 from ._errors import (
     APIConnectionError,
     APITimeoutError,
-    InvalidInputError,
     ProtocolError,
 )
 from ._escape import loggable_url
 from ._images import HEAD_BYTES, MIME_TYPES, sniff_format
 from ._limits import ImageFormat
 from ._transport import USER_AGENT, AttemptClock, Transport, url_problem
+from ._validate import positive
 
 logger = logging.getLogger("recraft_async")
 
@@ -137,8 +137,7 @@ async def download_to(
     host that refuses (REFUSED_STATUSES) is a HostRefusedError; local trouble an OSError.
     ``part_tag`` goes into the name of the partial file (see ``part_glob``).
     """
-    if isinstance(deadline, bool) or not isinstance(deadline, (int, float)) or not deadline > 0:
-        raise InvalidInputError(f"deadline must be a number of seconds > 0, got {deadline!r}")
+    positive("deadline", deadline)
     root = Path(await anyio.Path(dest_dir).resolve())
     await anyio.Path(root).mkdir(parents=True, exist_ok=True)
     wanted_ext = name.rpartition(".")[2] if "." in name else "png"

@@ -20,6 +20,7 @@ from ._errors import (
     ServerError,
     ServiceUnavailableError,
 )
+from ._validate import boolean_field, integer_field, optional_instance, positive_field
 
 # Retries of one request (a status read, an upload, a provably unsent submit).
 INITIAL_RETRY_DELAY = 0.5
@@ -47,20 +48,6 @@ DEFAULT_CALLBACK_QUANTILE = 0.99
 DEFAULT_CALLBACK_GROWTH = 2.0
 
 
-def _positive(inst: object, attribute: attrs.Attribute[float], value: float) -> None:
-    where = f"{type(inst).__name__}.{attribute.name}"
-    if not (isinstance(value, (int, float)) and not isinstance(value, bool)):
-        raise InvalidInputError(f"{where} must be a number, got {type(value).__name__}")
-    if not value > 0 or math.isinf(value):
-        raise InvalidInputError(f"{where} must be a finite number > 0, got {value!r}")
-
-
-def _boolean(inst: object, attribute: attrs.Attribute[bool], value: bool) -> None:
-    if not isinstance(value, bool):
-        where = f"{type(inst).__name__}.{attribute.name}"
-        raise InvalidInputError(f"{where} must be True or False, got {value!r}")
-
-
 @attrs.frozen
 class Rate:
     """At most ``n`` submissions in any window of ``per`` seconds (a sliding window).
@@ -68,17 +55,12 @@ class Rate:
     A bad value raises InvalidInputError (a ValueError) naming the parameter.
     """
 
-    n: int = attrs.field()
-    per: float = attrs.field(kw_only=True, default=1.0, validator=_positive)
-
-    @n.validator
-    def _check_n(self, _attribute: attrs.Attribute[int], value: int) -> None:
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise InvalidInputError(f"Rate.n must be an integer >= 1, got {value!r}")
+    n: int = attrs.field(validator=integer_field(1))
+    per: float = attrs.field(kw_only=True, default=1.0, validator=positive_field)
 
 
 def _share(inst: object, attribute: attrs.Attribute[float], value: float) -> None:
-    _positive(inst, attribute, value)
+    positive_field(inst, attribute, value)
     if not value < 1:
         where = f"{type(inst).__name__}.{attribute.name}"
         raise InvalidInputError(f"{where} must be between 0 and 1, got {value!r}")
@@ -94,8 +76,8 @@ class ProcessingTime:
     InvalidInputError (a ValueError) naming the parameter.
     """
 
-    median: float = attrs.field(validator=_positive)
-    sigma: float = attrs.field(default=0.5, kw_only=True, validator=_positive)
+    median: float = attrs.field(validator=positive_field)
+    sigma: float = attrs.field(default=0.5, kw_only=True, validator=positive_field)
 
     def quantile(self, share: float) -> float:
         """Seconds within which ``share`` (between 0 and 1) of the tasks finish."""
@@ -143,16 +125,16 @@ class PollPolicy:
     A bad value raises InvalidInputError (a ValueError) naming the parameter.
     """
 
-    initial: float = attrs.field(default=ADVISED_FIRST_READ, validator=_positive)
-    factor: float = attrs.field(default=ADVISED_GROWTH, validator=_positive)
-    max_interval: float = attrs.field(default=15.0, validator=_positive)
-    timeout: float = attrs.field(default=900.0, validator=_positive)
+    initial: float = attrs.field(default=ADVISED_FIRST_READ, validator=positive_field)
+    factor: float = attrs.field(default=ADVISED_GROWTH, validator=positive_field)
+    max_interval: float = attrs.field(default=15.0, validator=positive_field)
+    timeout: float = attrs.field(default=900.0, validator=positive_field)
     # Adaptive: the fixed schedule above is the latest a job is read (counted from its
     # submit); once processing times are learnt, about this many further reads per job go
     # where tasks are likely to finish, and the fixed reads before the fastest finish seen
     # are left out. False: the fixed schedule alone, counted in reads made.
-    adaptive: bool = attrs.field(default=True, kw_only=True, validator=_boolean)
-    reads_per_job: float = attrs.field(default=3.0, kw_only=True, validator=_positive)
+    adaptive: bool = attrs.field(default=True, kw_only=True, validator=boolean_field)
+    reads_per_job: float = attrs.field(default=3.0, kw_only=True, validator=positive_field)
     # An assumed distribution for the time before anything is learnt: it adds reads where
     # it expects finishes and ranks reads when the read budget binds, but never delays or
     # removes a read of the fixed schedule (an assumption is not evidence). None (the
@@ -162,22 +144,19 @@ class PollPolicy:
     # case the callback is lost, safety reads come where ``callback_quantile`` of the
     # tasks have finished, then at moments growing by ``callback_growth``. False: such
     # jobs poll on the normal schedule, a callback only wakes them early.
-    callback_first: bool = attrs.field(default=True, kw_only=True, validator=_boolean)
+    callback_first: bool = attrs.field(default=True, kw_only=True, validator=boolean_field)
     callback_quantile: float = attrs.field(
         default=DEFAULT_CALLBACK_QUANTILE, kw_only=True, validator=_share
     )
     callback_growth: float = attrs.field(
-        default=DEFAULT_CALLBACK_GROWTH, kw_only=True, validator=_positive
+        default=DEFAULT_CALLBACK_GROWTH, kw_only=True, validator=positive_field
     )
 
     @prior.validator
     def _check_prior(
         self, _attribute: attrs.Attribute[ProcessingTime | None], value: object
     ) -> None:
-        if value is not None and not isinstance(value, ProcessingTime):
-            raise InvalidInputError(
-                f"PollPolicy.prior must be a ProcessingTime or None, got {type(value).__name__}"
-            )
+        optional_instance("PollPolicy.prior", value, ProcessingTime, "a ProcessingTime")
 
     def __attrs_post_init__(self) -> None:
         if self.factor < 1:

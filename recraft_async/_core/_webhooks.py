@@ -12,7 +12,6 @@ import hashlib
 import heapq
 import hmac
 import json
-import math
 import re
 import time
 from collections.abc import Mapping
@@ -22,9 +21,10 @@ import attrs
 
 from ._check import DIALECT_NAMES, check_dialect, task_id_problem
 from ._dialects import DIALECTS
-from ._errors import InvalidInputError, ProtocolError, WebhookReplayError, WebhookVerificationError
+from ._errors import ProtocolError, WebhookReplayError, WebhookVerificationError
 from ._keys import checked_key
 from ._models import Callback, TaskRecord
+from ._validate import integer, positive
 
 # KIE does not publish a window; five minutes is the common choice (Stripe, Slack).
 DEFAULT_MAX_AGE = 300.0
@@ -66,7 +66,7 @@ def parse_callback(
     ``InvalidInputError``.
     """
     shapes = DIALECT_NAMES if dialect is None else (check_dialect(dialect),)
-    _check_max_age(max_age)
+    positive("max_age", max_age)
     key = None if webhook_key is None else checked_key(webhook_key, "the webhook key")
     envelope, text = _envelope(body)
     task_id = _task_id(envelope, text)
@@ -117,7 +117,7 @@ def verified_callback(
     now: float | None = None,
 ) -> tuple[str, Seen | None]:
     """``verified_task_id``, and what a fleet needs to refuse its replay (None: unsigned)."""
-    _check_max_age(max_age)
+    positive("max_age", max_age)
     envelope, text = _envelope(body)
     task_id = _task_id(envelope, text)
     if webhook_key is None:
@@ -142,9 +142,7 @@ class ReplayGuard:
     """
 
     def __init__(self, max_entries: int = DEFAULT_REPLAY_MEMORY) -> None:
-        if max_entries < 1:
-            raise InvalidInputError(f"max_entries must be >= 1, got {max_entries!r}")
-        self._max_entries = max_entries
+        self._max_entries = integer("max_entries", max_entries, minimum=1)
         self._expiry: dict[tuple[str, str, str], float] = {}
         self._heap: list[tuple[float, tuple[str, str, str]]] = []
 
@@ -165,13 +163,6 @@ class ReplayGuard:
     def _forget_first(self) -> None:
         _, seen = heapq.heappop(self._heap)
         del self._expiry[seen]
-
-
-def _check_max_age(max_age: float) -> None:
-    if isinstance(max_age, bool) or not isinstance(max_age, (int, float)):
-        raise InvalidInputError(f"max_age must be a number of seconds, got {max_age!r}")
-    if not (math.isfinite(max_age) and max_age > 0):
-        raise InvalidInputError(f"max_age must be finite and > 0, got {max_age!r}")
 
 
 def _envelope(body: bytes | str) -> tuple[dict[str, Any], str]:

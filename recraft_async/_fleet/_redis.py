@@ -14,6 +14,7 @@ import attrs
 
 from recraft_async._core._errors import InvalidInputError
 from recraft_async._core._policy import Rate
+from recraft_async._core._validate import boolean_field, positive_field
 
 if TYPE_CHECKING:
     from recraft_async._core._coordination import Coordinator
@@ -47,18 +48,6 @@ def _check_namespace(_instance: object, _attribute: object, value: Any) -> None:
         )
 
 
-def _check_seconds(_instance: object, attribute: attrs.Attribute[float], value: object) -> None:
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
-        raise InvalidInputError(
-            f"RedisCoordination {attribute.name} must be a number of seconds > 0, got {value!r}"
-        )
-
-
-def _check_flag(_instance: object, attribute: attrs.Attribute[bool], value: object) -> None:
-    if not isinstance(value, bool):
-        raise InvalidInputError(f"RedisCoordination {attribute.name} must be True or False")
-
-
 @attrs.frozen
 class RedisCoordination:
     """Many clients on one KIE key, in many processes or hosts, behaving as one client.
@@ -89,24 +78,24 @@ class RedisCoordination:
 
     One per KIE account, the same in every worker sharing it. Never the API key.
     """
-    lease: float = attrs.field(default=30.0, kw_only=True, validator=_check_seconds)
+    lease: float = attrs.field(default=30.0, kw_only=True, validator=positive_field)
     """Seconds a dead worker's claim or in-flight slot outlives it.
 
     A live worker renews its claims every third of it.
     """
-    remember: float = attrs.field(default=86_400.0, kw_only=True, validator=_check_seconds)
+    remember: float = attrs.field(default=86_400.0, kw_only=True, validator=positive_field)
     """Seconds a submitted (or uncertain) input stays known to the fleet.
 
     A worker given it within that time attaches to its task instead of submitting.
     """
-    unavailable_timeout: float = attrs.field(default=10.0, kw_only=True, validator=_check_seconds)
+    unavailable_timeout: float = attrs.field(default=10.0, kw_only=True, validator=positive_field)
     """Seconds a submit waits for Redis before ``CoordinationUnavailableError``.
 
     Also the bound on connecting when a client opens.
     """
-    command_timeout: float = attrs.field(default=2.0, kw_only=True, validator=_check_seconds)
+    command_timeout: float = attrs.field(default=2.0, kw_only=True, validator=positive_field)
     """Seconds after which one Redis command counts as failed."""
-    allow_volatile: bool = attrs.field(default=False, kw_only=True, validator=_check_flag)
+    allow_volatile: bool = attrs.field(default=False, kw_only=True, validator=boolean_field)
     """Accept a Redis that keeps nothing across a restart (neither AOF nor RDB snapshots).
 
     False (the default): a client refuses to open on one, with
