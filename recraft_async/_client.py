@@ -2,70 +2,45 @@
 
 from __future__ import annotations
 
-import functools
-import importlib.util
 import math
 import os
-import ssl
 import urllib.parse
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING
 
-import anyio
 import attrs
 import httpx
 
 from ._bulk._journal import Journal
-from ._bulk._ledger import Ledger
 from ._core import _jobs
+from ._core import _validate as check
 from ._core._check import (
     DialectName,
     OutputFormat,
     Scale,
     SubmitRequest,
     UpscaleFormat,
-    check_dialect,
     check_operation,
     check_remove_background,
     check_task_id,
     check_upscale,
-    is_loopback_host,
 )
-from ._core._dialects import DIALECTS
 from ._core._download import fresh_link, save_result
-from ._core._events import JobEvent, Listener
+from ._core._events import JobEvent
 from ._core._files import DEFAULT_DOWNLOAD_DEADLINE, DEFAULT_MAX_DOWNLOAD_BYTES, safe_output_name
-from ._core._home import Home
 from ._core._jobs import Job
-from ._core._keys import key_from
 from ._core._logging import setup_from_env
 from ._core._models import Operation, OperationName, Result, TaskRecord
 from ._core._options import JobOptions
 from ._core._policy import PollPolicy, ProcessingTime, Rate
-from ._core._redact import Secret
 from ._core._scheduler import Scheduler
 from ._core._transport import Transport, url_problem
-from ._core._warmstart import persist, restore
 from ._core._webhooks import ReplayGuard, verified_callback
 from ._fleet._redis import RedisCoordination
+from ._lifecycle import Lifecycle
+from ._settings import DEFAULT_POLL, DEFAULT_READ_RATE, DEFAULT_SUBMIT_RATE, resolve_settings
 from .errors import ClientNotOpenError, InvalidInputError, ProtocolError
-
-if TYPE_CHECKING:
-    from ._core._tracing import Tracer
-
-DEFAULT_BASE_URL = "https://api.kie.ai"
-DEFAULT_UPLOAD_BASE_URL = "https://kieai.redpandaai.co"
-DEFAULT_SUBMIT_RATE = Rate(20, per=10.0)
-# KIE's documented limit on status reads: 10 a second per API key.
-DEFAULT_READ_RATE = Rate(10, per=1.0)
-DEFAULT_DIALECT: DialectName = "market"
-# KIE's advised schedule (2 s, growing by 1.5 to 15 s), learning from the first finishes.
-DEFAULT_POLL = PollPolicy()
-# Connections beyond max_in_flight: one status read and one submit may overlap per job
-# only briefly, and downloads share the pool.
-_EXTRA_CONNECTIONS = 8
 
 
 class AsyncRecraft:
@@ -189,123 +164,54 @@ class AsyncRecraft:
         state_file: str | os.PathLike[str] | None = None,
     ) -> None:
         setup_from_env()  # RECRAFT_LOG set after the import counts too
-        key = key_from(api_key, "KIE_API_KEY", "the API key")
-        if key is None:
-            raise InvalidInputError("no API key: pass api_key= or set KIE_API_KEY")
-        url = base_url or os.environ.get("KIE_BASE_URL") or DEFAULT_BASE_URL
-        _check_base_url(url)
-        upload_url = upload_base_url or os.environ.get("KIE_UPLOAD_BASE_URL")
-        if upload_url is None:
-            # A local base URL is an emulator or a local proxy: local files must not
-            # leave the machine for KIE's real upload host while someone tests offline.
-            host = urllib.parse.urlsplit(url).hostname or ""
-            upload_url = url if _is_local_host(host) else DEFAULT_UPLOAD_BASE_URL
-        _check_base_url(upload_url)
-        if journal is not None and not isinstance(journal, Journal):
-            raise InvalidInputError("journal must be a recraft_async.Journal")
-        _check_limits(max_in_flight, max_retries, submit_rate, read_rate, poll, timeout)
-        _check_queueing(max_queued, submit_within, coordination)
-        chosen = dialect or os.environ.get("KIE_DIALECT") or DEFAULT_DIALECT
-        self.base_url = url.rstrip("/")
-        self.max_in_flight = max_in_flight
-        self.submit_rate = submit_rate
-        self.read_rate = read_rate
-        self.poll = poll
-        self.max_retries = max_retries
-        self.timeout = float(timeout)
-        self.dialect: DialectName = check_dialect(chosen)
-        self.upload_base_url = upload_url.rstrip("/")
-        self.journal = journal
-        self._owns_journal = False
-        self._api_key = Secret(key)
-        webhook = key_from(webhook_key, "KIE_WEBHOOK_KEY", "the webhook key")
-        self._webhook_key = None if webhook is None else Secret(webhook)
+        settings = resolve_settings(
+            api_key=api_key,
+            base_url=base_url,
+            max_in_flight=max_in_flight,
+            submit_rate=submit_rate,
+            poll=poll,
+            max_retries=max_retries,
+            timeout=timeout,
+            http_client=http_client,
+            dialect=dialect,
+            read_rate=read_rate,
+            upload_base_url=upload_base_url,
+            journal=journal,
+            webhook_key=webhook_key,
+            on_event=on_event,
+            tracing=tracing,
+            max_queued=max_queued,
+            submit_within=submit_within,
+            coordination=coordination,
+            state_file=state_file,
+        )
+        self.base_url = settings.base_url
+        self.upload_base_url = settings.upload_base_url
+        self.dialect: DialectName = settings.dialect
+        self.max_in_flight = settings.max_in_flight
+        self.submit_rate = settings.submit_rate
+        self.read_rate = settings.read_rate
+        self.poll = settings.poll
+        self.max_retries = settings.max_retries
+        self.timeout = settings.timeout
+        self.journal = settings.journal
+        self.tracing: bool = settings.tracing
+        self.max_queued = settings.max_queued
+        self.submit_within = settings.submit_within
+        self.coordination = settings.coordination
+        self.state_file = settings.state_file
+        self._settings = settings
+        self._life = Lifecycle(settings)
         self._replays = ReplayGuard()  # verified callbacks within the freshness window
-        self._user_http = http_client
-        self._http: httpx.AsyncClient | None = None
-        self._scheduler: Scheduler | None = None
-        self._listener = _listener(on_event)
-        self.tracing: bool = _check_tracing(tracing)
-        self.max_queued = max_queued
-        self.submit_within = submit_within
-        self.coordination = coordination
-        self.state_file = _state_path(state_file)
-        self._state = "new"
-        # The client a with_options view shares everything with; itself for a client.
+        # The client a with_options view shares its life with; itself for a client.
         self._root = self
         self._job_options: JobOptions | None = None  # a view's, made when first used
-        self._home: Home | None = None  # the thread, event loop and task that opened it
 
     def __repr__(self) -> str:
-        return f"<AsyncRecraft base_url={self.base_url!r} state={self._state}>"
-
-    def _new_http_client(self) -> httpx.AsyncClient:
-        """Our own httpx client: environment proxies for https only, plain http direct.
-
-        A proxy from the environment (HTTP_PROXY, ALL_PROXY) would see a plain-http request
-        whole, the key's header included; https goes through it as a CONNECT tunnel, which
-        shows the proxy nothing. The "http://" mount outranks every environment proxy.
-        """
-        limits = httpx.Limits(
-            max_connections=self.max_in_flight + _EXTRA_CONNECTIONS,
-            max_keepalive_connections=self.max_in_flight + _EXTRA_CONNECTIONS,
-        )
-        verify = _tls_context(os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
-        return httpx.AsyncClient(
-            limits=limits,
-            timeout=httpx.Timeout(self.timeout, pool=None),
-            verify=verify,
-            mounts={"http://": httpx.AsyncHTTPTransport(limits=limits, verify=verify)},
-        )
+        return f"<AsyncRecraft base_url={self.base_url!r} state={self._root._life.state}>"
 
     async def __aenter__(self) -> AsyncRecraft:
-        if self._root is not self:
-            raise ClientNotOpenError(
-                "a view made by with_options() shares its client's life: open that client"
-            )
-        if self._state != "new":
-            raise ClientNotOpenError(f"this client is {self._state}; make a new one")
-        # The thread, event loop and task that opened the client: it works in those only.
-        self._home = Home()
-        self._http = self._user_http or self._new_http_client()
-        tracer = _new_tracer(self.dialect) if self.tracing else None
-        transport = Transport(
-            self._http,
-            base_url=self.base_url,
-            api_key=self._api_key,
-            max_retries=self.max_retries,
-            timeout=self.timeout,
-            tracer=tracer,
-        )
-        scheduler = Scheduler(
-            transport,
-            DIALECTS[self.dialect],
-            max_in_flight=self.max_in_flight,
-            submit_rate=self.submit_rate,
-            read_rate=self.read_rate,
-            poll=self.poll,
-            max_retries=self.max_retries,
-            upload_base_url=self.upload_base_url,
-            ledger=None if self.journal is None else Ledger(self.journal),
-            listener=self._listener,
-            tracer=tracer,
-            max_queued=self.max_queued,
-            home=self._home,
-            coordinator=None
-            if self.coordination is None
-            else self.coordination._coordinator(self.submit_rate, self.read_rate),
-        )
-        try:
-            if self.journal is not None and not self.journal.is_open:
-                await self.journal.__aenter__()
-                self._owns_journal = True
-            await restore(scheduler.planner, self.journal, self.state_file)
-            await scheduler.__aenter__()
-        except BaseException:
-            await self._close_owned()
-            raise
-        self._scheduler = scheduler
-        self._state = "open"
+        await self._own_life("open").open()
         return self
 
     async def __aexit__(
@@ -314,91 +220,39 @@ class AsyncRecraft:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self._close(stop=exc is not None)
+        await self._own_life("close").close(stop=exc is not None)
 
     async def aclose(self) -> None:
         """Close the client as leaving ``async with`` normally does: wait for every job.
 
         Call it from the task that opened the client. A second call does nothing.
         """
-        await self._close(stop=False)
+        await self._own_life("close").close(stop=False)
 
     async def shutdown(self, grace: float = 30.0) -> None:
         """Close gracefully, for a server's shutdown: the jobs not yet submitted end now.
 
         At once: new jobs are refused (``ClientNotOpenError``), and every job whose submit
         has not gone out is cancelled (``JobCancelledError``): nothing is paid for those.
-        Submitted jobs get ``grace`` seconds to finish; those still running then are
-        stopped and their task ids logged in one WARNING line, for ``client.resume``. A
-        submit on the wire is let finish first, so its task id is never lost. Call it from
-        any task of the client's event loop; from the task that opened it, it also closes
-        the connection pool, else leaving ``async with`` does that.
+        Submitted jobs get ``grace`` seconds (a finite number >= 0) to finish; those still
+        running then are stopped and their task ids logged in one WARNING line, for
+        ``client.resume``. A submit on the wire is let finish first, so its task id is
+        never lost. Call it from any task of the client's event loop; from the task that
+        opened it, it also closes the connection pool, else leaving ``async with`` does
+        that.
         """
-        if not isinstance(grace, (int, float)) or isinstance(grace, bool) or not grace >= 0:
-            raise InvalidInputError(f"grace must be a number of seconds >= 0, got {grace!r}")
-        scheduler = self._root_scheduler()
-        if scheduler is None or self._state != "open":
-            await self._close(stop=False)  # never opened, or closing already: nothing to drain
-            return
-        self._state = "closing"  # from here on new jobs are refused
-        scheduler.cancel_unsent("the client shut down")
-        with anyio.move_on_after(grace):
-            await scheduler.drain()
-        if self._home is not None and self._home.is_current_task():
-            await self._close(stop=True)
-        else:
-            # Only the opening task can end the task group (leaving ``async with`` does):
-            # from here every job is stopped and logged, and nothing is left running.
-            await scheduler.stop()
+        await self._own_life("close").shutdown(grace)
 
-    def _root_scheduler(self) -> Scheduler | None:
+    def _own_life(self, what: str) -> Lifecycle:
+        """The client's life, for opening or closing it: never through a view."""
         if self._root is not self:
             raise ClientNotOpenError(
-                "a view made by with_options() shares its client's life: close that client"
+                f"a view made by with_options() shares its client's life: {what} that client"
             )
-        self._check_loop()
-        return self._scheduler
-
-    async def _close(self, *, stop: bool) -> None:
-        """End the scheduler (``stop``: its jobs first), then what the client opened."""
-        self._root_scheduler()
-        if self._state == "new":
-            self._state = "closed"
-        scheduler, self._scheduler = self._scheduler, None
-        if scheduler is None:
-            return  # closed already
-        self._state = "closing"
-        try:
-            await scheduler.close(stop=stop)
-        finally:
-            self._state = "closed"
-            await persist(scheduler.planner, self.journal, self.state_file)
-            await self._close_owned()
-
-    def _check_loop(self) -> None:
-        """Refuse, at once, a call from another thread or event loop than the opener's."""
-        home = self._root._home
-        if home is not None:
-            home.check()
-
-    async def _close_owned(self) -> None:
-        """Close what this client opened, and nothing the caller brought."""
-        with anyio.CancelScope(shield=True):
-            if self._http is not None and self._http is not self._user_http:
-                await self._http.aclose()
-            self._http = None
-            if self._owns_journal and self.journal is not None:
-                await self.journal.__aexit__(None, None, None)
-                self._owns_journal = False
+        return self._life
 
     def _open_scheduler(self) -> Scheduler:
-        root = self._root
-        root._check_loop()
-        if root._scheduler is None or root._state != "open":
-            raise ClientNotOpenError(
-                f"the client is {root._state}: use it inside 'async with AsyncRecraft(...)'"
-            )
-        return root._scheduler
+        return self._root._life.open_scheduler()
 
     def with_options(
         self,
@@ -413,22 +267,15 @@ class AsyncRecraft:
         budget, the in-flight bound and queue, the connection pool, the journal and the
         lifecycle (open and close the client, never the view). A second client instead
         would double the submit rate the service sees. ``timeout`` is each API attempt's,
-        as for the client; ``poll`` governs the view's jobs alone.
+        as for the client, and checked as the client's is; ``poll`` governs the view's
+        jobs alone.
         """
-        if poll is not None and not isinstance(poll, PollPolicy):
-            raise InvalidInputError("poll must be a PollPolicy")
-        if max_retries is not None:
-            _check_int("max_retries", max_retries, minimum=0)
-        if timeout is not None and (
-            not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not timeout > 0
-        ):
-            raise InvalidInputError(f"timeout must be a number > 0, got {timeout!r}")
-        view = object.__new__(AsyncRecraft)
-        view.__dict__.update(self.__dict__)
-        view.poll = self.poll if poll is None else poll
-        view.timeout = self.timeout if timeout is None else float(timeout)
-        view.max_retries = self.max_retries if max_retries is None else max_retries
-        view._job_options = None
+        arguments = self._settings.arguments()
+        arguments["poll"] = self.poll if poll is None else poll
+        arguments["timeout"] = self.timeout if timeout is None else timeout
+        arguments["max_retries"] = self.max_retries if max_retries is None else max_retries
+        view = AsyncRecraft(**arguments)  # checks the options as the constructor does
+        view._root = self._root
         return view
 
     def _transport(self) -> Transport:
@@ -438,8 +285,7 @@ class AsyncRecraft:
 
     def _options(self) -> JobOptions | None:
         """The options the jobs of this view carry; None for the client itself."""
-        root = self._root
-        if root is self:
+        if self._root is self:
             return None
         if self._job_options is None:
             transport = self._open_scheduler().transport
@@ -449,7 +295,7 @@ class AsyncRecraft:
                 transport=Transport(
                     transport.http,
                     base_url=transport.base_url,
-                    api_key=root._api_key,
+                    api_key=self._settings.api_key,
                     max_retries=self.max_retries,
                     timeout=self.timeout,
                     tracer=transport.tracer,
@@ -589,8 +435,10 @@ class AsyncRecraft:
         the task id, the URL and ``dest``. No request to the result host, nor to a fresh
         link, carries the API key.
         """
+        check.integer("max_bytes", max_bytes, minimum=1)
+        check.positive("deadline", deadline)
         self._open_scheduler()
-        http = self._root._http
+        http = self._root._life.http
         assert http is not None  # noqa: S101 - open clients have one
         name = safe_output_name(result.source, result.task_id, _extension(result))
         return await save_result(
@@ -644,8 +492,10 @@ class AsyncRecraft:
         ``ProtocolError``. Both documented shapes are accepted.
         """
         scheduler = self._open_scheduler()
-        key = self._webhook_key.reveal() if self._webhook_key is not None else None
-        task_id, seen = verified_callback(body, headers, webhook_key=key, replays=self._replays)
+        secret = self._settings.webhook_key
+        key = None if secret is None else secret.reveal()
+        replays = self._root._replays  # a view's callbacks are its client's
+        task_id, seen = verified_callback(body, headers, webhook_key=key, replays=replays)
         return scheduler.hint(task_id, seen)
 
     def processing_times(self) -> dict[Operation, ProcessingTime]:
@@ -672,7 +522,7 @@ class AsyncRecraft:
         submit_within: float | None = None,
         poll: PollPolicy | None = None,
     ) -> Job:
-        _check_seconds("submit_within", submit_within)
+        check.optional_positive("submit_within", submit_within)
         options = self._options_with(poll)
         scheduler = self._open_scheduler()
         job = Job(request.operation, request)
@@ -683,14 +533,14 @@ class AsyncRecraft:
     async def _enqueue(
         self, request: SubmitRequest, submit_within: float | None, poll: PollPolicy | None
     ) -> Job:
-        _check_seconds("submit_within", submit_within)
-        _check_poll(poll)
+        check.optional_positive("submit_within", submit_within)
+        check.optional_instance("poll", poll, PollPolicy, "a PollPolicy")
         await self._open_scheduler().wait_for_room()
         return self._schedule(request, submit_within, poll)
 
     def _options_with(self, poll: PollPolicy | None) -> JobOptions | None:
         """The options of one job: this view's (None for the client), with its own ``poll``."""
-        _check_poll(poll)
+        check.optional_instance("poll", poll, PollPolicy, "a PollPolicy")
         options = self._options()
         if poll is None:
             return options
@@ -698,54 +548,6 @@ class AsyncRecraft:
             transport = self._open_scheduler().transport
             return JobOptions(poll=poll, max_retries=self.max_retries, transport=transport)
         return attrs.evolve(options, poll=poll)
-
-
-@functools.cache
-def _tls_context(_cert_file: str | None, _cert_dir: str | None) -> ssl.SSLContext:
-    """The default TLS context of httpx, made once per process and CA setting.
-
-    Loading the CA bundle costs about 30 ms of CPU, and httpx would do it for every
-    transport (the client's and the plain-http mount's) of every client.
-    """
-    return httpx.create_ssl_context()
-
-
-def _listener(on_event: Callable[[Job, JobEvent], object] | None) -> Listener[Job] | None:
-    if on_event is None:
-        return None
-    if not callable(on_event):
-        raise InvalidInputError(f"on_event must be a function of (job, event), got {on_event!r}")
-    return Listener(on_event)
-
-
-def _check_tracing(tracing: bool | None) -> bool:
-    """Whether to trace: as asked, or (None) whenever OpenTelemetry is installed."""
-    if tracing is not None and not isinstance(tracing, bool):
-        raise InvalidInputError(f"tracing must be True, False or None, got {tracing!r}")
-    if tracing is False:
-        return False
-    if not _otel_installed():
-        if tracing:
-            raise InvalidInputError(
-                "tracing=True needs OpenTelemetry: pip install 'recraft-async[otel]'"
-            )
-        return False
-    return True
-
-
-def _otel_installed() -> bool:
-    """Whether OpenTelemetry's API can be imported (found, not imported)."""
-    try:
-        return importlib.util.find_spec("opentelemetry.trace") is not None
-    except (ImportError, ValueError):  # not even the "opentelemetry" namespace
-        return False
-
-
-def _new_tracer(dialect: str) -> Tracer:
-    """The spans' maker; the one place that imports OpenTelemetry, and only when tracing."""
-    from ._core._tracing import Tracer  # noqa: PLC0415 - OpenTelemetry only when tracing
-
-    return Tracer(dialect)
 
 
 def _extension(result: Result) -> str:
@@ -756,81 +558,3 @@ def _extension(result: Result) -> str:
         return "png"
     suffix = path.rpartition(".")[2].lower()
     return suffix if suffix in ("png", "jpg", "jpeg", "webp") else "png"
-
-
-def _check_base_url(url: str) -> None:
-    parsed = urllib.parse.urlsplit(url)
-    if parsed.scheme not in ("http", "https") or not parsed.hostname:
-        raise InvalidInputError(f"base_url must be an http(s) URL, got {url!r}")
-    if parsed.scheme == "http" and not is_loopback_host(parsed.hostname):
-        # A name, even "localhost", is resolved by DNS or a hosts file: only an address
-        # literal is sure to stay on this machine.
-        raise InvalidInputError(
-            f"refusing to send the API key over plain http to {parsed.hostname!r}, which is"
-            " not a literal loopback address; use https, or http://127.0.0.1:<port>"
-            " (http://[::1]:<port>) for a local server"
-        )
-
-
-def _is_local_host(host: str) -> bool:
-    """Whether ``host`` means this machine or this process (an in-process emulator)."""
-    # ".invalid" never resolves (RFC 6761): such a base URL only works through an
-    # in-process transport, which the uploads should then use too.
-    name = host.lower().rstrip(".")
-    return is_loopback_host(host, by_name=True) or name.endswith(".invalid")
-
-
-def _check_limits(
-    max_in_flight: object,
-    max_retries: object,
-    submit_rate: object,
-    read_rate: object,
-    poll: object,
-    timeout: object,
-) -> None:
-    _check_int("max_in_flight", max_in_flight, minimum=1)
-    _check_int("max_retries", max_retries, minimum=0)
-    for name, rate in (("submit_rate", submit_rate), ("read_rate", read_rate)):
-        if rate is not None and not isinstance(rate, Rate):
-            raise InvalidInputError(f"{name} must be a Rate or None")
-    if not isinstance(poll, PollPolicy):
-        raise InvalidInputError("poll must be a PollPolicy")
-    if not isinstance(timeout, (int, float)) or not timeout > 0:
-        raise InvalidInputError(f"timeout must be a number > 0, got {timeout!r}")
-
-
-def _check_poll(poll: object) -> None:
-    if poll is not None and not isinstance(poll, PollPolicy):
-        raise InvalidInputError(f"poll must be a PollPolicy or None, got {poll!r}")
-
-
-def _state_path(state_file: object) -> Path | None:
-    if state_file is None:
-        return None
-    if not isinstance(state_file, (str, os.PathLike)):
-        raise InvalidInputError(f"state_file must be a path or None, got {state_file!r}")
-    return Path(state_file)
-
-
-def _check_queueing(max_queued: object, submit_within: object, coordination: object) -> None:
-    _check_coordination(coordination)
-    if max_queued is not None:
-        _check_int("max_queued", max_queued, minimum=1)
-    _check_seconds("submit_within", submit_within)
-
-
-def _check_coordination(coordination: object) -> None:
-    if coordination is not None and not isinstance(coordination, RedisCoordination):
-        raise InvalidInputError("coordination must be a RedisCoordination or None")
-
-
-def _check_seconds(name: str, value: object) -> None:
-    if value is not None and (
-        not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0
-    ):
-        raise InvalidInputError(f"{name} must be a number of seconds > 0 or None, got {value!r}")
-
-
-def _check_int(name: str, value: object, *, minimum: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise InvalidInputError(f"{name} must be an int >= {minimum}, got {value!r}")

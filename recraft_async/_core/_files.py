@@ -24,7 +24,7 @@ from ._escape import loggable_url
 from ._images import HEAD_BYTES, MIME_TYPES, sniff_format
 from ._limits import ImageFormat
 from ._transport import USER_AGENT, AttemptClock, Transport, url_problem
-from ._validate import positive
+from ._validate import integer, positive
 
 logger = logging.getLogger("recraft_async")
 
@@ -137,6 +137,7 @@ async def download_to(
     host that refuses (REFUSED_STATUSES) is a HostRefusedError; local trouble an OSError.
     ``part_tag`` goes into the name of the partial file (see ``part_glob``).
     """
+    integer("max_bytes", max_bytes, minimum=1)
     positive("deadline", deadline)
     root = Path(await anyio.Path(dest_dir).resolve())
     await anyio.Path(root).mkdir(parents=True, exist_ok=True)

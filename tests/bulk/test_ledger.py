@@ -52,7 +52,7 @@ async def test_a_client_without_a_journal_keys_nothing(kie, make_client, monkeyp
     kie.post(UPSCALE).respond(json=envelope({"taskId": "t1"}))
     kie.get(READ).respond(json=record("t1"))
     async with make_client() as client:
-        assert isinstance(client._scheduler.ledger, NullLedger)
+        assert isinstance(client._life.scheduler.ledger, NullLedger)
         assert (await client.upscale("https://i.test/a.png")).task_id == "t1"
     request = check_upscale("https://i.test/a.png", None, None, None, dialect="market")
     assert await NullLedger().open(request, None) is NO_RECORD

@@ -7,7 +7,7 @@ import pytest
 from conftest import envelope, record
 
 import recraft_async as ra
-from recraft_async._client import DEFAULT_POLL
+from recraft_async._settings import DEFAULT_POLL
 from recraft_async._core._adaptive import MIN_SAMPLES, PollPlanner
 from recraft_async._core._warmstart import JOURNAL_KEY, decode, encode
 

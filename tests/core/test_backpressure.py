@@ -122,7 +122,7 @@ async def test_bad_queueing_values_are_refused(make_client):
     """max_queued and submit_within are checked where they are given."""
     with pytest.raises(ra.InvalidInputError, match="max_queued"):
         make_client(max_queued=-1)
-    with pytest.raises(ra.InvalidInputError, match="max_queued must be an int >= 1"):
+    with pytest.raises(ra.InvalidInputError, match="max_queued must be an integer >= 1"):
         make_client(max_queued=0)  # no job could ever be queued
     with pytest.raises(ra.InvalidInputError, match="submit_within"):
         make_client(submit_within=0)

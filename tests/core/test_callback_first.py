@@ -138,7 +138,7 @@ async def test_unknown_callbacks_are_remembered_only_up_to_a_bound(make_client):
     async with make_client() as client:
         for index in range(_EARLY_HINTS + 10):
             assert client.handle_callback(json.dumps(record(f"x{index}"))) is None
-        poller = client._scheduler._poller
+        poller = client._life.scheduler._poller
         assert len(poller._early) == _EARLY_HINTS
         await wait_until(lambda: True)
 

@@ -144,7 +144,7 @@ async def test_user_http_client_is_not_closed(kie, make_client):
         assert not http.is_closed
     own = make_client()
     async with own:
-        inner = own._http
+        inner = own._life.http
     assert inner.is_closed
 
 
@@ -160,14 +160,14 @@ async def test_own_pool_is_sized_from_max_in_flight(make_client):
     """The client we create has connections for every in-flight job and some to spare."""
     client = make_client(max_in_flight=50)
     async with client:
-        pool = client._http._transport._pool
+        pool = client._life.http._transport._pool
         assert pool._max_connections >= 50
 
 
 def test_key_from_environment(monkeypatch):
     """KIE_API_KEY is read when api_key is None; no key at all is a clear error."""
     monkeypatch.setenv("KIE_API_KEY", "sk-env")
-    assert ra.AsyncRecraft()._api_key.reveal() == "sk-env"
+    assert ra.AsyncRecraft()._settings.api_key.reveal() == "sk-env"
     monkeypatch.delenv("KIE_API_KEY")
     with pytest.raises(ra.InvalidInputError, match="KIE_API_KEY"):
         ra.AsyncRecraft()
@@ -229,7 +229,7 @@ async def test_key_never_in_repr_errors_or_logs(kie, make_client, caplog):
         await client.resume("t2", "remove-background")
         texts = [
             repr(client),
-            repr(client._scheduler.transport),
+            repr(client._life.scheduler.transport),
             str(caught.value),
             repr(caught.value),
         ]

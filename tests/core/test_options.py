@@ -80,7 +80,7 @@ async def test_a_view_has_its_own_timeout(make_client):
         options = view._options()
         assert options is not None
         assert options.transport._deadline == 2.0
-        assert options.transport.http is client._http
+        assert options.transport.http is client._life.http
         assert view.timeout == 2.0
         assert client._options() is None
 
