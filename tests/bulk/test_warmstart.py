@@ -7,9 +7,9 @@ import pytest
 from conftest import envelope, record
 
 import recraft_async as ra
-from recraft_async._settings import DEFAULT_POLL
 from recraft_async._core._adaptive import MIN_SAMPLES, PollPlanner
 from recraft_async._core._warmstart import JOURNAL_KEY, decode, encode
+from recraft_async._settings import DEFAULT_POLL
 
 UP = ra.Operation.UPSCALE
 UPSCALE = "/api/v1/recraft/upscale"
