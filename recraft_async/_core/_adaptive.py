@@ -29,6 +29,7 @@ from ._policy import (
     ProcessingTime,
     _lognormal_quantile,
     advised_read_after,
+    growing_read_after,
     next_safety_read,
 )
 
@@ -308,7 +309,14 @@ class PollPlanner:
         if dense_gap is not None and model is not None and len(model) >= MIN_SAMPLES:
             start, end = model.dense_window()
             dense = max(start, elapsed + dense_gap)
-            if dense <= end and (learnt is None or dense < learnt):
+            if dense > end:
+                # Past nearly every learnt finish: the gaps grow again from the dense one,
+                # so that a task far slower than expected does not hold its caller for a
+                # whole max_interval while the budget has room (and costs few reads).
+                dense = growing_read_after(
+                    end, dense_gap, policy.factor, policy.max_interval, elapsed
+                )
+            if learnt is None or dense < learnt:
                 learnt = dense
         if learnt is not None and learnt <= advised:
             return max(learnt - elapsed, MIN_GAP), True

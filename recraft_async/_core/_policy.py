@@ -96,9 +96,19 @@ def advised_read_after(policy: PollPolicy, elapsed: float) -> float:
     to ``max_interval``, counted from the submit (not from the reads made): a read held
     back by the read budget does not push the later ones back.
     """
-    at = step = policy.initial
-    while at <= elapsed and step < policy.max_interval and policy.factor > 1:
-        step = min(step * policy.factor, policy.max_interval)
+    return growing_read_after(0.0, policy.initial, policy.factor, policy.max_interval, elapsed)
+
+
+def growing_read_after(
+    origin: float, first: float, factor: float, cap: float, elapsed: float
+) -> float:
+    """The first moment after ``elapsed`` of a growing schedule that starts at ``origin``.
+
+    Its moments are ``origin + first``, then gaps growing by ``factor`` up to ``cap``.
+    """
+    at, step = origin + first, first
+    while at <= elapsed and step < cap and factor > 1:
+        step = min(step * factor, cap)
         at += step
     if at > elapsed:
         return at
