@@ -53,6 +53,7 @@ from ._fleet._redis import RedisCoordination
 from .errors import ClientNotOpenError, InvalidInputError, ProtocolError
 
 if TYPE_CHECKING:
+    from ._core._identity import InputIdentity
     from ._core._tracing import Tracer
 
 DEFAULT_BASE_URL = "https://api.kie.ai"
@@ -671,13 +672,14 @@ class AsyncRecraft:
         request: SubmitRequest,
         submit_within: float | None = None,
         poll: PollPolicy | None = None,
+        identity: InputIdentity | None = None,
     ) -> Job:
         _check_seconds("submit_within", submit_within)
         options = self._options_with(poll)
         scheduler = self._open_scheduler()
         job = Job(request.operation, request)
         within = self.submit_within if submit_within is None else submit_within
-        scheduler.schedule(job, within, options)
+        scheduler.schedule(job, within, options, identity)
         return job
 
     async def _enqueue(
