@@ -23,7 +23,7 @@ from ._errors import (
 )
 from ._escape import loggable_url
 from ._images import HEAD_BYTES, MIME_TYPES, sniff_format
-from ._limits import ImageFormat
+from ._limits import IMAGE_FORMATS, ImageFormat
 from ._transport import USER_AGENT, AttemptClock, Transport, url_problem
 
 if TYPE_CHECKING:
@@ -91,7 +91,7 @@ def upload_path(identity: InputIdentity) -> str:
 def _extension_of(filename: str, data: bytes) -> str:
     fmt = sniff_format(data[:HEAD_BYTES])
     if fmt is not None:
-        return {"PNG": "png", "JPEG": "jpg", "WEBP": "webp"}[fmt]
+        return IMAGE_FORMATS[fmt].extension
     return filename.rpartition(".")[2] if "." in filename else "bin"
 
 
