@@ -8,6 +8,7 @@ import urllib.parse
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 import attrs
 import httpx
@@ -41,6 +42,9 @@ from ._fleet._redis import RedisCoordination
 from ._lifecycle import Lifecycle
 from ._settings import DEFAULT_POLL, DEFAULT_READ_RATE, DEFAULT_SUBMIT_RATE, resolve_settings
 from .errors import ClientNotOpenError, InvalidInputError, ProtocolError
+
+if TYPE_CHECKING:
+    from ._core._identity import InputIdentity
 
 
 class AsyncRecraft:
@@ -521,13 +525,14 @@ class AsyncRecraft:
         request: SubmitRequest,
         submit_within: float | None = None,
         poll: PollPolicy | None = None,
+        identity: InputIdentity | None = None,
     ) -> Job:
         check.optional_positive("submit_within", submit_within)
         options = self._options_with(poll)
         scheduler = self._open_scheduler()
         job = Job(request.operation, request)
         within = self.submit_within if submit_within is None else submit_within
-        scheduler.schedule(job, within, options)
+        scheduler.schedule(job, within, options, identity)
         return job
 
     async def _enqueue(

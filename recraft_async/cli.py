@@ -19,7 +19,6 @@ import re
 import shlex
 import signal
 import sys
-import urllib.parse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
@@ -31,7 +30,7 @@ from ._bulk._batch import SKIPPED_REASON, Batch, Outcome, Work, unreadable_outco
 from ._bulk._inputs import InputItem, expand_inputs
 from ._bulk._journal import Journal, JournalState
 from ._bulk._progress import QuietReporter, Reporter, make_reporter
-from ._core._check import DIALECT_NAMES, DialectName, check_dialect, is_loopback_host
+from ._core._check import DIALECT_NAMES, DialectName
 from ._core._escape import printable
 from ._core._keys import checked_key
 from ._core._logging import LOGGER_NAME, env_level
@@ -44,6 +43,7 @@ from .errors import InvalidInputError, JournalUnreadableError, RecraftError
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator, Sequence
 
+    from ._bulk_client import BulkRecraft
     from ._client import AsyncRecraft
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -362,23 +362,17 @@ async def _run(args: argparse.Namespace) -> int:
     return status
 
 
-def _dialect(args: argparse.Namespace) -> DialectName:
-    """The dialect of this run: --dialect, else $KIE_DIALECT, else market."""
-    chosen = args.dialect or os.environ.get("KIE_DIALECT") or "market"
-    try:
-        return check_dialect(chosen)
-    except RecraftError as exc:
-        raise UsageError(f"KIE_DIALECT: {exc}") from None
-
-
-async def _command(args: argparse.Namespace) -> int:
-    dialect = _dialect(args)
+def _refuse_market_options(args: argparse.Namespace, dialect: DialectName) -> None:
+    """--scale and --format exist only in the seed's dialect (the client's, as it chose it)."""
     given = [f"--{name}" for name in ("scale", "format") if getattr(args, name, None) is not None]
     if dialect == "market" and given:
         raise UsageError(
             f"{' and '.join(given)}: KIE's jobs API (the market dialect, the default) takes an"
             " image only; use --dialect recraft for the seed's endpoints, which carry them"
         )
+
+
+async def _command(args: argparse.Namespace) -> int:
     options = await _client_options(args)
     if args.command == "credits":
         async with _client(args, None, options) as client:
@@ -411,6 +405,7 @@ async def _command(args: argparse.Namespace) -> int:
             with reporter:
                 batch = Batch(
                     client,
+                    client.bulk_seam(),
                     http,
                     out_dir=args.out,
                     reporter=reporter,
@@ -514,7 +509,11 @@ async def _client_options(args: argparse.Namespace) -> dict[str, Any]:
     """The client's options: every one checked (a usage error) before anything is made or sent."""
     from ._client import AsyncRecraft  # noqa: PLC0415 - keeps `--help` fast
 
-    options: dict[str, Any] = {"max_in_flight": args.concurrency, "dialect": _dialect(args)}
+    options: dict[str, Any] = {"max_in_flight": args.concurrency}
+    if args.dialect is not None:
+        options["dialect"] = args.dialect
+    # The client's own choice (--dialect, else $KIE_DIALECT, else its default), read back.
+    _refuse_market_options(args, _checked(AsyncRecraft, options, "KIE_DIALECT: ").dialect)
     if args.poll_initial is not None:
         if not args.poll_initial > 0:
             raise UsageError("--poll-initial must be > 0")
@@ -536,27 +535,26 @@ async def _client_options(args: argparse.Namespace) -> dict[str, Any]:
     key = await _api_key(args)
     if not key:
         raise UsageError("no API key: set KIE_API_KEY, pass --api-key-file, or use --emulator")
-    options.update(api_key=key, base_url=args.base_url)
-    if args.upload_base_url:
-        options["upload_base_url"] = args.upload_base_url
-    elif args.base_url and is_loopback_host(
-        urllib.parse.urlsplit(args.base_url).hostname or "", by_name=True
-    ):
-        # A local server under test must not have our files sent to the real upload API.
-        options["upload_base_url"] = args.base_url
-    try:
-        AsyncRecraft(**options)  # its checks only: a client makes nothing until opened
-    except RecraftError as exc:
-        raise UsageError(str(exc)) from None
+    # The upload host (a local base URL keeps uploads local) is the client's to choose.
+    options.update(api_key=key, base_url=args.base_url, upload_base_url=args.upload_base_url)
+    _checked(AsyncRecraft, options)
     return options
+
+
+def _checked(client: type[AsyncRecraft], options: dict[str, Any], prefix: str = "") -> AsyncRecraft:
+    """A client of ``options``, for its checks and choices only: it makes nothing until opened."""
+    try:
+        return client(**{"api_key": "checking-only", **options})
+    except RecraftError as exc:
+        raise UsageError(f"{prefix}{exc}") from None
 
 
 @contextlib.asynccontextmanager
 async def _client(
     args: argparse.Namespace, journal: Journal | None, options: dict[str, Any]
-) -> AsyncIterator[AsyncRecraft]:
+) -> AsyncIterator[BulkRecraft]:
     """The client of ``options`` (see ``_client_options``), on the emulator if asked."""
-    from ._client import AsyncRecraft  # noqa: PLC0415 - keeps `--help` fast
+    from ._bulk_client import BulkRecraft  # noqa: PLC0415 - keeps `--help` fast
 
     options = {**options, "journal": journal}
     if args.emulator:
@@ -566,10 +564,12 @@ async def _client(
         async with serve(emulator) as url:
             options.setdefault("poll", EMULATOR_POLL)
             options.update(api_key=emulator.api_key, base_url=url, upload_base_url=url)
-            async with AsyncRecraft(**options) as client:
+            client = BulkRecraft(**options)
+            async with client:
                 yield client
         return
-    async with AsyncRecraft(**options) as client:
+    client = BulkRecraft(**options)
+    async with client:
         yield client
 
 

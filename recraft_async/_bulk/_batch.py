@@ -4,8 +4,10 @@ An input whose output is already there is skipped, unpaid (see ``Batch``), unles
 overwrites: an output file is placed under its final name only whole, so a file there is
 complete.
 
-The client's ledger is the one writer of the journal: this run asks it for each input's
-key, registers inputs through it, and reads what it recorded.
+The client's ledger is the one writer of the journal and the one owner of "resume or
+submit": this run registers inputs through it, reads what it recorded, and asks its record
+whether an input's task may be polled again. The run uses the client's public API and one
+documented seam of it (``BulkSeam``; docs/guides/architecture.md).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import contextlib
 import re
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import anyio
 import anyio.to_thread
@@ -31,6 +33,7 @@ from recraft_async._core._errors import (
     SubmissionUncertainError,
 )
 from recraft_async._core._files import part_glob, safe_output_name
+from recraft_async._core._identity import InputIdentity, identify_request
 from recraft_async._core._models import Operation
 
 from ._inputs import InputItem, is_url
@@ -43,9 +46,11 @@ if TYPE_CHECKING:
 
     import httpx
 
-    from recraft_async._client import AsyncRecraft
+    from recraft_async._core._check import DialectName
     from recraft_async._core._jobs import Job
     from recraft_async._core._models import Result
+    from recraft_async._core._policy import PollPolicy, ProcessingTime, Rate
+    from recraft_async._core._record import Record
 
     from ._progress import Reporter
 
@@ -55,6 +60,43 @@ STATUS_EVERY = 1.0
 # Journal states that prove nothing was paid for an input: its existing output may stand.
 _UNPAID = frozenset({_S.PENDING, _S.FAILED})
 SKIPPED_REASON = "output exists"
+
+
+class BulkSeam(Protocol):
+    """What a bulk run needs of an open client beyond its public API (the facade's seam)."""
+
+    @property
+    def ledger(self) -> Ledger:
+        """The client's journal ledger: the one writer, the owner of "resume or submit"."""
+        ...
+
+    def next_submit_in(self) -> float | None:
+        """Seconds until a waiting submit may go, or None (see ``Scheduler.next_submit_in``)."""
+
+    def submit(self, request: SubmitRequest, identity: InputIdentity) -> Job:
+        """A job of ``request``, whose input's identity this run computed already."""
+        ...
+
+
+class BulkClient(Protocol):
+    """The public face of ``AsyncRecraft`` that a bulk run reads and calls."""
+
+    dialect: DialectName
+    poll: PollPolicy
+    submit_rate: Rate | None
+    max_in_flight: int
+
+    def processing_times(self) -> dict[Operation, ProcessingTime]:
+        """The processing times learnt so far, per operation."""
+        ...
+
+    def resume(self, task_id: str, operation: Operation) -> Job:
+        """A job polling a task submitted earlier."""
+        ...
+
+    async def download_url(self, result: Result | str) -> str:
+        """A fresh link to a result."""
+        ...
 
 
 @attrs.frozen
@@ -105,7 +147,8 @@ class Batch:
 
     def __init__(
         self,
-        client: AsyncRecraft,
+        client: BulkClient,
+        seam: BulkSeam,
         http: httpx.AsyncClient,
         *,
         out_dir: Path,
@@ -113,13 +156,9 @@ class Batch:
         concurrency: int,
         overwrite: bool = False,
     ) -> None:
-        scheduler = client._open_scheduler()
-        ledger = scheduler.ledger
-        if not isinstance(ledger, Ledger):
-            raise InvalidInputError("a bulk run needs a client with a journal")
         self.client = client
-        self.scheduler = scheduler
-        self.ledger = ledger
+        self.seam = seam
+        self.ledger = ledger = seam.ledger
         self.http = http
         self.out_dir = out_dir
         self.part_tag = ledger.journal.part_tag
@@ -161,7 +200,7 @@ class Batch:
             # Items "submitting" are the client's: they wait for the submit rate (said
             # first, when it holds any back) or on the service's processing.
             in_flight = self.reporter.counts["submitting"]
-            next_submit_in = self.scheduler.next_submit_in()
+            next_submit_in = self.seam.next_submit_in()
             self.reporter.waiting(next_submit_in, in_flight, self._eta(next_submit_in))
 
     def _eta(self, next_submit_in: float | None) -> float | None:
@@ -191,7 +230,8 @@ class Batch:
         outcomes: list[Outcome | None] = [None] * len(works)
         # First every input is checked and journalled as PENDING, so a run killed at any
         # point can be finished by `resume` even for inputs it never reached.
-        keys: list[str | None] = [None] * len(works)
+        # Each input's identity, computed once here and carried to its job.
+        identities: list[InputIdentity | None] = [None] * len(works)
 
         async def prepare(i: int) -> None:
             async with self._limit:
@@ -199,11 +239,11 @@ class Batch:
             if isinstance(result, Outcome):
                 outcomes[i] = result
             else:
-                keys[i] = result
+                identities[i] = result
 
-        async def process(i: int, key: str) -> None:
+        async def process(i: int, identity: InputIdentity) -> None:
             async with self._limit:
-                outcomes[i] = await self._process(works[i], key)
+                outcomes[i] = await self._process(works[i], identity)
 
         async with anyio.create_task_group() as tg:
             for i in range(len(works)):
@@ -213,14 +253,14 @@ class Batch:
         first: dict[str, int] = {}
         copies: list[tuple[int, int]] = []
         async with anyio.create_task_group() as tg:
-            for i, key in enumerate(keys):
-                if key is None:
+            for i, identity in enumerate(identities):
+                if identity is None:
                     continue
-                if key in first:
-                    copies.append((i, first[key]))
+                if identity.key in first:
+                    copies.append((i, first[identity.key]))
                     continue
-                first[key] = i
-                tg.start_soon(process, i, key)
+                first[identity.key] = i
+                tg.start_soon(process, i, identity)
         for i, j in copies:
             original = outcomes[j]
             assert original is not None  # noqa: S101 - every processed work has an outcome
@@ -240,25 +280,27 @@ class Batch:
         failed = _failed(work, error)
         return self._end(work, failed, announce=False)
 
-    async def _prepare(self, work: Work) -> str | Outcome:
+    async def _prepare(self, work: Work) -> InputIdentity | Outcome:
         item = work.item
         self.reporter.update(item.label, "preparing")
         if item.problem is not None:
             return self._end(work, _failed(work, item.problem))
         try:
             request = await anyio.to_thread.run_sync(self._request, work)
+            identity = await identify_request(request)
             existing = await self._existing_output(work)
             if existing is not None and self.overwrite:
                 self._replaceable.add(existing)
-            elif existing is not None and await self._unpaid(request):
+            elif existing is not None and await self._unpaid(identity):
                 return self._end(work, Outcome(item.label, "skipped", existing, SKIPPED_REASON))
-            return await self.ledger.register(request)
+            await self.ledger.register(request, identity)
         except JournalUnreadableError as exc:  # its row is damaged: it may have been paid
             return self._end(work, unreadable_outcome(exc, item.label))
         except InvalidInputError as exc:
             return self._end(work, _failed(work, exc))
         except OSError as exc:  # the file changed between the check and the hash
             return self._end(work, _failed(work, exc, _os_reason("cannot read it", exc)))
+        return identity
 
     async def _existing_output(self, work: Work) -> Path | None:
         """The file already in the output folder under ``work``'s output name, if any."""
@@ -269,20 +311,21 @@ class Batch:
         path = self.out_dir / names.pop()
         return path if await anyio.Path(path).is_file() else None
 
-    async def _unpaid(self, request: SubmitRequest) -> bool:
-        """Whether the journal proves that nothing was paid for ``request``'s input."""
-        entry = await self.ledger.lookup(await self.ledger.key(request))
+    async def _unpaid(self, identity: InputIdentity) -> bool:
+        """Whether the journal proves that nothing was paid for the input of ``identity``."""
+        entry = await self.ledger.lookup(identity.key)
         return entry is None or entry.state in _UNPAID
 
-    async def _process(self, work: Work, key: str) -> Outcome:
+    async def _process(self, work: Work, identity: InputIdentity) -> Outcome:
         label = work.item.label
         task_id: str | None = None
+        key = identity.key
         try:
             entry = await self.ledger.lookup(key)
             known = await _known(label, entry)
             if known is not None:
                 return self._end(work, known)
-            urls, task_id, cost = await self._result_urls(work, entry)
+            urls, task_id, cost = await self._result_urls(work, entry, identity)
             self.reporter.update(label, "downloading")
             output = await self._download(work, urls, task_id)
             target = self.out_dir / _output_name(work, task_id)
@@ -313,19 +356,23 @@ class Batch:
             return self._end(work, _failed(work, exc, task_id=task_id))
 
     async def _result_urls(
-        self, work: Work, entry: JournalEntry | None
+        self, work: Work, entry: JournalEntry | None, identity: InputIdentity
     ) -> tuple[tuple[str, ...], str, float | None]:
         """The result URLs, task id and stated cost (None: not stated, or an earlier run's)."""
         done = (_S.SUCCEEDED, _S.DOWNLOADED)
         if entry is not None and entry.state in done and entry.result_urls and entry.task_id:
             return entry.result_urls, entry.task_id, None
-        if entry is not None and entry.state is _S.SUBMITTED and entry.task_id:
-            result = await self._resume(work, entry, entry.task_id)
+        # The ledger decides "resume or submit" (its record's rule); a journalled task is
+        # polled by its id alone, for the input file may have gone since.
+        record = None if entry is None else self.ledger.reopen(entry)
+        task_id = None if record is None else record.resumable_task(work.operation)
+        if record is not None and task_id is not None:
+            result = await self._resume(work, record, task_id)
         else:
             self.reporter.update(work.item.label, "submitting")
             # Checked again: the file may have changed since it was registered.
             request = await anyio.to_thread.run_sync(self._request, work)
-            job = self.client._schedule(request)
+            job = self.seam.submit(request, identity)
             self._jobs.add(job)
             try:
                 result = await job
@@ -333,9 +380,8 @@ class Batch:
                 self._jobs.discard(job)
         return result.urls, result.task_id, result.credits
 
-    async def _resume(self, work: Work, entry: JournalEntry, task_id: str) -> Result:
+    async def _resume(self, work: Work, record: Record, task_id: str) -> Result:
         """Poll a journalled task by its id (the input file may have gone since)."""
-        record = self.ledger.reopen(entry)
         try:
             result = await self.client.resume(task_id, work.operation)
         except RecraftError as exc:

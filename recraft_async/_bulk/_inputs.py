@@ -9,10 +9,11 @@ from typing import TYPE_CHECKING
 
 import attrs
 
+from recraft_async._core._limits import IMAGE_SUFFIXES
+
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
 
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp"})
 # An @list may name other @lists; a cycle must end somewhere.
 _MAX_LIST_DEPTH = 8
 # "ftp://", "s3://", "file://"...: a URL, not a path, whatever its scheme (RFC 3986).

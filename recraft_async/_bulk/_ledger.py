@@ -1,4 +1,4 @@
-"""The one writer of the journal: each input's key, its lookup, and every step it records.
+"""The one writer of the journal: each input's lookup, and every step it records.
 
 A job's life calls the same methods with or without a journal; without one (``NullLedger``)
 they do nothing. Writes before a submit must succeed or nothing is sent; writes after it
@@ -10,22 +10,22 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import anyio
-import anyio.to_thread
 
 from recraft_async._core._errors import JournalStateError, SubmissionUncertainError, TaskFailedError
 from recraft_async._core._escape import printable
-from recraft_async._core._record import Record, fingerprint
+from recraft_async._core._record import Record
 
 from ._journal import Journal, JournalEntry, JournalState
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable
+    from pathlib import Path
 
     from recraft_async._core._check import SubmitRequest
+    from recraft_async._core._identity import InputIdentity
     from recraft_async._core._models import Operation, Result
 
 logger = logging.getLogger("recraft_async")
@@ -35,45 +35,23 @@ _RESUMABLE = frozenset({_S.SUBMITTED, _S.SUCCEEDED, _S.DOWNLOADED})
 
 
 class Ledger:
-    """Keys, looks up and records inputs in one journal; the only code that writes it."""
+    """Looks up and records inputs in one journal; the only code that writes it."""
 
     def __init__(self, journal: Journal) -> None:
         self.journal = journal
 
-    async def key(self, request: SubmitRequest, data: bytes | None = None) -> str:
-        """The journal key of ``request``: its operation, its image and its parameters.
-
-        ``data`` is the image's bytes when already read; else a local file is hashed.
-        """
-        local = request.local
-        source: bytes | Path | str = request.source
-        if data is not None:
-            source = data
-        elif local is not None and local.data is not None:
-            source = local.data
-        elif local is not None and local.path is not None:
-            source = local.path
-        if isinstance(source, str):  # a URL: nothing to hash but a few bytes
-            return fingerprint(request.operation, source, request.params)
-        return await anyio.to_thread.run_sync(
-            fingerprint, request.operation, source, request.params
-        )
-
-    async def register(self, request: SubmitRequest) -> str:
-        """Record ``request``'s input as PENDING unless known; return its key."""
-        key = await self.key(request)
-        await self.journal.add(key, request.operation, request.source, request.params)
-        return key
+    async def register(self, request: SubmitRequest, identity: InputIdentity) -> None:
+        """Record ``request``'s input (known by ``identity``) as PENDING unless known."""
+        await self.journal.add(identity.key, request.operation, request.source, request.params)
 
     async def lookup(self, key: str) -> JournalEntry | None:
         """The journal's entry for ``key``, if any."""
         return await self.journal.get(key)
 
-    async def open(self, request: SubmitRequest, data: bytes | None) -> Record:
+    async def open(self, request: SubmitRequest, identity: InputIdentity) -> Record:
         """The record of a fresh job, with what the journal already holds for its input."""
-        key = await self.key(request, data)
-        entry = await self.journal.get(key)
-        return JournalRecord(self.journal, key, request, entry)
+        entry = await self.journal.get(identity.key)
+        return JournalRecord(self.journal, identity.key, request, entry)
 
     def reopen(self, entry: JournalEntry) -> Record:
         """The record of an input the journal holds, to finish it by its task id."""

@@ -9,7 +9,7 @@ import re
 import tempfile
 import unicodedata
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import anyio
 import anyio.to_thread
@@ -22,9 +22,12 @@ from ._errors import (
 )
 from ._escape import loggable_url
 from ._images import HEAD_BYTES, MIME_TYPES, sniff_format
-from ._limits import ImageFormat
+from ._limits import IMAGE_FORMATS, ImageFormat
 from ._transport import USER_AGENT, AttemptClock, Transport, url_problem
 from ._validate import integer, positive
+
+if TYPE_CHECKING:
+    from ._identity import InputIdentity
 
 logger = logging.getLogger("recraft_async")
 
@@ -58,9 +61,9 @@ class HostRefusedError(ProtocolError):
 
 
 async def upload_image(
-    transport: Transport, upload_base_url: str, data: bytes, filename: str
+    transport: Transport, upload_base_url: str, data: bytes, filename: str, identity: InputIdentity
 ) -> str:
-    """Upload image bytes to KIE's file store and return the ``downloadUrl`` to submit."""
+    """Upload image bytes (``identity``: their input's) to KIE's store; the ``downloadUrl``."""
     safe = safe_output_name(filename, "upload", _extension_of(filename, data))
     mime = MIME_TYPES.get(sniff_format(data[:HEAD_BYTES]) or "", "application/octet-stream")
     answer, body = await transport.request_json(
@@ -69,7 +72,7 @@ async def upload_image(
         files={"file": (safe, data, mime)},
         # KIE replaces a file of the same path and name: a folder named by the content
         # keeps two images called IMG_0001.png apart, and the same image shares one.
-        data={"uploadPath": upload_path(data), "fileName": safe},
+        data={"uploadPath": upload_path(identity), "fileName": safe},
         # A repeated upload stores a second copy and costs nothing: safe to retry.
         idempotent=True,
     )
@@ -79,15 +82,16 @@ async def upload_image(
     return url
 
 
-def upload_path(data: bytes) -> str:
-    """The folder an image is uploaded into: unique to its content."""
-    return f"{UPLOAD_PATH}/{hashlib.sha256(data).hexdigest()[:32]}"
+def upload_path(identity: InputIdentity) -> str:
+    """The folder an image is uploaded into: unique to its content (hashed once, by its job)."""
+    assert identity.content is not None  # noqa: S101 - only a local image is uploaded
+    return f"{UPLOAD_PATH}/{identity.content[:32]}"
 
 
 def _extension_of(filename: str, data: bytes) -> str:
     fmt = sniff_format(data[:HEAD_BYTES])
     if fmt is not None:
-        return {"PNG": "png", "JPEG": "jpg", "WEBP": "webp"}[fmt]
+        return IMAGE_FORMATS[fmt].extension
     return filename.rpartition(".")[2] if "." in filename else "bin"
 
 

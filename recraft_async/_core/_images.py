@@ -12,10 +12,10 @@ from typing import IO, TYPE_CHECKING
 import attrs
 
 from ._errors import InvalidInputError
+from ._limits import IMAGE_FORMATS, ImageFormat
 from ._limits import LIMITS as _LIMITS
 from ._limits import MB as _MB
 from ._limits import MEGAPIXEL as _MP
-from ._limits import ImageFormat
 from ._models import Operation
 
 if TYPE_CHECKING:
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 # Pillow is not a core dependency (only the emulator extra needs it), so image headers
 # are read by hand: a few bytes of PNG, JPEG and WEBP are enough for format and size.
 
-MIME_TYPES: dict[str, str] = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
+MIME_TYPES: dict[str, str] = {fmt: names.mime for fmt, names in IMAGE_FORMATS.items()}
 
 # JPEG metadata segments come before the frame header; a file that needs more hops than
 # this to reach it is corrupt or hostile, and probing must stay cheap.

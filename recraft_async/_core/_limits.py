@@ -22,6 +22,28 @@ ACCEPTED_FORMATS: frozenset[str] = frozenset(get_args(ImageFormat))
 
 
 @attrs.frozen
+class FormatNames:
+    """How one accepted format is named: its MIME type and its file name suffixes."""
+
+    mime: str
+    suffixes: tuple[str, ...]  # the first is the one a file of ours is given
+
+    @property
+    def extension(self) -> str:
+        """The extension a file of this format is saved with, without its dot."""
+        return self.suffixes[0].lstrip(".")
+
+
+# The one table of image formats: uploads, inputs, downloads and the emulator read it.
+IMAGE_FORMATS: dict[ImageFormat, FormatNames] = {
+    "PNG": FormatNames("image/png", (".png",)),
+    "JPEG": FormatNames("image/jpeg", (".jpg", ".jpeg")),
+    "WEBP": FormatNames("image/webp", (".webp",)),
+}
+IMAGE_SUFFIXES = frozenset(suffix for names in IMAGE_FORMATS.values() for suffix in names.suffixes)
+
+
+@attrs.frozen
 class Limits:
     """The published input limits of one operation (``kie-api.md`` section 4)."""
 

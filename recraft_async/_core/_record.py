@@ -1,4 +1,4 @@
-"""What a job's life asks of a ledger: an input's key, and its record to read and write.
+"""What a job's life asks of a ledger: its input's record, to read and write.
 
 The scheduler (the core) opens one record per fresh job through a ``RecordBook``; without
 a journal that is ``NullLedger``, which writes nothing. The journal-backed ledger
@@ -8,35 +8,14 @@ client has a journal: the core itself never imports the journal or SQLite.
 
 from __future__ import annotations
 
-import hashlib
-import json
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ._models import Operation
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
-
     from ._check import SubmitRequest
+    from ._identity import InputIdentity
     from ._models import Result
-
-
-def fingerprint(operation: Operation, source: bytes | str | Path, params: Mapping[str, Any]) -> str:
-    """Identify one unit of work: the operation, the input (bytes' hash or URL), the parameters."""
-    if isinstance(source, Path):
-        digest = hashlib.sha256()
-        with source.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-        key = "sha256:" + digest.hexdigest()
-    elif isinstance(source, bytes):
-        key = "sha256:" + hashlib.sha256(source).hexdigest()
-    else:
-        key = "url:" + source
-    clean = {k: v for k, v in params.items() if v is not None}
-    text = json.dumps([Operation(operation).value, key, clean], sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 class Record(Protocol):
@@ -90,7 +69,7 @@ NO_RECORD = NullRecord()
 class NullLedger:
     """The ledger of a client without a journal: every job's record is ``NO_RECORD``."""
 
-    async def open(self, _request: SubmitRequest, _data: bytes | None) -> Record:
+    async def open(self, _request: SubmitRequest, _identity: InputIdentity) -> Record:
         """The record of a fresh job: one that writes nothing."""
         return NO_RECORD
 
@@ -98,6 +77,6 @@ class NullLedger:
 class RecordBook(Protocol):
     """Where a fresh job's record comes from: a journal's ledger, or ``NullLedger``."""
 
-    async def open(self, request: SubmitRequest, data: bytes | None) -> Record:
-        """The record of a fresh job, with what is already known of its input."""
+    async def open(self, request: SubmitRequest, identity: InputIdentity) -> Record:
+        """The record of a fresh job, found by its input's identity."""
         ...

@@ -31,12 +31,13 @@ from ._errors import (
 from ._escape import loggable_source
 from ._events import FINAL_KINDS, JobEvent, Listener
 from ._home import Home
+from ._identity import InputIdentity, identify_request
 from ._jobs import Job
 from ._models import Operation, TaskRecord
 from ._options import JobOptions
 from ._policy import PollPolicy, Rate
 from ._poll import Poller
-from ._record import NO_RECORD, NullLedger, Record, RecordBook, fingerprint
+from ._record import NO_RECORD, NullLedger, Record, RecordBook
 from ._submit import AccountError, Submitter
 from ._transport import Transport
 from ._webhooks import Seen
@@ -89,6 +90,8 @@ class Scheduler:
         self._scopes: dict[Job, anyio.CancelScope] = {}
         # The options of the jobs made by with_options views, until each ends.
         self._options: dict[Job, JobOptions] = {}
+        # The identity of the inputs whose caller knew it already (a bulk run hashed it).
+        self._identities: dict[Job, InputIdentity] = {}
         # The journal's ledger when the client has a journal (the facade passes it in).
         self.ledger: RecordBook = NullLedger() if ledger is None else ledger
         self._submitter = Submitter(
@@ -189,6 +192,7 @@ class Scheduler:
         if event.kind in FINAL_KINDS:
             self._dispatcher.job_finished(job)
             self._options.pop(job, None)
+            self._identities.pop(job, None)
         if self._tracer is not None and event.kind in FINAL_KINDS and job not in self._scopes:
             self._tracer.job_unstarted(job)
 
@@ -204,12 +208,17 @@ class Scheduler:
             scope.cancel()
 
     def schedule(
-        self, job: Job, submit_within: float | None = None, options: JobOptions | None = None
+        self,
+        job: Job,
+        submit_within: float | None = None,
+        options: JobOptions | None = None,
+        identity: InputIdentity | None = None,
     ) -> None:
         """Queue ``job`` (called where it was made); it starts when the bound allows.
 
         Raises ``QueueFullError`` when ``max_queued`` jobs already wait. ``submit_within``:
         seconds from now by which its submit must have gone out, else it is cancelled.
+        ``identity``: its input's, when the caller has it already (else computed once here).
         """
         if self._dispatcher.full():
             raise QueueFullError(
@@ -219,6 +228,8 @@ class Scheduler:
         job._owner = self
         if options is not None:
             self._options[job] = options
+        if identity is not None:
+            self._identities[job] = identity
         if self._tracer is not None:
             self._tracer.job_created(job)
         if self._listener is not None:
@@ -252,11 +263,11 @@ class Scheduler:
         self._coordinator.forward(task_id)
         return self._poller.hint(task_id)
 
-    async def _claim(self, job: Job, data: bytes | None) -> Claim:
+    async def _claim(self, job: Job, identity: InputIdentity) -> Claim:
         """The fleet's claim on ``job``'s input (always ours for a client alone)."""
         if not self._coordinator.dedups:
             return NO_CLAIM
-        claim = await self._coordinator.claim(await _claim_key(job, data))
+        claim = await self._coordinator.claim(identity.key)
         if claim.uncertain_elsewhere:
             assert job.request is not None  # noqa: S101 - fresh jobs carry their request
             raise SubmissionUncertainError(
@@ -273,11 +284,12 @@ class Scheduler:
         claim: Claim,
         record: Record,
         data: bytes | None,
+        identity: InputIdentity,
         options: JobOptions | None,
     ) -> float:
         """Upload and submit ``job`` under its claim, then tell the fleet how it went."""
         try:
-            await self._submitter.upload(job, data, options)
+            await self._submitter.upload(job, data, identity, options)
             submitted_at = await self._submitter.submit(job, record, options)
         except SubmissionUncertainError:
             await claim.uncertain()
@@ -310,18 +322,28 @@ class Scheduler:
                 # The moment our own submit went out; None for a task submitted elsewhere.
                 submitted_at: float | None = None
                 if job.request is not None and job.task_id is None:
-                    data = await _local_bytes(job)
-                    record = await self.ledger.open(job.request, data)
+                    # The input's identity is computed once: the caller's, or from the
+                    # bytes read here (a local image is read only if it may be sent).
+                    identity = self._identities.pop(job, None)
+                    data = None
+                    if identity is None:
+                        data = await _local_bytes(job)
+                        identity = await identify_request(job.request, data)
+                    record = await self.ledger.open(job.request, identity)
                     task_id = record.resumable_task(job.operation)
                     if task_id is not None:
                         job._mark_submitted(task_id)
                     else:
-                        claim = await self._claim(job, data)
+                        if data is None:
+                            data = await _local_bytes(job)
+                        claim = await self._claim(job, identity)
                         if claim.task_id is not None:  # another worker's: attach, pay nothing
                             job._mark_submitted(claim.task_id)
                             await record.submitted(claim.task_id)
                         else:
-                            submitted_at = await self._submit(job, claim, record, data, options)
+                            submitted_at = await self._submit(
+                                job, claim, record, data, identity, options
+                            )
                 result = await self._poller.wait_for(job, submitted_at, options)
                 await record.succeeded(result)
                 job._succeed(result)
@@ -336,15 +358,6 @@ class Scheduler:
         except Exception as exc:
             logger.exception("job %s failed unexpectedly", job.operation.value)
             job._fail(exc)
-
-
-async def _claim_key(job: Job, data: bytes | None) -> str:
-    """The fleet's key of ``job``'s input, as the journal's: operation, image, parameters."""
-    request = job.request
-    assert request is not None  # noqa: S101 - fresh jobs carry their request
-    if data is None:
-        return fingerprint(request.operation, request.source, request.params)
-    return await anyio.to_thread.run_sync(fingerprint, request.operation, data, request.params)
 
 
 async def _local_bytes(job: Job) -> bytes | None:

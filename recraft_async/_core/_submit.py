@@ -29,6 +29,7 @@ from ._transport import Transport
 
 if TYPE_CHECKING:
     from ._coordination import Budget
+    from ._identity import InputIdentity
     from ._record import Record
 
 logger = logging.getLogger("recraft_async")
@@ -69,8 +70,14 @@ class Submitter:
             self.account_error = error
             logger.error("submits stopped for this client: %s", printable(error))
 
-    async def upload(self, job: Job, data: bytes | None, options: JobOptions | None) -> None:
-        """Upload a local image; its URL becomes the request's ``image_url``."""
+    async def upload(
+        self,
+        job: Job,
+        data: bytes | None,
+        identity: InputIdentity,
+        options: JobOptions | None,
+    ) -> None:
+        """Upload a local image (``identity``: its input's); its URL becomes ``image_url``."""
         request = job.request
         assert request is not None  # noqa: S101 - fresh jobs carry their request
         if self.account_error is not None:
@@ -78,7 +85,9 @@ class Submitter:
         if request.local is not None and data is not None:
             job._record("uploading")
             transport = self._transport if options is None else options.transport
-            url = await upload_image(transport, self._upload_base_url, data, request.local.name)
+            url = await upload_image(
+                transport, self._upload_base_url, data, request.local.name, identity
+            )
             job.request = attrs.evolve(request, image_url=url)
 
     async def submit(self, job: Job, record: Record, options: JobOptions | None) -> float:

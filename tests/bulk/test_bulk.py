@@ -16,7 +16,9 @@ from recraft_async._bulk._inputs import InputItem
 from recraft_async._bulk._journal import Journal, JournalState
 from recraft_async._bulk._ledger import Ledger
 from recraft_async._bulk._progress import Reporter
+from recraft_async._bulk_client import BulkRecraft
 from recraft_async._core._check import check_upscale
+from recraft_async._core._identity import identify_request
 from recraft_async._core._models import Operation, Result, TaskRecord, TaskState
 from recraft_async._core._record import NullLedger
 from recraft_async.errors import (
@@ -31,7 +33,7 @@ PARAMS: dict[str, object] = {}  # the market dialect (the default) takes an imag
 
 
 class FakeClient:
-    """Stands in for an open AsyncRecraft: its jobs write the journal through its ledger."""
+    """Stands in for an open BulkRecraft and its seam: its jobs write the journal's ledger."""
 
     dialect = "market"
 
@@ -44,25 +46,22 @@ class FakeClient:
         self.uncertain = set(uncertain)
         self._ids = itertools.count(1)
 
-    def _open_scheduler(self):
-        return self
-
     def next_submit_in(self):
         """Never throttled: no wait for the submit rate (None)."""
 
-    def _schedule(self, request):
+    def submit(self, request, identity):
         """Pretend to submit; the coroutine is the job."""
         self.submits[request.source] += 1
-        return self._live(request)
+        return self._live(request, identity)
 
     def resume(self, task_id, _operation):
         """Pretend to poll an earlier task."""
         self.resumed.append(task_id)
         return self._finish(None, task_id)
 
-    async def _live(self, request):
+    async def _live(self, request, identity):
         """A job's life as the scheduler lives it, in short."""
-        record = await self.ledger.open(request, None)
+        record = await self.ledger.open(request, identity)
         try:
             await record.before_submit()
             if request.local.name in self.uncertain:
@@ -115,7 +114,7 @@ async def run(tmp_path, client, works):
     """One batch run with a fresh journal connection."""
     async with Journal(tmp_path / "j.sqlite") as journal, httpx.AsyncClient() as http:
         client.ledger = Ledger(journal)
-        batch = Batch(client, http, out_dir=tmp_path / "out",
+        batch = Batch(client, client, http, out_dir=tmp_path / "out",
                       reporter=Reporter(io.StringIO()), concurrency=4)  # fmt: skip
         outcomes = await batch.run(works)
         entries = await journal.entries()
@@ -183,9 +182,8 @@ async def test_resume_polls_submitted_and_downloads_succeeded(tmp_path, results)
     """SUBMITTED entries are polled by task id, SUCCEEDED ones only downloaded."""
     works = inputs(tmp_path, "s.png", "d.png")
     async with Journal(tmp_path / "j.sqlite") as journal:
-        ledger = Ledger(journal)
         requests = [check_upscale(w.item.path, None, None, None, dialect="market") for w in works]
-        fps = [await ledger.key(request) for request in requests]
+        fps = [(await identify_request(request)).key for request in requests]
         for request, fp in zip(requests, fps, strict=True):
             await journal.mark_submitting(fp, UP, request.source, request.params)
         await journal.mark_submitted(fps[0], "task-old")
@@ -229,17 +227,11 @@ async def test_same_image_under_two_names_is_submitted_once(tmp_path, results):
 
 
 @pytest.mark.anyio
-async def test_a_client_without_a_journal_cannot_run_a_batch(tmp_path):
-    """The batch asks the client's ledger for every key: a client without a journal has none."""
-    async with httpx.AsyncClient() as http:
+async def test_a_client_without_a_journal_has_no_bulk_seam():
+    """A bulk run records through the client's ledger: a client without a journal has none."""
+    async with BulkRecraft(api_key="k-1", base_url="http://127.0.0.1:9") as client:
         with pytest.raises(InvalidInputError, match="needs a client with a journal"):
-            Batch(
-                FakeClient(),  # type: ignore[arg-type] # a stand-in, as in run()
-                http,
-                out_dir=tmp_path,
-                reporter=Reporter(io.StringIO()),
-                concurrency=1,
-            )
+            client.bulk_seam()
 
 
 @pytest.mark.anyio
@@ -248,7 +240,9 @@ async def test_a_resumed_task_that_failed_is_recorded_failed(tmp_path, results):
     works = inputs(tmp_path, "bad.png")
     async with Journal(tmp_path / "j.sqlite") as journal:
         request = check_upscale(works[0].item.path, None, None, None, dialect="market")
-        fp = await Ledger(journal).register(request)
+        identity = await identify_request(request)
+        await Ledger(journal).register(request, identity)
+        fp = identity.key
         await journal.mark_submitting(fp, UP, request.source, request.params)
         await journal.mark_submitted(fp, "task-old")
     client = FakeClient()

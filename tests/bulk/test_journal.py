@@ -6,8 +6,8 @@ import anyio
 import pytest
 
 from recraft_async._bulk._journal import Journal, JournalEntry, JournalState
+from recraft_async._core._identity import fingerprint
 from recraft_async._core._models import Operation
-from recraft_async._core._record import fingerprint
 from recraft_async.errors import JournalStateError
 
 UP = Operation.UPSCALE

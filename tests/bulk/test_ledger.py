@@ -1,5 +1,6 @@
 """The ledger: one key per input, one writer, illegal transitions logged and never hidden."""
 
+import hashlib
 import sqlite3
 
 import pytest
@@ -9,6 +10,7 @@ import recraft_async as ra
 from recraft_async._bulk import _ledger
 from recraft_async._bulk._ledger import Ledger
 from recraft_async._core._check import check_upscale
+from recraft_async._core._identity import identify_request
 from recraft_async._core._models import Result, TaskRecord, TaskState
 from recraft_async._core._record import NO_RECORD, NullLedger
 
@@ -24,38 +26,43 @@ def _result(task_id="t1"):
 
 
 async def test_one_key_for_a_file_its_bytes_and_the_bytes_read(tmp_path):
-    """The bulk run's key (file hashed) and the job's (bytes read) are the same key."""
+    """The bulk run's identity (file hashed) and the job's (bytes read) are the same."""
     path = tmp_path / "a.png"
     path.write_bytes(image_bytes())
     async with ra.Journal(tmp_path / "j.db") as journal:
         ledger = Ledger(journal)
         from_path = check_upscale(path, None, None, None, dialect="market")
         from_bytes = check_upscale(path.read_bytes(), None, None, None, dialect="market")
-        registered = await ledger.register(from_path)
-        job_record = await ledger.open(from_path, path.read_bytes())
+        registered = await identify_request(from_path)
+        await ledger.register(from_path, registered)
+        read = await identify_request(from_path, path.read_bytes())
+        job_record = await ledger.open(from_path, read)
         assert isinstance(job_record, _ledger.JournalRecord)
-        assert registered == job_record.key == await ledger.key(from_bytes)
+        assert registered == read == await identify_request(from_bytes)
+        assert job_record.key == registered.key
+        assert registered.content == hashlib.sha256(path.read_bytes()).hexdigest()
         assert job_record.state is ra.JournalState.PENDING
         url = check_upscale("https://i.test/a.png", 4, "png", None, dialect="recraft")
-        assert await ledger.key(url) != await ledger.key(
+        assert (await identify_request(url)).content is None
+        assert await identify_request(url) != await identify_request(
             check_upscale("https://i.test/a.png", 2, "png", None, dialect="recraft")
         )
 
 
-async def test_a_client_without_a_journal_keys_nothing(kie, make_client, monkeypatch):
-    """Without a journal every record is NO_RECORD: no hash, no lookup, no write."""
+async def test_a_client_without_a_journal_records_nothing(kie, make_client, monkeypatch):
+    """Without a journal every record is NO_RECORD: no lookup, no write."""
 
-    def no_fingerprint(*_args):
-        raise AssertionError("a client without a journal computed a journal key")
+    async def no_lookup(*_args):
+        raise AssertionError("a client without a journal opened a journal record")
 
-    monkeypatch.setattr(_ledger, "fingerprint", no_fingerprint)
+    monkeypatch.setattr(_ledger.Ledger, "open", no_lookup)
     kie.post(UPSCALE).respond(json=envelope({"taskId": "t1"}))
     kie.get(READ).respond(json=record("t1"))
     async with make_client() as client:
         assert isinstance(client._life.scheduler.ledger, NullLedger)
         assert (await client.upscale("https://i.test/a.png")).task_id == "t1"
     request = check_upscale("https://i.test/a.png", None, None, None, dialect="market")
-    assert await NullLedger().open(request, None) is NO_RECORD
+    assert await NullLedger().open(request, await identify_request(request)) is NO_RECORD
     assert NO_RECORD.resumable_task(UP) is None
 
 
@@ -66,7 +73,7 @@ async def test_failures_record_only_what_they_prove(tmp_path):
 
         async def submitted(url):
             request = check_upscale(url, None, None, None, dialect="market")
-            entry = await ledger.open(request, None)
+            entry = await ledger.open(request, await identify_request(request))
             await entry.before_submit()
             await entry.submitted("t-" + url[-5])
             return entry
@@ -76,7 +83,7 @@ async def test_failures_record_only_what_they_prove(tmp_path):
         failed = await submitted("https://i.test/b.png")
         await failed.failed(ra.TaskFailedError("no", task_id="t-b", state="failed"))
         request = check_upscale("https://i.test/c.png", None, None, None, dialect="market")
-        lost = await ledger.open(request, None)
+        lost = await ledger.open(request, await identify_request(request))
         await lost.before_submit()
         await lost.failed(ra.SubmissionUncertainError("lost", operation=UP, image="c"))
         states = {e.source[-5:]: e.state for e in await journal.entries()}
@@ -111,7 +118,9 @@ async def test_a_quiet_write_that_breaks_the_protocol_is_logged(tmp_path, caplog
     async with ra.Journal(tmp_path / "j.db") as journal:
         ledger = Ledger(journal)
         request = check_upscale("https://i.test/a.png", None, None, None, dialect="market")
-        key = await ledger.register(request)
+        identity = await identify_request(request)
+        await ledger.register(request, identity)
+        key = identity.key
         await ledger.downloaded(key, tmp_path / "a.png")
         entry = await journal.get(key)
         assert entry is not None

@@ -9,7 +9,7 @@ import pytest
 from conftest import envelope, image_bytes, record
 
 import recraft_async as ra
-from recraft_async._core._record import fingerprint
+from recraft_async._core._identity import fingerprint
 
 pytestmark = pytest.mark.anyio
 UPLOADS = "https://uploads.test"

@@ -14,6 +14,7 @@ from PIL import Image
 
 import recraft_async as ra
 from recraft_async._core._files import download_to, safe_output_name, upload_image
+from recraft_async._core._identity import identify
 from recraft_async._core._images import ImageInfo, probe_image_bytes, probe_image_file
 from recraft_async._core._models import Operation
 from recraft_async._core._redact import Secret
@@ -29,6 +30,11 @@ if TYPE_CHECKING:
 
 UP = Operation.UPSCALE
 RB = Operation.REMOVE_BACKGROUND
+
+
+def _identity(data):
+    """The identity a job computes for these bytes (names the upload folder)."""
+    return identify(Operation.UPSCALE, data, {})
 
 
 def png_header(width: int, height: int) -> bytes:
@@ -211,7 +217,7 @@ async def test_upload_image_posts_multipart_and_returns_url():
     """The upload goes to the stream endpoint and yields data.downloadUrl."""
     transport = FakeTransport({"downloadUrl": "https://files.test/u/a.png", "fileSize": 3})
     data = image_bytes()
-    url = await upload_image(transport, "http://127.0.0.1:9/", data, "../a b.png")
+    url = await upload_image(transport, "http://127.0.0.1:9/", data, "../a b.png", _identity(data))
     assert url == "https://files.test/u/a.png"
     ((method, target, kwargs),) = transport.calls
     assert (method, target) == ("POST", "http://127.0.0.1:9/api/file-stream-upload")
@@ -226,7 +232,13 @@ async def test_upload_image_posts_multipart_and_returns_url():
 async def test_upload_image_bad_answer_is_protocol_error(answer):
     """A missing or ill-typed downloadUrl is a ProtocolError carrying the body."""
     with pytest.raises(ProtocolError) as info:
-        await upload_image(FakeTransport(answer), "http://127.0.0.1:9", b"\xff\xd8\xff", "a.jpg")
+        await upload_image(
+            FakeTransport(answer),
+            "http://127.0.0.1:9",
+            b"\xff\xd8\xff",
+            "a.jpg",
+            _identity(b"\xff\xd8\xff"),
+        )
     assert info.value.body == f"raw:{answer!r}"
 
 
@@ -397,10 +409,10 @@ async def test_upload_image_through_the_real_transport():
         transport = Transport(
             http, base_url="http://127.0.0.1:9", api_key=Secret("k-1"), max_retries=0, timeout=5
         )
-        url = await upload_image(transport, "http://127.0.0.1:9", data, "a.png")
+        url = await upload_image(transport, "http://127.0.0.1:9", data, "a.png", _identity(data))
         route.respond(200, json={"code": 200, "msg": "ok", "data": {"fileName": "a.png"}})
         with pytest.raises(ProtocolError) as info:
-            await upload_image(transport, "http://127.0.0.1:9", data, "a.png")
+            await upload_image(transport, "http://127.0.0.1:9", data, "a.png", _identity(data))
     assert url == "https://files.test/u/a.png"
     request = route.calls[0].request
     assert request.headers["authorization"] == "Bearer k-1"

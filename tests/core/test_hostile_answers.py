@@ -10,6 +10,8 @@ import pytest
 import recraft_async as ra
 from recraft_async._core._dialects import DIALECTS, parse_task_id
 from recraft_async._core._files import download_to, upload_image
+from recraft_async._core._identity import identify
+from recraft_async._core._models import Operation
 from recraft_async._core._redact import Secret
 from recraft_async._core._transport import Transport, decode_envelope
 from recraft_async.errors import (
@@ -22,6 +24,11 @@ from recraft_async.errors import (
 DEEP = "[" * 100_000
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 MARKET = {"taskId": "t1", "state": "waiting"}
+
+
+def _identity(data):
+    """The identity a job computes for these bytes (names the upload folder)."""
+    return identify(Operation.UPSCALE, data, {})
 
 
 def answer(body, status=200):
@@ -314,4 +321,4 @@ async def test_upload_answer_with_an_unusable_url_is_protocol_error(url):
     body = {"code": 200, "msg": "ok", "data": {"downloadUrl": url}}
     sender = transport(lambda _request: httpx.Response(200, json=body))
     with pytest.raises(ProtocolError, match="downloadUrl"):
-        await upload_image(sender, "https://upload.test", PNG, "a.png")
+        await upload_image(sender, "https://upload.test", PNG, "a.png", _identity(PNG))

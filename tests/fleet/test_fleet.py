@@ -15,7 +15,7 @@ from conftest import EMULATOR_POLL, SLOW_POLL, emulator_client, emulator_with_im
 
 import recraft_async as ra
 from recraft_async._core._check import check_upscale
-from recraft_async._core._record import fingerprint
+from recraft_async._core._identity import fingerprint
 from recraft_async.testing import Duration
 
 pytestmark = pytest.mark.anyio
