@@ -229,7 +229,8 @@ async def test_same_image_under_two_names_is_submitted_once(tmp_path, results):
 @pytest.mark.anyio
 async def test_a_client_without_a_journal_has_no_bulk_seam():
     """A bulk run records through the client's ledger: a client without a journal has none."""
-    async with BulkRecraft(api_key="k-1", base_url="http://127.0.0.1:9") as client:
+    client = BulkRecraft(api_key="k-1", base_url="http://127.0.0.1:9")
+    async with client:
         with pytest.raises(InvalidInputError, match="needs a client with a journal"):
             client.bulk_seam()
 
