@@ -269,6 +269,25 @@ def _retry_delay(
     return backoff * (1.0 - RETRY_JITTER * random.random())  # noqa: S311 - not cryptographic
 
 
+def retry_after_of(error: BaseException) -> float | None:
+    """The seconds a 429 asked to wait (``RateLimitError.retry_after``), else None."""
+    return error.retry_after if isinstance(error, RateLimitError) else None
+
+
+def server_or_backoff(error: BaseException, attempt: int) -> float:
+    """Seconds before retry ``attempt + 1`` of one request: a 429's word, else backoff."""
+    return _retry_delay(attempt, retry_after_of(error))
+
+
+def backoff_unless_throttled(error: BaseException, attempt: int) -> float:
+    """Seconds before retry ``attempt + 1`` of a budgeted call: none after a 429.
+
+    After a 429 the shared budget (of status reads, of submits) is paused and holds the
+    retry back itself, with every other call of the client.
+    """
+    return 0.0 if isinstance(error, RateLimitError) else _retry_delay(attempt)
+
+
 def _parse_retry_after(headers: dict[str, str], now: float | None = None) -> float | None:
     """Seconds from ``Retry-After`` (seconds or HTTP date) or ``retry-after-ms``, else None."""
     lowered = {k.lower(): v for k, v in headers.items()}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import anyio
 
 from ._adaptive import PollPlanner
@@ -25,9 +27,11 @@ from ._policy import (
     PollPolicy,
     Rate,
     _is_transient,
-    _retry_delay,
     _should_retry,
+    backoff_unless_throttled,
+    retry_after_of,
 )
+from ._retry import Retry
 from ._transport import Transport
 
 # The share of the read budget that reads placed densely near likely finishes may take:
@@ -82,19 +86,12 @@ class Poller:
     ) -> TaskRecord:
         """One status read (transient failures retried up to ``max_retries``)."""
         max_retries = self._max_retries if options is None else options.max_retries
-        attempt = 0
-        while True:
-            try:
-                return await self._read(operation, task_id, options=options)
-            except RecraftError as exc:
-                if isinstance(exc, UnusableResultError):
-                    raise  # final: another read gives the same record
-                if not _should_retry(exc, attempt, max_retries):
-                    raise
-                # After a 429 the read budget itself holds every read back.
-                delay = 0.0 if isinstance(exc, RateLimitError) else _retry_delay(attempt)
-            await anyio.sleep(delay)
-            attempt += 1
+        retry = Retry(
+            may_retry=functools.partial(_may_reread, max_retries=max_retries),
+            # After a 429 the read budget itself holds every read back.
+            delay=backoff_unless_throttled,
+        )
+        return await retry.call(lambda _attempt: self._read(operation, task_id, options=options))
 
     def polling(self, task_id: str) -> Job | None:
         """The first job polling ``task_id`` here, or None; nothing is woken."""
@@ -167,17 +164,13 @@ class Poller:
         key = None if submitted_at is None else job  # the planner's key of a learning task
         # With a callback on its way, the job waits for it: reads are only a safety net.
         callback_first = job in self._awaiting
-        reads = failures = 0
-        error: RecraftError | None = None  # the last failed read's, while failures > 0
+        reads = 0
         while True:
             now = anyio.current_time()
             # When the read budget binds, reads near an expected finish go first; the
             # others wait up to max_interval longer (none waits while the budget has room).
             held_back = 0.0
-            if failures:
-                retry_after = getattr(error, "retry_after", None)
-                delay = policy.read_retry_delay(failures, retry_after)
-            elif key is None and reads == 0:
+            if key is None and reads == 0:
                 delay = 0.0
             else:
                 delay, expected = _planned_read(
@@ -186,27 +179,59 @@ class Poller:
                 held_back = 0.0 if expected else policy.max_interval
             due = now + max(min(delay, deadline - now), 0.0)
             await self._sleep_unless_hinted(job, task_id, due - now)
-            try:
-                read = await self._read(
-                    job.operation, task_id, min(due, anyio.current_time()) + held_back, options
-                )
-            except RecraftError as exc:
-                job._record("status", type(exc).__name__, str(exc))
-                # The task was accepted, so it is paid for: a read that failed for a
-                # passing reason is tried again, patiently, until the poll timeout.
-                if not _read_may_recover(exc, anyio.current_time() - started):
-                    raise
-                record, error, failures = None, exc, failures + 1
-            else:
-                job._record("status", read.state.value)
-                record, failures = read, 0
-            reads += 1
-            if record is not None and record.state is not TaskState.PROCESSING:
+            record, made = await self._read_patiently(job, (due, held_back), started, options)
+            reads += made
+            if record.state is not TaskState.PROCESSING:
                 if key is not None:
                     self._learn(planner, job.operation, record, anyio.current_time() - started, key)
                 return _outcome(job, record)
             if anyio.current_time() >= deadline:
-                raise _gave_up(job, policy.timeout, error if failures else None)
+                raise _gave_up(job, policy.timeout, None)
+
+    async def _read_patiently(
+        self, job: Job, due: tuple[float, float], started: float, options: JobOptions | None
+    ) -> tuple[TaskRecord, int]:
+        """A paid task's status, read again after passing failures until the poll timeout.
+
+        ``due`` is the planned read's moment and how much longer it may be held back when
+        the budget binds; retries are due when their wait ends. Returns the record and the
+        number of reads made.
+        """
+        task_id = job.task_id
+        assert task_id is not None  # noqa: S101 - submitted or resumed
+        policy = self._policy if options is None else options.poll
+        reads = 0
+        read_at, held_back = due
+
+        def failed(error: RecraftError, _attempt: float) -> None:
+            nonlocal reads
+            job._record("status", type(error).__name__, str(error))
+            reads += 1
+
+        async def wait(seconds: float) -> None:
+            nonlocal read_at, held_back
+            read_at, held_back = anyio.current_time() + seconds, 0.0
+            await self._sleep_unless_hinted(job, task_id, seconds)
+
+        retry = Retry(
+            # The task was accepted, so it is paid for: a read that failed for a passing
+            # reason is tried again, patiently, until the poll timeout.
+            may_retry=lambda error, _: _read_may_recover(error, anyio.current_time() - started),
+            delay=lambda error, attempt: policy.read_retry_delay(
+                attempt + 1, retry_after_of(error)
+            ),
+            deadline=started + policy.timeout,
+            out_of_time=lambda error: _gave_up(job, policy.timeout, error),
+            failed=failed,
+            sleep=wait,
+        )
+        record = await retry.call(
+            lambda _attempt: self._read(
+                job.operation, task_id, min(read_at, anyio.current_time()) + held_back, options
+            )
+        )
+        job._record("status", record.state.value)
+        return record, reads + 1
 
     async def _read(
         self,
@@ -327,6 +352,13 @@ def _not_ready(error: InvalidRequestError, task_id: str) -> TaskNotReadyError | 
         body=error.body,
         headers=error.headers,
     )
+
+
+def _may_reread(error: RecraftError, attempt: int, max_retries: int) -> bool:
+    """Whether one status read that failed on ``attempt`` (0-based) is tried again."""
+    if isinstance(error, UnusableResultError):
+        return False  # final: another read gives the same record
+    return _should_retry(error, attempt, max_retries)
 
 
 def _read_may_recover(error: RecraftError, since_submit: float) -> bool:

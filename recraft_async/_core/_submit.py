@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +25,14 @@ from ._escape import loggable_source, printable
 from ._files import upload_image
 from ._jobs import Job
 from ._options import JobOptions
-from ._policy import _is_refusal, _never_landed, _retry_delay, _should_resubmit
+from ._policy import (
+    _is_refusal,
+    _never_landed,
+    _should_resubmit,
+    backoff_unless_throttled,
+    server_or_backoff,
+)
+from ._retry import Retry
 from ._transport import Transport
 
 if TYPE_CHECKING:
@@ -96,32 +104,52 @@ class Submitter:
         assert request is not None  # noqa: S101 - fresh jobs carry their request
         path, body = self._dialect.submit(request)
         max_retries = self._max_retries if options is None else options.max_retries
-        attempt = 0
-        while True:
-            async with self._submits.slot():
-                if self.account_error is not None:  # met by another job while we waited
-                    raise self.account_error
-                # A job cancelled by now (a shutdown, its submit deadline) is never sent;
-                # from here on it is on the wire (``sending``) and its submit goes out.
-                await anyio.lowlevel.checkpoint_if_cancelled()
-                # Shielded: a cancel must not cut a submit off mid-air and lose its task id.
-                with anyio.CancelScope(shield=True):
-                    transport = self._transport if options is None else options.transport
-                    started, error = await self._send(job, record, transport, (path, body))
-                    if error is not None and _never_landed(error):
-                        # Not SUBMITTING across the wait that follows a refusal: a run
-                        # killed in it has created nothing and must stay resumable.
-                        await record.refused()
-                if isinstance(error, RateLimitError):
-                    self._submits.pause(_retry_delay(attempt, error.retry_after))
-            if error is None:
-                return started
-            if not _should_resubmit(error, attempt, max_retries):
-                raise _submit_failure(error, job)
-            if not isinstance(error, RateLimitError):  # a 429 already paused the pacer
-                await anyio.sleep(_retry_delay(attempt))
-            attempt += 1
-            logger.info("job %s: resubmitting after %s", job.operation.value, printable(error))
+        transport = self._transport if options is None else options.transport
+        retry = Retry(
+            # Resent only when the first provably never landed: see _never_landed.
+            may_retry=functools.partial(_should_resubmit, max_retries=max_retries),
+            # After a 429 the submit window is paused: it holds the resend back.
+            delay=backoff_unless_throttled,
+            retrying=lambda error, _delay: logger.info(
+                "job %s: resubmitting after %s", job.operation.value, printable(error)
+            ),
+        )
+        try:
+            return await retry.call(
+                lambda attempt: self._attempt(job, record, transport, (path, body), attempt)
+            )
+        except (APIError, APIConnectionError, ProtocolError) as exc:
+            # Either the refusal itself, or an uncertain submit naming it as its cause.
+            raise _submit_failure(exc, job)  # noqa: B904 - _submit_failure sets the cause
+
+    async def _attempt(
+        self,
+        job: Job,
+        record: Record,
+        transport: Transport,
+        request: tuple[str, dict[str, Any]],
+        attempt: int,
+    ) -> float:
+        """One submit in a slot of the submit window: the moment it was sent, or its failure."""
+        async with self._submits.slot():
+            if self.account_error is not None:  # met by another job while we waited
+                raise self.account_error
+            # A job cancelled by now (a shutdown, its submit deadline) is never sent;
+            # from here on it is on the wire (``sending``) and its submit goes out.
+            await anyio.lowlevel.checkpoint_if_cancelled()
+            # Shielded: a cancel must not cut a submit off mid-air and lose its task id.
+            with anyio.CancelScope(shield=True):
+                started, error = await self._send(job, record, transport, request)
+                if error is not None and _never_landed(error):
+                    # Not SUBMITTING across the wait that follows a refusal: a run
+                    # killed in it has created nothing and must stay resumable.
+                    await record.refused()
+            if isinstance(error, RateLimitError):
+                # The account's submit budget is spent: pause every submit of the client.
+                self._submits.pause(server_or_backoff(error, attempt))
+        if error is not None:
+            raise error
+        return started
 
     async def _send(
         self, job: Job, record: Record, transport: Transport, request: tuple[str, dict[str, Any]]

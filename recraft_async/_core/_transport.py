@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -26,12 +27,14 @@ from ._errors import (
     NotFoundError,
     ProtocolError,
     RateLimitError,
+    RecraftError,
     ServerError,
     ServiceUnavailableError,
 )
 from ._escape import loggable_url, printable
-from ._policy import _parse_retry_after, _retry_delay, _should_retry
+from ._policy import _parse_retry_after, _should_retry, server_or_backoff
 from ._redact import Secret, redact_chain
+from ._retry import Retry
 
 logger = logging.getLogger("recraft_async")
 # Sent with every request the library makes: API calls, uploads and downloads.
@@ -444,23 +447,24 @@ class Transport:
         self, method: str, url: str, *, idempotent: bool, **request: Any
     ) -> tuple[Any, str]:
         """Like send() (same keywords), retrying transient failures when idempotent."""
-        attempt = 0
-        while True:
-            try:
-                return await self.send(method, url, **request)
-            except (APIError, APIConnectionError, ProtocolError) as exc:
-                if not idempotent or not _should_retry(exc, attempt, self._max_retries):
-                    raise
-                delay = _retry_delay(attempt, getattr(exc, "retry_after", None))
-                logger.debug(
-                    "retrying %s %s in %.2fs after %s",
-                    method,
-                    loggable_url(url),
-                    delay,
-                    printable(exc),
-                )
-            await anyio.sleep(delay)
-            attempt += 1
+        if not idempotent:
+            return await self.send(method, url, **request)
+
+        def retrying(error: RecraftError, delay: float) -> None:
+            logger.debug(
+                "retrying %s %s in %.2fs after %s",
+                method,
+                loggable_url(url),
+                delay,
+                printable(error),
+            )
+
+        retry = Retry(
+            may_retry=functools.partial(_should_retry, max_retries=self._max_retries),
+            delay=server_or_backoff,
+            retrying=retrying,
+        )
+        return await retry.call(lambda _attempt: self.send(method, url, **request))
 
 
 def _connection_error(

@@ -242,11 +242,11 @@ async def test_the_wait_after_a_455_refusal_leaves_the_input_resumable(
     kie, make_client, tmp_path, monkeypatch
 ):
     """KIE's 455 envelope refuses like a 429: during the wait after it the entry is PENDING."""
-    import recraft_async._core._submit as submit_module  # noqa: PLC0415 - its retry wait is stretched
+    import recraft_async._core._policy as policy_module  # noqa: PLC0415 - its backoff is stretched
 
     submit = kie.post(UPSCALE).respond(200, json={"code": 455, "msg": "Service unavailable"})
     # A long wait before the resend, as a 429's Retry-After gives: the state is read in it.
-    monkeypatch.setattr(submit_module, "_retry_delay", lambda *_args, **_kwargs: 30.0)
+    monkeypatch.setattr(policy_module, "_retry_delay", lambda *_args, **_kwargs: 30.0)
 
     class Stop(Exception):
         pass
