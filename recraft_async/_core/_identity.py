@@ -71,6 +71,8 @@ async def identify_request(request: SubmitRequest, data: bytes | None = None) ->
         source = local.data
     elif local is not None and local.path is not None:
         source = local.path
-    if isinstance(source, str):  # a URL: nothing to hash but a few bytes
+    if not isinstance(source, Path):
+        # A URL, or bytes in memory (at most KIE's 10 MB: milliseconds of hashing): only
+        # a file is read, and so hashed, in a worker thread.
         return identify(request.operation, source, request.params)
     return await anyio.to_thread.run_sync(identify, request.operation, source, request.params)
