@@ -1,16 +1,17 @@
-"""recraft-async: the async-first client for KIE.ai's Recraft image services."""
+"""recraft-async: the async-first client for KIE.ai's Recraft image services.
 
-from ._client import AsyncRecraft
-from ._events import JobEvent, JobEventKind
-from ._jobs import Job, JobStatus
-from ._journal import Journal, JournalEntry, JournalState
+The errors and ``__version__`` are here at once; every other public name is imported the
+first time it is used (PEP 562), so that ``import recraft_async`` and ``recraft-async
+--version`` do not pay for httpx, anyio, attrs and the client before they need them.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
 from ._logging import setup_from_env as _setup_logging
-from ._models import Callback, Operation, Result, TaskRecord, TaskState
-from ._policy import PollPolicy, ProcessingTime, Rate
-from ._redis import RedisCoordination
-from ._sync import Recraft, SyncJob
 from ._version import __version__
-from ._webhooks import parse_callback, webhook_signature
 from .errors import (
     APIConnectionError,
     APIError,
@@ -46,6 +47,57 @@ from .errors import (
     WebhookVerificationError,
     WrongEventLoopError,
 )
+
+if TYPE_CHECKING:
+    from ._client import AsyncRecraft
+    from ._events import JobEvent, JobEventKind
+    from ._jobs import Job, JobStatus
+    from ._journal import Journal, JournalEntry, JournalState
+    from ._models import Callback, Operation, Result, TaskRecord, TaskState
+    from ._policy import PollPolicy, ProcessingTime, Rate
+    from ._redis import RedisCoordination
+    from ._sync import Recraft, SyncJob
+    from ._webhooks import parse_callback, webhook_signature
+
+# Each lazily imported public name and the module that owns it.
+_LAZY = {
+    "AsyncRecraft": "._client",
+    "JobEvent": "._events",
+    "JobEventKind": "._events",
+    "Job": "._jobs",
+    "JobStatus": "._jobs",
+    "Journal": "._journal",
+    "JournalEntry": "._journal",
+    "JournalState": "._journal",
+    "Callback": "._models",
+    "Operation": "._models",
+    "Result": "._models",
+    "TaskRecord": "._models",
+    "TaskState": "._models",
+    "PollPolicy": "._policy",
+    "ProcessingTime": "._policy",
+    "Rate": "._policy",
+    "RedisCoordination": "._redis",
+    "Recraft": "._sync",
+    "SyncJob": "._sync",
+    "parse_callback": "._webhooks",
+    "webhook_signature": "._webhooks",
+}
+
+
+def __getattr__(name: str) -> object:
+    """Import a public name's module the first time the name is used, and keep the name."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
 
 _setup_logging()  # RECRAFT_LOG=debug|info
 
