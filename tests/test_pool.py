@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 import pytest
 
 import recraft_async as ra
@@ -20,7 +22,8 @@ def _pools(client: ra.AsyncRecraft) -> list[object]:
 async def test_the_pool_has_its_own_default_whatever_the_jobs_in_flight(make_client):
     """1,000 jobs in flight leave the pool at its default size, every transport alike."""
     client = make_client(max_in_flight=1000)
-    assert client.max_connections == ra.AsyncRecraft.__init__.__kwdefaults__["max_connections"]
+    default = inspect.signature(ra.AsyncRecraft).parameters["max_connections"].default
+    assert client.max_connections == default
     async with client:
         pools = _pools(client)
         assert len(pools) == 2
