@@ -40,7 +40,13 @@ from ._core._transport import Transport, url_problem
 from ._core._webhooks import ReplayGuard, verified_callback
 from ._fleet._redis import RedisCoordination
 from ._lifecycle import Lifecycle
-from ._settings import DEFAULT_POLL, DEFAULT_READ_RATE, DEFAULT_SUBMIT_RATE, resolve_settings
+from ._settings import (
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_POLL,
+    DEFAULT_READ_RATE,
+    DEFAULT_SUBMIT_RATE,
+    resolve_settings,
+)
 from .errors import ClientNotOpenError, InvalidInputError, ProtocolError
 
 if TYPE_CHECKING:
@@ -73,6 +79,10 @@ class AsyncRecraft:
         max_in_flight: How many tasks may be submitted and not yet finished at once.
             Throughput is ``min(submit_rate, max_in_flight / processing time)``: raise it
             when tasks take long.
+        max_connections: The size of the client's own HTTP connection pool (kept alive
+            too), whatever ``max_in_flight``: requests are paced, so a few dozen carry
+            thousands of jobs; a request waits for a free connection without a time
+            limit. Unused with ``http_client=`` (its pool is yours). At least 1.
         submit_rate: At most ``n`` submits in any ``per``-second window; by default
             ``Rate(20, per=10.0)``, KIE's limit. None does not pace them. A 429 pauses
             every submit of the client for its ``Retry-After`` either way.
@@ -150,6 +160,7 @@ class AsyncRecraft:
         api_key: str | None = None,
         base_url: str | None = None,
         max_in_flight: int = 32,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
         submit_rate: Rate | None = DEFAULT_SUBMIT_RATE,
         poll: PollPolicy = DEFAULT_POLL,
         max_retries: int = 3,
@@ -172,6 +183,7 @@ class AsyncRecraft:
             api_key=api_key,
             base_url=base_url,
             max_in_flight=max_in_flight,
+            max_connections=max_connections,
             submit_rate=submit_rate,
             poll=poll,
             max_retries=max_retries,
@@ -193,6 +205,7 @@ class AsyncRecraft:
         self.upload_base_url = settings.upload_base_url
         self.dialect: DialectName = settings.dialect
         self.max_in_flight = settings.max_in_flight
+        self.max_connections = settings.max_connections
         self.submit_rate = settings.submit_rate
         self.read_rate = settings.read_rate
         self.poll = settings.poll

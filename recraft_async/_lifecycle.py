@@ -27,10 +27,6 @@ if TYPE_CHECKING:
     from ._core._tracing import Tracer
     from ._settings import Settings
 
-# Connections beyond max_in_flight: one status read and one submit may overlap per job
-# only briefly, and downloads share the pool.
-_EXTRA_CONNECTIONS = 8
-
 
 class Lifecycle:
     """new -> open -> closing -> closed: the pool, the scheduler and an unopened journal."""
@@ -165,8 +161,8 @@ def _new_http_client(settings: Settings) -> httpx.AsyncClient:
     shows the proxy nothing. The "http://" mount outranks every environment proxy.
     """
     limits = httpx.Limits(
-        max_connections=settings.max_in_flight + _EXTRA_CONNECTIONS,
-        max_keepalive_connections=settings.max_in_flight + _EXTRA_CONNECTIONS,
+        max_connections=settings.max_connections,
+        max_keepalive_connections=settings.max_connections,
     )
     verify = _tls_context(os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
     return httpx.AsyncClient(

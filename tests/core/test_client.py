@@ -156,14 +156,6 @@ async def test_requests_never_wait_on_a_pool_timeout(kie, make_client):
     assert submit.calls.last.request.extensions["timeout"]["pool"] is None
 
 
-async def test_own_pool_is_sized_from_max_in_flight(make_client):
-    """The client we create has connections for every in-flight job and some to spare."""
-    client = make_client(max_in_flight=50)
-    async with client:
-        pool = client._life.http._transport._pool
-        assert pool._max_connections >= 50
-
-
 def test_key_from_environment(monkeypatch):
     """KIE_API_KEY is read when api_key is None; no key at all is a clear error."""
     monkeypatch.setenv("KIE_API_KEY", "sk-env")

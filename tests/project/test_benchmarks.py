@@ -62,8 +62,8 @@ def test_every_family_reports_a_row(results):
         "recraft-async (no read limit) (warm)",
         "recraft-async (restarted)",
         "recraft-async (restarted) (warm)",
-        "recraft-async (lighter pool)",
-        "recraft-async (lighter pool) (warm)",
+        "recraft-async (pool per job)",
+        "recraft-async (pool per job) (warm)",
         "callbacks",
         "callbacks (warm)",
         "load",
@@ -151,3 +151,14 @@ def test_table_and_plot_are_written(results):
     assert "ratio" in table
     has_matplotlib = importlib.util.find_spec("matplotlib") is not None
     assert (out / "polling.png").exists() == has_matplotlib
+
+
+def test_the_oracle_is_never_beaten(results):
+    """Every row's makespan is at least the oracle's; polling rows have a frontier."""
+    _, data = results
+    for row in data["rows"]:
+        assert 0 < row["oracle_makespan"] <= row["makespan"], row
+        if row["family"].startswith("callbacks"):
+            assert row["frontier_p50"] is None
+        else:
+            assert 0 < row["frontier_p50"] <= row["frontier_p95"], row

@@ -11,9 +11,10 @@ from recraft_async import errors
 
 
 def _public_names(module):
+    # dir(), not vars(): the package imports most of its names when first used (PEP 562).
     return {
         name
-        for name, value in vars(module).items()
+        for name, value in ((name, getattr(module, name)) for name in dir(module))
         if not name.startswith("_")
         and not inspect.ismodule(value)
         and name not in {"annotations", "TYPE_CHECKING"}
