@@ -313,7 +313,7 @@ def test_dense_gap_bounds_the_reads_where_learnt_tasks_finish():
     tail = [m for m in moments if m > end]
     assert tail[0] - end <= 2.0 + 1e-9  # a task slower than expected is soon read again
     assert max(b - a for a, b in itertools.pairwise(tail)) <= POLICY.max_interval + 1e-9
-    assert len(tail) < (300.0 - end) / 2.0 / 3  # but its gaps grow: sparing at the slow end
+    assert len(tail) < (300.0 - end) / 2.0 / 2  # but its gaps grow: sparing at the slow end
 
 
 def test_no_dense_gap_adds_no_dense_reads():
