@@ -232,6 +232,7 @@ class AsyncRecraft:
         self._root = self
         self._job_options: JobOptions | None = None  # a view's, made when first used
         self._home: Home | None = None  # the thread, event loop and task that opened it
+        self._shut_down_event: anyio.Event | None = None  # set once a shutdown's grace ended
 
     def __repr__(self) -> str:
         return f"<AsyncRecraft base_url={self.base_url!r} state={self._state}>"
@@ -321,32 +322,45 @@ class AsyncRecraft:
         await self._close(stop=False)
 
     async def shutdown(self, grace: float = 30.0) -> None:
-        """Close gracefully, for a server's shutdown: the jobs not yet submitted end now.
+        """Close gracefully, for a server's shutdown, within ``grace`` seconds.
 
-        At once: new jobs are refused (``ClientNotOpenError``), and every job whose submit
-        has not gone out is cancelled (``JobCancelledError``): nothing is paid for those.
-        Submitted jobs get ``grace`` seconds to finish; those still running then are
-        stopped and their task ids logged in one WARNING line, for ``client.resume``. A
-        submit on the wire is let finish first, so its task id is never lost. Call it from
-        any task of the client's event loop; from the task that opened it, it also closes
-        the connection pool, else leaving ``async with`` does that.
+        At once: new jobs are refused (``ClientNotOpenError``), every job whose submit has
+        not gone out is cancelled (``JobCancelledError``): nothing is paid for those; and
+        every submitted task is read at once, then at least once a second within the read
+        budget (callbacks can no longer be counted on), so that a task that has ended is
+        delivered. When ``grace`` is over, the jobs still running are stopped and their
+        task ids logged in one WARNING line, for ``client.resume``; a submit still on the
+        wire is cut, and its job ends in ``SubmissionUncertainError`` (the task may exist,
+        paid for; the journal says UNCERTAIN). Call it from any task of the client's event
+        loop; from the task that opened it, it also closes the connection pool, else
+        leaving ``async with`` does that. A second call while one runs waits for that one.
         """
         if not isinstance(grace, (int, float)) or isinstance(grace, bool) or not grace >= 0:
             raise InvalidInputError(f"grace must be a number of seconds >= 0, got {grace!r}")
         scheduler = self._root_scheduler()
-        if scheduler is None or self._state != "open":
-            await self._close(stop=False)  # never opened, or closing already: nothing to drain
+        if scheduler is None:
+            await self._close(stop=False)  # never opened, or closed already: nothing to drain
             return
-        self._state = "closing"  # from here on new jobs are refused
-        scheduler.cancel_unsent("the client shut down")
-        with anyio.move_on_after(grace):
-            await scheduler.drain()
+        if self._state == "open":
+            await self._shut_down(scheduler, grace)
+        elif self._shut_down_event is not None:
+            await self._shut_down_event.wait()  # another task's shutdown: its grace rules
         if self._home is not None and self._home.is_current_task():
             await self._close(stop=True)
-        else:
+
+    async def _shut_down(self, scheduler: Scheduler, grace: float) -> None:
+        """Refuse new jobs, give the submitted ones ``grace`` seconds, then stop the rest."""
+        self._state = "closing"  # from here on new jobs are refused
+        done = self._shut_down_event = anyio.Event()
+        try:
+            scheduler.begin_shutdown("the client shut down")
+            with anyio.move_on_after(grace):
+                await scheduler.drain()
             # Only the opening task can end the task group (leaving ``async with`` does):
             # from here every job is stopped and logged, and nothing is left running.
-            await scheduler.stop()
+            await scheduler.stop(cut_submits=True)
+        finally:
+            done.set()
 
     def _root_scheduler(self) -> Scheduler | None:
         if self._root is not self:

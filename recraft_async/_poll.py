@@ -21,6 +21,9 @@ from .errors import (
     TaskFailedError,
 )
 
+# While the client shuts down, no callback may come (the server stopped listening): each
+# task is read at least this often, within the read budget, until the grace is over.
+_SHUTDOWN_READ_INTERVAL = 1.0
 # Callbacks remembered for tasks not polled (yet): at most this many, this long.
 _EARLY_HINTS = 10_000
 _EARLY_HINT_SECONDS = 60.0
@@ -58,6 +61,18 @@ class Poller:
         # Jobs waiting for their callback: (planner, submit moment). Nothing reads them,
         # so the planner learns they still run only when it is told (see _learn).
         self._awaiting: dict[Job, tuple[PollPlanner, float]] = {}
+        self._shutting_down = False  # see read_all_now
+
+    def read_all_now(self) -> None:
+        """A shutdown: read every polled task at once, then at least once a second.
+
+        Callbacks can no longer be counted on (the server stops listening before the
+        client closes), so a task that has ended is found by a read within the grace.
+        """
+        self._shutting_down = True
+        for polling in self._hints.values():
+            for wake in polling.values():
+                wake.set()
 
     async def read_record(
         self, operation: Operation, task_id: str, options: JobOptions | None = None
@@ -153,7 +168,9 @@ class Poller:
             elif key is None and reads == 0:
                 delay = 0.0
             else:
-                delay = _planned_delay(planner, job, now - started, reads, key, callback_first)
+                delay = self._hurried(
+                    _planned_delay(planner, job, now - started, reads, key, callback_first)
+                )
             due = now + max(min(delay, deadline - now), 0.0)
             await self._sleep_unless_hinted(job, task_id, due - now)
             try:
@@ -177,6 +194,10 @@ class Poller:
                 return _outcome(job, record)
             if anyio.current_time() >= deadline:
                 raise _gave_up(job, policy.timeout, error if failures else None)
+
+    def _hurried(self, delay: float) -> float:
+        """A planned delay, at most a second once the client shuts down (read_all_now)."""
+        return min(delay, _SHUTDOWN_READ_INTERVAL) if self._shutting_down else delay
 
     async def _read(
         self,
