@@ -8,6 +8,7 @@ from ._logging import setup_from_env as _setup_logging
 from ._models import Callback, Operation, Result, TaskRecord, TaskState
 from ._policy import PollPolicy, ProcessingTime, Rate
 from ._redis import RedisCoordination
+from ._signals import shutdown_on_signals
 from ._sync import Recraft, SyncJob
 from ._version import __version__
 from ._webhooks import parse_callback, webhook_signature
@@ -92,5 +93,6 @@ __all__ = [
     "WrongEventLoopError",
     "__version__",
     "parse_callback",
+    "shutdown_on_signals",
     "webhook_signature",
 ]

@@ -248,3 +248,10 @@ def is_loopback_host(host: str, *, by_name: bool = False) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def check_grace(value: object) -> float:
+    """A shutdown's grace: a number of seconds >= 0."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not value >= 0:
+        raise InvalidInputError(f"grace must be a number of seconds >= 0, got {value!r}")
+    return float(value)

@@ -25,6 +25,7 @@ from ._check import (
     SubmitRequest,
     UpscaleFormat,
     check_dialect,
+    check_grace,
     check_operation,
     check_remove_background,
     check_task_id,
@@ -335,8 +336,7 @@ class AsyncRecraft:
         loop; from the task that opened it, it also closes the connection pool, else
         leaving ``async with`` does that. A second call while one runs waits for that one.
         """
-        if not isinstance(grace, (int, float)) or isinstance(grace, bool) or not grace >= 0:
-            raise InvalidInputError(f"grace must be a number of seconds >= 0, got {grace!r}")
+        grace = check_grace(grace)
         scheduler = self._root_scheduler()
         if scheduler is None:
             await self._close(stop=False)  # never opened, or closed already: nothing to drain
