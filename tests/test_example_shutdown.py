@@ -6,14 +6,13 @@ submitted and paid while the requests drain.
 """
 
 import signal
-import sys
 import time
 from typing import Any
 
 import anyio
 import httpx
 import pytest
-from test_examples import EXAMPLES, WEBHOOK_KEY, _app_env, _free_port, _wait_until_up
+from test_examples import WEBHOOK_KEY, _free_port, _open_fastapi_app, _wait_until_up
 
 from recraft_async.testing import Duration, Fault, KieEmulator, sample_images, serve
 
@@ -48,7 +47,7 @@ async def _until(condition):
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize("graceful_timeout", [None, 10], ids=["no-timeout", "timeout-10"])
+@pytest.mark.parametrize("graceful_timeout", [None, "10"], ids=["no-timeout", "timeout-10"])
 async def test_sigterm_stops_new_work_at_once_and_delivers_what_finished(
     graceful_timeout, tmp_path
 ):
@@ -95,21 +94,18 @@ async def _serve_and_stop(emulator, graceful_timeout, log):
     answers: list[httpx.Response] = []
     sent: list[str] = []
     signalled = None
+    options = [] if graceful_timeout is None else ["--timeout-graceful-shutdown", graceful_timeout]
     async with serve(emulator) as base_url:
-        env = _app_env(
+        process = await _open_fastapi_app(
             emulator,
             base_url,
-            app_url,
+            port,
+            log,
+            *options,
             CALLBACK_POLL_SECONDS="600",
             SHUTDOWN_GRACE=str(GRACE),
             MAX_IN_FLIGHT=str(QUICK + SLOW),
         )
-        command = [sys.executable, "-m", "uvicorn", "fastapi_app:app", "--app-dir", str(EXAMPLES)]
-        command += ["--host", "127.0.0.1", "--port", str(port)]
-        if graceful_timeout is not None:
-            command += ["--timeout-graceful-shutdown", str(graceful_timeout)]
-        with log.open("wb") as out:
-            process = await anyio.open_process(command, env=env, stdout=out, stderr=out)
         async with process:
             try:
                 await _wait_until_up(app_url)

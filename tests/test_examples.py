@@ -39,6 +39,20 @@ def _app_env(emulator, base_url, app_url, **extra):
     }
 
 
+async def _open_fastapi_app(emulator, base_url, port, log, *options, **env):
+    """examples/fastapi_app.py under uvicorn on 127.0.0.1:``port``; its output into ``log``.
+
+    ``options`` are uvicorn's, ``env`` adds to what ``_app_env`` sets.
+    """
+    app_url = f"http://127.0.0.1:{port}"
+    command = [sys.executable, "-m", "uvicorn", "fastapi_app:app", "--app-dir", str(EXAMPLES)]
+    command += ["--host", "127.0.0.1", "--port", str(port), *options]
+    with log.open("wb") as out:
+        return await anyio.open_process(
+            command, env=_app_env(emulator, base_url, app_url, **env), stdout=out, stderr=out
+        )
+
+
 async def _is_up(http, url):
     try:
         await http.get(url)
@@ -153,22 +167,15 @@ async def test_fastapi_app_serves_to_dict_wakes_on_callbacks_and_shuts_down_grac
     app_url = f"http://127.0.0.1:{port}"
     log = tmp_path / "server.log"
     async with serve(emulator) as base_url:
-        env = _app_env(
+        process = await _open_fastapi_app(
             emulator,
             base_url,
-            app_url,
+            port,
+            log,
             # Status reads only far beyond the test's time: a job ends by its callback.
             CALLBACK_POLL_SECONDS="600",
             SHUTDOWN_GRACE="10",  # ends early: every task has ended by then
         )
-        command = [sys.executable, "-m", "uvicorn", "fastapi_app:app", "--app-dir", str(EXAMPLES)]
-        with log.open("wb") as out:
-            process = await anyio.open_process(
-                [*command, "--host", "127.0.0.1", "--port", str(port)],
-                env=env,
-                stdout=out,
-                stderr=out,
-            )
         async with process:
             try:
                 await _wait_until_up(app_url)
