@@ -45,6 +45,8 @@ async def shutdown_on_signals(
     read and delivered, and after ``grace`` seconds those still running are stopped with
     their task ids logged, so the requests waiting for them end within the grace. The
     lifespan's own ``await client.shutdown(...)`` afterwards waits for that one.
+    ``client`` is the client itself: a view made by ``with_options`` raises
+    ``ClientNotOpenError``, as its ``shutdown`` would.
 
     Keep ``grace`` a few seconds under the server's own limit (uvicorn's
     ``--timeout-graceful-shutdown``, gunicorn's ``--graceful-timeout``): a request still
@@ -53,6 +55,7 @@ async def shutdown_on_signals(
     server run in a thread) nothing is installed, as uvicorn does then.
     """
     grace = check_grace(grace)
+    client._root_scheduler()  # a view (with_options) raises, as its shutdown would
     if threading.current_thread() is not threading.main_thread():
         logger.debug("shutdown_on_signals: not the main thread, no signal handler installed")
         yield
@@ -70,7 +73,7 @@ async def shutdown_on_signals(
         _chain(previous[signum], signum, frame)
 
     try:
-        for sig in signals:
+        for sig in dict.fromkeys(signals):  # once each: ours must never chain to ours
             previous[sig] = signal.signal(sig, on_signal)
         async with anyio.create_task_group() as group:
             began = False

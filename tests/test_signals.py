@@ -49,7 +49,9 @@ async def test_the_signal_begins_the_shutdown_and_reaches_the_server(
     handler, heard = server_handler
     _route(kie)
     async with make_client(max_in_flight=1, poll=NEVER_READ) as client:
-        async with ra.shutdown_on_signals(client, grace=0, signals=[signal.SIGUSR1]):
+        # Named twice: still one handler, which runs the server's once.
+        signals = [signal.SIGUSR1, signal.SIGUSR1]
+        async with ra.shutdown_on_signals(client, grace=0, signals=signals):
             running = client.upscale("https://i.test/running.png")
             queued = client.upscale("https://i.test/queued.png")
             await wait_until(lambda: running.task_id is not None)
@@ -88,9 +90,12 @@ async def test_without_a_signal_nothing_changes_and_the_handlers_come_back(
 
 
 @pytest.mark.anyio
-async def test_shutdown_on_signals_checks_grace(make_client):
-    """A negative grace is an InvalidInputError when the block is entered."""
+async def test_shutdown_on_signals_checks_its_arguments(make_client):
+    """A negative grace, or a view instead of its client, is refused on entering the block."""
     async with make_client() as client:
         with pytest.raises(ra.InvalidInputError, match="grace"):
             async with ra.shutdown_on_signals(client, grace=-1):
+                pass
+        with pytest.raises(ra.ClientNotOpenError, match="with_options"):
+            async with ra.shutdown_on_signals(client.with_options(timeout=5)):
                 pass
