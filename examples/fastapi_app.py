@@ -12,11 +12,15 @@ when a task ends and its job learns of it at once; the status reads are then onl
 safety net, every ``CALLBACK_POLL_SECONDS`` (default 60). ``KIE_WEBHOOK_KEY`` makes the
 app check the callbacks' signatures; ``KIE_BASE_URL`` points it elsewhere (an emulator).
 
-At most ``MAX_QUEUED`` jobs (default 100) wait for their turn: past it ``POST /jobs``
-answers 503 and ``POST /upscale`` waits for room. When the server stops (Ctrl-C, SIGTERM),
-the lifespan calls ``client.shutdown(grace=SHUTDOWN_GRACE)`` (default 30 s): jobs not yet
-submitted are cancelled unpaid, submitted ones get the grace period, and the task ids of
-those still running are logged for ``client.resume``.
+At most ``MAX_IN_FLIGHT`` tasks (default 32) run at once and ``MAX_QUEUED`` jobs (default
+100) wait for their turn: past it ``POST /jobs`` answers 503 and ``POST /upscale`` waits
+for room. When the server is told to stop (Ctrl-C, SIGTERM), the client's shutdown begins
+at once, not once uvicorn has drained the open requests: jobs not yet submitted are
+cancelled unpaid (their requests answer 503), submitted ones are read at once and get
+``SHUTDOWN_GRACE`` seconds (default 25), and those still running then are stopped, their
+requests answered 503 with the task id, and their task ids logged for ``client.resume``.
+Keep ``SHUTDOWN_GRACE`` under uvicorn's ``--timeout-graceful-shutdown`` and gunicorn's
+``--graceful-timeout`` (30 s by default), which cancel the requests still open.
 """
 
 from __future__ import annotations
@@ -39,30 +43,36 @@ log = logging.getLogger("uvicorn.error")
 PUBLIC_URL = os.environ.get("PUBLIC_URL")  # where KIE can reach this app, if anywhere
 CALLBACK_URL = f"{PUBLIC_URL.rstrip('/')}/kie-callback" if PUBLIC_URL else None
 CALLBACK_POLL_SECONDS = float(os.environ.get("CALLBACK_POLL_SECONDS", "60"))
+MAX_IN_FLIGHT = int(os.environ.get("MAX_IN_FLIGHT", "32"))
 MAX_QUEUED = int(os.environ.get("MAX_QUEUED", "100"))
-SHUTDOWN_GRACE = float(os.environ.get("SHUTDOWN_GRACE", "30"))
+SHUTDOWN_GRACE = float(os.environ.get("SHUTDOWN_GRACE", "25"))
 
 
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """One client for the app's life (its limits hold across all requests), shut down gently."""
-    async with ra.AsyncRecraft(max_queued=MAX_QUEUED) as client:  # KIE_API_KEY, ...
-        # With callbacks, a job is woken by its task's callback: poll only as a safety net,
-        # on a fixed schedule. The view shares the client's pacing, pool and queue.
-        app.state.client = (
-            client.with_options(
-                poll=ra.PollPolicy(
-                    initial=CALLBACK_POLL_SECONDS,
-                    max_interval=CALLBACK_POLL_SECONDS,
-                    adaptive=False,
+    async with ra.AsyncRecraft(max_in_flight=MAX_IN_FLIGHT, max_queued=MAX_QUEUED) as client:
+        # uvicorn runs the code after ``yield`` only once the open requests have ended;
+        # the client's shutdown must begin at the signal itself, or the jobs those
+        # requests await go on (queued ones submitted and paid) while they drain.
+        async with ra.shutdown_on_signals(client, grace=SHUTDOWN_GRACE):
+            # With callbacks, a job is woken by its task's callback: poll only as a safety
+            # net, on a fixed schedule. The view shares the client's pacing, pool and queue.
+            app.state.client = (
+                client.with_options(
+                    poll=ra.PollPolicy(
+                        initial=CALLBACK_POLL_SECONDS,
+                        max_interval=CALLBACK_POLL_SECONDS,
+                        adaptive=False,
+                    )
                 )
+                if CALLBACK_URL
+                else client
             )
-            if CALLBACK_URL
-            else client
-        )
-        app.state.jobs = {}  # id -> Job; a real app would expire finished ones
-        yield
-        log.info("graceful shutdown: new jobs refused, %.3g s for running ones", SHUTDOWN_GRACE)
+            app.state.jobs = {}  # id -> Job; a real app would expire finished ones
+            yield
+        # After a signal this waits for the shutdown it began; else (a test's lifespan
+        # manager, say) it is the shutdown.
         await client.shutdown(grace=SHUTDOWN_GRACE)
         log.info("graceful shutdown: the client is closed")
 
@@ -93,6 +103,9 @@ async def upscale(payload: UpscaleRequest, request: Request) -> dict[str, Any]:
         raise HTTPException(503, "shutting down") from None
     try:
         result = await job
+    except ra.JobCancelledError as exc:  # the server is shutting down
+        # With a task id the task goes on at KIE: the caller can come back for it.
+        raise HTTPException(503, {"error": str(exc), "task_id": job.task_id}) from None
     except ra.RecraftError as exc:
         # The task id, when there is one, lets the caller come back for the result.
         raise HTTPException(502, {"error": str(exc), "task_id": job.task_id}) from None

@@ -57,6 +57,7 @@ if TYPE_CHECKING:
     from ._core._policy import PollPolicy, ProcessingTime, Rate
     from ._core._webhooks import parse_callback, webhook_signature
     from ._fleet._redis import RedisCoordination
+    from ._signals import shutdown_on_signals
     from ._sync import Recraft, SyncJob
 
 # Each lazily imported public name and the module that owns it.
@@ -78,6 +79,7 @@ _LAZY = {
     "ProcessingTime": "._core._policy",
     "Rate": "._core._policy",
     "RedisCoordination": "._fleet._redis",
+    "shutdown_on_signals": "._signals",
     "Recraft": "._sync",
     "SyncJob": "._sync",
     "parse_callback": "._core._webhooks",
@@ -156,5 +158,6 @@ __all__ = [
     "WrongEventLoopError",
     "__version__",
     "parse_callback",
+    "shutdown_on_signals",
     "webhook_signature",
 ]

@@ -247,7 +247,7 @@ class AsyncRecraft:
         await self._own_life("close").close(stop=False)
 
     async def shutdown(self, grace: float = 30.0) -> None:
-        """Close gracefully, for a server's shutdown: the jobs not yet submitted end now.
+        """Close gracefully, for a server's shutdown, within ``grace`` seconds.
 
         At once: new jobs are refused (``ClientNotOpenError``), and every job whose submit
         has not gone out is cancelled (``JobCancelledError``): nothing is paid for those.

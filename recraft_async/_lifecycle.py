@@ -38,6 +38,7 @@ class Lifecycle:
         self.scheduler: Scheduler | None = None
         self.home: Home | None = None  # the thread, event loop and task that opened it
         self._owns_journal = False
+        self._shut_down_event: anyio.Event | None = None  # set once a shutdown's grace ended
 
     async def open(self) -> None:
         """Open the pool (unless the caller brought one), the journal and the scheduler."""
@@ -111,19 +112,30 @@ class Lifecycle:
         seconds = check.non_negative("grace", grace)
         self.check_loop()
         scheduler = self.scheduler
-        if scheduler is None or self.state != "open":
-            await self.close(stop=False)  # never opened, or closing already: nothing to drain
+        if scheduler is None:
+            await self.close(stop=False)  # never opened, or closed already: nothing to drain
             return
-        self.state = "closing"  # from here on new jobs are refused
-        scheduler.cancel_unsent("the client shut down")
-        with anyio.move_on_after(seconds):
-            await scheduler.drain()
+        if self.state == "open":
+            await self._shut_down(scheduler, seconds)
+        elif self._shut_down_event is not None:
+            await self._shut_down_event.wait()  # another task's shutdown: its grace rules
         if self.home is not None and self.home.is_current_task():
             await self.close(stop=True)
-        else:
+
+    async def _shut_down(self, scheduler: Scheduler, grace: float) -> None:
+        """Refuse new jobs, give the submitted ones ``grace`` seconds, then stop the rest."""
+        self.state = "closing"  # from here on new jobs are refused
+        done = self._shut_down_event = anyio.Event()
+        try:
+            scheduler.begin_shutdown("the client shut down")
+            with anyio.move_on_after(grace):
+                await scheduler.drain()
             # Only the opening task can end the task group (leaving ``async with`` does):
-            # from here every job is stopped and logged, and nothing is left running.
-            await scheduler.stop()
+            # from here every job is stopped and logged, and nothing is left running; a
+            # submit still on the wire is cut (its job ends uncertain).
+            await scheduler.stop(cut_submits=True)
+        finally:
+            done.set()
 
     async def close(self, *, stop: bool) -> None:
         """End the scheduler (``stop``: its jobs first), then what the client opened."""

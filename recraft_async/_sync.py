@@ -253,9 +253,10 @@ class Recraft:
     def shutdown(self, grace: float = 30.0) -> None:
         """Close gracefully: unsent jobs are cancelled (never paid), the rest get ``grace`` s.
 
-        As ``AsyncRecraft.shutdown``: new jobs are refused at once; submitted jobs still
-        running after ``grace`` seconds are stopped and their task ids logged (WARNING) for
-        ``resume``. Then the client closes and its thread ends.
+        As ``AsyncRecraft.shutdown``: new jobs are refused at once and submitted tasks read
+        at once; jobs still running after ``grace`` seconds are stopped and their task ids
+        logged (WARNING) for ``resume``, and a submit still on the wire then is cut
+        (``SubmissionUncertainError``). Then the client closes and its thread ends.
         """
         self._own_life("shutdown")
         self._blocking("shutdown")

@@ -19,7 +19,7 @@ from anyio.abc import TaskGroup
 
 from ._errors import ClientNotOpenError, JobCancelledError
 from ._escape import loggable_source, printable
-from ._jobs import Job
+from ._jobs import Job, JobStatus
 
 logger = logging.getLogger("recraft_async")
 
@@ -93,14 +93,15 @@ class Dispatcher:
             # stopped has recorded its task id by now.
             self.warn_stopped()
 
-    def stop(self) -> None:
+    def stop(self, spare: Container[Job] = frozenset()) -> None:
         """Cancel every job now, from any task of the loop; ``ended()`` waits for them.
 
-        The task group's own scope is not cancelled here: the task that opened it runs in
-        it, and only ``close`` (its exit) may cancel that.
+        ``spare``: running jobs left to end by themselves (submits cut on the wire, which
+        end in their own error). The task group's own scope is not cancelled here: the
+        task that opened it runs in it, and only ``close`` (its exit) may cancel that.
         """
         self._begin_closing()
-        self._stopped += self._stop_all()
+        self._stopped += self._stop_all(spare)
 
     async def ended(self) -> None:
         """Wait until every task of ours has ended (after ``stop`` or ``drain``)."""
@@ -109,7 +110,10 @@ class Dispatcher:
     def warn_stopped(self) -> None:
         """Log the stopped jobs' task ids (one WARNING line), once."""
         stopped, self._stopped = self._stopped, []
-        _warn_resumable([job for job in stopped if job.task_id is not None])
+        # Cancelled by the stop (or just before it) with a task: a job that ended on its
+        # own meanwhile, a cut submit's uncertain one included, is no resume's.
+        cancelled = [job for job in stopped if job.status is JobStatus.CANCELLED]
+        _warn_resumable([job for job in cancelled if job.task_id is not None])
 
     async def drain(self) -> None:
         """Take no more jobs and wait until every job has ended."""
@@ -185,11 +189,12 @@ class Dispatcher:
         self._room.set()
         self._room = anyio.Event()
 
-    def _stop_all(self) -> list[Job]:
+    def _stop_all(self, spare: Container[Job] = frozenset()) -> list[Job]:
         jobs = [*self._running, *self._queue]
         self._queue.clear()
         for job in jobs:
-            job.cancel()
+            if job not in spare:
+                job.cancel()
         return jobs
 
     async def _dispatch(self) -> None:

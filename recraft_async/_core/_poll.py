@@ -40,6 +40,9 @@ DENSE_SHARE = 0.5
 # KIE's documented answer (get-task-detail, code 422) for a task not readable yet.
 _NOT_READY_MESSAGE = "recordinfo is null"
 
+# While the client shuts down, no callback may come (the server stopped listening): each
+# task is read at least this often, within the read budget, until the grace is over.
+_SHUTDOWN_READ_INTERVAL = 1.0
 # Callbacks remembered for tasks not polled (yet): at most this many, this long.
 _EARLY_HINTS = 10_000
 _EARLY_HINT_SECONDS = 60.0
@@ -80,6 +83,18 @@ class Poller:
         # Jobs waiting for their callback: (planner, submit moment). Nothing reads them,
         # so the planner learns they still run only when it is told (see _learn).
         self._awaiting: dict[Job, tuple[PollPlanner, float]] = {}
+        self._shutting_down = False  # see read_all_now
+
+    def read_all_now(self) -> None:
+        """A shutdown: read every polled task at once, then at least once a second.
+
+        Callbacks can no longer be counted on (the server stops listening before the
+        client closes), so a task that has ended is found by a read within the grace.
+        """
+        self._shutting_down = True
+        for polling in self._hints.values():
+            for wake in polling.values():
+                wake.set()
 
     async def read_record(
         self, operation: Operation, task_id: str, options: JobOptions | None = None
@@ -176,6 +191,7 @@ class Poller:
                 delay, expected = _planned_read(
                     planner, job, now - started, reads, key, callback_first, self._dense_gap()
                 )
+                delay = self._hurried(delay)
                 held_back = 0.0 if expected else policy.max_interval
             due = now + max(min(delay, deadline - now), 0.0)
             await self._sleep_unless_hinted(job, task_id, due - now)
@@ -232,6 +248,10 @@ class Poller:
         )
         job._record("status", record.state.value)
         return record, reads + 1
+
+    def _hurried(self, delay: float) -> float:
+        """A planned delay, at most a second once the client shuts down (read_all_now)."""
+        return min(delay, _SHUTDOWN_READ_INTERVAL) if self._shutting_down else delay
 
     async def _read(
         self,

@@ -159,14 +159,24 @@ class Scheduler:
         """Take no more jobs and wait until every job has ended."""
         await self._dispatcher.drain()
 
-    async def stop(self) -> None:
-        """Stop every job from any task, wait for their ends, then log their task ids."""
-        self._dispatcher.stop()
+    async def stop(self, *, cut_submits: bool = False) -> None:
+        """Stop every job from any task, wait for their ends, then log their task ids.
+
+        ``cut_submits``: cut the submits on the wire too (a shutdown's grace is over),
+        rather than wait for their answers; those jobs end in ``SubmissionUncertainError``.
+        """
+        cut = self._submitter.cut() if cut_submits else []
+        self._dispatcher.stop(spare=frozenset(cut))
         await self._dispatcher.ended()
         self._dispatcher.warn_stopped()
 
-    def cancel_unsent(self, why: str) -> int:
-        """Cancel every job whose submit has not gone out (nothing is paid); how many."""
+    def begin_shutdown(self, why: str) -> int:
+        """Cancel the unsent jobs (nothing paid), read the submitted ones now; how many cancelled.
+
+        From here on every submitted task is read at least once a second: a callback may
+        not come any more (the server stops listening before the client closes).
+        """
+        self._poller.read_all_now()
         return self._dispatcher.cancel_unsent(
             lambda job: JobCancelledError(
                 f"job {job.operation.value} of {loggable_source(job.source)} was cancelled"

@@ -66,11 +66,32 @@ class Submitter:
         self._submits = submits  # the submit window: this client's, or the fleet's
         # The first 401 or 402 of a submit or upload: nothing more is sent.
         self.account_error: AccountError | None = None
-        self.sending: set[Job] = set()  # jobs whose submit is on the wire
+        # Jobs whose submit is on the wire, each with the scope that shields it from a
+        # cancel: only ``cut`` (a shutdown's grace is over) may end it.
+        self.sending: dict[Job, anyio.CancelScope] = {}
 
     def next_submit_in(self) -> float | None:
         """Seconds until a waiting submit may go (rate window full, or a 429's pause), or None."""
         return self._submits.delay()
+
+    def cut(self) -> list[Job]:
+        """Cut every submit on the wire (a shutdown's grace is over); the jobs cut.
+
+        Each of them ends in ``SubmissionUncertainError``, its journal row UNCERTAIN: the
+        submit may have created a task, paid for, whose id will never be known here.
+        """
+        jobs = list(self.sending)
+        for scope in self.sending.values():
+            scope.cancel()
+        if jobs:
+            logger.warning(
+                "cut %d submit(s) on the wire when the shutdown's grace ran out; each may"
+                " have created a task (SubmissionUncertainError): check the account before"
+                " submitting them again: %s",
+                len(jobs),
+                ", ".join(loggable_source(job.source) for job in jobs),
+            )
+        return jobs
 
     def stop(self, error: AccountError) -> None:
         """Send nothing more: the account itself was refused."""
@@ -138,12 +159,22 @@ class Submitter:
             # from here on it is on the wire (``sending``) and its submit goes out.
             await anyio.lowlevel.checkpoint_if_cancelled()
             # Shielded: a cancel must not cut a submit off mid-air and lose its task id.
-            with anyio.CancelScope(shield=True):
-                started, error = await self._send(job, record, transport, request)
+            # Only a shutdown whose grace is over cuts it (``cut``), knowingly: then the
+            # send below never returns, and these stand.
+            started: float = anyio.current_time()
+            error: _SubmitFailure | None = None
+            with anyio.CancelScope(shield=True) as shield:
+                started, error = await self._send(job, record, transport, request, shield)
                 if error is not None and _never_landed(error):
                     # Not SUBMITTING across the wait that follows a refusal: a run
                     # killed in it has created nothing and must stay resumable.
                     await record.refused()
+            if shield.cancel_called:  # cut by a shutdown whose grace is over
+                if job.task_id is None:  # never resent: the shutdown's grace is over
+                    raise _cut_off(job) if error is None else _submit_failure(error, job)
+                # Its answer came as it was cut: stopped like every job still running,
+                # its task id logged for resume.
+                job.cancel()
             if isinstance(error, RateLimitError):
                 # The account's submit budget is spent: pause every submit of the client.
                 self._submits.pause(server_or_backoff(error, attempt))
@@ -152,11 +183,17 @@ class Submitter:
         return started
 
     async def _send(
-        self, job: Job, record: Record, transport: Transport, request: tuple[str, dict[str, Any]]
+        self,
+        job: Job,
+        record: Record,
+        transport: Transport,
+        request: tuple[str, dict[str, Any]],
+        shield: anyio.CancelScope,
     ) -> tuple[float, _SubmitFailure | None]:
         """One submit on the wire, journalled around it; the moment sent and any failure."""
         path, body = request
-        self.sending.add(job)  # from the journal's write-ahead on: never cancelled as unsent
+        # From the journal's write-ahead on: never cancelled as unsent, only cut.
+        self.sending[job] = shield
         started = anyio.current_time()
         try:
             # Write-ahead, as late as possible: a run killed while it waited for its slot
@@ -170,10 +207,22 @@ class Submitter:
         except (APIError, APIConnectionError, ProtocolError) as exc:
             return started, exc
         finally:
-            self.sending.discard(job)
+            self.sending.pop(job, None)
         job._mark_submitted(task_id)
         await record.submitted(task_id)
         return started, None
+
+
+def _cut_off(job: Job) -> SubmissionUncertainError:
+    """The error of a job whose submit a shutdown cut on the wire: it may have landed."""
+    assert job.request is not None  # noqa: S101 - fresh jobs carry their request
+    return SubmissionUncertainError(
+        f"the submit of {loggable_source(job.request.source)} was cut on the wire when the"
+        " client's shutdown grace ran out; it may have created a task, paid for, whose id"
+        " is unknown: check the account before submitting it again",
+        operation=job.operation,
+        image=job.request.source,
+    )
 
 
 def _submit_failure(error: _SubmitFailure, job: Job) -> RecraftError:

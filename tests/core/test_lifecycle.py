@@ -170,3 +170,111 @@ def test_another_event_loop_is_refused_at_once(kie, make_client):
         loop.run_until_complete(task)
     finally:
         loop.close()
+
+
+def _route_with_a_stuck_submit(
+    kie, stuck: str, finished_at: dict[str, float], *, stuck_for: float = 1000.0
+):
+    """The submit of ``stuck`` answers after ``stuck_for`` s; others at once: t1, t2, ...
+
+    Task tN ends at finished_at[tN] on the event loop's clock (never if absent). A submit
+    stuck for ever would hang a regression instead of failing it: nothing cuts a shield.
+    """
+    ids = iter(range(1, 1000))
+
+    async def submit(request):
+        if stuck in request.content.decode():
+            await anyio.sleep(stuck_for)
+        return httpx.Response(200, json=envelope({"taskId": f"t{next(ids)}"}))
+
+    def read(request):
+        task_id = request.url.params["taskId"]
+        if anyio.current_time() >= finished_at.get(task_id, float("inf")):
+            return httpx.Response(200, json=record(task_id))
+        return httpx.Response(200, json=record(task_id, flag=0, urls=()))
+
+    kie.post(UPSCALE).mock(side_effect=submit)
+    return kie.get(READ).mock(side_effect=read)
+
+
+@pytest.mark.anyio
+@pytest.mark.fake_clock
+async def test_shutdown_grace_bounds_a_submit_stuck_on_the_wire(kie, make_client, caplog):
+    """shutdown(grace=1) with a submit that never answers ends at the grace, the job uncertain."""
+    _route_with_a_stuck_submit(kie, "stuck.png", {})
+    caplog.set_level(logging.WARNING, logger="recraft_async")
+    with anyio.fail_after(6000):  # a guard: a regression fails rather than hangs
+        async with make_client(max_in_flight=2, poll=NEVER_READ) as client:
+            stuck = client.upscale("https://i.test/stuck.png")
+            running = client.upscale("https://i.test/running.png")
+            queued = client.upscale("https://i.test/queued.png")
+            await wait_until(lambda: running.task_id is not None)
+            started = anyio.current_time()
+            await client.shutdown(grace=1)
+            took = anyio.current_time() - started
+    assert took < client.timeout  # the grace, not the submit's own timeout, ended it
+    with pytest.raises(ra.SubmissionUncertainError, match="cut on the wire") as uncertain:
+        stuck.result()
+    assert uncertain.value.image == "https://i.test/stuck.png"
+    with pytest.raises(ra.JobCancelledError) as stopped:
+        running.result()
+    assert stopped.value.task_id == "t1"
+    with pytest.raises(ra.JobCancelledError, match="nothing was paid"):
+        queued.result()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("cut 1 submit(s)" in w and "stuck.png" in w for w in warnings), warnings
+    assert any("upscale:t1" in w for w in warnings), warnings
+
+
+@pytest.mark.anyio
+async def test_a_submit_cut_by_the_shutdown_is_journalled_uncertain(kie, make_client, tmp_path):
+    """The journal row of a submit cut by the grace says UNCERTAIN: it may have been paid."""
+    _route_with_a_stuck_submit(kie, "stuck.png", {}, stuck_for=20.0)
+    # Not a time bound on the code: a guard, so that a regression fails rather than hangs.
+    with anyio.fail_after(60):
+        async with ra.Journal(tmp_path / "journal.db") as journal:
+            async with make_client(journal=journal) as client:
+                job = client.upscale("https://i.test/stuck.png")
+                await wait_until(lambda: ra.JournalState.SUBMITTING in _states(journal))
+                await client.shutdown(grace=0.05)
+            [entry] = await journal.entries()
+    assert isinstance(job.exception(), ra.SubmissionUncertainError)
+    assert entry.state is ra.JournalState.UNCERTAIN
+    assert "cut on the wire" in (entry.error or "")
+
+
+def _states(journal: ra.Journal) -> set[ra.JournalState]:
+    """The states in ``journal``, read by a separate connection (the test's own view)."""
+    from conftest import journal_states  # noqa: PLC0415 - a helper of the journal tests
+
+    return {ra.JournalState(state) for state in journal_states(journal.path)}
+
+
+@pytest.mark.anyio
+@pytest.mark.fake_clock
+async def test_shutdown_reads_submitted_tasks_at_once_and_delivers_the_finished(
+    kie, make_client, caplog
+):
+    """Within the grace, waiting tasks are read at once and often: finished ones delivered."""
+    reads = _route_with_a_stuck_submit(kie, "never", {"t1": 0.0, "t2": 3.0})
+    caplog.set_level(logging.WARNING, logger="recraft_async")
+    # No read for a minute on the schedule: a callback would have woken these jobs.
+    async with make_client(poll=NEVER_READ) as client:
+        jobs = [
+            client.upscale(f"https://i.test/{i}.png", callback_url="https://app.test/hook")
+            for i in range(3)
+        ]
+        await wait_until(lambda: all(job.task_id for job in jobs))
+        assert reads.call_count == 0
+        await client.shutdown(grace=10)
+    assert jobs[0].result().task_id == "t1"  # had ended before the shutdown
+    assert jobs[1].result().task_id == "t2"  # ended within the grace
+    with pytest.raises(ra.JobCancelledError):
+        jobs[2].result()
+    # t3's reads came about once a second through the grace (no more than one per second).
+    t3_reads = [c for c in reads.calls if c.request.url.params["taskId"] == "t3"]
+    assert 5 <= len(t3_reads) <= 11
+    [warning] = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert "upscale:t3" in warning
+    assert "t1" not in warning
+    assert "t2" not in warning
