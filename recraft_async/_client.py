@@ -220,12 +220,13 @@ class AsyncRecraft:
         self._settings = settings
         self._life = Lifecycle(settings)
         self._replays = ReplayGuard()  # verified callbacks within the freshness window
-        # The client a with_options view shares its life with; itself for a client.
+        # The client a with_options view shares its life with (and its _life and
+        # _replays); itself for a client.
         self._root = self
         self._job_options: JobOptions | None = None  # a view's, made when first used
 
     def __repr__(self) -> str:
-        return f"<AsyncRecraft base_url={self.base_url!r} state={self._root._life.state}>"
+        return f"<AsyncRecraft base_url={self.base_url!r} state={self._life.state}>"
 
     async def __aenter__(self) -> AsyncRecraft:
         await self._own_life("open").open()
@@ -269,7 +270,7 @@ class AsyncRecraft:
         return self._life
 
     def _open_scheduler(self) -> Scheduler:
-        return self._root._life.open_scheduler()
+        return self._life.open_scheduler()
 
     def with_options(
         self,
@@ -292,7 +293,8 @@ class AsyncRecraft:
         arguments["timeout"] = self.timeout if timeout is None else timeout
         arguments["max_retries"] = self.max_retries if max_retries is None else max_retries
         view = AsyncRecraft(**arguments)  # checks the options as the constructor does
-        view._root = self._root
+        # The view shares its client's life and seen callbacks, and knows its client.
+        view._root, view._life, view._replays = self._root, self._life, self._replays
         return view
 
     def _transport(self) -> Transport:
@@ -455,7 +457,7 @@ class AsyncRecraft:
         check.integer("max_bytes", max_bytes, minimum=1)
         check.positive("deadline", deadline)
         self._open_scheduler()
-        http = self._root._life.http
+        http = self._life.http
         assert http is not None  # noqa: S101 - open clients have one
         name = safe_output_name(result.source, result.task_id, _extension(result))
         return await save_result(
@@ -511,7 +513,7 @@ class AsyncRecraft:
         scheduler = self._open_scheduler()
         secret = self._settings.webhook_key
         key = None if secret is None else secret.reveal()
-        replays = self._root._replays  # a view's callbacks are its client's
+        replays = self._replays  # a view's are its client's (see with_options)
         task_id, seen = verified_callback(body, headers, webhook_key=key, replays=replays)
         return scheduler.hint(task_id, seen)
 
@@ -576,3 +578,8 @@ def _extension(result: Result) -> str:
         return "png"
     suffix = path.rpartition(".")[2].lower()
     return suffix if suffix in ("png", "jpg", "jpeg", "webp") else "png"
+
+
+def check_can_shut_down(client: AsyncRecraft) -> None:
+    """Refuse at once what ``client.shutdown`` would refuse: a view, another event loop."""
+    client._own_life("close").check_loop()  # noqa: SLF001 - the client's own module

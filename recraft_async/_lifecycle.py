@@ -21,6 +21,7 @@ from ._core._home import Home
 from ._core._scheduler import Scheduler
 from ._core._transport import Transport
 from ._core._warmstart import persist, restore
+from ._fleet._redis import coordinator_of
 from .errors import ClientNotOpenError
 
 if TYPE_CHECKING:
@@ -90,7 +91,7 @@ class Lifecycle:
             home=home,
             coordinator=None
             if coordination is None
-            else coordination._coordinator(settings.submit_rate, settings.read_rate),
+            else coordinator_of(coordination, settings.submit_rate, settings.read_rate),
         )
 
     def open_scheduler(self) -> Scheduler:

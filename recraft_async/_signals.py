@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from ._client import check_can_shut_down
 from ._core import _validate as check
 
 if TYPE_CHECKING:
@@ -55,7 +56,7 @@ async def shutdown_on_signals(
     server run in a thread) nothing is installed, as uvicorn does then.
     """
     grace = check.non_negative("grace", grace)
-    client._own_life("close").check_loop()  # a view (with_options) raises, as its shutdown would
+    check_can_shut_down(client)  # a view (with_options) raises, as its shutdown would
     if threading.current_thread() is not threading.main_thread():
         logger.debug("shutdown_on_signals: not the main thread, no signal handler installed")
         yield

@@ -23,6 +23,7 @@ import anyio
 from anyio.from_thread import BlockingPortal
 
 from ._client import AsyncRecraft
+from ._core import _jobs
 from ._core._check import DialectName, OutputFormat, Scale, UpscaleFormat
 from ._core._events import JobEvent
 from ._core._files import DEFAULT_DOWNLOAD_DEADLINE, DEFAULT_MAX_DOWNLOAD_BYTES
@@ -63,7 +64,7 @@ class SyncJob(concurrent.futures.Future[Result]):
     They may start more jobs, but not wait for any.
     """
 
-    def __init__(self, job: Job, client: Recraft) -> None:
+    def __init__(self, job: Job, client: ClientThread) -> None:
         super().__init__()
         self._job = job
         self._client = client
@@ -112,7 +113,7 @@ class SyncJob(concurrent.futures.Future[Result]):
         """
         if self.done():
             return False
-        return self._client._run(self._job.cancel)
+        return self._client.run(self._job.cancel)
 
     def result(self, timeout: float | None = None) -> Result:
         """Wait for the Result, or its error raised; ``TimeoutError`` leaves the job running."""
@@ -127,7 +128,7 @@ class SyncJob(concurrent.futures.Future[Result]):
     def _wait(self, timeout: float | None) -> None:
         if self.done():
             return
-        if self._client._in_own_thread():
+        if self._client.in_own_thread():
             raise InvalidStateError(
                 f"{self!r} has not finished, and the client's own thread (a callback) cannot"
                 " wait for it"
@@ -136,18 +137,73 @@ class SyncJob(concurrent.futures.Future[Result]):
         if not done:
             raise TimeoutError(f"{self!r} did not finish within {timeout} s; it goes on")
 
-    def _settle(self, job: Job) -> None:
-        """The job has ended (in the client's thread): finish the Future the same way."""
-        self._client._forget(job)
+
+class ClientThread:
+    """The blocking client's thread, the portal into its event loop and the jobs it serves.
+
+    One per ``Recraft``, shared by its ``with_options`` views.
+    """
+
+    def __init__(self) -> None:
+        self.portal, self.thread = _start_portal()
+        self.lock = threading.Lock()
+        self.state = "opening"
+        self.live: dict[Job, SyncJob] = {}  # unfinished jobs; touched in the loop only
+
+    def in_own_thread(self) -> bool:
+        """Whether the caller is the client's own thread (a callback, on_event)."""
+        return threading.current_thread() is self.thread
+
+    def run(self, function: Callable[[], T]) -> T:
+        """Call ``function`` (a plain function of the AsyncRecraft) in the client's loop."""
+        if self.in_own_thread():  # from a callback: already in the loop
+            return function()
+        self.check_open()
+        return self.portal.call(function)
+
+    def check_open(self) -> None:
+        """Raise ``ClientNotOpenError`` unless the client is open (or closing)."""
+        if self.state not in ("open", "closing"):
+            raise ClientNotOpenError(
+                f"the client is {self.state}: use it before close(), or inside 'with Recraft(...)'"
+            )
+
+    def blocking(self, name: str) -> None:
+        """Refuse a call that waits (``name``) from the client's own thread, or once closed."""
+        if self.in_own_thread():
+            raise InvalidStateError(
+                f"{name} cannot wait in the client's own thread (a callback or on_event)"
+            )
+        self.check_open()
+
+    def stop(self, *, cancel: bool) -> None:
+        """Stop the event loop (``cancel``: its tasks too) and wait for the thread's end."""
+        with contextlib.suppress(RuntimeError):  # already stopped
+            self.portal.call(self.portal.stop, cancel)
+        self.thread.join()
+
+    def sync_of(self, job: Job) -> SyncJob:
+        """The SyncJob of ``job``, made at its first sight (in the loop)."""
+        sync = self.live.get(job)
+        if sync is None:
+            sync = SyncJob(job, self)
+            if not job.done():
+                self.live[job] = sync
+            _jobs.add_done_callback(job, functools.partial(self._settle, sync))
+        return sync
+
+    def _settle(self, sync: SyncJob, job: Job) -> None:
+        """``job`` has ended (in the client's thread): finish its SyncJob the same way."""
+        self.live.pop(job, None)
         if job.status is JobStatus.CANCELLED:
             # PENDING -> CANCELLED -> CANCELLED_AND_NOTIFIED, as an executor does: the
             # second step wakes concurrent.futures.wait and as_completed.
-            concurrent.futures.Future.cancel(self)
-            self.set_running_or_notify_cancel()
+            concurrent.futures.Future.cancel(sync)
+            sync.set_running_or_notify_cancel()
         elif job.status is JobStatus.SUCCEEDED:
-            self.set_result(job.result())
+            sync.set_result(job.result())
         else:
-            self.set_exception(job.exception())
+            sync.set_exception(job.exception())
 
 
 class Recraft:
@@ -180,37 +236,55 @@ class Recraft:
     def __init__(self, **options: Any) -> None:
         # Made here, in the caller's thread: a wrong argument raises before any thread starts.
         client = AsyncRecraft(**options)
-        self.base_url: str = client.base_url
-        """The API's address."""
-        self.upload_base_url: str = client.upload_base_url
-        """Where local images are uploaded."""
-        self.dialect: DialectName = client.dialect
-        """``"market"`` or ``"recraft"``."""
-        self._client = client
-        # The client a with_options view shares its thread, jobs and life with; itself here.
-        self._root = self
-        self._live: dict[Job, SyncJob] = {}  # unfinished jobs; touched in the loop only
-        self._lock = threading.Lock()
-        self._state = "opening"
-        self._portal, self._thread = _start_portal()
+        thread = ClientThread()
+        self._setup(client, thread, self)
         self._opened: AbstractContextManager[AsyncRecraft] = (
-            self._portal.wrap_async_context_manager(client)
+            thread.portal.wrap_async_context_manager(client)
         )
         try:
             self._opened.__enter__()
         except BaseException:
-            self._stop_portal(cancel=True)
-            self._state = "closed"
+            thread.stop(cancel=True)
+            thread.state = "closed"
             raise
-        self._state = "open"
+        thread.state = "open"
+
+    @classmethod
+    def _view(cls, client: AsyncRecraft, thread: ClientThread, root: Recraft) -> Recraft:
+        """A view of ``root`` around ``client`` (an AsyncRecraft view), served by ``thread``."""
+        view = cls.__new__(cls)
+        cls._setup(view, client, thread, root)
+        return view
+
+    def _setup(self, client: AsyncRecraft, thread: ClientThread, root: Recraft) -> None:
+        """What a client and a view hold: their AsyncRecraft, the thread, the client."""
+        self._client = client
+        self._thread = thread
+        # The client a with_options view shares its thread, jobs and life with; itself here.
+        self._root = root
 
     def __repr__(self) -> str:
-        return f"<Recraft base_url={self.base_url!r} state={self._state}>"
+        return f"<Recraft base_url={self.base_url!r} state={self._thread.state}>"
+
+    @property
+    def base_url(self) -> str:
+        """The API's address."""
+        return self._client.base_url
+
+    @property
+    def upload_base_url(self) -> str:
+        """Where local images are uploaded."""
+        return self._client.upload_base_url
+
+    @property
+    def dialect(self) -> DialectName:
+        """``"market"`` or ``"recraft"``."""
+        return self._client.dialect
 
     def __enter__(self) -> Recraft:
         self._own_life("with")
-        if self._state != "open":
-            raise ClientNotOpenError(f"this client is {self._state}; make a new one")
+        if self._thread.state != "open":
+            raise ClientNotOpenError(f"this client is {self._thread.state}; make a new one")
         return self
 
     def __exit__(
@@ -235,20 +309,21 @@ class Recraft:
         tb: TracebackType | None,
     ) -> None:
         self._own_life("close")
-        if self._in_own_thread():
+        thread = self._thread
+        if thread.in_own_thread():
             raise InvalidStateError("the client cannot be closed from its own thread (a callback)")
-        with self._lock:
-            if self._state != "open":
+        with thread.lock:
+            if thread.state != "open":
                 return
-            self._state = "closing"
+            thread.state = "closing"
         try:
             self._opened.__exit__(exc_type, exc, tb)
         except BaseException:
-            self._stop_portal(cancel=True)
+            thread.stop(cancel=True)
             raise
         finally:
-            self._state = "closed"
-        self._stop_portal(cancel=False)
+            thread.state = "closed"
+        thread.stop(cancel=False)
 
     def shutdown(self, grace: float = 30.0) -> None:
         """Close gracefully: unsent jobs are cancelled (never paid), the rest get ``grace`` s.
@@ -259,8 +334,8 @@ class Recraft:
         (``SubmissionUncertainError``). Then the client closes and its thread ends.
         """
         self._own_life("shutdown")
-        self._blocking("shutdown")
-        self._portal.call(self._client.shutdown, grace)
+        self._thread.blocking("shutdown")
+        self._thread.portal.call(self._client.shutdown, grace)
         self.close()
 
     def with_options(
@@ -275,60 +350,14 @@ class Recraft:
         It shares the client's thread, pacing, pool, journal and life: close the client,
         never the view.
         """
-        view = object.__new__(Recraft)
-        view.__dict__.update(self.__dict__)
-        view._client = self._client.with_options(
-            poll=poll, timeout=timeout, max_retries=max_retries
-        )
-        return view
+        client = self._client.with_options(poll=poll, timeout=timeout, max_retries=max_retries)
+        return self._view(client, self._thread, self._root)
 
     def _own_life(self, what: str) -> None:
         if self._root is not self:
             raise ClientNotOpenError(
                 f"a view made by with_options() shares its client's life: {what} that client"
             )
-
-    def _stop_portal(self, *, cancel: bool) -> None:
-        with contextlib.suppress(RuntimeError):  # already stopped
-            self._portal.call(self._portal.stop, cancel)
-        self._thread.join()
-
-    def _in_own_thread(self) -> bool:
-        return threading.current_thread() is self._thread
-
-    def _run(self, function: Callable[[], T]) -> T:
-        """Call ``function`` (a plain function of the AsyncRecraft) in the client's loop."""
-        if self._in_own_thread():  # from a callback: already in the loop
-            return function()
-        self._check_open()
-        return self._portal.call(function)
-
-    def _check_open(self) -> None:
-        state = self._root._state
-        if state not in ("open", "closing"):
-            raise ClientNotOpenError(
-                f"the client is {state}: use it before close(), or inside 'with Recraft(...)'"
-            )
-
-    def _blocking(self, name: str) -> None:
-        if self._in_own_thread():
-            raise InvalidStateError(
-                f"{name} cannot wait in the client's own thread (a callback or on_event)"
-            )
-        self._check_open()
-
-    def _sync_of(self, job: Job) -> SyncJob:
-        """The SyncJob of ``job``, made at its first sight (in the loop)."""
-        sync = self._live.get(job)
-        if sync is None:
-            sync = SyncJob(job, self)
-            if not job.done():
-                self._live[job] = sync
-            job._add_done_callback(sync._settle)
-        return sync
-
-    def _forget(self, job: Job) -> None:
-        self._live.pop(job, None)
 
     def upscale(
         self,
@@ -350,7 +379,7 @@ class Recraft:
             submit_within=submit_within,
             poll=poll,
         )
-        return self._run(lambda: self._sync_of(upscale()))
+        return self._thread.run(lambda: self._thread.sync_of(upscale()))
 
     def enqueue_upscale(
         self,
@@ -392,7 +421,7 @@ class Recraft:
             submit_within=submit_within,
             poll=poll,
         )
-        return self._run(lambda: self._sync_of(remove()))
+        return self._thread.run(lambda: self._thread.sync_of(remove()))
 
     def enqueue_remove_background(
         self,
@@ -415,12 +444,12 @@ class Recraft:
         return self._enqueued(enqueue)
 
     def _enqueued(self, enqueue: Callable[[], Awaitable[Job]]) -> SyncJob:
-        self._blocking("enqueue")
+        self._thread.blocking("enqueue")
 
         async def queued() -> SyncJob:
-            return self._sync_of(await enqueue())
+            return self._thread.sync_of(await enqueue())
 
-        return self._portal.call(queued)
+        return self._thread.portal.call(queued)
 
     def resume(
         self,
@@ -430,21 +459,23 @@ class Recraft:
         poll: PollPolicy | None = None,
     ) -> SyncJob:
         """A SyncJob that polls a task submitted earlier, without submitting anything."""
-        return self._run(lambda: self._sync_of(self._client.resume(task_id, operation, poll=poll)))
+        return self._thread.run(
+            lambda: self._thread.sync_of(self._client.resume(task_id, operation, poll=poll))
+        )
 
     def get_task(self, task_id: str, operation: Operation | OperationName) -> TaskRecord:
         """One status read of a task."""
-        self._blocking("get_task")
-        return self._portal.call(self._client.get_task, task_id, operation)
+        self._thread.blocking("get_task")
+        return self._thread.portal.call(self._client.get_task, task_id, operation)
 
     def processing_times(self) -> dict[Operation, ProcessingTime]:
         """The processing times learnt so far, per operation (see AsyncRecraft's)."""
-        return self._run(self._client.processing_times)
+        return self._thread.run(self._client.processing_times)
 
     def credits(self) -> float:
         """The account's credit balance, as the service states it (it may be fractional)."""
-        self._blocking("credits")
-        return self._portal.call(self._client.credits)
+        self._thread.blocking("credits")
+        return self._thread.portal.call(self._client.credits)
 
     def download(
         self,
@@ -455,16 +486,16 @@ class Recraft:
         deadline: float = DEFAULT_DOWNLOAD_DEADLINE,
     ) -> Path:
         """Stream ``result``'s image into the folder ``dest``; see ``AsyncRecraft.download``."""
-        self._blocking("download")
+        self._thread.blocking("download")
         download = functools.partial(
             self._client.download, result, dest, max_bytes=max_bytes, deadline=deadline
         )
-        return self._portal.call(download)
+        return self._thread.portal.call(download)
 
     def download_url(self, result: Result | str) -> str:
         """A fresh temporary link (valid 20 minutes) to a result's file; see ``AsyncRecraft``."""
-        self._blocking("download_url")
-        return self._portal.call(self._client.download_url, result)
+        self._thread.blocking("download_url")
+        return self._thread.portal.call(self._client.download_url, result)
 
     def handle_callback(
         self, body: bytes | str, headers: Mapping[str, str] | None = None
@@ -476,9 +507,9 @@ class Recraft:
 
         def hint() -> SyncJob | None:
             job = self._client.handle_callback(body, headers)
-            return None if job is None else self._sync_of(job)
+            return None if job is None else self._thread.sync_of(job)
 
-        return self._run(hint)
+        return self._thread.run(hint)
 
     def as_completed(
         self, jobs: Iterable[SyncJob], timeout: float | None = None

@@ -27,9 +27,9 @@ from ._models import Operation
 from ._policy import (
     PollPolicy,
     ProcessingTime,
-    _lognormal_quantile,
     advised_read_after,
     growing_read_after,
+    lognormal_quantile,
     next_safety_read,
 )
 
@@ -187,14 +187,14 @@ class DurationModel:
     def dense_window(self) -> tuple[float, float]:
         """(from, to): seconds after the submit between which most learnt tasks finish."""
         mu, sigma = self.current_fit()
-        return _lognormal_quantile(mu, sigma, DENSE_FROM), _lognormal_quantile(mu, sigma, DENSE_TO)
+        return lognormal_quantile(mu, sigma, DENSE_FROM), lognormal_quantile(mu, sigma, DENSE_TO)
 
     def no_finish_before(self) -> float:
         """Seconds after the submit before which this process saw no task finish (0: unsure)."""
         if len(self._own) < MIN_SAMPLES:
             return 0.0
         mu, sigma = self.current_fit()
-        return min(*self._own, _lognormal_quantile(mu, sigma, SKIP_SHARE))
+        return min(*self._own, lognormal_quantile(mu, sigma, SKIP_SHARE))
 
     def _add(self, key: Hashable, entry: tuple[float | None, float]) -> None:
         if len(self._cohort) >= MAX_SAMPLES:
@@ -348,7 +348,7 @@ class PollPlanner:
         if fitted is None:
             first = policy.max_interval
         else:
-            first = _lognormal_quantile(fitted[0], fitted[1], policy.callback_quantile)
+            first = lognormal_quantile(fitted[0], fitted[1], policy.callback_quantile)
         return next_safety_read(first, policy.callback_growth, elapsed, MIN_GAP)
 
     def distribution(self, operation: Operation) -> tuple[float, float] | None:

@@ -17,6 +17,7 @@ import anyio
 import anyio.lowlevel
 from anyio.abc import TaskGroup
 
+from . import _jobs
 from ._errors import ClientNotOpenError, JobCancelledError
 from ._escape import loggable_source, printable
 from ._jobs import Job, JobStatus
@@ -163,14 +164,14 @@ class Dispatcher:
     def fail_unsent(self, error: Exception) -> None:
         """Fail every queued or running job that has not sent its submit."""
         for job in self._unsent():
-            job._fail(error)
-            job._stop_work()
+            _jobs.fail(job, error)
+            _jobs.stop_work(job)
 
     def cancel_unsent(self, error: Callable[[Job], JobCancelledError]) -> int:
         """Cancel every queued or running job that has not sent its submit; how many."""
         jobs = self._unsent()
         for job in jobs:
-            job._cancel(error(job))
+            _jobs.cancel(job, error(job))
         return len(jobs)
 
     def _unsent(self) -> list[Job]:
@@ -256,7 +257,7 @@ class Dispatcher:
                     continue
                 heapq.heappop(self._deadlines)
                 if job.task_id is None and job not in self._on_the_wire and not job.done():
-                    job._cancel(_not_submitted_in_time(job, seconds))
+                    _jobs.cancel(job, _not_submitted_in_time(job, seconds))
 
 
 def _not_submitted_in_time(job: Job, seconds: float) -> JobCancelledError:

@@ -219,16 +219,6 @@ class Job:
         task_id = self.task_id if self.request is None else None
         return JobEvent("queued", at, self.operation, task_id)
 
-    @property
-    def _queued_at(self) -> float:
-        trail = self._trail
-        return trail[0].time if isinstance(trail, list) else trail
-
-    @property
-    def _last_at(self) -> float:
-        trail = self._trail
-        return trail[-1].time if isinstance(trail, list) else trail
-
     def _record(
         self, kind: JobEventKind, state: str | None = None, detail: str | None = None
     ) -> None:
@@ -318,17 +308,71 @@ def _error_dict(error: BaseException, task_id: str | None) -> dict[str, Any]:
     }
 
 
+# The engine's interface to a Job: the scheduler, dispatcher, poller, submitter and the
+# blocking client drive jobs through these functions, never through Job's private names,
+# and users never see them (Job's public surface is what its docs show). Functions of
+# Job's own module rather than an object per job: a queued job stays a few hundred bytes
+# (tests/project/test_memory.py), so the state stays in Job's slots, reached from here.
+
+
+def attach(job: Job, owner: JobOwner) -> None:
+    """Make ``owner`` the one that runs ``job``: told of its events, asked to stop it."""
+    job._owner = owner  # noqa: SLF001 - Job's engine interface, in Job's own module
+
+
+def record(
+    job: Job, kind: JobEventKind, state: str | None = None, detail: str | None = None
+) -> None:
+    """Record an event of ``job`` now and tell its owner; nothing once it has finished."""
+    job._record(kind, state, detail)  # noqa: SLF001 - Job's engine interface
+
+
+def mark_submitted(job: Job, task_id: str) -> None:
+    """The service accepted ``job``'s task (or it attaches to one): keep its id."""
+    job._mark_submitted(task_id)  # noqa: SLF001 - Job's engine interface
+
+
+def succeed(job: Job, result: Result) -> None:
+    """End ``job`` with ``result`` (nothing if it has already finished)."""
+    job._succeed(result)  # noqa: SLF001 - Job's engine interface
+
+
+def fail(job: Job, error: BaseException) -> None:
+    """End ``job`` with ``error`` (nothing if it has already finished)."""
+    job._fail(error)  # noqa: SLF001 - Job's engine interface
+
+
+def cancel(job: Job, error: JobCancelledError) -> bool:
+    """Cancel ``job`` with ``error`` as what it raises; False if it had already finished."""
+    return job._cancel(error)  # noqa: SLF001 - Job's engine interface
+
+
+def stop_work(job: Job) -> None:
+    """Have ``job``'s owner stop its running work (after an outside fail)."""
+    job._stop_work()  # noqa: SLF001 - Job's engine interface
+
+
+def add_done_callback(job: Job, callback: Callable[[Job], object]) -> None:
+    """Call ``callback(job)`` when ``job`` finishes (at once if it has)."""
+    job._add_done_callback(callback)  # noqa: SLF001 - Job's engine interface
+
+
+def remove_done_callback(job: Job, callback: Callable[[Job], object]) -> None:
+    """Forget ``callback`` if it has not been called yet."""
+    job._remove_done_callback(callback)  # noqa: SLF001 - Job's engine interface
+
+
 async def as_completed(jobs: Iterable[Job]) -> AsyncIterator[Job]:
     """Yield the given jobs as they finish, first finished first."""
     pending = list(dict.fromkeys(jobs))
     send, receive = anyio.create_memory_object_stream[Job](math.inf)
     for job in pending:
-        job._add_done_callback(send.send_nowait)
+        add_done_callback(job, send.send_nowait)
     try:
         with receive:
             for _ in pending:
                 yield await receive.receive()
     finally:
         for job in pending:
-            job._remove_done_callback(send.send_nowait)
+            remove_done_callback(job, send.send_nowait)
         send.close()

@@ -81,10 +81,10 @@ class ProcessingTime:
 
     def quantile(self, share: float) -> float:
         """Seconds within which ``share`` (between 0 and 1) of the tasks finish."""
-        return _lognormal_quantile(math.log(self.median), self.sigma, share)
+        return lognormal_quantile(math.log(self.median), self.sigma, share)
 
 
-def _lognormal_quantile(mu: float, sigma: float, share: float) -> float:
+def lognormal_quantile(mu: float, sigma: float, share: float) -> float:
     """The ``share`` quantile of the log-normal with log-mean ``mu`` and spread ``sigma``."""
     return math.exp(mu + sigma * statistics.NormalDist().inv_cdf(share))
 
@@ -187,7 +187,7 @@ class PollPolicy:
 
     def read_retry_delay(self, failures: int, retry_after: float | None = None) -> float:
         """Seconds before the next status read after ``failures`` failed ones in a row."""
-        return _retry_delay(
+        return retry_delay(
             failures - 1,
             retry_after,
             initial=min(INITIAL_RETRY_DELAY, self.initial),
@@ -205,7 +205,7 @@ class PollPolicy:
         return min(grown, self.max_interval)
 
 
-def _is_transient(error: BaseException) -> bool:
+def is_transient(error: BaseException) -> bool:
     """Whether the same idempotent request may well succeed if sent again."""
     return isinstance(
         error,
@@ -213,24 +213,24 @@ def _is_transient(error: BaseException) -> bool:
     )
 
 
-def _should_retry(error: BaseException, attempt: int, max_retries: int) -> bool:
+def should_retry(error: BaseException, attempt: int, max_retries: int) -> bool:
     """Whether an idempotent request that failed on ``attempt`` (0-based) gets another try."""
-    return attempt < max_retries and _is_transient(error)
+    return attempt < max_retries and is_transient(error)
 
 
-def _should_resubmit(error: BaseException, attempt: int, max_retries: int) -> bool:
+def should_resubmit(error: BaseException, attempt: int, max_retries: int) -> bool:
     """Whether a submit may be sent again: only when the first provably never landed."""
-    return attempt < max_retries and _never_landed(error)
+    return attempt < max_retries and never_landed(error)
 
 
-def _never_landed(error: BaseException) -> bool:
+def never_landed(error: BaseException) -> bool:
     """Whether a failed submit provably created nothing and may simply be sent again."""
     if isinstance(error, APIConnectionError):
         return not error.request_sent
-    return isinstance(error, (RateLimitError, ServiceUnavailableError)) and _is_refusal(error)
+    return isinstance(error, (RateLimitError, ServiceUnavailableError)) and is_refusal(error)
 
 
-def _is_refusal(error: APIError) -> bool:
+def is_refusal(error: APIError) -> bool:
     """Whether an error answer to a submit proves that no task was created.
 
     A 429 refuses wherever it comes from. Other 4xx and KIE's own 455/501/503/505 answers
@@ -253,7 +253,7 @@ def _envelope_code(body: str | None) -> object:
     return parsed.get("code") if isinstance(parsed, dict) else None
 
 
-def _retry_delay(
+def retry_delay(
     attempt: int,
     retry_after: float | None = None,
     *,
@@ -276,7 +276,7 @@ def retry_after_of(error: BaseException) -> float | None:
 
 def server_or_backoff(error: BaseException, attempt: int) -> float:
     """Seconds before retry ``attempt + 1`` of one request: a 429's word, else backoff."""
-    return _retry_delay(attempt, retry_after_of(error))
+    return retry_delay(attempt, retry_after_of(error))
 
 
 def backoff_unless_throttled(error: BaseException, attempt: int) -> float:
@@ -285,10 +285,10 @@ def backoff_unless_throttled(error: BaseException, attempt: int) -> float:
     After a 429 the shared budget (of status reads, of submits) is paused and holds the
     retry back itself, with every other call of the client.
     """
-    return 0.0 if isinstance(error, RateLimitError) else _retry_delay(attempt)
+    return 0.0 if isinstance(error, RateLimitError) else retry_delay(attempt)
 
 
-def _parse_retry_after(headers: dict[str, str], now: float | None = None) -> float | None:
+def parse_retry_after(headers: dict[str, str], now: float | None = None) -> float | None:
     """Seconds from ``Retry-After`` (seconds or HTTP date) or ``retry-after-ms``, else None."""
     lowered = {k.lower(): v for k, v in headers.items()}
     millis = lowered.get("retry-after-ms")

@@ -6,6 +6,7 @@ import functools
 
 import anyio
 
+from . import _jobs
 from ._adaptive import PollPlanner
 from ._coordination import Budget
 from ._dialects import Dialect, UnusableResultError
@@ -26,10 +27,10 @@ from ._policy import (
     NOT_FOUND_GRACE,
     PollPolicy,
     Rate,
-    _is_transient,
-    _should_retry,
     backoff_unless_throttled,
+    is_transient,
     retry_after_of,
+    should_retry,
 )
 from ._retry import Retry
 from ._transport import Transport
@@ -221,7 +222,7 @@ class Poller:
 
         def failed(error: RecraftError, _attempt: float) -> None:
             nonlocal reads
-            job._record("status", type(error).__name__, str(error))
+            _jobs.record(job, "status", type(error).__name__, str(error))
             reads += 1
 
         async def wait(seconds: float) -> None:
@@ -246,7 +247,7 @@ class Poller:
                 job.operation, task_id, min(read_at, anyio.current_time()) + held_back, options
             )
         )
-        job._record("status", record.state.value)
+        _jobs.record(job, "status", record.state.value)
         return record, reads + 1
 
     def _hurried(self, delay: float) -> float:
@@ -378,7 +379,7 @@ def _may_reread(error: RecraftError, attempt: int, max_retries: int) -> bool:
     """Whether one status read that failed on ``attempt`` (0-based) is tried again."""
     if isinstance(error, UnusableResultError):
         return False  # final: another read gives the same record
-    return _should_retry(error, attempt, max_retries)
+    return should_retry(error, attempt, max_retries)
 
 
 def _read_may_recover(error: RecraftError, since_submit: float) -> bool:
@@ -394,7 +395,7 @@ def _read_may_recover(error: RecraftError, since_submit: float) -> bool:
         return True
     if isinstance(error, NotFoundError):
         return since_submit <= NOT_FOUND_GRACE  # a task just created can be "not found"
-    return _is_transient(error)
+    return is_transient(error)
 
 
 def _gave_up(job: Job, timeout: float, error: RecraftError | None) -> JobTimeoutError:

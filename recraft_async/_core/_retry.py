@@ -3,8 +3,8 @@
 Every retry of the library goes through ``Retry.call``: the transport's idempotent
 requests, the status reads (one read, and a poll's patient re-reads of a paid task) and
 the submits. What differs is the rule, given by the caller from ``_policy``'s pure
-functions: which failures are tried again (``_should_retry``, ``_should_resubmit``, ...),
-after how long (``_retry_delay`` and its variants), until when. The loop itself holds no
+functions: which failures are tried again (``should_retry``, ``should_resubmit``, ...),
+after how long (``retry_delay`` and its variants), until when. The loop itself holds no
 arithmetic and no money rule.
 """
 

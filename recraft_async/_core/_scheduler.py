@@ -17,6 +17,7 @@ import anyio
 import anyio.to_thread
 from anyio.abc import TaskGroup
 
+from . import _jobs
 from ._coordination import NO_CLAIM, Claim, Coordinator, LocalCoordinator
 from ._dialects import Dialect
 from ._dispatch import Dispatcher
@@ -235,7 +236,7 @@ class Scheduler:
                 "max_queued jobs already wait for their turn: try again later, or await"
                 " client.enqueue_upscale(...) / enqueue_remove_background(...) to wait for room"
             )
-        job._owner = self
+        _jobs.attach(job, self)
         if options is not None:
             self._options[job] = options
         if identity is not None:
@@ -246,7 +247,7 @@ class Scheduler:
             self._listener.deliver(job, job.events[0])
         account_error = self._submitter.account_error
         if account_error is not None and job.task_id is None:
-            job._fail(account_error)
+            _jobs.fail(job, account_error)
             return
         self._dispatcher.schedule(job, submit_within)
 
@@ -342,13 +343,13 @@ class Scheduler:
                     record = await self.ledger.open(job.request, identity)
                     task_id = record.resumable_task(job.operation)
                     if task_id is not None:
-                        job._mark_submitted(task_id)
+                        _jobs.mark_submitted(job, task_id)
                     else:
                         if data is None:
                             data = await _local_bytes(job)
                         claim = await self._claim(job, identity)
                         if claim.task_id is not None:  # another worker's: attach, pay nothing
-                            job._mark_submitted(claim.task_id)
+                            _jobs.mark_submitted(job, claim.task_id)
                             await record.submitted(claim.task_id)
                         else:
                             submitted_at = await self._submit(
@@ -356,7 +357,7 @@ class Scheduler:
                             )
                 result = await self._poller.wait_for(job, submitted_at, options)
                 await record.succeeded(result)
-                job._succeed(result)
+                _jobs.succeed(job, result)
         except RecraftError as exc:
             await record.failed(exc)
             if isinstance(exc, TaskFailedError):
@@ -364,10 +365,10 @@ class Scheduler:
             if isinstance(exc, AccountError) and job.task_id is None:
                 self._submitter.stop(exc)
                 self._dispatcher.fail_unsent(exc)
-            job._fail(exc)
+            _jobs.fail(job, exc)
         except Exception as exc:
             logger.exception("job %s failed unexpectedly", job.operation.value)
-            job._fail(exc)
+            _jobs.fail(job, exc)
 
 
 async def _local_bytes(job: Job) -> bytes | None:

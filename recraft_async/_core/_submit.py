@@ -10,6 +10,7 @@ import anyio
 import anyio.lowlevel
 import attrs
 
+from . import _jobs
 from ._dialects import Dialect, parse_task_id
 from ._errors import (
     APIConnectionError,
@@ -26,11 +27,11 @@ from ._files import upload_image
 from ._jobs import Job
 from ._options import JobOptions
 from ._policy import (
-    _is_refusal,
-    _never_landed,
-    _should_resubmit,
     backoff_unless_throttled,
+    is_refusal,
+    never_landed,
     server_or_backoff,
+    should_resubmit,
 )
 from ._retry import Retry
 from ._transport import Transport
@@ -112,7 +113,7 @@ class Submitter:
         if self.account_error is not None:
             raise self.account_error
         if request.local is not None and data is not None:
-            job._record("uploading")
+            _jobs.record(job, "uploading")
             transport = self._transport if options is None else options.transport
             url = await upload_image(
                 transport, self._upload_base_url, data, request.local.name, identity
@@ -127,8 +128,8 @@ class Submitter:
         max_retries = self._max_retries if options is None else options.max_retries
         transport = self._transport if options is None else options.transport
         retry = Retry(
-            # Resent only when the first provably never landed: see _never_landed.
-            may_retry=functools.partial(_should_resubmit, max_retries=max_retries),
+            # Resent only when the first provably never landed: see never_landed.
+            may_retry=functools.partial(should_resubmit, max_retries=max_retries),
             # After a 429 the submit window is paused: it holds the resend back.
             delay=backoff_unless_throttled,
             retrying=lambda error, _delay: logger.info(
@@ -165,7 +166,7 @@ class Submitter:
             error: _SubmitFailure | None = None
             with anyio.CancelScope(shield=True) as shield:
                 started, error = await self._send(job, record, transport, request, shield)
-                if error is not None and _never_landed(error):
+                if error is not None and never_landed(error):
                     # Not SUBMITTING across the wait that follows a refusal: a run
                     # killed in it has created nothing and must stay resumable.
                     await record.refused()
@@ -208,7 +209,7 @@ class Submitter:
             return started, exc
         finally:
             self.sending.pop(job, None)
-        job._mark_submitted(task_id)
+        _jobs.mark_submitted(job, task_id)
         await record.submitted(task_id)
         return started, None
 
@@ -230,7 +231,7 @@ def _submit_failure(error: _SubmitFailure, job: Job) -> RecraftError:
     assert job.request is not None  # noqa: S101
     if isinstance(error, APIConnectionError) and not error.request_sent:
         return error
-    if isinstance(error, APIError) and _is_refusal(error):
+    if isinstance(error, APIError) and is_refusal(error):
         return error  # a definite refusal (4xx, 455/503, 501, 505): nothing was created
     uncertain = SubmissionUncertainError(
         f"the submit of {loggable_source(job.request.source)} may have created a task ({error}); "

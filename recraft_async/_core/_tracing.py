@@ -76,7 +76,7 @@ class Tracer:
         """The span of a job that ended before its task started (cancelled while queued)."""
         span = self._start(job)
         self._end(span, job)
-        span.end(end_time=_ns(job._last_at))
+        span.end(end_time=_ns(job.events[-1].time))
 
     @contextmanager
     def request(self, method: str, url: str) -> Iterator[_RequestSpan]:
@@ -113,7 +113,7 @@ class Tracer:
             context=parent if parent is not None else otel_context.Context(),
             kind=SpanKind.INTERNAL,
             attributes={"recraft.operation": job.operation.value, "recraft.dialect": self._dialect},
-            start_time=_ns(job._queued_at),
+            start_time=_ns(job.events[0].time),
         )
 
     def _end(self, span: Span, job: Job) -> None:

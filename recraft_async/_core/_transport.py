@@ -32,7 +32,7 @@ from ._errors import (
     ServiceUnavailableError,
 )
 from ._escape import loggable_url, printable
-from ._policy import _parse_retry_after, _should_retry, server_or_backoff
+from ._policy import parse_retry_after, server_or_backoff, should_retry
 from ._redact import Secret, redact_chain
 from ._retry import Retry
 
@@ -87,7 +87,7 @@ def error_for(
             http_status=http_status,
             body=body,
             headers=headers,
-            retry_after=_parse_retry_after(dict(headers)),
+            retry_after=parse_retry_after(dict(headers)),
         )
     return cls(message, code=code, http_status=http_status, body=body, headers=headers)
 
@@ -460,7 +460,7 @@ class Transport:
             )
 
         retry = Retry(
-            may_retry=functools.partial(_should_retry, max_retries=self._max_retries),
+            may_retry=functools.partial(should_retry, max_retries=self._max_retries),
             delay=server_or_backoff,
             retrying=retrying,
         )

@@ -106,22 +106,25 @@ class RedisCoordination:
     persistent: pass True there once you know your service keeps its data.
     """
 
-    def _coordinator(self, submit_rate: Rate | None, read_rate: Rate | None) -> Coordinator:
-        """The fleet's coordinator for one client; imports coredis (the ``redis`` extra)."""
-        try:
-            from ._redis_coordinator import RedisCoordinator  # noqa: PLC0415 - an extra
-        except ImportError as exc:
-            raise InvalidInputError(
-                "RedisCoordination needs coredis: pip install 'recraft-async[redis]'"
-            ) from exc
-        return RedisCoordinator(
-            self.url,
-            namespace=self.namespace,
-            submit_rate=submit_rate,
-            read_rate=read_rate,
-            lease=self.lease,
-            remember=self.remember,
-            unavailable_timeout=self.unavailable_timeout,
-            command_timeout=self.command_timeout,
-            allow_volatile=self.allow_volatile,
-        )
+
+def coordinator_of(
+    coordination: RedisCoordination, submit_rate: Rate | None, read_rate: Rate | None
+) -> Coordinator:
+    """The coordinator of one client in the fleet ``coordination`` names (imports coredis)."""
+    try:
+        from ._redis_coordinator import RedisCoordinator  # noqa: PLC0415 - an extra
+    except ImportError as exc:
+        raise InvalidInputError(
+            "RedisCoordination needs coredis: pip install 'recraft-async[redis]'"
+        ) from exc
+    return RedisCoordinator(
+        coordination.url,
+        namespace=coordination.namespace,
+        submit_rate=submit_rate,
+        read_rate=read_rate,
+        lease=coordination.lease,
+        remember=coordination.remember,
+        unavailable_timeout=coordination.unavailable_timeout,
+        command_timeout=coordination.command_timeout,
+        allow_volatile=coordination.allow_volatile,
+    )

@@ -162,7 +162,7 @@ class RedisCoordinator:
                 if remembered is not None and await self._redis_restarted():
                     # Absent because Redis forgot it, not because nobody submitted it.
                     logger.warning("fleet: Redis restarted and forgot an input we submitted")
-                    await RedisClaim(self, claim_key)._settle(remembered, "its task id")
+                    await RedisClaim(self, claim_key).settle(remembered, "its task id")
                     held = remembered
                 else:
                     return RedisClaim(self, claim_key)
@@ -339,7 +339,7 @@ class RedisClaim:
         """Every worker given this input attaches to ``task_id`` from now on."""
         self._task = task_id
         self._owner.own.record(self._key, "task:" + task_id)
-        await self._settle("task:" + task_id, "its task id")
+        await self.settle("task:" + task_id, "its task id")
 
     async def release(self) -> None:
         """Nothing was created: the next worker may submit it.
@@ -347,12 +347,12 @@ class RedisClaim:
         Tried once: without Redis (the usual reason a submit was not sent) the claim's
         lease frees it instead, and the job's error is not held up by a second wait.
         """
-        await self._settle("", "its release", retry=False)
+        await self.settle("", "its release", retry=False)
 
     async def uncertain(self) -> None:
         """It may have landed: no worker resubmits it."""
         self._owner.own.record(self._key, "uncertain:" + self._owner.token)
-        await self._settle("uncertain:" + self._owner.token, "its uncertainty")
+        await self.settle("uncertain:" + self._owner.token, "its uncertainty")
 
     async def failed(self) -> None:
         """The task failed at the service: the next worker given this input submits anew."""
@@ -365,7 +365,8 @@ class RedisClaim:
         except CoordinationUnavailableError:
             logger.warning("fleet: a failed task could not be forgotten; it expires instead")
 
-    async def _settle(self, value: str, what: str, *, retry: bool = True) -> None:
+    async def settle(self, value: str, what: str, *, retry: bool = True) -> None:
+        """Set the claim to ``value`` (``what`` names it in a warning) if it is still ours."""
         owner = self._owner
         if self._key not in owner.pending:
             return  # not ours: attached to another's task, or settled already

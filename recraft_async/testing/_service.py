@@ -1,7 +1,7 @@
 """KieService: the emulated KIE account, with no HTTP: tasks, stored files, credits, limits.
 
 The core the routes stand on. It holds the account's state (tasks, the file store, the
-balance, the two rate windows, the fault plan, the callback queue) and the rules KIE
+balance, the fault plan, the callback queue; the rate windows in ``_traffic``) and the rules KIE
 follows, behind a public method interface: the routes (``_app``, ``_uploads``,
 ``_control``, ``_http``) call only these methods, and :class:`~._emulator.KieEmulator`
 puts the routes and this core together. Nothing here knows about requests or responses.
@@ -9,8 +9,6 @@ puts the routes and this core together. Nothing here knows about requests or res
 
 from __future__ import annotations
 
-import collections
-import heapq
 import hmac
 import itertools
 import random
@@ -38,7 +36,7 @@ from ._faults import Fault, FaultKind, FaultPlan, Target
 from ._replay import Replay
 from ._stats import EmulatorStats
 from ._tasks import CREATE_FAILED, FAILED, RESULTS_PREFIX, SUCCESS, Task, TaskInfo
-from ._window import SlidingWindow
+from ._traffic import Traffic
 
 FILES_PREFIX = "/_emulator/files/"
 # Where download links are served: LINKS_PREFIX + a token of POST /api/v1/common/download-url.
@@ -136,10 +134,7 @@ class KieService:
         self._tasks: dict[str, Task] = {}
         self._links: dict[str, tuple[str, float]] = {}  # token: (file's path, expiry moment)
         self._market_ids = itertools.count()
-        self._window = SlidingWindow()
-        self._read_window = SlidingWindow()
-        self._recent_reads: collections.deque[float] = collections.deque()
-        self._pending: list[float] = []
+        self._traffic = Traffic(self.stats)
         self._callbacks = CallbackDispatcher(
             self.stats,
             self._callback_for,
@@ -260,15 +255,12 @@ class KieService:
         between them, so concurrent submits cannot slip past the limit together.
         """
         now = time.monotonic()
-        if self.rate is not None:
-            retry = self._window.retry_after(self.rate, now)
-            if retry is not None:
-                self.stats.rate_limited += 1
-                return 429, retry
+        retry = self._traffic.submit_refused(self.rate, now)
+        if retry is not None:
+            return 429, retry
         if self._credits < self.prices[operation]:
             return 402, None
-        if self.rate is not None:
-            self._window.take(now)
+        self._traffic.take_submit(self.rate, now)
         return None
 
     def admit_read(self) -> float | None:
@@ -276,15 +268,7 @@ class KieService:
 
         Synchronous like :meth:`admit`, and called as the read arrives, before any latency.
         """
-        if self.read_rate is None:
-            return None
-        now = time.monotonic()
-        retry = self._read_window.retry_after(self.read_rate, now)
-        if retry is not None:
-            self.stats.read_rate_limited += 1
-            return retry
-        self._read_window.take(now)
-        return None
+        return self._traffic.admit_read(self.read_rate, time.monotonic())
 
     def answer_delay(self) -> float:
         """Seconds to hold one answer back, drawn from ``latency``."""
@@ -349,7 +333,7 @@ class KieService:
             task.not_ready_reads = fault.count
             task.unready_until = max(task.unready_until, now + fault.seconds)
             task.not_ready_status = fault.code
-        self._note_pending(now, task.finished)
+        self._traffic.note_pending(now, task.finished)
         if callback_url:
             self._schedule_callbacks(task)
         return task
@@ -361,7 +345,8 @@ class KieService:
         the one endpoint KIE documents it for.
         """
         self.stats.status_reads += 1
-        self._note_read(time.monotonic())
+        # The busiest second of the service's (scaled) clock, for a read budget's proof.
+        self._traffic.note_read(time.monotonic(), self.time_scale or 1.0)
         task = self._tasks.get(task_id)
         if task is None or (operation is not None and task.operation is not operation):
             return None
@@ -449,23 +434,6 @@ class KieService:
         task.cost = cost  # what the callback reports as consumeCredits
         self._credits -= cost
         self.stats.credits_spent += cost
-
-    def _note_pending(self, now: float, finished: float) -> None:
-        # Pending tasks only grow at a submit, so the maximum is always seen right here.
-        while self._pending and self._pending[0] <= now:
-            heapq.heappop(self._pending)
-        if finished > now:
-            heapq.heappush(self._pending, finished)
-        self.stats.max_pending = max(self.stats.max_pending, len(self._pending))
-
-    def _note_read(self, now: float) -> None:
-        # The busiest second of the service's (scaled) clock, for a read budget's proof.
-        window = self.time_scale or 1.0
-        reads = self._recent_reads
-        reads.append(now)
-        while reads[0] <= now - window:
-            reads.popleft()
-        self.stats.peak_reads_per_second = max(self.stats.peak_reads_per_second, len(reads))
 
     def _schedule_callbacks(self, task: Task) -> None:
         fault: Fault | None = self.faults.draw(Target.CALLBACK)

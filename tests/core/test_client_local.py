@@ -246,7 +246,7 @@ async def test_the_wait_after_a_455_refusal_leaves_the_input_resumable(
 
     submit = kie.post(UPSCALE).respond(200, json={"code": 455, "msg": "Service unavailable"})
     # A long wait before the resend, as a 429's Retry-After gives: the state is read in it.
-    monkeypatch.setattr(policy_module, "_retry_delay", lambda *_args, **_kwargs: 30.0)
+    monkeypatch.setattr(policy_module, "retry_delay", lambda *_args, **_kwargs: 30.0)
 
     class Stop(Exception):
         pass

@@ -9,10 +9,10 @@ from recraft_async import PollPolicy, Rate
 from recraft_async._core._policy import (
     MAX_RETRY_AFTER,
     MAX_RETRY_DELAY,
-    _parse_retry_after,
-    _retry_delay,
-    _should_resubmit,
-    _should_retry,
+    parse_retry_after,
+    retry_delay,
+    should_resubmit,
+    should_retry,
 )
 from recraft_async.errors import (
     APIConnectionError,
@@ -117,8 +117,8 @@ def test_poll_policy_rejects_bad_values_naming_the_parameter(kwargs, message):
 )
 def test_should_retry_reads(error, retry):
     """Idempotent reads retry transient failures only, and only within the budget."""
-    assert _should_retry(error, 0, 3) is retry
-    assert _should_retry(error, 3, 3) is False
+    assert should_retry(error, 0, 3) is retry
+    assert should_retry(error, 3, 3) is False
 
 
 def _kie(cls, code):
@@ -143,35 +143,35 @@ def _kie(cls, code):
 )
 def test_should_resubmit_only_what_never_landed(error, resubmit):
     """A submit is resent only when the first provably did not reach the service."""
-    assert _should_resubmit(error, 0, 3) is resubmit
-    assert _should_resubmit(error, 3, 3) is False
+    assert should_resubmit(error, 0, 3) is resubmit
+    assert should_resubmit(error, 3, 3) is False
 
 
 def test_retry_delay_grows_with_jitter_and_cap():
     """Backoff doubles per attempt, jitters downwards, and never passes the cap."""
     for attempt in range(10):
-        delay = _retry_delay(attempt)
+        delay = retry_delay(attempt)
         assert 0 < delay <= MAX_RETRY_DELAY
-    assert _retry_delay(0) <= 0.5
-    assert _retry_delay(3) > 0.5
+    assert retry_delay(0) <= 0.5
+    assert retry_delay(3) > 0.5
 
 
 def test_retry_delay_honours_and_caps_retry_after():
     """The server's Retry-After wins, within the cap."""
-    assert _retry_delay(0, 2.5) == 2.5
-    assert _retry_delay(0, 10_000) == MAX_RETRY_AFTER
+    assert retry_delay(0, 2.5) == 2.5
+    assert retry_delay(0, 10_000) == MAX_RETRY_AFTER
 
 
 def test_parse_retry_after_forms():
     """Seconds, an HTTP date and retry-after-ms are all understood."""
-    assert _parse_retry_after({"Retry-After": "3"}) == 3.0
-    assert _parse_retry_after({"retry-after-ms": "250"}) == 0.25
+    assert parse_retry_after({"Retry-After": "3"}) == 3.0
+    assert parse_retry_after({"retry-after-ms": "250"}) == 0.25
     now = 1_700_000_000.0
     date = email.utils.formatdate(now + 7, usegmt=True)
-    assert _parse_retry_after({"Retry-After": date}, now=now) == pytest.approx(7, abs=1)
-    assert _parse_retry_after({}) is None
-    assert _parse_retry_after({"Retry-After": "soon"}) is None
-    assert _parse_retry_after({"Retry-After": "nan"}) is None
+    assert parse_retry_after({"Retry-After": date}, now=now) == pytest.approx(7, abs=1)
+    assert parse_retry_after({}) is None
+    assert parse_retry_after({"Retry-After": "soon"}) is None
+    assert parse_retry_after({"Retry-After": "nan"}) is None
 
 
 def test_read_retry_delay_grows_to_a_minute_at_the_defaults():

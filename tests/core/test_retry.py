@@ -11,10 +11,10 @@ from conftest import API, envelope
 from recraft_async._core._policy import (
     INITIAL_RETRY_DELAY,
     MAX_RETRY_AFTER,
-    _should_resubmit,
-    _should_retry,
     backoff_unless_throttled,
     server_or_backoff,
+    should_resubmit,
+    should_retry,
 )
 from recraft_async._core._redact import Secret
 from recraft_async._core._retry import Retry
@@ -81,10 +81,10 @@ async def test_each_retry_waits_the_rules_delay_for_its_attempt():
 
 
 async def test_attempts_end_at_max_retries_with_the_last_error():
-    """With _should_retry and max_retries=2: three attempts, then the third error is raised."""
+    """With should_retry and max_retries=2: three attempts, then the third error is raised."""
     errors = [_server_error() for _ in range(4)]
     call = Flaky(*errors)
-    retry = Retry(may_retry=functools.partial(_should_retry, max_retries=2), delay=_doubling)
+    retry = Retry(may_retry=functools.partial(should_retry, max_retries=2), delay=_doubling)
     with pytest.raises(ServerError) as caught:
         await retry.call(call)
     assert caught.value is errors[2]
@@ -101,9 +101,9 @@ async def test_attempts_end_at_max_retries_with_the_last_error():
     ],
 )
 async def test_only_what_the_rule_allows_is_retried(error, attempts):
-    """A 400 is final for _should_retry; a 5xx, a dropped connection and a 429 are retried."""
+    """A 400 is final for should_retry; a 5xx, a dropped connection and a 429 are retried."""
     call = Flaky(error)
-    retry = Retry(may_retry=functools.partial(_should_retry, max_retries=3), delay=_doubling)
+    retry = Retry(may_retry=functools.partial(should_retry, max_retries=3), delay=_doubling)
     if attempts == 1:
         with pytest.raises(InvalidRequestError):
             await retry.call(call)
@@ -122,10 +122,10 @@ async def test_only_what_the_rule_allows_is_retried(error, attempts):
     ],
 )
 async def test_a_submit_rule_resends_only_what_never_landed(error, attempts):
-    """Under _should_resubmit only a provably unsent or refused submit gets another try."""
+    """Under should_resubmit only a provably unsent or refused submit gets another try."""
     call = Flaky(error)
     retry = Retry(
-        may_retry=functools.partial(_should_resubmit, max_retries=3),
+        may_retry=functools.partial(should_resubmit, max_retries=3),
         delay=backoff_unless_throttled,
     )
     if attempts == 1:

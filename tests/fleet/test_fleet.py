@@ -16,6 +16,7 @@ from conftest import EMULATOR_POLL, SLOW_POLL, emulator_client, emulator_with_im
 import recraft_async as ra
 from recraft_async._core._check import check_upscale
 from recraft_async._core._identity import fingerprint
+from recraft_async._fleet._redis import coordinator_of
 from recraft_async.testing import Duration
 
 pytestmark = pytest.mark.anyio
@@ -90,8 +91,8 @@ async def test_a_429_seen_by_one_worker_pauses_every_worker(redis_server):
     """A pause told by one coordinator holds the other's submits (Redis holds it for all)."""
     coordination = fleet(redis_server)
     rate = ra.Rate(100, per=1.0)
-    first = coordination._coordinator(rate, rate)
-    second = coordination._coordinator(rate, rate)
+    first = coordinator_of(coordination, rate, rate)
+    second = coordinator_of(coordination, rate, rate)
     await first.open(lambda _task_id: None)
     await second.open(lambda _task_id: None)
     try:
@@ -112,7 +113,7 @@ async def test_a_429_seen_by_one_worker_pauses_every_worker(redis_server):
 async def test_a_crashed_workers_claim_expires_and_another_submits(redis_server):
     """A claim whose holder died (no heartbeat) is taken over once its lease runs out."""
     coordination = fleet(redis_server, lease=0.3)
-    dead, alive = coordination._coordinator(None, None), coordination._coordinator(None, None)
+    dead, alive = coordinator_of(coordination, None, None), coordinator_of(coordination, None, None)
     await dead.open(lambda _task_id: None)
     held = await dead.claim("input-1")
     assert held.task_id is None
@@ -134,7 +135,7 @@ async def test_an_uncertain_submit_stays_uncertain_for_every_worker(redis_server
     """A claim left uncertain by one worker makes another's job fail unsent, never resent."""
     emulator, image = emulator_with_image()
     coordination = fleet(redis_server)
-    other = coordination._coordinator(None, None)
+    other = coordinator_of(coordination, None, None)
     await other.open(lambda _task_id: None)
     try:
         request = check_upscale(image, None, None, None, dialect="market")
@@ -282,7 +283,10 @@ async def test_a_slow_redis_fails_submits_closed_after_the_bounded_wait(redis_se
 async def test_a_live_workers_claim_outlives_its_lease(redis_server):
     """The holder's heartbeat keeps its claim past the lease: nobody else may submit."""
     coordination = fleet(redis_server, lease=0.3)
-    holder, waiter = coordination._coordinator(None, None), coordination._coordinator(None, None)
+    holder, waiter = (
+        coordinator_of(coordination, None, None),
+        coordinator_of(coordination, None, None),
+    )
     await holder.open(lambda _task_id: None)
     await waiter.open(lambda _task_id: None)
     try:

@@ -12,6 +12,7 @@ import pytest
 
 import recraft_async as ra
 from recraft_async._core._webhooks import DEFAULT_MAX_AGE, Seen, webhook_signature
+from recraft_async._fleet._redis import coordinator_of
 
 pytestmark = pytest.mark.anyio
 
@@ -53,8 +54,8 @@ async def test_a_callback_replayed_to_another_worker_wakes_nothing(redis_server)
     coordination = fleet(redis_server)
     first_heard: list[str] = []
     second_heard: list[str] = []
-    first = coordination._coordinator(None, None)
-    second = coordination._coordinator(None, None)
+    first = coordinator_of(coordination, None, None)
+    second = coordinator_of(coordination, None, None)
     await first.open(first_heard.append)
     await second.open(second_heard.append)
     try:

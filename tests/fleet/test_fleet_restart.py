@@ -10,6 +10,7 @@ from conftest import EMULATOR_POLL, emulator_client, emulator_with_image
 from redis_server import RedisServer, require_binary
 
 import recraft_async as ra
+from recraft_async._fleet._redis import coordinator_of
 
 pytestmark = pytest.mark.anyio
 
@@ -121,7 +122,7 @@ async def test_a_persistent_redis_keeps_every_claim_across_a_restart(durable_red
 async def test_a_submit_settled_after_a_restart_is_told_to_the_fleet(redis_server):
     """A claim pending while Redis restarted empty still gets its task id: others attach."""
     fleet = coordination(redis_server, allow_volatile=True)
-    holder, other = fleet._coordinator(None, None), fleet._coordinator(None, None)
+    holder, other = coordinator_of(fleet, None, None), coordinator_of(fleet, None, None)
     await holder.open(lambda _task_id: None)
     await other.open(lambda _task_id: None)
     try:
@@ -140,7 +141,7 @@ async def test_a_submit_settled_after_a_restart_is_told_to_the_fleet(redis_serve
 async def test_before_a_restart_an_absent_claim_is_free_even_for_its_submitter(redis_server):
     """No restart seen: a claim forgotten on purpose (a failed task) may be submitted again."""
     fleet = coordination(redis_server, allow_volatile=True)
-    worker, other = fleet._coordinator(None, None), fleet._coordinator(None, None)
+    worker, other = coordinator_of(fleet, None, None), coordinator_of(fleet, None, None)
     await worker.open(lambda _task_id: None)
     await other.open(lambda _task_id: None)
     try:
