@@ -150,9 +150,10 @@ class _AnswerStream(httpx.AsyncByteStream):
 def _connect_errors_only_before_sending(
     request: httpx.Request, *, answered: bool = False
 ) -> Iterator[None]:
-    """Keep ConnectError/ConnectTimeout for failures to connect; the rest may have been sent.
+    """ConnectError/ConnectTimeout for failures to connect only; the rest may have been sent.
 
-    aiohttp raises ``ClientConnectorError`` and ``ConnectionTimeoutError`` only while it
+    aiohttp raises ``ClientConnectorError`` (refused, unreachable: a ConnectError, not the
+    ConnectTimeout httpx-aiohttp makes of it) and ``ConnectionTimeoutError`` only while it
     opens a connection, before writing anything; a server hanging up (``ServerDisconnected
     Error``) or a reset come after the request may have left, and become ``ReadError``.
     """
@@ -162,8 +163,12 @@ def _connect_errors_only_before_sending(
         yield
     except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
         cause = exc.__cause__
-        unsent = isinstance(cause, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError)
-        if unsent and not answered:
-            raise
         detail = str(exc) or type(cause).__name__
+        if answered:
+            raise httpx.ReadError(detail, request=request) from cause
+        if isinstance(cause, aiohttp.ConnectionTimeoutError):
+            raise
+        if isinstance(cause, aiohttp.ClientConnectorError):
+            # A refused or unreachable host, which httpx-aiohttp calls a timeout.
+            raise httpx.ConnectError(detail, request=request) from cause
         raise httpx.ReadError(detail, request=request) from cause
