@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from typing_extensions import Self
 
 _MISSING_EXTRA = (
-    "AioHttpClient needs the aiohttp extra: pip install 'recraft-async[aiohttp]' "
+    "AioHttpClient needs the package's aiohttp extra, recraft-async[aiohttp] "
     "(it brings aiohttp and httpx-aiohttp)"
 )
 _TRIO_REFUSED = (
@@ -45,8 +45,8 @@ class AioHttpClient(httpx.AsyncClient):
     https only, as a CONNECT tunnel, and plain http always direct, so that no proxy sees
     the key's header.
 
-    Install it with ``pip install 'recraft-async[aiohttp]'``; without the extra, making
-    one raises ``InvalidInputError`` naming it.
+    It needs the package's ``aiohttp`` extra (``recraft-async[aiohttp]``); without it,
+    making one raises ``InvalidInputError`` naming the extra.
 
     It runs on asyncio only: under trio, entering it (``async with``) or its first request
     raises ``WrongEventLoopError``; there, leave ``http_client`` unset. As with any
