@@ -49,6 +49,7 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
+    from ._aiohttp import AioHttpClient
     from ._bulk._journal import Journal, JournalEntry, JournalState
     from ._client import AsyncRecraft
     from ._core._events import JobEvent, JobEventKind
@@ -62,6 +63,7 @@ if TYPE_CHECKING:
 
 # Each lazily imported public name and the module that owns it.
 _LAZY = {
+    "AioHttpClient": "._aiohttp",
     "AsyncRecraft": "._client",
     "JobEvent": "._core._events",
     "JobEventKind": "._core._events",
@@ -107,6 +109,7 @@ __all__ = [
     "APIConnectionError",
     "APIError",
     "APITimeoutError",
+    "AioHttpClient",
     "AsyncRecraft",
     "AuthenticationError",
     "Callback",

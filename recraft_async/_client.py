@@ -45,6 +45,7 @@ from ._settings import (
     DEFAULT_POLL,
     DEFAULT_READ_RATE,
     DEFAULT_SUBMIT_RATE,
+    DEFAULT_TIMEOUT,
     resolve_settings,
 )
 from .errors import ClientNotOpenError, InvalidInputError, ProtocolError
@@ -164,7 +165,7 @@ class AsyncRecraft:
         submit_rate: Rate | None = DEFAULT_SUBMIT_RATE,
         poll: PollPolicy = DEFAULT_POLL,
         max_retries: int = 3,
-        timeout: float = 30.0,
+        timeout: float = DEFAULT_TIMEOUT,
         http_client: httpx.AsyncClient | None = None,
         dialect: DialectName | None = None,
         read_rate: Rate | None = DEFAULT_READ_RATE,

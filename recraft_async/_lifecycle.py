@@ -8,7 +8,7 @@ from __future__ import annotations
 import functools
 import os
 import ssl
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict
 
 import anyio
 import httpx
@@ -167,23 +167,35 @@ class Lifecycle:
 
 
 def _new_http_client(settings: Settings) -> httpx.AsyncClient:
-    """Our own httpx client: environment proxies for https only, plain http direct.
+    """Our own httpx client: environment proxies for https only, plain http direct."""
+    pool = pool_options(settings.max_connections, settings.timeout)
+    direct = httpx.AsyncHTTPTransport(limits=pool["limits"], verify=pool["verify"])
+    return httpx.AsyncClient(**pool, mounts={"http://": direct})
 
-    A proxy from the environment (HTTP_PROXY, ALL_PROXY) would see a plain-http request
-    whole, the key's header included; https goes through it as a CONNECT tunnel, which
-    shows the proxy nothing. The "http://" mount outranks every environment proxy.
+
+class PoolOptions(TypedDict):
+    """The settings every pool of the library gets (``httpx.AsyncClient``'s keywords)."""
+
+    limits: httpx.Limits
+    timeout: httpx.Timeout
+    verify: ssl.SSLContext
+
+
+def pool_options(max_connections: int, timeout: float) -> PoolOptions:
+    """The safe settings of a pool the library makes: its own, or ``AioHttpClient``.
+
+    ``max_connections`` kept alive too; no pool timeout (a request waiting for a free
+    connection is queued work, not a failure); one TLS context per process. The caller
+    mounts a direct transport on "http://": a proxy from the environment (HTTP_PROXY,
+    ALL_PROXY) would see a plain-http request whole, the key's header included; https goes
+    through it as a CONNECT tunnel, which shows the proxy nothing. The "http://" mount
+    outranks every environment proxy.
     """
     limits = httpx.Limits(
-        max_connections=settings.max_connections,
-        max_keepalive_connections=settings.max_connections,
+        max_connections=max_connections, max_keepalive_connections=max_connections
     )
     verify = _tls_context(os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
-    return httpx.AsyncClient(
-        limits=limits,
-        timeout=httpx.Timeout(settings.timeout, pool=None),
-        verify=verify,
-        mounts={"http://": httpx.AsyncHTTPTransport(limits=limits, verify=verify)},
-    )
+    return PoolOptions(limits=limits, timeout=httpx.Timeout(timeout, pool=None), verify=verify)
 
 
 @functools.cache

@@ -43,6 +43,8 @@ DEFAULT_POLL = PollPolicy()
 # uploads and downloads; httpcore's pool pass costs O(connections^2) per request, so a
 # pool sized to the jobs in flight costs 2-3x the CPU per request at 1,000 of them.
 DEFAULT_MAX_CONNECTIONS = 24
+# Seconds for each API attempt as a whole (connect, headers and body).
+DEFAULT_TIMEOUT = 30.0
 
 
 @attrs.frozen
