@@ -20,6 +20,7 @@ import os
 from pathlib import Path
 
 import httpx
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -288,6 +289,7 @@ DIALECT_CHOICES = st.sampled_from([None, "market", "recraft"])
 # --- the tests ------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @budget("bytes")
 @given(body=st.binary(max_size=200) | RAW.map(str.encode), status=STATUSES, extra=headers())
 def test_arbitrary_bytes_raise_only_recraft_errors(body, status, extra):
@@ -295,6 +297,7 @@ def test_arbitrary_bytes_raise_only_recraft_errors(body, status, extra):
     through_client_parsers(httpx.Response(status, content=body, headers=extra))
 
 
+@pytest.mark.slow
 @budget("json")
 @given(value=JSON, status=STATUSES, extra=headers())
 def test_arbitrary_json_raises_only_recraft_errors(value, status, extra):
@@ -304,6 +307,7 @@ def test_arbitrary_json_raises_only_recraft_errors(value, status, extra):
         through_client_parsers(httpx.Response(status, content=content, headers=extra))
 
 
+@pytest.mark.slow
 @budget("mutations")
 @given(body=mutated_documents(), status=STATUSES, extra=headers())
 def test_mutated_documented_payloads_raise_only_recraft_errors(body, status, extra):
@@ -320,6 +324,7 @@ def test_mutated_documented_payloads_raise_only_recraft_errors(body, status, ext
     header_choice=HEADER_CHOICES,
     dialect=DIALECT_CHOICES,
 )
+@pytest.mark.slow
 def test_callbacks_raise_only_recraft_errors(body, header_choice, dialect):
     """parse_callback with and without a key, any body and headers: RecraftErrors only."""
     through_callback_parser(body, header_choice, dialect)

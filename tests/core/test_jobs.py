@@ -239,6 +239,7 @@ async def test_leaving_by_exception_stops_jobs_and_logs_task_ids(kie, make_clien
     assert caught.value.task_id == "t1"
 
 
+@pytest.mark.slow
 async def test_thousands_of_handles_are_fine(make_client):
     """Scheduling thousands of jobs returns at once, and they all complete."""
     counter = iter(range(1, 100_000))

@@ -75,6 +75,7 @@ def test_unknown_recraft_log_value_is_ignored_with_one_warning(monkeypatch, libr
     assert not any(isinstance(h, _logging.StderrHandler) for h in library_logger.handlers)
 
 
+@pytest.mark.slow
 def test_recraft_log_configures_the_logger_at_import():
     """In a fresh interpreter, RECRAFT_LOG=info prints the library's info lines, formatted."""
     code = "import logging, recraft_async; logging.getLogger('recraft_async').info('hello')"
@@ -261,6 +262,7 @@ def _run_against_signed_kie(tmp_path, status, *options):
         server.shutdown()
 
 
+@pytest.mark.slow
 def test_cli_requests_and_downloads_carry_the_user_agent(tmp_path):
     """The command's upload, submit, reads and download (its own client) all send it."""
     run = _run_against_signed_kie(tmp_path, 200)
@@ -271,6 +273,7 @@ def test_cli_requests_and_downloads_carry_the_user_agent(tmp_path):
     assert {agent for _, agent in _SignedKie.agents} == {AGENT}
 
 
+@pytest.mark.slow
 def test_cli_failure_and_debug_log_name_the_result_url_without_its_query(tmp_path):
     """A failed download is reported, and logged at -vv, without the presigned query."""
     run = _run_against_signed_kie(tmp_path, 403, "-vv")

@@ -18,6 +18,7 @@ UPSCALE = "/api/v1/recraft/upscale"
 READ = "/api/v1/recraft/upscale/record-info"
 
 
+@pytest.mark.slow
 async def test_a_thousand_jobs_in_flight_stay_within_the_read_limit(make_client):
     """1,000 jobs polled at once against KIE's read limit (the emulator's window) meet no 429."""
     # KIE's own window and task length: on the fake clock the 100+ s this takes cost nothing.

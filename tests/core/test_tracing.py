@@ -239,6 +239,7 @@ _WITHOUT_OTEL = """
 """
 
 
+@pytest.mark.slow
 def test_without_opentelemetry_nothing_of_it_is_imported():
     """With OpenTelemetry hidden, a whole job runs and no opentelemetry module is loaded."""
     done = subprocess.run(  # noqa: S603 - our own interpreter

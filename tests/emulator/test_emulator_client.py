@@ -26,7 +26,8 @@ pytestmark = [pytest.mark.anyio]
 make = functools.partial(make_emulator, duration=Duration.fixed(0.02), rate=None, read_rate=None)
 
 
-@pytest.fixture(params=["in-process", "loopback"])
+# Through a real port (uvicorn) is the end-to-end variant: the full run's, not the quick loop's.
+@pytest.fixture(params=["in-process", pytest.param("loopback", marks=pytest.mark.slow)])
 def mode(request) -> str:
     return str(request.param)
 
@@ -120,6 +121,7 @@ async def test_hundreds_of_jobs_each_paid_once(mode):
     assert emu.stats.max_pending > 1
 
 
+@pytest.mark.slow
 async def test_a_thousand_jobs_in_process():
     """A thousand real jobs on one emulator, each paid once, in seconds."""
     emu = make(duration=Duration.lognormal(median=20, sigma=0.5), time_scale=0.005)

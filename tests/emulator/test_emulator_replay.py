@@ -122,6 +122,7 @@ async def test_the_emulator_acts_out_a_trace():
     assert info.finished - info.created == pytest.approx(0.6)
 
 
+@pytest.mark.slow
 def test_the_emulator_command_replays_a_trace_file(tmp_path):
     """`recraft-async emulator --replay TRACE` answers in the trace's shapes."""
     trace = tmp_path / "trace.json"

@@ -32,6 +32,7 @@ CIRCLE = red_circle()
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow
 @pytest.mark.anyio
 async def test_serve_answers_on_a_loopback_port_and_restores_the_base_url():
     """A real server: submit, read, download; base_url is the real URL only while serving."""
@@ -53,6 +54,7 @@ async def test_serve_answers_on_a_loopback_port_and_restores_the_base_url():
     assert emu.base_url == "https://kie-emulator.invalid"
 
 
+@pytest.mark.slow
 @pytest.mark.anyio
 async def test_images_added_before_serving_still_resolve():
     """Stored images are recognised by path, whatever host their URL was made with."""
@@ -67,6 +69,7 @@ async def test_images_added_before_serving_still_resolve():
     assert record.json()["data"]["successFlag"] == 1
 
 
+@pytest.mark.slow
 @pytest.mark.anyio
 async def test_a_dropped_connection_gets_no_answer_at_all():
     """The real server closes the socket: httpx sees a hang-up, not a 500."""
@@ -85,6 +88,7 @@ async def test_a_dropped_connection_gets_no_answer_at_all():
     assert emu.stats.submits[("upscale", url)] == 2  # the processed drop, and the last one
 
 
+@pytest.mark.slow
 @pytest.mark.anyio
 @pytest.mark.parametrize(("processed", "created"), [(True, 1), (False, 0)])
 async def test_an_answer_delayed_beyond_the_client_timeout(processed, created):
@@ -110,6 +114,7 @@ async def test_serve_refuses_addresses_other_than_loopback():
             pass
 
 
+@pytest.mark.slow
 def test_the_process_runner_prints_its_url_and_serves(tmp_path):
     """Python -m recraft_async.testing: base URL on stdout when ready, samples on stderr."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -174,6 +179,7 @@ def test_the_process_runner_prints_its_url_and_serves(tmp_path):
         stderr.close()
 
 
+@pytest.mark.slow
 def test_the_process_runner_refuses_bad_options():
     """Bad durations exit with a usage error."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -210,6 +216,7 @@ def test_listening_socket_says_it_is_tcp():
         assert sock.proto == socket.IPPROTO_TCP
 
 
+@pytest.mark.slow
 @pytest.mark.anyio
 async def test_one_emulator_can_be_served_again_and_keeps_its_tasks():
     """Serving twice in a row works; tasks and balance survive between the two."""

@@ -11,7 +11,7 @@ from redis_server import RedisServer, require_binary
 
 import recraft_async as ra
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]  # a real redis-server: the full run's
 
 
 def coordination(server, **options) -> ra.RedisCoordination:

@@ -11,6 +11,10 @@ TESTS = Path(__file__).resolve().parents[1]
 PROBE = """
 import pytest
 
+# pytest run as a process: in the full run, not the quick loop.
+pytestmark = pytest.mark.slow
+
+
 def test_skips():
     pytest.skip("no server here")
 

@@ -5,7 +5,7 @@ import tracemalloc
 
 import pytest
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]  # a soak: in the full run only
 
 JOBS = 20_000
 # Python's own allocations per queued job (tracemalloc, not RSS) with the default options:
