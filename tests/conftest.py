@@ -187,6 +187,13 @@ async def wait_until(condition, timeout: float = 5.0) -> None:
             await anyio.sleep(0.01)
 
 
+async def wait_for(check, timeout: float = 5.0) -> None:
+    """Poll the async ``check()`` until it is true; fail the test after ``timeout`` seconds."""
+    with anyio.fail_after(timeout):
+        while not await check():
+            await anyio.sleep(0.01)
+
+
 async def submitted(job: ra.Job) -> ra.Job:
     """``job`` once it has its task id (its submit answered)."""
     await wait_until(lambda: job.task_id is not None)

@@ -92,6 +92,7 @@ def json_head_and_body(data: object) -> tuple[bytes, bytes]:
 # --- API answers: the total deadline --------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.anyio
 async def test_trickling_read_answer_times_out_on_every_attempt(make_client):
     """A credits answer trickling past the deadline fails each attempt, then APITimeoutError."""
@@ -124,6 +125,7 @@ async def test_trickling_submit_answer_is_uncertain_and_never_resent(make_client
     assert cause.request_sent is True
 
 
+@pytest.mark.slow
 @pytest.mark.anyio
 async def test_waiting_for_a_pooled_connection_is_not_counted():
     """The deadline starts once a connection is in hand: a queued request still succeeds."""

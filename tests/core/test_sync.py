@@ -122,6 +122,7 @@ def test_as_completed_yields_in_finishing_order(kie_sync_server_slow):
         assert next(finished, None) is None
 
 
+@pytest.mark.slow
 def test_jobs_work_with_concurrent_futures(kie_sync_client, kie_sync_server):
     """SyncJobs are Futures: concurrent.futures.wait and as_completed take them."""
     url = _image(kie_sync_server)
@@ -334,6 +335,7 @@ def test_shutdown_cancels_unsent_jobs_and_stops_the_rest(kie_sync_server_slow):
     assert not _portal_threads()
 
 
+@pytest.mark.slow
 def test_a_view_has_its_own_options_and_shares_the_clients_life(kie_sync_server_slow):
     """with_options(): the view's jobs poll its way; the view cannot close its client."""
     short = ra.PollPolicy(initial=0.01, max_interval=0.05, timeout=0.3)
@@ -352,6 +354,7 @@ def test_a_view_has_its_own_options_and_shares_the_clients_life(kie_sync_server_
         view.upscale(_image(kie_sync_server_slow))  # closed with its client
 
 
+@pytest.mark.slow
 def test_enqueue_blocks_until_the_queue_has_room(kie_sync_server_slow):
     """enqueue_upscale() blocks while max_queued jobs wait, and queues once one leaves."""
     with _client(kie_sync_server_slow, max_in_flight=1, max_queued=1) as client:
@@ -374,6 +377,7 @@ def test_enqueue_blocks_until_the_queue_has_room(kie_sync_server_slow):
             job.cancel()
 
 
+@pytest.mark.slow
 def test_processing_times_are_learnt_through_the_sync_client(kie_sync_server, tmp_path):
     """After a few jobs the blocking client reports what it learnt, and keeps it in a file."""
     state = tmp_path / "poll-state.json"

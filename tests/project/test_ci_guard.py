@@ -11,10 +11,6 @@ TESTS = Path(__file__).resolve().parents[1]
 PROBE = """
 import pytest
 
-# pytest run as a process: in the full run, not the quick loop.
-pytestmark = pytest.mark.slow
-
-
 def test_skips():
     pytest.skip("no server here")
 
@@ -22,6 +18,10 @@ def test_skips():
 def test_expected_failure():
     raise AssertionError
 """
+
+
+# pytest run as a process: in the full run, not the quick loop.
+pytestmark = pytest.mark.slow
 
 
 @pytest.mark.parametrize(("ci", "outcome"), [("true", "1 failed"), ("", "1 skipped")])
