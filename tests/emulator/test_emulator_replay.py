@@ -142,6 +142,7 @@ def test_the_emulator_command_replays_a_trace_file(tmp_path):
     assert first.json() == NOT_READABLE
 
 
+@pytest.mark.slow
 @pytest.mark.anyio
 async def test_a_doctors_own_trace_replays_for_the_client(tmp_path):
     """The doctor's trace of one emulator drives another, on which the client gets its result."""

@@ -12,6 +12,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import anyio
 import httpx
@@ -89,6 +90,17 @@ async def test_a_dropped_connection_gets_no_answer_at_all():
 
 
 @pytest.mark.slow
+def _tasks_once_listed(base_url: str, timeout: float = 10.0) -> list[dict[str, Any]]:
+    """The emulator process's task list once it lists one, polled (failing after ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with urllib.request.urlopen(base_url + "/_emulator/tasks") as answer:  # noqa: S310
+            tasks: list[dict[str, Any]] = json.load(answer)["tasks"]
+        if tasks or time.monotonic() > deadline:
+            return tasks
+        time.sleep(0.01)
+
+
 @pytest.mark.anyio
 @pytest.mark.parametrize(("processed", "created"), [(True, 1), (False, 0)])
 async def test_an_answer_delayed_beyond_the_client_timeout(processed, created):
@@ -158,9 +170,7 @@ def test_the_process_runner_prints_its_url_and_serves(tmp_path):
         assert refused.value.code == 503
         with urllib.request.urlopen(submit) as answer:  # noqa: S310
             assert json.load(answer)["code"] == 200
-        time.sleep(0.1)
-        with urllib.request.urlopen(base_url + "/_emulator/tasks") as answer:  # noqa: S310
-            (task,) = json.load(answer)["tasks"]
+        (task,) = _tasks_once_listed(base_url)
         assert task["finishTime"] - task["createTime"] < 1
         read = urllib.request.Request(  # noqa: S310 - loopback only
             f"{base_url}{UPSCALE}/record-info?taskId={task['taskId']}", headers=EMULATOR_AUTH
