@@ -89,7 +89,6 @@ async def test_a_dropped_connection_gets_no_answer_at_all():
     assert emu.stats.submits[("upscale", url)] == 2  # the processed drop, and the last one
 
 
-@pytest.mark.slow
 def _tasks_once_listed(base_url: str, timeout: float = 10.0) -> list[dict[str, Any]]:
     """The emulator process's task list once it lists one, polled (failing after ``timeout``)."""
     deadline = time.monotonic() + timeout
@@ -101,6 +100,7 @@ def _tasks_once_listed(base_url: str, timeout: float = 10.0) -> list[dict[str, A
         time.sleep(0.01)
 
 
+@pytest.mark.slow
 @pytest.mark.anyio
 @pytest.mark.parametrize(("processed", "created"), [(True, 1), (False, 0)])
 async def test_an_answer_delayed_beyond_the_client_timeout(processed, created):
