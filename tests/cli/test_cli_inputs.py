@@ -105,7 +105,9 @@ def test_resume_hint_leaves_out_the_defaults_and_the_key(monkeypatch):
 @pytest.mark.slow
 def test_resume_hint_after_an_emulator_run_works_as_printed(tmp_path):
     """Ctrl-C during an --emulator run: the printed hint, run as is, is no usage error."""
-    for i in range(25):  # more than one submit window: the run lasts seconds
+    # One more than a submit window (20 per 10 s): the run lasts seconds, and its resume,
+    # left with at most 20 unsent, fits in one window.
+    for i in range(21):
         save_image(tmp_path / "in" / f"img{i}.png", (256, 256 + i))
     proc = subprocess.Popen(
         [sys.executable, "-m", "recraft_async.cli", "upscale", "in", "--emulator", "--out", "o"],
