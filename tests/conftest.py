@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import functools
 import io
+import json
 import os
 import selectors
 import sqlite3
@@ -165,6 +166,35 @@ def record(
         "errorMessage": None,
         "createTime": 1755078171000,
         "completeTime": 1755078172000,
+    }
+    return envelope(data)
+
+
+# The default (market) dialect's endpoints: one for every model.
+MARKET_SUBMIT = "/api/v1/jobs/createTask"
+MARKET_READ = "/api/v1/jobs/recordInfo"
+
+
+def market_record(
+    task_id: str = "t1",
+    state: str = "success",
+    urls: tuple[str, ...] = ("https://cdn.test/o.png",),
+    model: str = "recraft/crisp-upscale",
+) -> dict[str, Any]:
+    """A market-dialect recordInfo answer body, as KIE documents it (resultJson a string)."""
+    done = state in ("success", "fail")
+    data: dict[str, Any] = {
+        "taskId": task_id,
+        "model": model,
+        "state": state,
+        "param": json.dumps({"model": model, "input": {"image": "https://i.test/a.png"}}),
+        "resultJson": json.dumps({"resultUrls": list(urls)}) if state == "success" else "",
+        "failCode": "500" if state == "fail" else "",
+        "failMsg": "generation failed" if state == "fail" else "",
+        "costTime": 1000 if done else 0,
+        "createTime": 1755078171000,
+        "updateTime": 1755078172000,
+        "completeTime": 1755078172000 if done else None,
     }
     return envelope(data)
 
@@ -371,20 +401,23 @@ def kie():
 
 
 @pytest.fixture
-def make_client():
+def make_client(request: pytest.FixtureRequest):
     """Build an AsyncRecraft with test-friendly defaults (fast polling, no rate limits).
 
-    The respx tests mock the seed's endpoints (``dialect="recraft"``), whose paths name
-    the operation; the default dialect is covered against the emulator and the contract
-    tests.
+    The client speaks the default dialect (market: ``MARKET_SUBMIT``, ``MARKET_READ``,
+    ``market_record``), as a user's does. A module whose respx mocks are the seed's
+    endpoints (``/api/v1/recraft/...``, ``record``) says so with
+    ``RESPX_DIALECT = "recraft"``; a test may still pass ``dialect=`` itself.
     """
+    dialect = getattr(request.module, "RESPX_DIALECT", None)
 
     def make(**kwargs):
         kwargs.setdefault("api_key", "sk-test-secret-123")
         kwargs.setdefault("poll", FAST_POLL)
         kwargs.setdefault("submit_rate", None)
         kwargs.setdefault("read_rate", None)
-        kwargs.setdefault("dialect", "recraft")
+        if dialect is not None:
+            kwargs.setdefault("dialect", dialect)
         return ra.AsyncRecraft(**kwargs)
 
     return make

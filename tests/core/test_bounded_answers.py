@@ -24,6 +24,9 @@ from recraft_async._core._redact import Secret
 from recraft_async._core._transport import MAX_ANSWER_BYTES, Transport
 from recraft_async.errors import APITimeoutError, ProtocolError
 
+# The seed's endpoints (/api/v1/recraft/...) in this module's respx mocks.
+RESPX_DIALECT = "recraft"
+
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 CREDIT = "/api/v1/chat/credit"
 # A KIE envelope padded past the cap with JSON whitespace: valid, so only the cap refuses it.

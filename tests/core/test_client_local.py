@@ -11,6 +11,9 @@ from conftest import envelope, image_bytes, record, wait_for, wait_until
 import recraft_async as ra
 from recraft_async._core._record import fingerprint
 
+# The seed's endpoints (/api/v1/recraft/...) in this module's respx mocks.
+RESPX_DIALECT = "recraft"
+
 pytestmark = pytest.mark.anyio
 UPLOADS = "https://uploads.test"
 UPSCALE = "/api/v1/recraft/upscale"

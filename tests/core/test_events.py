@@ -15,6 +15,9 @@ from PIL import Image
 import recraft_async as ra
 from recraft_async._core._jobs import Job
 
+# The seed's endpoints (/api/v1/recraft/...) in this module's respx mocks.
+RESPX_DIALECT = "recraft"
+
 pytestmark = [pytest.mark.anyio, pytest.mark.fake_clock]
 UPLOADS = "https://uploads.test"
 UPSCALE = "/api/v1/recraft/upscale"

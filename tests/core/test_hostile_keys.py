@@ -20,6 +20,9 @@ from recraft_async import cli
 from recraft_async._core._keys import checked_key
 from recraft_async._core._redact import Secret, redact
 
+# The seed's endpoints (/api/v1/recraft/...) in this module's respx mocks.
+RESPX_DIALECT = "recraft"
+
 KEY = "sk-hostile-0123456789abcdef"
 UPSCALE = "/api/v1/recraft/upscale"
 IMAGE = "https://i.test/a.png"

@@ -18,6 +18,9 @@ from recraft_async._core._escape import printable
 from recraft_async._core._redact import Secret
 from recraft_async._core._transport import Transport
 
+# The seed's endpoints (/api/v1/recraft/...) in this module's respx mocks.
+RESPX_DIALECT = "recraft"
+
 UPSCALE = "/api/v1/recraft/upscale"
 READ = "/api/v1/recraft/upscale/record-info"
 HOSTILE_ID = "t1\nINFO recraft_async job upscale succeeded: task forged\x1b[31m"

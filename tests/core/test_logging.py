@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 import respx
-from conftest import CLI_ENV, cli, image_bytes, save_image
+from conftest import CLI_ENV, MARKET_SUBMIT, cli, image_bytes, save_image
 from PIL import Image
 
 import recraft_async as ra
@@ -124,9 +124,7 @@ def test_loggable_source_drops_an_input_urls_query(source, shown):
 @pytest.mark.anyio
 async def test_queued_and_cancelled_lines_never_show_an_input_query(kie, make_client, caplog):
     """The "queued" log line and a cancel message name a presigned input without its query."""
-    kie.post("/api/v1/recraft/upscale").respond(
-        json={"code": 200, "msg": "ok", "data": {"taskId": "t1"}}
-    )
+    kie.post(MARKET_SUBMIT).respond(json={"code": 200, "msg": "ok", "data": {"taskId": "t1"}})
     signed = "https://in.test/a.png?X-Amz-Signature=SECRET"
     never = ra.PollPolicy(initial=60.0, max_interval=60.0, timeout=600.0)
     with caplog.at_level(logging.INFO, logger="recraft_async"):

@@ -15,6 +15,9 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 import recraft_async as ra
 
+# The seed's endpoints (/api/v1/recraft/...) in this module's respx mocks.
+RESPX_DIALECT = "recraft"
+
 pytestmark = [pytest.mark.anyio, pytest.mark.fake_clock]
 UPSCALE = "/api/v1/recraft/upscale"
 READ = "/api/v1/recraft/upscale/record-info"

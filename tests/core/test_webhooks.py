@@ -19,6 +19,9 @@ from conftest import (
 
 import recraft_async as ra
 
+# The seed's endpoints (/api/v1/recraft/...) in this module's respx mocks.
+RESPX_DIALECT = "recraft"
+
 KEY = "whk-test"
 NOW = 1_760_000_000.0
 

@@ -5,6 +5,9 @@ import tracemalloc
 
 import pytest
 
+# The seed's endpoints (/api/v1/recraft/...) in this module's respx mocks.
+RESPX_DIALECT = "recraft"
+
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]  # a soak: in the full run only
 
 JOBS = 20_000
