@@ -173,6 +173,8 @@ def record(
 # The default (market) dialect's endpoints: one for every model.
 MARKET_SUBMIT = "/api/v1/jobs/createTask"
 MARKET_READ = "/api/v1/jobs/recordInfo"
+# The market state that says what a seed record's successFlag says (0 running, 1, 2 failed).
+MARKET_STATE = {0: "generating", 1: "success", 2: "fail"}
 
 
 def market_record(
