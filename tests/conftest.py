@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import functools
 import io
+import json
 import os
 import selectors
 import sqlite3
@@ -169,6 +170,37 @@ def record(
     return envelope(data)
 
 
+# The default (market) dialect's endpoints: one for every model.
+MARKET_SUBMIT = "/api/v1/jobs/createTask"
+MARKET_READ = "/api/v1/jobs/recordInfo"
+# The market state that says what a seed record's successFlag says (0 running, 1, 2 failed).
+MARKET_STATE = {0: "generating", 1: "success", 2: "fail"}
+
+
+def market_record(
+    task_id: str = "t1",
+    state: str = "success",
+    urls: tuple[str, ...] = ("https://cdn.test/o.png",),
+    model: str = "recraft/crisp-upscale",
+) -> dict[str, Any]:
+    """A market-dialect recordInfo answer body, as KIE documents it (resultJson a string)."""
+    done = state in ("success", "fail")
+    data: dict[str, Any] = {
+        "taskId": task_id,
+        "model": model,
+        "state": state,
+        "param": json.dumps({"model": model, "input": {"image": "https://i.test/a.png"}}),
+        "resultJson": json.dumps({"resultUrls": list(urls)}) if state == "success" else "",
+        "failCode": "500" if state == "fail" else "",
+        "failMsg": "generation failed" if state == "fail" else "",
+        "costTime": 1000 if done else 0,
+        "createTime": 1755078171000,
+        "updateTime": 1755078172000,
+        "completeTime": 1755078172000 if done else None,
+    }
+    return envelope(data)
+
+
 def signature_headers(
     task_id: str = "t1", *, key: str, at: float | str | None = None
 ) -> dict[str, str]:
@@ -184,6 +216,13 @@ async def wait_until(condition, timeout: float = 5.0) -> None:
     """Poll ``condition()`` until it holds; fail the test after ``timeout`` seconds."""
     with anyio.fail_after(timeout):
         while not condition():
+            await anyio.sleep(0.01)
+
+
+async def wait_for(check, timeout: float = 5.0) -> None:
+    """Poll the async ``check()`` until it is true; fail the test after ``timeout`` seconds."""
+    with anyio.fail_after(timeout):
+        while not await check():
             await anyio.sleep(0.01)
 
 
@@ -364,20 +403,23 @@ def kie():
 
 
 @pytest.fixture
-def make_client():
+def make_client(request: pytest.FixtureRequest):
     """Build an AsyncRecraft with test-friendly defaults (fast polling, no rate limits).
 
-    The respx tests mock the seed's endpoints (``dialect="recraft"``), whose paths name
-    the operation; the default dialect is covered against the emulator and the contract
-    tests.
+    The client speaks the default dialect (market: ``MARKET_SUBMIT``, ``MARKET_READ``,
+    ``market_record``), as a user's does. A module whose respx mocks are the seed's
+    endpoints (``/api/v1/recraft/...``, ``record``) says so with
+    ``RESPX_DIALECT = "recraft"``; a test may still pass ``dialect=`` itself.
     """
+    dialect = getattr(request.module, "RESPX_DIALECT", None)
 
     def make(**kwargs):
         kwargs.setdefault("api_key", "sk-test-secret-123")
         kwargs.setdefault("poll", FAST_POLL)
         kwargs.setdefault("submit_rate", None)
         kwargs.setdefault("read_rate", None)
-        kwargs.setdefault("dialect", "recraft")
+        if dialect is not None:
+            kwargs.setdefault("dialect", dialect)
         return ra.AsyncRecraft(**kwargs)
 
     return make

@@ -57,6 +57,7 @@ async def test_second_journal_on_one_file_is_refused_at_once(tmp_path):
         assert again.is_open
 
 
+@pytest.mark.slow
 @pytest.mark.anyio
 async def test_another_process_holding_the_journal_is_named(tmp_path, holder):
     """The error names the process that holds the journal, and nothing of it is changed."""
@@ -65,6 +66,7 @@ async def test_another_process_holding_the_journal_is_named(tmp_path, holder):
             pass  # pragma: no cover - never entered
 
 
+@pytest.mark.slow
 @pytest.mark.anyio
 async def test_a_killed_holder_leaves_no_stale_lock(tmp_path, holder):
     """After SIGKILL of the holder, the journal opens at once (the kernel freed the lock)."""

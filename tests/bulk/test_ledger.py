@@ -4,7 +4,7 @@ import hashlib
 import sqlite3
 
 import pytest
-from conftest import envelope, image_bytes, record
+from conftest import MARKET_READ, MARKET_SUBMIT, envelope, image_bytes, market_record
 
 import recraft_async as ra
 from recraft_async._bulk import _ledger
@@ -16,8 +16,8 @@ from recraft_async._core._record import NO_RECORD, NullLedger
 
 pytestmark = pytest.mark.anyio
 UP = ra.Operation.UPSCALE
-UPSCALE = "/api/v1/recraft/upscale"
-READ = "/api/v1/recraft/upscale/record-info"
+UPSCALE = MARKET_SUBMIT
+READ = MARKET_READ
 
 
 def _result(task_id="t1"):
@@ -57,7 +57,7 @@ async def test_a_client_without_a_journal_records_nothing(kie, make_client, monk
 
     monkeypatch.setattr(_ledger.Ledger, "open", no_lookup)
     kie.post(UPSCALE).respond(json=envelope({"taskId": "t1"}))
-    kie.get(READ).respond(json=record("t1"))
+    kie.get(READ).respond(json=market_record("t1"))
     async with make_client() as client:
         assert isinstance(client._life.scheduler.ledger, NullLedger)
         assert (await client.upscale("https://i.test/a.png")).task_id == "t1"
@@ -99,7 +99,7 @@ async def test_an_illegal_transition_is_logged_and_never_ends_the_paid_job(
 ):
     """The task id was not journalled: SUCCEEDED is then illegal, logged, and the job succeeds."""
     kie.post(UPSCALE).respond(json=envelope({"taskId": "t1"}))
-    kie.get(READ).respond(json=record("t1"))
+    kie.get(READ).respond(json=market_record("t1"))
 
     async def broken(*_args):
         raise sqlite3.OperationalError("disk I/O error")

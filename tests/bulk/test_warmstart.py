@@ -4,7 +4,7 @@ import math
 
 import httpx
 import pytest
-from conftest import envelope, record
+from conftest import MARKET_READ, MARKET_SUBMIT, envelope, market_record
 
 import recraft_async as ra
 from recraft_async._core._adaptive import MIN_SAMPLES, PollPlanner
@@ -12,11 +12,11 @@ from recraft_async._core._warmstart import JOURNAL_KEY, decode, encode
 from recraft_async._settings import DEFAULT_POLL
 
 UP = ra.Operation.UPSCALE
-UPSCALE = "/api/v1/recraft/upscale"
-READ = "/api/v1/recraft/upscale/record-info"
+UPSCALE = MARKET_SUBMIT
+READ = MARKET_READ
 # Fast reads, nothing assumed: only what was learnt can move the first read.
 COLD = ra.PollPolicy(initial=0.01, factor=1.5, max_interval=5.0, timeout=30.0, prior=None)
-# conftest's record() says each task took 1 s (createTime to completeTime).
+# conftest's market_record() says each task took 1 s (createTime to completeTime).
 LEARNT_SECONDS = 1.0
 
 
@@ -61,7 +61,7 @@ def _mock_tasks(kie):
         return httpx.Response(200, json=envelope({"taskId": made[-1]}))
 
     def read(request):
-        return httpx.Response(200, json=record(request.url.params["taskId"]))
+        return httpx.Response(200, json=market_record(request.url.params["taskId"]))
 
     kie.post(UPSCALE).mock(side_effect=submit)
     kie.get(READ).mock(side_effect=read)

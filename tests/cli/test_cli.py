@@ -27,6 +27,10 @@ from PIL import Image
 pytest.importorskip("recraft_async.testing")
 
 
+# The command line as a process, end to end: in the full run, not the quick loop.
+pytestmark = pytest.mark.slow
+
+
 @pytest.fixture
 def emulator(tmp_path):
     """The emulator as its own process (its stats outlive a killed client)."""

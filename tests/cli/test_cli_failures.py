@@ -31,6 +31,10 @@ _DISK_FULL_FOR_IMG1 = textwrap.dedent(
 )
 
 
+# The command line as a process, end to end: in the full run, not the quick loop.
+pytestmark = pytest.mark.slow
+
+
 def _with_hook(tmp_path, source):
     """Environment additions that make the CLI subprocess run ``source`` at start-up."""
     hook = tmp_path / "hook"

@@ -60,6 +60,7 @@ def test_missing_default_folder_is_not_created(workdir, capsys):
     assert "photos/: no such file or folder" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_a_lists_bad_line_still_fails_alone(workdir, capsys):
     """Inside an @list a missing file is that input's failure (exit 1); the rest is done."""
     (workdir / "list.txt").write_text("a.png\ngone.png\n")
@@ -67,6 +68,7 @@ def test_a_lists_bad_line_still_fails_alone(workdir, capsys):
     assert "done: 1, failed: 1" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_emulator_help_names_the_command_it_was_run_as(tmp_path):
     """`recraft-async emulator --help` says recraft-async emulator, not python -m ..."""
     run = cli("emulator", "--help", cwd=tmp_path)
@@ -100,9 +102,12 @@ def test_resume_hint_leaves_out_the_defaults_and_the_key(monkeypatch):
     assert command.resume_command(args).endswith(" --dialect recraft")
 
 
+@pytest.mark.slow
 def test_resume_hint_after_an_emulator_run_works_as_printed(tmp_path):
     """Ctrl-C during an --emulator run: the printed hint, run as is, is no usage error."""
-    for i in range(25):  # more than one submit window: the run lasts seconds
+    # One more than a submit window (20 per 10 s): the run lasts seconds, and its resume,
+    # left with at most 20 unsent, fits in one window.
+    for i in range(21):
         save_image(tmp_path / "in" / f"img{i}.png", (256, 256 + i))
     proc = subprocess.Popen(
         [sys.executable, "-m", "recraft_async.cli", "upscale", "in", "--emulator", "--out", "o"],

@@ -14,6 +14,10 @@ INPUTS = 3
 DAMAGED = "img0.png"  # the input whose row the row damages hit
 
 
+# The command line as a process, end to end: in the full run, not the quick loop.
+pytestmark = pytest.mark.slow
+
+
 def _sql(*statements: str):
     """A damage made with SQL statements on the journal."""
 

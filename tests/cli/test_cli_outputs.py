@@ -12,6 +12,10 @@ from PIL import Image
 pytest.importorskip("recraft_async.testing")
 
 
+# The command line as a process, end to end: in the full run, not the quick loop.
+pytestmark = pytest.mark.slow
+
+
 def submits(url: str) -> int:
     """How many submit requests the emulator at ``url`` has answered."""
     return int(httpx.get(f"{url}/_emulator/stats").json()["submit_requests"])

@@ -25,6 +25,9 @@ from recraft_async import Journal
 from recraft_async.testing import Duration, KieEmulator, serve
 from recraft_async.testing._tasks import Task
 
+# The command line as a process, end to end: in the full run, not the quick loop.
+pytestmark = pytest.mark.slow
+
 
 class _BadResults(BaseHTTPRequestHandler):
     """Result URLs that no download can use: a redirect loop and a corrupt gzip body."""

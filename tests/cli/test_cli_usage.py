@@ -13,6 +13,7 @@ from recraft_async._bulk._inputs import expand_inputs
 pytest.importorskip("recraft_async.testing")
 
 
+@pytest.mark.slow
 def test_version_prints_the_package_version(tmp_path):
     """--version prints "recraft-async <version>" and exits 0."""
     run = cli("--version", cwd=tmp_path)
@@ -20,6 +21,7 @@ def test_version_prints_the_package_version(tmp_path):
     assert run.stdout.strip() == f"recraft-async {ra.__version__}"
 
 
+@pytest.mark.slow
 def test_unknown_option_shows_the_subcommands_usage(tmp_path):
     """An unknown option exits 2 with the sub-command's usage, not the top level's."""
     run = cli("upscale", "a.png", "--frobnicate", cwd=tmp_path)
@@ -37,6 +39,7 @@ def test_unknown_option_shows_the_subcommands_usage(tmp_path):
         (["upscale", "a.png", "--jsn"], "--json"),
     ],
 )
+@pytest.mark.slow
 def test_misspelt_option_gets_a_did_you_mean(tmp_path, args, meant):
     """A misspelt option exits 2, naming the option meant and showing the usage."""
     run = cli(*args, cwd=tmp_path)
@@ -53,6 +56,7 @@ def test_misspelt_option_gets_a_did_you_mean(tmp_path, args, meant):
         (["upscale", "a.png", "--retry-failed"], "--retry-failed does not apply to upscale"),
     ],
 )
+@pytest.mark.slow
 def test_option_of_another_subcommand_is_named_as_such(tmp_path, args, said):
     """An option of another sub-command exits 2, saying where it belongs."""
     run = cli(*args, cwd=tmp_path)
@@ -62,6 +66,7 @@ def test_option_of_another_subcommand_is_named_as_such(tmp_path, args, said):
     assert not (tmp_path / "recraft-out").exists()
 
 
+@pytest.mark.slow
 def test_misspelt_command_gets_a_did_you_mean(tmp_path):
     """A misspelt sub-command exits 2 with a suggestion."""
     run = cli("upscal", "a.png", cwd=tmp_path)
@@ -69,6 +74,7 @@ def test_misspelt_command_gets_a_did_you_mean(tmp_path):
     assert "did you mean upscale?" in run.stderr
 
 
+@pytest.mark.slow
 def test_quiet_and_verbose_are_exclusive(tmp_path):
     """-q with -v is a usage error of the sub-command."""
     run = cli("upscale", "a.png", "-q", "-v", cwd=tmp_path)
@@ -86,6 +92,7 @@ def test_non_http_url_is_a_problem_of_its_own(url, tmp_path, monkeypatch):
     assert "no such file" not in item.problem
 
 
+@pytest.mark.slow
 def test_non_http_url_input_fails_alone(tmp_path):
     """A non-http(s) URL fails with its reason (exit 1); the other inputs are processed."""
     save_image(tmp_path / "a.png", (300, 300))
@@ -102,6 +109,7 @@ def test_non_http_url_input_fails_alone(tmp_path):
     }
 
 
+@pytest.mark.slow
 def test_quiet_prints_the_summary_only(tmp_path):
     """-q: no progress lines on stderr; the summary on stdout."""
     save_image(tmp_path / "a.png", (300, 300))
@@ -111,6 +119,7 @@ def test_quiet_prints_the_summary_only(tmp_path):
     assert "done: 1, failed: 0, uncertain: 0" in run.stdout
 
 
+@pytest.mark.slow
 def test_verbose_shows_the_librarys_log_as_lines(tmp_path):
     """-v shows each job's life (info lines) as the command's own lines."""
     save_image(tmp_path / "a.png", (300, 300))
@@ -122,6 +131,7 @@ def test_verbose_shows_the_librarys_log_as_lines(tmp_path):
     assert "info:" not in plain.stderr
 
 
+@pytest.mark.slow
 def test_throttled_wait_is_said_once(tmp_path):
     """A 429 with Retry-After holds the submits: plain output says so, once, with the wait."""
     for name in ("a", "b", "c"):

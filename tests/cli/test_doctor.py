@@ -205,6 +205,7 @@ async def test_a_key_echoed_by_the_service_is_kept_out_of_the_output_and_trace(s
     assert KEY not in trace.read_text()
 
 
+@pytest.mark.slow
 def test_the_command_against_the_emulator_confirms_everything(tmp_path):
     """`doctor --emulator` runs offline, exits 0 and writes a trace without the key."""
     trace = tmp_path / "trace.json"
@@ -217,6 +218,7 @@ def test_the_command_against_the_emulator_confirms_everything(tmp_path):
     assert json.loads(text)["exchanges"]
 
 
+@pytest.mark.slow
 def test_the_command_without_a_key_is_a_usage_error(tmp_path):
     """No KIE_API_KEY and no --api-key-file: exit 2 before anything is sent."""
     done = cli("doctor", "--yes", cwd=tmp_path)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from conftest import envelope, record, submitted
+from conftest import MARKET_READ, MARKET_SUBMIT, envelope, market_record, submitted
 
 import recraft_async as ra
 
 pytestmark = [pytest.mark.anyio, pytest.mark.fake_clock]
 
-UPSCALE = "/api/v1/recraft/upscale"
-READ = "/api/v1/recraft/upscale/record-info"
+UPSCALE = MARKET_SUBMIT
+READ = MARKET_READ
 UPLOAD = "https://kieai.redpandaai.co/api/file-stream-upload"
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x01\x00\x00\x00\x01\x00\x08\x02\x00\x00\x00"
 
@@ -46,8 +46,8 @@ async def test_account_error_spares_tasks_already_submitted(kie, make_client):
         ]
     )
     reads = kie.get(READ).mock(
-        side_effect=[httpx.Response(200, json=record("t1", flag=0, urls=()))] * 3
-        + [httpx.Response(200, json=record("t1"))]
+        side_effect=[httpx.Response(200, json=market_record("t1", state="generating", urls=()))] * 3
+        + [httpx.Response(200, json=market_record("t1"))]
     )
     async with make_client(max_in_flight=2) as client:
         first = await submitted(client.upscale("https://i.test/a.png"))

@@ -3,13 +3,13 @@
 import anyio
 import httpx
 import pytest
-from conftest import envelope, record, wait_until
+from conftest import MARKET_READ, MARKET_SUBMIT, envelope, market_record, wait_until
 
 import recraft_async as ra
 
 pytestmark = [pytest.mark.anyio, pytest.mark.fake_clock]
-UPSCALE = "/api/v1/recraft/upscale"
-READ = "/api/v1/recraft/upscale/record-info"
+UPSCALE = MARKET_SUBMIT
+READ = MARKET_READ
 SLOW = ra.PollPolicy(initial=1.0, factor=1.0, max_interval=1.0, timeout=600.0)
 
 
@@ -22,8 +22,8 @@ def _route(kie, reads_to_finish: int = 3):
         task_id = request.url.params["taskId"]
         reads[task_id] = reads.get(task_id, 0) + 1
         if reads[task_id] >= reads_to_finish:
-            return httpx.Response(200, json=record(task_id))
-        return httpx.Response(200, json=record(task_id, flag=0, urls=()))
+            return httpx.Response(200, json=market_record(task_id))
+        return httpx.Response(200, json=market_record(task_id, state="generating", urls=()))
 
     submit = kie.post(UPSCALE).mock(
         side_effect=lambda _r: httpx.Response(200, json=envelope({"taskId": f"t{next(ids)}"}))

@@ -24,6 +24,9 @@ from recraft_async._core._redact import Secret
 from recraft_async._core._transport import MAX_ANSWER_BYTES, Transport
 from recraft_async.errors import APITimeoutError, ProtocolError
 
+# The seed's endpoints (/api/v1/recraft/...) in this module's respx mocks.
+RESPX_DIALECT = "recraft"
+
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 CREDIT = "/api/v1/chat/credit"
 # A KIE envelope padded past the cap with JSON whitespace: valid, so only the cap refuses it.
@@ -40,6 +43,7 @@ def json_head_and_body(data: object) -> tuple[bytes, bytes]:
 # --- API answers: the total deadline --------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.anyio
 async def test_trickling_read_answer_times_out_on_every_attempt(make_client):
     """A credits answer trickling past the deadline fails each attempt, then APITimeoutError."""
@@ -72,6 +76,7 @@ async def test_trickling_submit_answer_is_uncertain_and_never_resent(make_client
     assert cause.request_sent is True
 
 
+@pytest.mark.slow
 @pytest.mark.anyio
 async def test_waiting_for_a_pooled_connection_is_not_counted():
     """The deadline starts once a connection is in hand: a queued request still succeeds."""

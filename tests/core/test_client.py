@@ -9,6 +9,9 @@ from conftest import API, envelope, record
 
 import recraft_async as ra
 
+# The seed's endpoints (/api/v1/recraft/...) in this module's respx mocks.
+RESPX_DIALECT = "recraft"
+
 pytestmark = [pytest.mark.anyio, pytest.mark.fake_clock]
 KEY = "sk-test-secret-123"
 

@@ -6,10 +6,13 @@ import sqlite3
 import anyio
 import httpx
 import pytest
-from conftest import envelope, image_bytes, record
+from conftest import envelope, image_bytes, record, wait_for, wait_until
 
 import recraft_async as ra
 from recraft_async._core._identity import fingerprint
+
+# The seed's endpoints (/api/v1/recraft/...) in this module's respx mocks.
+RESPX_DIALECT = "recraft"
 
 pytestmark = pytest.mark.anyio
 UPLOADS = "https://uploads.test"
@@ -180,6 +183,11 @@ async def test_download_streams_without_the_key(kie, make_client, tmp_path):
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["passwd.png"]
 
 
+async def _journal_holds(journal, state):
+    """Whether the journal holds one entry in ``state`` (and any others)."""
+    return [entry.state for entry in await journal.entries()].count(state) == 1
+
+
 async def test_waiting_for_a_submit_slot_is_not_uncertain(kie, make_client, tmp_path):
     """A run stopped while a job waits for its rate slot leaves that input unsent, not UNCERTAIN."""
     kie.post(UPSCALE).respond(json=envelope({"taskId": "t1"}))
@@ -192,9 +200,7 @@ async def test_waiting_for_a_submit_slot_is_not_uncertain(kie, make_client, tmp_
     with pytest.raises(Stop):
         async with make_client(journal=journal, submit_rate=ra.Rate(1, per=60.0)) as client:
             jobs = [client.upscale(f"https://i.test/{i}.png") for i in (1, 2)]
-            while not any(job.task_id for job in jobs):
-                await anyio.sleep(0.01)
-            await anyio.sleep(0.05)
+            await wait_for(lambda: _journal_holds(journal, ra.JournalState.SUBMITTED))
             raise Stop
     [sent] = [job for job in jobs if job.task_id]
     async with ra.Journal(tmp_path / "j.db") as reopened:
@@ -227,11 +233,10 @@ async def test_the_wait_after_a_429_leaves_the_input_resumable(kie, make_client,
     with pytest.raises(Stop):
         async with make_client(journal=ra.Journal(tmp_path / "j.db")) as client:
             client.upscale("https://i.test/a.png")
-            while submit.call_count < 1:
-                await anyio.sleep(0.01)
-            await anyio.sleep(0.05)  # the refusal is journalled inside the shielded send
-            [entry] = await client.journal.entries()
-            assert entry.state is ra.JournalState.PENDING
+            await wait_until(lambda: submit.call_count >= 1)
+            # The refusal is journalled inside the shielded send: SUBMITTING goes back to
+            # PENDING once it is handled (a journal left SUBMITTING fails the wait).
+            await wait_for(lambda: _journal_holds(client.journal, ra.JournalState.PENDING))
             raise Stop
     async with ra.Journal(tmp_path / "j.db") as reopened:
         [entry] = await reopened.entries()

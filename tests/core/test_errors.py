@@ -7,12 +7,12 @@ import pickle
 from pathlib import Path
 
 import pytest
-from conftest import envelope
+from conftest import MARKET_SUBMIT, envelope
 
 import recraft_async as ra
 
 KEY = "sk-test-secret-123"
-UPSCALE = "/api/v1/recraft/upscale"
+UPSCALE = MARKET_SUBMIT
 
 
 def test_status_code_and_its_alias_http_status():

@@ -9,7 +9,7 @@ import anyio
 import anyio.lowlevel
 import httpx
 import pytest
-from conftest import envelope, record
+from conftest import MARKET_READ, MARKET_STATE, MARKET_SUBMIT, envelope, market_record
 from PIL import Image
 
 import recraft_async as ra
@@ -17,14 +17,19 @@ from recraft_async._core._jobs import Job
 
 pytestmark = [pytest.mark.anyio, pytest.mark.fake_clock]
 UPLOADS = "https://uploads.test"
-UPSCALE = "/api/v1/recraft/upscale"
-READ = "/api/v1/recraft/upscale/record-info"
+UPSCALE = MARKET_SUBMIT
+READ = MARKET_READ
 
 
 def _reads(kie, *answers):
-    """Status reads answered in turn: a seed-dialect flag, or an HTTP status for an error."""
+    """Status reads answered in turn: a successFlag (as MARKET_STATE), or an HTTP error status."""
     responses = [
-        httpx.Response(200, json=record("t1", flag=a, urls=("https://o/t1.png",) if a == 1 else ()))
+        httpx.Response(
+            200,
+            json=market_record(
+                "t1", state=MARKET_STATE[a], urls=("https://o/t1.png",) if a == 1 else ()
+            ),
+        )
         if a in (0, 1, 2)
         else httpx.Response(a, json=envelope(code=a, msg="passing trouble"))
         for a in answers
@@ -91,7 +96,7 @@ async def test_the_read_error_and_the_failure_are_recorded(kie, make_client):
 async def test_a_cancelled_job_ends_with_cancelled_and_nothing_after(kie, make_client):
     """Cancelled while polling, or while queued: the last event is cancelled."""
     kie.post(UPSCALE).respond(json=envelope({"taskId": "t1"}))
-    reads = kie.get(READ).respond(json=record("t1", flag=0, urls=()))
+    reads = kie.get(READ).respond(json=market_record("t1", state="generating", urls=()))
     async with make_client(max_in_flight=1) as client:
         polling = client.upscale("https://i.test/a.png")
         queued = client.upscale("https://i.test/b.png")
@@ -128,7 +133,7 @@ async def test_sync_and_async_on_event_get_the_same_events_in_order(kie, make_cl
     )
     kie.get(READ).mock(
         side_effect=lambda request: httpx.Response(
-            200, json=record(request.url.params["taskId"], urls=("https://o/x.png",))
+            200, json=market_record(request.url.params["taskId"], urls=("https://o/x.png",))
         )
     )
     seen_sync: list[tuple[Job, ra.JobEvent]] = []
@@ -155,7 +160,7 @@ async def test_sync_and_async_on_event_get_the_same_events_in_order(kie, make_cl
 async def test_a_raising_on_event_never_fails_the_job(kie, make_client, caplog):
     """Each exception of a sync or async callback is logged once and the jobs succeed."""
     kie.post(UPSCALE).respond(json=envelope({"taskId": "t1"}))
-    kie.get(READ).respond(json=record("t1"))
+    kie.get(READ).respond(json=market_record("t1"))
 
     def broken(job, event):
         raise RuntimeError(f"sync {event.kind}")

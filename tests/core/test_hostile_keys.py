@@ -20,6 +20,9 @@ from recraft_async import cli
 from recraft_async._core._keys import checked_key
 from recraft_async._core._redact import Secret, redact
 
+# The seed's endpoints (/api/v1/recraft/...) in this module's respx mocks.
+RESPX_DIALECT = "recraft"
+
 KEY = "sk-hostile-0123456789abcdef"
 UPSCALE = "/api/v1/recraft/upscale"
 IMAGE = "https://i.test/a.png"
@@ -156,7 +159,7 @@ async def test_a_key_a_lower_library_quotes_leaves_through_no_output(
             journal=journal,
             on_event=lambda _job, event: seen.append(event),
             max_retries=0,
-            poll=ra.PollPolicy(initial=0.01, factor=1.5, max_interval=0.05, timeout=0.5),
+            poll=ra.PollPolicy(initial=0.01, factor=1.5, max_interval=0.05, timeout=0.1),
         ) as client:
             job = client.upscale(IMAGE)
             with pytest.raises(ra.RecraftError) as caught:

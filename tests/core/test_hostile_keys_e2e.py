@@ -24,6 +24,10 @@ UNUSABLE = {
 }
 
 
+# Key handling end to end, through processes and servers: in the full run, not the quick loop.
+pytestmark = pytest.mark.slow
+
+
 @pytest.mark.parametrize("tail", TAILS.values(), ids=TAILS)
 @pytest.mark.anyio
 async def test_a_key_with_a_windows_line_end_is_paid_once_over_real_http(tail):

@@ -5,14 +5,14 @@ import logging
 import anyio
 import httpx
 import pytest
-from conftest import envelope, record
+from conftest import MARKET_READ, MARKET_SUBMIT, envelope, market_record
 
 import recraft_async as ra
 
 # Every test here mocks its I/O, so it runs on the fake clock: sleeps cost no wall time.
 pytestmark = [pytest.mark.anyio, pytest.mark.fake_clock]
-UPSCALE = "/api/v1/recraft/upscale"
-READ = "/api/v1/recraft/upscale/record-info"
+UPSCALE = MARKET_SUBMIT
+READ = MARKET_READ
 
 
 def _slow_service(kie, finished):
@@ -25,8 +25,10 @@ def _slow_service(kie, finished):
     def read(request):
         task_id = request.url.params["taskId"]
         if task_id in finished:
-            return httpx.Response(200, json=record(task_id, urls=(f"https://o/{task_id}.png",)))
-        return httpx.Response(200, json=record(task_id, flag=0, urls=()))
+            return httpx.Response(
+                200, json=market_record(task_id, urls=(f"https://o/{task_id}.png",))
+            )
+        return httpx.Response(200, json=market_record(task_id, state="generating", urls=()))
 
     return kie.get(READ).mock(side_effect=read)
 
@@ -133,7 +135,7 @@ async def test_cancel_during_submit_keeps_the_task_id(kie, make_client):
         return httpx.Response(200, json=envelope({"taskId": "late-1"}))
 
     kie.post(UPSCALE).mock(side_effect=slow_submit)
-    reads = kie.get(READ).respond(json=record("late-1"))
+    reads = kie.get(READ).respond(json=market_record("late-1"))
     async with make_client() as client:
         job = client.upscale("https://i.test/a.png")
         await started.wait()
@@ -173,7 +175,7 @@ async def test_as_completed_includes_failures_and_finished_jobs(kie, make_client
             httpx.Response(200, json=envelope(None, 422, "bad")),
         ]
     )
-    kie.get(READ).respond(json=record("t1"))
+    kie.get(READ).respond(json=market_record("t1"))
     async with make_client(max_in_flight=1) as client:
         ok = client.upscale("https://i.test/1.png")
         await ok
@@ -186,7 +188,7 @@ async def test_as_completed_includes_failures_and_finished_jobs(kie, make_client
 async def test_resume_polls_without_submitting(kie, make_client):
     """resume() reads an earlier task's status and never submits."""
     submit = kie.post(UPSCALE).respond(json=envelope({"taskId": "x"}))
-    kie.get(READ).respond(json=record("old-7", urls=("https://o/old.png",)))
+    kie.get(READ).respond(json=market_record("old-7", urls=("https://o/old.png",)))
     async with make_client() as client:
         job = client.resume("old-7", "upscale")
         assert job.status is ra.JobStatus.SUBMITTED
@@ -197,7 +199,7 @@ async def test_resume_polls_without_submitting(kie, make_client):
 
 async def test_get_task_is_one_status_read(kie, make_client):
     """get_task() returns the TaskRecord of one read."""
-    reads = kie.get(READ).respond(json=record("t5", flag=0, urls=()))
+    reads = kie.get(READ).respond(json=market_record("t5", state="generating", urls=()))
     async with make_client() as client:
         task = await client.get_task("t5", ra.Operation.UPSCALE)
     assert task.state is ra.TaskState.PROCESSING
@@ -239,6 +241,7 @@ async def test_leaving_by_exception_stops_jobs_and_logs_task_ids(kie, make_clien
     assert caught.value.task_id == "t1"
 
 
+@pytest.mark.slow
 async def test_thousands_of_handles_are_fine(make_client):
     """Scheduling thousands of jobs returns at once, and they all complete."""
     counter = iter(range(1, 100_000))
@@ -247,7 +250,7 @@ async def test_thousands_of_handles_are_fine(make_client):
         if request.method == "POST" and request.url.path == UPSCALE:
             return httpx.Response(200, json=envelope({"taskId": f"t{next(counter)}"}))
         if request.method == "GET" and request.url.path == READ:
-            return httpx.Response(200, json=record(request.url.params["taskId"]))
+            return httpx.Response(200, json=market_record(request.url.params["taskId"]))
         return httpx.Response(404)
 
     async with (

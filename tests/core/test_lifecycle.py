@@ -7,12 +7,12 @@ import anyio
 import anyio.to_thread
 import httpx
 import pytest
-from conftest import envelope, record, wait_until
+from conftest import MARKET_READ, MARKET_SUBMIT, envelope, market_record, wait_until
 
 import recraft_async as ra
 
-UPSCALE = "/api/v1/recraft/upscale"
-READ = "/api/v1/recraft/upscale/record-info"
+UPSCALE = MARKET_SUBMIT
+READ = MARKET_READ
 SLOW = ra.PollPolicy(initial=0.5, factor=1.0, max_interval=0.5, timeout=600.0)
 NEVER_READ = ra.PollPolicy(initial=60.0, max_interval=60.0, timeout=600.0)  # within a test
 
@@ -26,8 +26,8 @@ def _route(kie, finishes_after: dict[str, int]):
         task_id = request.url.params["taskId"]
         reads[task_id] = reads.get(task_id, 0) + 1
         if reads[task_id] >= finishes_after.get(task_id, 10**9):
-            return httpx.Response(200, json=record(task_id))
-        return httpx.Response(200, json=record(task_id, flag=0, urls=()))
+            return httpx.Response(200, json=market_record(task_id))
+        return httpx.Response(200, json=market_record(task_id, state="generating", urls=()))
 
     submit = kie.post(UPSCALE).mock(
         side_effect=lambda _r: httpx.Response(200, json=envelope({"taskId": f"t{next(ids)}"}))
@@ -190,8 +190,8 @@ def _route_with_a_stuck_submit(
     def read(request):
         task_id = request.url.params["taskId"]
         if anyio.current_time() >= finished_at.get(task_id, float("inf")):
-            return httpx.Response(200, json=record(task_id))
-        return httpx.Response(200, json=record(task_id, flag=0, urls=()))
+            return httpx.Response(200, json=market_record(task_id))
+        return httpx.Response(200, json=market_record(task_id, state="generating", urls=()))
 
     kie.post(UPSCALE).mock(side_effect=submit)
     return kie.get(READ).mock(side_effect=read)

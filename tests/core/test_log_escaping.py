@@ -8,7 +8,7 @@ from pathlib import Path
 import anyio
 import httpx
 import pytest
-from conftest import envelope, record, submitted
+from conftest import MARKET_READ, MARKET_SUBMIT, envelope, market_record, submitted
 
 import recraft_async as ra
 from recraft_async import cli
@@ -18,8 +18,8 @@ from recraft_async._core._escape import printable
 from recraft_async._core._redact import Secret
 from recraft_async._core._transport import Transport
 
-UPSCALE = "/api/v1/recraft/upscale"
-READ = "/api/v1/recraft/upscale/record-info"
+UPSCALE = MARKET_SUBMIT
+READ = MARKET_READ
 HOSTILE_ID = "t1\nINFO recraft_async job upscale succeeded: task forged\x1b[31m"
 HOSTILE_URL = "https://cdn.test/o.png\n\x1b[2Jforged"
 
@@ -64,7 +64,7 @@ async def test_task_id_from_the_service_is_logged_escaped(kie, make_client, capl
     """A task id with a newline and an ANSI escape is logged on one line, escaped."""
     caplog.set_level(logging.INFO, logger="recraft_async")
     kie.post(UPSCALE).respond(json=envelope({"taskId": HOSTILE_ID}))
-    kie.get(READ).respond(json=record(HOSTILE_ID))
+    kie.get(READ).respond(json=market_record(HOSTILE_ID))
     async with make_client() as client:
         with anyio.fail_after(5):
             result = await client.upscale("https://i.test/a.png")
@@ -82,8 +82,8 @@ async def test_task_id_from_the_service_is_logged_escaped(kie, make_client, capl
 async def test_failure_message_from_the_service_is_logged_escaped(kie, make_client, caplog):
     """A task's failure message with a newline and an escape sequence stays on one line."""
     caplog.set_level(logging.INFO, logger="recraft_async")
-    failed = record("t1", flag=2, urls=())
-    failed["data"]["errorMessage"] = f"bad image\nINFO forged {HOSTILE_URL}"
+    failed = market_record("t1", state="fail", urls=())
+    failed["data"]["failMsg"] = f"bad image\nINFO forged {HOSTILE_URL}"
     kie.post(UPSCALE).respond(json=envelope({"taskId": "t1"}))
     kie.get(READ).respond(json=failed)
     async with make_client() as client:
@@ -121,7 +121,7 @@ async def test_resubmit_log_line_escapes_the_services_message(kie, make_client, 
             httpx.Response(200, json=envelope({"taskId": "t1"})),
         ]
     )
-    kie.get(READ).respond(json=record("t1"))
+    kie.get(READ).respond(json=market_record("t1"))
     async with make_client() as client:
         with anyio.fail_after(10):
             await client.upscale("https://i.test/a.png")
@@ -136,7 +136,7 @@ async def test_stopped_jobs_warning_escapes_task_ids(kie, make_client, caplog):
     """The warning that lists stopped jobs' task ids for resume shows them escaped."""
     caplog.set_level(logging.WARNING, logger="recraft_async")
     kie.post(UPSCALE).respond(json=envelope({"taskId": HOSTILE_ID}))
-    kie.get(READ).respond(json=record(HOSTILE_ID, flag=0, urls=()))
+    kie.get(READ).respond(json=market_record(HOSTILE_ID, state="generating", urls=()))
     poll = ra.PollPolicy(initial=30.0, factor=1.5, max_interval=30.0, timeout=60.0)
     with pytest.raises(KeyboardInterrupt):
         async with make_client(poll=poll) as client:

@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 import respx
-from conftest import CLI_ENV, cli, image_bytes, save_image
+from conftest import CLI_ENV, MARKET_SUBMIT, cli, image_bytes, save_image
 from PIL import Image
 
 import recraft_async as ra
@@ -75,6 +75,7 @@ def test_unknown_recraft_log_value_is_ignored_with_one_warning(monkeypatch, libr
     assert not any(isinstance(h, _logging.StderrHandler) for h in library_logger.handlers)
 
 
+@pytest.mark.slow
 def test_recraft_log_configures_the_logger_at_import():
     """In a fresh interpreter, RECRAFT_LOG=info prints the library's info lines, formatted."""
     code = "import logging, recraft_async; logging.getLogger('recraft_async').info('hello')"
@@ -123,9 +124,7 @@ def test_loggable_source_drops_an_input_urls_query(source, shown):
 @pytest.mark.anyio
 async def test_queued_and_cancelled_lines_never_show_an_input_query(kie, make_client, caplog):
     """The "queued" log line and a cancel message name a presigned input without its query."""
-    kie.post("/api/v1/recraft/upscale").respond(
-        json={"code": 200, "msg": "ok", "data": {"taskId": "t1"}}
-    )
+    kie.post(MARKET_SUBMIT).respond(json={"code": 200, "msg": "ok", "data": {"taskId": "t1"}})
     signed = "https://in.test/a.png?X-Amz-Signature=SECRET"
     never = ra.PollPolicy(initial=60.0, max_interval=60.0, timeout=600.0)
     with caplog.at_level(logging.INFO, logger="recraft_async"):
@@ -261,6 +260,7 @@ def _run_against_signed_kie(tmp_path, status, *options):
         server.shutdown()
 
 
+@pytest.mark.slow
 def test_cli_requests_and_downloads_carry_the_user_agent(tmp_path):
     """The command's upload, submit, reads and download (its own client) all send it."""
     run = _run_against_signed_kie(tmp_path, 200)
@@ -271,6 +271,7 @@ def test_cli_requests_and_downloads_carry_the_user_agent(tmp_path):
     assert {agent for _, agent in _SignedKie.agents} == {AGENT}
 
 
+@pytest.mark.slow
 def test_cli_failure_and_debug_log_name_the_result_url_without_its_query(tmp_path):
     """A failed download is reported, and logged at -vv, without the presigned query."""
     run = _run_against_signed_kie(tmp_path, 403, "-vv")

@@ -3,13 +3,13 @@
 import anyio
 import httpx
 import pytest
-from conftest import envelope, record
+from conftest import MARKET_READ, MARKET_SUBMIT, envelope, market_record
 
 import recraft_async as ra
 
 pytestmark = [pytest.mark.anyio, pytest.mark.fake_clock]
-UPSCALE = "/api/v1/recraft/upscale"
-READ = "/api/v1/recraft/upscale/record-info"
+UPSCALE = MARKET_SUBMIT
+READ = MARKET_READ
 
 
 def _route(kie, *, finishes: bool = True):
@@ -22,8 +22,8 @@ def _route(kie, *, finishes: bool = True):
     def read(request):
         task_id = request.url.params["taskId"]
         if finishes:
-            return httpx.Response(200, json=record(task_id))
-        return httpx.Response(200, json=record(task_id, flag=0, urls=()))
+            return httpx.Response(200, json=market_record(task_id))
+        return httpx.Response(200, json=market_record(task_id, state="generating", urls=()))
 
     kie.get(READ).mock(side_effect=read)
     return submit

@@ -5,7 +5,7 @@ from __future__ import annotations
 import anyio
 import httpx
 import pytest
-from conftest import envelope, record
+from conftest import MARKET_READ, MARKET_SUBMIT, envelope, market_record
 
 import recraft_async as ra
 from recraft_async._core._pacer import Pacer
@@ -14,10 +14,11 @@ from recraft_async.testing._window import SlidingWindow
 # Every test here mocks its I/O, so it runs on the fake clock: sleeps cost no wall time.
 pytestmark = [pytest.mark.anyio, pytest.mark.fake_clock]
 
-UPSCALE = "/api/v1/recraft/upscale"
-READ = "/api/v1/recraft/upscale/record-info"
+UPSCALE = MARKET_SUBMIT
+READ = MARKET_READ
 
 
+@pytest.mark.slow
 async def test_a_thousand_jobs_in_flight_stay_within_the_read_limit(make_client):
     """1,000 jobs polled at once against KIE's read limit (the emulator's window) meet no 429."""
     # KIE's own window and task length: on the fake clock the 100+ s this takes cost nothing.
@@ -40,8 +41,8 @@ async def test_a_thousand_jobs_in_flight_stay_within_the_read_limit(make_client)
         reads += 1
         task_id = request.url.params["taskId"]
         if now < finish_at[task_id]:
-            return httpx.Response(200, json=record(task_id, flag=0, urls=()))
-        return httpx.Response(200, json=record(task_id))
+            return httpx.Response(200, json=market_record(task_id, state="generating", urls=()))
+        return httpx.Response(200, json=market_record(task_id))
 
     poll = ra.PollPolicy(initial=0.5, factor=1.5, max_interval=3.0, timeout=3000.0)
     async with (
@@ -81,7 +82,7 @@ async def test_failing_reads_far_past_max_retries_do_not_fail_a_paid_task(kie, m
             if isinstance(failure, Exception):
                 raise failure
             return failure
-        return httpx.Response(200, json=record("t1"))
+        return httpx.Response(200, json=market_record("t1"))
 
     kie.get(READ).mock(side_effect=read)
     poll = ra.PollPolicy(initial=0.01, factor=1.5, max_interval=0.05, timeout=5.0)
@@ -130,7 +131,7 @@ async def test_a_429_on_one_read_slows_every_read_of_the_client(kie, make_client
             return httpx.Response(
                 429, json={"code": 429, "msg": "Rate limit exceeded"}, headers={"Retry-After": "1"}
             )
-        return httpx.Response(200, json=record(request.url.params["taskId"]))
+        return httpx.Response(200, json=market_record(request.url.params["taskId"]))
 
     kie.get(READ).mock(side_effect=read)
     async with make_client(read_rate=ra.Rate(10, per=1.0)) as client:
@@ -143,7 +144,7 @@ async def test_a_429_on_one_read_slows_every_read_of_the_client(kie, make_client
 
 async def test_get_task_uses_the_read_budget(kie, make_client):
     """One-off reads share the budget: three reads at 2 per 0.3 s take a second window."""
-    kie.get(READ).respond(json=record("t1"))
+    kie.get(READ).respond(json=market_record("t1"))
     moments = []
     async with make_client(read_rate=ra.Rate(2, per=0.3)) as client:
         for _ in range(3):

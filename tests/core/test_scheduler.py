@@ -11,6 +11,9 @@ from conftest import envelope, record
 import recraft_async as ra
 from recraft_async._core import _poll
 
+# The seed's endpoints (/api/v1/recraft/...) in this module's respx mocks.
+RESPX_DIALECT = "recraft"
+
 # Every test here mocks its I/O, so it runs on the fake clock: sleeps cost no wall time.
 pytestmark = [pytest.mark.anyio, pytest.mark.fake_clock]
 UPSCALE = "/api/v1/recraft/upscale"

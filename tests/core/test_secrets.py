@@ -136,6 +136,7 @@ def proxy_environment(monkeypatch, proxy):
     return proxy
 
 
+@pytest.mark.slow
 @pytest.mark.anyio
 async def test_plain_http_never_goes_through_an_environment_proxy(proxy_environment):
     """HTTP_PROXY/ALL_PROXY never see a plain-http request; https still uses a CONNECT tunnel."""

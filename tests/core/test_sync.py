@@ -36,6 +36,7 @@ def _portal_threads():
     return [t for t in threading.enumerate() if t.name == "recraft-sync"]
 
 
+@pytest.mark.slow
 def test_upscale_result_blocks_for_the_result(kie_sync_client, kie_sync_server):
     """Upscale returns a SyncJob at once; result() blocks and returns the Result."""
     job = kie_sync_client.upscale(_image(kie_sync_server))
@@ -54,6 +55,7 @@ def test_upscale_result_blocks_for_the_result(kie_sync_client, kie_sync_server):
     assert repr(job).startswith("<SyncJob upscale succeeded")
 
 
+@pytest.mark.slow
 def test_remove_background_resume_and_get_task(kie_sync_client, kie_sync_server):
     """remove_background, then get_task and resume of its task, all blocking."""
     result = kie_sync_client.remove_background(_image(kie_sync_server)).result()
@@ -64,6 +66,7 @@ def test_remove_background_resume_and_get_task(kie_sync_client, kie_sync_server)
     assert kie_sync_server.stats.tasks_created == 1
 
 
+@pytest.mark.slow
 def test_download_writes_the_image(kie_sync_client, kie_sync_server, tmp_path):
     """Download streams the result into the folder and returns the file's path."""
     result = kie_sync_client.upscale(_image(kie_sync_server)).result()
@@ -72,11 +75,13 @@ def test_download_writes_the_image(kie_sync_client, kie_sync_server, tmp_path):
     assert path.read_bytes().startswith(b"\x89PNG")
 
 
+@pytest.mark.slow
 def test_credits_reads_the_balance(kie_sync_client, kie_sync_server):
     """credits() is the account's balance, as the emulator keeps it."""
     assert kie_sync_client.credits() == kie_sync_server.service.credits
 
 
+@pytest.mark.slow
 def test_a_failed_job_raises_its_error(kie_sync_client, kie_sync_server):
     """result() raises what await job would, and exception() returns it."""
     kie_sync_server.faults.next("task", Fault.task_failed("no pixels today"))
@@ -87,6 +92,7 @@ def test_a_failed_job_raises_its_error(kie_sync_client, kie_sync_server):
     assert job.status is ra.JobStatus.FAILED
 
 
+@pytest.mark.slow
 def test_result_timeout_raises_and_the_job_goes_on(kie_sync_server_slow):
     """result(timeout) raises TimeoutError with a message; the job still runs, then cancels."""
     with _client(kie_sync_server_slow) as client:
@@ -105,6 +111,7 @@ def test_result_timeout_raises_and_the_job_goes_on(kie_sync_server_slow):
         assert isinstance(job.exception(), ra.JobCancelledError)
 
 
+@pytest.mark.slow
 def test_as_completed_yields_in_finishing_order(kie_sync_server_slow):
     """as_completed yields each job as it ends; its timeout leaves the rest running."""
     with _client(kie_sync_server_slow) as client:
@@ -122,6 +129,7 @@ def test_as_completed_yields_in_finishing_order(kie_sync_server_slow):
         assert next(finished, None) is None
 
 
+@pytest.mark.slow
 def test_jobs_work_with_concurrent_futures(kie_sync_client, kie_sync_server):
     """SyncJobs are Futures: concurrent.futures.wait and as_completed take them."""
     url = _image(kie_sync_server)
@@ -132,12 +140,14 @@ def test_jobs_work_with_concurrent_futures(kie_sync_client, kie_sync_server):
     assert set(concurrent.futures.as_completed(jobs)) == set(jobs)
 
 
+@pytest.mark.slow
 def test_as_completed_refuses_async_jobs(kie_sync_client):
     """Only SyncJobs: anything else is an InvalidInputError at the call."""
     with pytest.raises(ra.InvalidInputError, match="SyncJobs"):
         kie_sync_client.as_completed([object()])
 
 
+@pytest.mark.slow
 def test_done_callbacks_run_in_the_clients_thread(kie_sync_client, kie_sync_server):
     """add_done_callback runs in the client's thread, which may start a job but not wait."""
     url = _image(kie_sync_server)
@@ -159,6 +169,7 @@ def test_done_callbacks_run_in_the_clients_thread(kie_sync_client, kie_sync_serv
     assert seen["thread"] == "recraft-sync"
 
 
+@pytest.mark.slow
 def test_works_where_an_event_loop_runs(kie_sync_client, kie_sync_server):
     """Called from a thread whose asyncio loop runs (a notebook), the client still works."""
     url = _image(kie_sync_server)
@@ -171,6 +182,7 @@ def test_works_where_an_event_loop_runs(kie_sync_client, kie_sync_server):
     assert balance == kie_sync_server.service.credits
 
 
+@pytest.mark.slow
 def test_on_event_is_called_in_the_clients_thread(kie_sync_server):
     """on_event gets each event of the Job behind the SyncJob, in the client's thread."""
     seen = []
@@ -194,6 +206,7 @@ def test_a_wrong_argument_starts_no_thread():
     assert len(_portal_threads()) == before
 
 
+@pytest.mark.slow
 def test_close_is_idempotent_and_ends_the_thread(kie_sync_server):
     """close() waits for the jobs, ends the thread, and does nothing the second time."""
     before = len(_portal_threads())
@@ -208,6 +221,7 @@ def test_close_is_idempotent_and_ends_the_thread(kie_sync_server):
     assert "state=closed" in repr(client)
 
 
+@pytest.mark.slow
 def test_a_closed_client_refuses_to_work(kie_sync_server):
     """After close, each method raises ClientNotOpenError, and so does a new with block."""
     client = _client(kie_sync_server)
@@ -227,6 +241,7 @@ def test_a_closed_client_refuses_to_work(kie_sync_server):
         pass
 
 
+@pytest.mark.slow
 def test_leaving_by_an_exception_stops_the_jobs(kie_sync_server_slow):
     """An exception out of the with block stops the jobs instead of waiting for them."""
 
@@ -240,6 +255,7 @@ def test_leaving_by_an_exception_stops_the_jobs(kie_sync_server_slow):
     assert isinstance(job.exception(), ra.JobCancelledError)
 
 
+@pytest.mark.slow
 def test_handle_callback_returns_the_polling_job(kie_sync_server_slow):
     """A callback for a task being polled wakes its SyncJob, the same object the caller holds."""
     with _client(kie_sync_server_slow) as client:
@@ -306,6 +322,7 @@ def test_the_methods_are_async_recrafts():
             assert sync_methods[name] == parameters, name
 
 
+@pytest.mark.slow
 def test_to_dict_of_a_sync_job(kie_sync_client, kie_sync_server):
     """SyncJob.to_dict() gives the job's JSON-safe values, result included."""
     job = kie_sync_client.upscale(_image(kie_sync_server))
@@ -316,6 +333,7 @@ def test_to_dict_of_a_sync_job(kie_sync_client, kie_sync_server):
     assert values["result"] == result.to_dict()
 
 
+@pytest.mark.slow
 def test_shutdown_cancels_unsent_jobs_and_stops_the_rest(kie_sync_server_slow):
     """shutdown(grace): an unsent job is cancelled unpaid; a submitted one stopped at grace."""
     client = _client(kie_sync_server_slow, submit_rate=ra.Rate(1, per=3600.0))
@@ -334,6 +352,7 @@ def test_shutdown_cancels_unsent_jobs_and_stops_the_rest(kie_sync_server_slow):
     assert not _portal_threads()
 
 
+@pytest.mark.slow
 def test_a_view_has_its_own_options_and_shares_the_clients_life(kie_sync_server_slow):
     """with_options(): the view's jobs poll its way; the view cannot close its client."""
     short = ra.PollPolicy(initial=0.01, max_interval=0.05, timeout=0.3)
@@ -352,6 +371,7 @@ def test_a_view_has_its_own_options_and_shares_the_clients_life(kie_sync_server_
         view.upscale(_image(kie_sync_server_slow))  # closed with its client
 
 
+@pytest.mark.slow
 def test_enqueue_blocks_until_the_queue_has_room(kie_sync_server_slow):
     """enqueue_upscale() blocks while max_queued jobs wait, and queues once one leaves."""
     with _client(kie_sync_server_slow, max_in_flight=1, max_queued=1) as client:
@@ -374,6 +394,7 @@ def test_enqueue_blocks_until_the_queue_has_room(kie_sync_server_slow):
             job.cancel()
 
 
+@pytest.mark.slow
 def test_processing_times_are_learnt_through_the_sync_client(kie_sync_server, tmp_path):
     """After a few jobs the blocking client reports what it learnt, and keeps it in a file."""
     state = tmp_path / "poll-state.json"

@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import envelope, record
+from conftest import MARKET_READ, MARKET_SUBMIT, envelope, market_record
 
 import recraft_async as ra
 from recraft_async._core._check import check_task_id
 from recraft_async._core._dialects import parse_task_id
 
-UPSCALE = "/api/v1/recraft/upscale"
-READ = "/api/v1/recraft/upscale/record-info"
+UPSCALE = MARKET_SUBMIT
+READ = MARKET_READ
 IDS = ["t1", "t\n1", "t\r\n\x1b[31m", "t\x00", " t ", "\u2028x", "", "   ", "\ud800", 5, None]
 
 
@@ -60,7 +60,7 @@ def test_a_callback_may_name_any_task_id_resume_accepts():
 async def test_a_paid_task_whose_id_has_a_newline_can_be_resumed(kie, make_client):
     """Submitted with a newline in its id: delivered, and resume() of that id reads it again."""
     kie.post(UPSCALE).respond(json=envelope({"taskId": "t\n1"}))
-    reads = kie.get(READ, params={"taskId": "t\n1"}).respond(json=record("t\n1"))
+    reads = kie.get(READ, params={"taskId": "t\n1"}).respond(json=market_record("t\n1"))
     async with make_client() as client:
         result = await client.upscale("https://i.test/a.png")
         again = await client.resume(result.task_id, "upscale")

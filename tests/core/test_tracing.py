@@ -6,7 +6,7 @@ import textwrap
 
 import httpx
 import pytest
-from conftest import ROOT, envelope, record
+from conftest import MARKET_READ, MARKET_STATE, MARKET_SUBMIT, ROOT, envelope, market_record
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -16,8 +16,8 @@ from opentelemetry.trace import SpanKind, StatusCode
 import recraft_async as ra
 
 pytestmark = [pytest.mark.anyio, pytest.mark.fake_clock]
-UPSCALE = "/api/v1/recraft/upscale"
-READ = "/api/v1/recraft/upscale/record-info"
+UPSCALE = MARKET_SUBMIT
+READ = MARKET_READ
 
 
 @pytest.fixture
@@ -44,7 +44,9 @@ def _service(kie, *flags):
         flag = flags[n - 1] if n <= len(flags) else 1
         if flag not in (0, 1, 2):
             return httpx.Response(flag, json=envelope(code=flag, msg="passing trouble"))
-        return httpx.Response(200, json=record(task_id, flag=flag, urls=("https://o/x.png",)))
+        return httpx.Response(
+            200, json=market_record(task_id, state=MARKET_STATE[flag], urls=("https://o/x.png",))
+        )
 
     kie.get(READ).mock(side_effect=read)
 
@@ -68,7 +70,7 @@ async def test_one_span_per_job_with_its_attributes_and_events(kie, make_client,
     assert span.kind is SpanKind.INTERNAL
     assert dict(span.attributes) == {
         "recraft.operation": "upscale",
-        "recraft.dialect": "recraft",
+        "recraft.dialect": "market",
         "recraft.task_id": "t1",
         "recraft.outcome": "succeeded",
         "recraft.reads": 2,
@@ -239,6 +241,7 @@ _WITHOUT_OTEL = """
 """
 
 
+@pytest.mark.slow
 def test_without_opentelemetry_nothing_of_it_is_imported():
     """With OpenTelemetry hidden, a whole job runs and no opentelemetry module is loaded."""
     done = subprocess.run(  # noqa: S603 - our own interpreter

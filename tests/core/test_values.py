@@ -6,12 +6,12 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import envelope, record
+from conftest import MARKET_READ, MARKET_SUBMIT, envelope, market_record
 
 import recraft_async as ra
 
-UPSCALE = "/api/v1/recraft/upscale"
-READ = "/api/v1/recraft/upscale/record-info"
+UPSCALE = MARKET_SUBMIT
+READ = MARKET_READ
 UTC = dt.timezone.utc
 
 
@@ -112,8 +112,8 @@ async def test_succeeded_job_to_dict(kie, make_client):
     kie.post(UPSCALE).respond(json=envelope({"taskId": "t1"}))
     kie.get(READ).mock(
         side_effect=[
-            httpx.Response(200, json=record("t1", flag=0, urls=())),
-            httpx.Response(200, json=record("t1", urls=("https://o/t1.png",))),
+            httpx.Response(200, json=market_record("t1", state="generating", urls=())),
+            httpx.Response(200, json=market_record("t1", urls=("https://o/t1.png",))),
         ]
     )
     async with make_client() as client:

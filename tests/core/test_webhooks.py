@@ -8,10 +8,12 @@ import anyio
 import httpx
 import pytest
 from conftest import (
+    MARKET_READ,
+    MARKET_SUBMIT,
     SLOW_POLL,
     emulator_client,
     envelope,
-    record,
+    market_record,
     signature_headers,
     submitted,
     wait_until,
@@ -28,7 +30,7 @@ _signed = functools.partial(signature_headers, key=KEY, at=NOW)
 
 def test_unsigned_callback_parses_without_a_key():
     """Without a webhook key the body is parsed into a Callback with its TaskRecord."""
-    callback = ra.parse_callback(json.dumps(record("t1")).encode())
+    callback = ra.parse_callback(json.dumps(market_record("t1")).encode())
     assert callback.task_id == "t1"
     assert callback.record is not None
     assert callback.record.state is ra.TaskState.SUCCESS
@@ -37,7 +39,9 @@ def test_unsigned_callback_parses_without_a_key():
 
 def test_signed_callback_verifies():
     """A correctly signed, fresh callback is accepted."""
-    task = ra.parse_callback(json.dumps(record("t1")), _signed(), webhook_key=KEY, now=NOW + 10)
+    task = ra.parse_callback(
+        json.dumps(market_record("t1")), _signed(), webhook_key=KEY, now=NOW + 10
+    )
     assert task.task_id == "t1"
 
 
@@ -54,7 +58,7 @@ def test_signed_callback_verifies():
 def test_bad_signatures_are_refused(headers, why):
     """Missing, forged, replayed or stale signatures raise WebhookVerificationError."""
     with pytest.raises(ra.WebhookVerificationError, match=why):
-        ra.parse_callback(json.dumps(record("t1")), headers, webhook_key=KEY, now=NOW)
+        ra.parse_callback(json.dumps(market_record("t1")), headers, webhook_key=KEY, now=NOW)
 
 
 def test_known_signature_vector():
@@ -69,8 +73,8 @@ def test_callback_with_a_bad_body_is_a_protocol_error():
     assert caught.value.body == "<html>"
 
 
-UPSCALE = "/api/v1/recraft/upscale"
-READ = "/api/v1/recraft/upscale/record-info"
+UPSCALE = MARKET_SUBMIT
+READ = MARKET_READ
 
 
 def _slow_client(make_client, **kwargs):
@@ -82,10 +86,10 @@ def _slow_client(make_client, **kwargs):
 async def test_callback_wakes_its_job_for_one_read(kie, make_client):
     """A callback makes the waiting job read its status at once, long before its schedule."""
     kie.post(UPSCALE).respond(json=envelope({"taskId": "t1"}))
-    reads = kie.get(READ).respond(json=record("t1"))
+    reads = kie.get(READ).respond(json=market_record("t1"))
     async with _slow_client(make_client) as client:
         job = await submitted(client.upscale("https://i.test/a.png"))
-        woken = client.handle_callback(json.dumps(record("t1")).encode(), {})
+        woken = client.handle_callback(json.dumps(market_record("t1")).encode(), {})
         with anyio.fail_after(5):
             result = await job
     assert woken is job
@@ -100,14 +104,19 @@ async def test_callback_wakes_every_job_polling_its_task(kie, make_client):
     finished = False
 
     def read(_request):
-        return httpx.Response(200, json=record("t1") if finished else record("t1", flag=0, urls=()))
+        return httpx.Response(
+            200,
+            json=market_record("t1")
+            if finished
+            else market_record("t1", state="generating", urls=()),
+        )
 
     kie.get(READ).mock(side_effect=read)
     async with _slow_client(make_client) as client:
         first, second = client.resume("t1", "upscale"), client.resume("t1", "upscale")
         await anyio.sleep(1)  # both poll now, their next reads 30 s away
         finished = True
-        assert client.handle_callback(json.dumps(record("t1"))) in (first, second)
+        assert client.handle_callback(json.dumps(market_record("t1"))) in (first, second)
         with anyio.fail_after(5):
             await first
             await second
@@ -118,12 +127,14 @@ async def test_callback_wakes_every_job_polling_its_task(kie, make_client):
 async def test_badly_signed_callback_is_refused_and_reads_nothing(kie, make_client):
     """With a webhook key, a forged callback raises and wakes no job."""
     kie.post(UPSCALE).respond(json=envelope({"taskId": "t1"}))
-    reads = kie.get(READ).respond(json=record("t1"))
+    reads = kie.get(READ).respond(json=market_record("t1"))
     async with _slow_client(make_client, webhook_key=KEY) as client:
         job = await submitted(client.upscale("https://i.test/a.png"))
         with pytest.raises(ra.WebhookVerificationError):
-            client.handle_callback(json.dumps(record("t1")), _signed(key="forged", at=time.time()))
-        client.handle_callback(json.dumps(record("t1")), _signed(at=time.time()))
+            client.handle_callback(
+                json.dumps(market_record("t1")), _signed(key="forged", at=time.time())
+            )
+        client.handle_callback(json.dumps(market_record("t1")), _signed(at=time.time()))
         with anyio.fail_after(5):
             await job
     assert reads.call_count == 1
@@ -134,7 +145,7 @@ async def test_badly_signed_callback_is_refused_and_reads_nothing(kie, make_clie
 async def test_callback_for_an_unknown_task_is_harmless(kie, make_client):
     """A callback for a task this client does not poll is acknowledged: None, and no read."""
     async with make_client() as client:
-        woken = client.handle_callback(json.dumps(record("elsewhere")))
+        woken = client.handle_callback(json.dumps(market_record("elsewhere")))
     assert woken is None
     assert not kie.calls
 
@@ -146,16 +157,16 @@ async def test_early_callback_keeps_polling(kie, make_client):
     kie.post(UPSCALE).respond(json=envelope({"taskId": "t1"}))
     reads = kie.get(READ).mock(
         side_effect=[
-            httpx.Response(200, json=record("t1", flag=0, urls=())),
-            httpx.Response(200, json=record("t1")),
+            httpx.Response(200, json=market_record("t1", state="generating", urls=())),
+            httpx.Response(200, json=market_record("t1")),
         ]
     )
     async with _slow_client(make_client) as client:
         job = await submitted(client.upscale("https://i.test/a.png"))
-        client.handle_callback(json.dumps(record("t1")))
+        client.handle_callback(json.dumps(market_record("t1")))
         await wait_until(lambda: reads.call_count >= 1)
         assert not job.done()
-        client.handle_callback(json.dumps(record("t1")))
+        client.handle_callback(json.dumps(market_record("t1")))
         with anyio.fail_after(5):
             await job
     assert reads.call_count == 2

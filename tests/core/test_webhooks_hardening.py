@@ -7,16 +7,25 @@ import time
 import anyio
 import httpx
 import pytest
-from conftest import SLOW_POLL, envelope, record, signature_headers, submitted, wait_until
+from conftest import (
+    MARKET_READ,
+    MARKET_SUBMIT,
+    SLOW_POLL,
+    envelope,
+    market_record,
+    signature_headers,
+    submitted,
+    wait_until,
+)
 
 import recraft_async as ra
 from recraft_async._core._webhooks import DEFAULT_MAX_AGE, ReplayGuard, verified_task_id
 
 KEY = "whk-test"
 NOW = 1_760_000_000.0
-UPSCALE = "/api/v1/recraft/upscale"
-READ = "/api/v1/recraft/upscale/record-info"
-BODY = json.dumps(record("t1"))
+UPSCALE = MARKET_SUBMIT
+READ = MARKET_READ
+BODY = json.dumps(market_record("t1"))
 
 
 _signed = functools.partial(signature_headers, key=KEY)  # timestamped now unless told
@@ -86,7 +95,7 @@ def test_replay_memory_needs_room_for_one():
 
 
 def _body(task_id):
-    return json.dumps(record(task_id))
+    return json.dumps(market_record(task_id))
 
 
 @pytest.mark.anyio
@@ -96,8 +105,8 @@ async def test_replayed_callback_is_refused_and_reads_nothing(kie, make_client):
     kie.post(UPSCALE).respond(json=envelope({"taskId": "t1"}))
     reads = kie.get(READ).mock(
         side_effect=[
-            httpx.Response(200, json=record("t1", flag=0, urls=())),
-            httpx.Response(200, json=record("t1")),
+            httpx.Response(200, json=market_record("t1", state="generating", urls=())),
+            httpx.Response(200, json=market_record("t1")),
         ]
     )
     async with make_client(webhook_key=KEY, poll=SLOW_POLL) as client:
@@ -192,7 +201,7 @@ def test_absurd_max_age_is_refused(max_age):
 async def test_unsigned_callback_is_refused_with_a_key(kie, make_client, headers):
     """With a key, an unsigned callback raises, wakes nothing and is not remembered."""
     kie.post(UPSCALE).respond(json=envelope({"taskId": "t1"}))
-    reads = kie.get(READ).respond(json=record("t1"))
+    reads = kie.get(READ).respond(json=market_record("t1"))
     async with make_client(webhook_key=KEY, poll=SLOW_POLL) as client:
         job = await submitted(client.upscale("https://i.test/a.png"))
         with pytest.raises(ra.WebhookVerificationError, match="not signed"):
@@ -211,7 +220,7 @@ async def test_unsigned_callback_is_refused_with_a_key(kie, make_client, headers
 async def test_signature_is_checked_before_the_record_is_read(kie, make_client):
     """handle_callback never reads the record: forged fails its signature, signed wakes the job."""
     kie.post(UPSCALE).respond(json=envelope({"taskId": "t1"}))
-    kie.get(READ).respond(json=record("t1"))
+    kie.get(READ).respond(json=market_record("t1"))
     broken = json.dumps({"code": 200, "data": {"taskId": "t1", "successFlag": "no-such-flag"}})
     async with make_client(webhook_key=KEY, poll=SLOW_POLL) as client:
         job = await submitted(client.upscale("https://i.test/a.png"))
@@ -229,11 +238,11 @@ async def test_handle_callback_returns_the_job_never_the_body(kie, make_client):
     kie.post(UPSCALE).respond(json=envelope({"taskId": "t1"}))
     reads = kie.get(READ).mock(
         side_effect=[
-            httpx.Response(200, json=record("t1", flag=0, urls=())),
-            httpx.Response(200, json=record("t1")),
+            httpx.Response(200, json=market_record("t1", state="generating", urls=())),
+            httpx.Response(200, json=market_record("t1")),
         ]
     )
-    lie = json.dumps(record("t1", urls=("https://evil.test/x.png",)))
+    lie = json.dumps(market_record("t1", urls=("https://evil.test/x.png",)))
     async with make_client(webhook_key=KEY, poll=SLOW_POLL) as client:
         job = await submitted(client.upscale("https://i.test/a.png"))
         woken = client.handle_callback(lie, _signed())
@@ -253,10 +262,10 @@ async def test_handle_callback_returns_the_job_never_the_body(kie, make_client):
 async def test_callback_for_a_task_not_held_is_acknowledged_without_a_read(kie, make_client):
     """A verified callback for a task this client does not poll returns None and reads nothing."""
     kie.post(UPSCALE).respond(json=envelope({"taskId": "t1"}))
-    reads = kie.get(READ).respond(json=record("t1"))
+    reads = kie.get(READ).respond(json=market_record("t1"))
     async with make_client(webhook_key=KEY, poll=SLOW_POLL) as client:
         job = await submitted(client.upscale("https://i.test/a.png"))
-        other = json.dumps(record("elsewhere"))
+        other = json.dumps(market_record("elsewhere"))
         assert client.handle_callback(other, _signed(task_id="elsewhere")) is None
         await anyio.sleep(0.05)
         assert reads.call_count == 0

@@ -55,6 +55,7 @@ async def submit(
     return str(answer.json()["data"]["taskId"])
 
 
+@pytest.mark.slow
 async def test_callback_carries_the_final_record_and_a_valid_signature():
     """The envelope with the success record, signed as HMAC-SHA256(taskId.timestamp)."""
     receiver = Receiver()
@@ -83,6 +84,7 @@ async def test_callback_carries_the_final_record_and_a_valid_signature():
     assert emu.stats.callbacks_sent == emu.stats.callbacks_delivered == 1
 
 
+@pytest.mark.slow
 async def test_unsigned_without_a_webhook_key_and_failures_say_501():
     """No key, no signature headers; a failed task's callback has code 501 and status 2."""
     receiver = Receiver()
@@ -97,6 +99,7 @@ async def test_unsigned_without_a_webhook_key_and_failures_say_501():
     assert body["data"]["successFlag"] == 2
 
 
+@pytest.mark.slow
 async def test_market_task_callback_uses_the_market_record():
     """A createTask callback carries the market page's message, state and resultJson."""
     receiver = Receiver()
@@ -118,6 +121,7 @@ async def test_market_task_callback_uses_the_market_record():
     assert data["remainedCredits"] == 100_000 - 1
 
 
+@pytest.mark.slow
 async def test_failed_deliveries_are_retried():
     """Two 500s then a 200: three attempts, one delivery."""
     receiver = Receiver(statuses=(500, 500))
@@ -132,6 +136,7 @@ async def test_failed_deliveries_are_retried():
     assert emu.stats.callbacks_failed == 0
 
 
+@pytest.mark.slow
 async def test_delivery_gives_up_after_the_retries():
     """A receiver that always fails gets 1 + len(retry delays) attempts."""
     receiver = Receiver(statuses=(500,) * 10)
@@ -156,6 +161,7 @@ async def test_unreachable_receiver_counts_as_a_failed_delivery():
     assert emu.stats.callbacks_sent == 3
 
 
+@pytest.mark.slow
 async def test_duplicate_and_late_callbacks():
     """A duplicate fault sends the record twice; a late one waits its seconds."""
     receiver = Receiver()
@@ -173,6 +179,7 @@ async def test_duplicate_and_late_callbacks():
     assert late_arrival >= finished[late] + 0.3
 
 
+@pytest.mark.slow
 async def test_lost_callback_is_never_delivered():
     """A lost fault drops that task's callback for good; the next task's arrives."""
     receiver = Receiver()
@@ -223,6 +230,7 @@ async def test_callbacks_in_process_through_a_custom_transport():
     )
 
 
+@pytest.mark.slow
 async def test_callbacks_wait_until_the_emulator_runs():
     """Outside ``async with`` nothing is sent; entering it delivers what fell due."""
     receiver = Receiver()
@@ -236,6 +244,7 @@ async def test_callbacks_wait_until_the_emulator_runs():
             await receiver.wait_for(1)
 
 
+@pytest.mark.slow
 async def test_callbacks_scheduled_after_the_run_wait_for_the_next():
     """A task submitted after ``async with`` ended keeps its callback for the next run."""
     receiver = Receiver()

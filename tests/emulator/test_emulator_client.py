@@ -26,7 +26,8 @@ pytestmark = [pytest.mark.anyio]
 make = functools.partial(make_emulator, duration=Duration.fixed(0.02), rate=None, read_rate=None)
 
 
-@pytest.fixture(params=["in-process", "loopback"])
+# Through a real port (uvicorn) is the end-to-end variant: the full run's, not the quick loop's.
+@pytest.fixture(params=["in-process", pytest.param("loopback", marks=pytest.mark.slow)])
 def mode(request) -> str:
     return str(request.param)
 
@@ -93,6 +94,7 @@ async def test_market_dialect_end_to_end(mode):
     assert emu.credits == pytest.approx(100_000 - 0.5 - 1)
 
 
+@pytest.mark.slow
 async def test_a_client_pacing_its_reads_meets_no_read_limit(mode):
     """With read_rate matching the emulator's read limit, status reads never see a 429."""
     # Half the emulator's limit on the client: a margin for reads bunched up in transit.
@@ -107,6 +109,7 @@ async def test_a_client_pacing_its_reads_meets_no_read_limit(mode):
     assert emu.stats.read_rate_limited == 0
 
 
+@pytest.mark.slow
 async def test_hundreds_of_jobs_each_paid_once(mode):
     """Many concurrent jobs finish and no image is submitted twice."""
     emu = make(duration=Duration.lognormal(median=20, sigma=0.5), time_scale=0.002)
@@ -120,6 +123,7 @@ async def test_hundreds_of_jobs_each_paid_once(mode):
     assert emu.stats.max_pending > 1
 
 
+@pytest.mark.slow
 async def test_a_thousand_jobs_in_process():
     """A thousand real jobs on one emulator, each paid once, in seconds."""
     emu = make(duration=Duration.lognormal(median=20, sigma=0.5), time_scale=0.005)
@@ -170,6 +174,7 @@ async def test_client_pacing_avoids_429s(mode):
     assert emu.stats.rate_limited == 0
 
 
+@pytest.mark.slow
 async def test_503s_before_processing_are_resubmitted_once_they_pass(mode):
     """The next 2 submits answer 503: the job still succeeds, with one task."""
     emu = make()
@@ -196,6 +201,7 @@ async def test_a_submit_that_landed_without_an_answer_is_not_resent(mode, fault)
     assert emu.stats.submit_requests == 1
 
 
+@pytest.mark.slow
 async def test_an_answer_delayed_past_the_timeout_is_not_resent():
     """A processed submit whose answer outlives the client's timeout is not paid again."""
     emu = make()

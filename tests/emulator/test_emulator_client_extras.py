@@ -38,6 +38,7 @@ def client_for(emu: KieEmulator, base_url: str, **options) -> ra.AsyncRecraft:
     )
 
 
+@pytest.mark.slow
 async def test_local_files_are_uploaded_then_processed_and_downloaded(tmp_path):
     """A Path and raw bytes go through the upload endpoint; results download whole."""
     emu = make()
@@ -56,6 +57,7 @@ async def test_local_files_are_uploaded_then_processed_and_downloaded(tmp_path):
     assert cut_image.getpixel((0, 0))[3] == 0  # type: ignore[index]
 
 
+@pytest.mark.slow
 async def test_the_journal_stops_a_second_run_from_paying_again(tmp_path):
     """A rerun of the same work resumes the journalled task instead of submitting."""
     emu = make()
@@ -70,6 +72,7 @@ async def test_the_journal_stops_a_second_run_from_paying_again(tmp_path):
     assert emu.stats.submits[("upscale", url)] == 1
 
 
+@pytest.mark.slow
 async def test_an_uncertain_submit_is_remembered_by_the_journal(tmp_path):
     """Processed then dropped: the job is uncertain, and a rerun still does not resubmit."""
     emu = make()
@@ -147,6 +150,7 @@ async def test_a_forged_callback_is_refused():
     assert record.state is ra.TaskState.SUCCESS
 
 
+@pytest.mark.slow
 async def test_credits_and_results_through_the_client(tmp_path):
     """client.credits() reads the emulator's balance as it is spent."""
     emu = make(credits=10)

@@ -7,6 +7,7 @@ Read from the source with ``ast``, so every import counts: module level, inside
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 import pytest
@@ -30,6 +31,7 @@ SERVICE = "_service"
 ROUTES = LAYERS["routes"]
 
 
+@functools.cache  # parsed once per run: the tests only read the trees
 def _modules() -> dict[str, ast.Module]:
     return {path.stem: ast.parse(path.read_text(), str(path)) for path in HOME.glob("*.py")}
 

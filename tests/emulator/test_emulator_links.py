@@ -97,6 +97,7 @@ async def test_download_url_wants_the_key_and_a_url():
     assert link.content.startswith(b"\x89PNG")
 
 
+@pytest.mark.slow
 async def test_on_a_real_port_the_key_reaches_the_api_only(tmp_path):
     """Served on 127.0.0.1: refused, linked, saved; no result-host request carries the key."""
     emu, _ = with_image()
@@ -141,6 +142,7 @@ async def test_link_faults_fail_the_download_typed(tmp_path):
     assert isinstance(caught.value.__cause__, ra.ServerError)
 
 
+@pytest.mark.slow
 def test_the_sync_client_has_download_url(kie_sync_client, kie_sync_server, tmp_path):
     """Recraft.download_url answers a link on the served emulator that downloads the image."""
     image = kie_sync_server.add_image("c.png", red_circle())

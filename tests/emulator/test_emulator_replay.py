@@ -122,6 +122,7 @@ async def test_the_emulator_acts_out_a_trace():
     assert info.finished - info.created == pytest.approx(0.6)
 
 
+@pytest.mark.slow
 def test_the_emulator_command_replays_a_trace_file(tmp_path):
     """`recraft-async emulator --replay TRACE` answers in the trace's shapes."""
     trace = tmp_path / "trace.json"
@@ -141,6 +142,7 @@ def test_the_emulator_command_replays_a_trace_file(tmp_path):
     assert first.json() == NOT_READABLE
 
 
+@pytest.mark.slow
 @pytest.mark.anyio
 async def test_a_doctors_own_trace_replays_for_the_client(tmp_path):
     """The doctor's trace of one emulator drives another, on which the client gets its result."""

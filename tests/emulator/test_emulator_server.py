@@ -12,6 +12,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import anyio
 import httpx
@@ -32,6 +33,7 @@ CIRCLE = red_circle()
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow
 @pytest.mark.anyio
 async def test_serve_answers_on_a_loopback_port_and_restores_the_base_url():
     """A real server: submit, read, download; base_url is the real URL only while serving."""
@@ -53,6 +55,7 @@ async def test_serve_answers_on_a_loopback_port_and_restores_the_base_url():
     assert emu.base_url == "https://kie-emulator.invalid"
 
 
+@pytest.mark.slow
 @pytest.mark.anyio
 async def test_images_added_before_serving_still_resolve():
     """Stored images are recognised by path, whatever host their URL was made with."""
@@ -67,6 +70,7 @@ async def test_images_added_before_serving_still_resolve():
     assert record.json()["data"]["successFlag"] == 1
 
 
+@pytest.mark.slow
 @pytest.mark.anyio
 async def test_a_dropped_connection_gets_no_answer_at_all():
     """The real server closes the socket: httpx sees a hang-up, not a 500."""
@@ -85,6 +89,18 @@ async def test_a_dropped_connection_gets_no_answer_at_all():
     assert emu.stats.submits[("upscale", url)] == 2  # the processed drop, and the last one
 
 
+def _tasks_once_listed(base_url: str, timeout: float = 10.0) -> list[dict[str, Any]]:
+    """The emulator process's task list once it lists one, polled (failing after ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with urllib.request.urlopen(base_url + "/_emulator/tasks") as answer:  # noqa: S310
+            tasks: list[dict[str, Any]] = json.load(answer)["tasks"]
+        if tasks or time.monotonic() > deadline:
+            return tasks
+        time.sleep(0.01)
+
+
+@pytest.mark.slow
 @pytest.mark.anyio
 @pytest.mark.parametrize(("processed", "created"), [(True, 1), (False, 0)])
 async def test_an_answer_delayed_beyond_the_client_timeout(processed, created):
@@ -110,6 +126,7 @@ async def test_serve_refuses_addresses_other_than_loopback():
             pass
 
 
+@pytest.mark.slow
 def test_the_process_runner_prints_its_url_and_serves(tmp_path):
     """Python -m recraft_async.testing: base URL on stdout when ready, samples on stderr."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -153,9 +170,7 @@ def test_the_process_runner_prints_its_url_and_serves(tmp_path):
         assert refused.value.code == 503
         with urllib.request.urlopen(submit) as answer:  # noqa: S310
             assert json.load(answer)["code"] == 200
-        time.sleep(0.1)
-        with urllib.request.urlopen(base_url + "/_emulator/tasks") as answer:  # noqa: S310
-            (task,) = json.load(answer)["tasks"]
+        (task,) = _tasks_once_listed(base_url)
         assert task["finishTime"] - task["createTime"] < 1
         read = urllib.request.Request(  # noqa: S310 - loopback only
             f"{base_url}{UPSCALE}/record-info?taskId={task['taskId']}", headers=EMULATOR_AUTH
@@ -174,6 +189,7 @@ def test_the_process_runner_prints_its_url_and_serves(tmp_path):
         stderr.close()
 
 
+@pytest.mark.slow
 def test_the_process_runner_refuses_bad_options():
     """Bad durations exit with a usage error."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -210,6 +226,7 @@ def test_listening_socket_says_it_is_tcp():
         assert sock.proto == socket.IPPROTO_TCP
 
 
+@pytest.mark.slow
 @pytest.mark.anyio
 async def test_one_emulator_can_be_served_again_and_keeps_its_tasks():
     """Serving twice in a row works; tasks and balance survive between the two."""

@@ -37,6 +37,7 @@ def test_the_emulator_is_not_ready_for_a_moment_by_default():
     assert 0 < make_emulator().not_ready_for < 1
 
 
+@pytest.mark.slow
 async def test_a_job_waits_out_the_moment_a_new_task_is_not_readable():
     """The default "not readable yet" moment (here lengthened) delays a job, never fails it."""
     emu = make(not_ready_for=0.3)
@@ -47,6 +48,7 @@ async def test_a_job_waits_out_the_moment_a_new_task_is_not_readable():
     assert emu.stats.not_ready_reads > 0
 
 
+@pytest.mark.slow
 async def test_a_job_waits_out_the_not_ready_fault_at_http_422():
     """Fault.not_ready at HTTP 422 on the first reads: the job still ends in its Result."""
     emu = make(not_ready_for=0.0)
@@ -58,6 +60,7 @@ async def test_a_job_waits_out_the_not_ready_fault_at_http_422():
     assert emu.stats.not_ready_reads == 3
 
 
+@pytest.mark.slow
 async def test_get_task_of_a_task_not_readable_yet_names_it():
     """One read within the moment: TaskNotReadyError with the task id, not a bad input."""
     emu = make(not_ready_for=60.0)
@@ -72,6 +75,7 @@ async def test_get_task_of_a_task_not_readable_yet_names_it():
     assert not isinstance(caught.value, ra.InvalidRequestError)
 
 
+@pytest.mark.slow
 async def test_results_carry_the_credits_the_emulator_states():
     """Each Result's credits: the emulator's prices (0.5 crisp upscale, 1 remove background)."""
     emu = make()
@@ -84,6 +88,7 @@ async def test_results_carry_the_credits_the_emulator_states():
     assert up.to_dict()["credits"] == pytest.approx(0.5)
 
 
+@pytest.mark.slow
 async def test_records_with_json_objects_deliver_their_result():
     """Records with param and resultJson as JSON objects (json_objects=True) give the Result."""
     emu = make(json_objects=True)

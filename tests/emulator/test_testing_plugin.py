@@ -35,6 +35,7 @@ def kie_emulator_options():
     return {"rate": None, "webhook_key": "k"}
 
 
+@pytest.mark.slow
 async def test_in_process(kie_emulator):
     url = kie_emulator.add_image(*sample_images(64)[0])
     async with kie_emulator.http_client(headers={"Authorization": "Bearer emulator-key"}) as c:
@@ -43,12 +44,14 @@ async def test_in_process(kie_emulator):
     assert kie_emulator.rate is None
 
 
+@pytest.mark.slow
 async def test_loopback(kie_server):
     assert kie_server.base_url.startswith("http://127.0.0.1:")
     async with httpx.AsyncClient(base_url=kie_server.base_url) as c:
         assert (await c.get("/_emulator/stats")).status_code == 200
 
 
+@pytest.mark.slow
 async def test_client(kie_client, kie_emulator):
     url = kie_emulator.add_image(*sample_images(64)[0])
     results = [await kie_client.upscale(url) for _ in range(3)]
@@ -88,6 +91,7 @@ def anyio_backend(request):
     return request.param
 
 
+@pytest.mark.slow
 async def test_one_emulator(kie_server, kie_emulator):
     assert kie_server is kie_emulator
     name, data = sample_images(64)[0]
@@ -99,6 +103,7 @@ async def test_one_emulator(kie_server, kie_emulator):
         assert (await c.get(url)).content == data
 
 
+@pytest.mark.slow
 async def test_the_in_process_client_works_on_the_served_emulator(
     kie_client, kie_server, kie_emulator
 ):
@@ -115,6 +120,7 @@ async def test_the_in_process_client_works_on_the_served_emulator(
             await anyio.sleep(0.01)
 
 
+@pytest.mark.slow
 async def test_kie_emulator_alone_runs_in_process(kie_emulator):
     assert kie_emulator.base_url.startswith("https://")
     assert kie_emulator.callbacks_pending == 0
@@ -151,6 +157,7 @@ def _pytest(
     )
 
 
+@pytest.mark.slow
 def test_fixtures_work_for_a_user_on_both_backends(tmp_path):
     """kie_emulator, kie_server and kie_client in a user's test file, asyncio and trio."""
     (tmp_path / "test_user.py").write_text(textwrap.dedent(USER_TESTS))
@@ -159,6 +166,7 @@ def test_fixtures_work_for_a_user_on_both_backends(tmp_path):
     assert "8 passed" in done.stdout
 
 
+@pytest.mark.slow
 def test_kie_server_and_kie_emulator_share_one_emulator(tmp_path):
     """A test asking for both gets one emulator: what one adds, the other serves."""
     (tmp_path / "test_shared.py").write_text(textwrap.dedent(SHARED_TESTS))
@@ -167,6 +175,7 @@ def test_kie_server_and_kie_emulator_share_one_emulator(tmp_path):
     assert "6 passed" in done.stdout
 
 
+@pytest.mark.slow
 def test_the_plugin_does_not_break_pytest_without_pillow(tmp_path):
     """Loading the plugin imports nothing optional; only asking for a fixture would."""
     shim = tmp_path / "shim"

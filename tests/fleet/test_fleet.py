@@ -40,6 +40,7 @@ async def open_clients(stack, emulator, coordination, count, **options):
     ]
 
 
+@pytest.mark.slow
 async def test_two_clients_share_the_submit_window(redis_server):
     """Two clients, each pacing at the account's rate alone, together meet no 429."""
     rate = ra.Rate(5, per=0.5)
@@ -55,6 +56,7 @@ async def test_two_clients_share_the_submit_window(redis_server):
     assert emulator.stats.tasks_created == 16
 
 
+@pytest.mark.slow
 async def test_two_clients_share_the_read_budget(redis_server):
     """Reads of two clients stay within one read budget: no read is refused."""
     read_rate = ra.Rate(4, per=0.2)
@@ -73,6 +75,7 @@ async def test_two_clients_share_the_read_budget(redis_server):
     assert emulator.stats.read_rate_limited == 0
 
 
+@pytest.mark.slow
 async def test_the_same_image_given_to_every_client_is_paid_once(redis_server):
     """Three clients given the same five images submit each once and share its result."""
     emulator, image = emulator_with_image(duration=Duration.fixed(0.2))
@@ -87,6 +90,7 @@ async def test_the_same_image_given_to_every_client_is_paid_once(redis_server):
     assert [len(ids) for ids in by_image.values()] == [1] * 5
 
 
+@pytest.mark.slow
 async def test_a_429_seen_by_one_worker_pauses_every_worker(redis_server):
     """A pause told by one coordinator holds the other's submits (Redis holds it for all)."""
     coordination = fleet(redis_server)
@@ -110,6 +114,7 @@ async def test_a_429_seen_by_one_worker_pauses_every_worker(redis_server):
         await first.close()
 
 
+@pytest.mark.slow
 async def test_a_crashed_workers_claim_expires_and_another_submits(redis_server):
     """A claim whose holder died (no heartbeat) is taken over once its lease runs out."""
     coordination = fleet(redis_server, lease=0.3)
@@ -131,6 +136,7 @@ async def test_a_crashed_workers_claim_expires_and_another_submits(redis_server)
         await alive.close()
 
 
+@pytest.mark.slow
 async def test_an_uncertain_submit_stays_uncertain_for_every_worker(redis_server):
     """A claim left uncertain by one worker makes another's job fail unsent, never resent."""
     emulator, image = emulator_with_image()
@@ -150,6 +156,7 @@ async def test_an_uncertain_submit_stays_uncertain_for_every_worker(redis_server
     assert emulator.stats.submit_requests == 0
 
 
+@pytest.mark.slow
 async def test_a_refused_submit_releases_its_claim_for_the_next_worker(redis_server):
     """A submit provably refused (a 4xx) leaves the input free: a later worker submits it."""
     emulator, image = emulator_with_image()
@@ -165,6 +172,7 @@ async def test_a_refused_submit_releases_its_claim_for_the_next_worker(redis_ser
     assert emulator.stats.tasks_created == 1
 
 
+@pytest.mark.slow
 async def test_a_callback_received_by_one_worker_wakes_the_job_of_another(redis_server):
     """Worker B's handle_callback ends worker A's job long before A's first poll."""
     emulator, image = emulator_with_image(duration=Duration.fixed(0.0))
@@ -181,6 +189,7 @@ async def test_a_callback_received_by_one_worker_wakes_the_job_of_another(redis_
     assert result.task_id == job.task_id
 
 
+@pytest.mark.slow
 async def test_submits_fail_closed_while_redis_is_down_and_submitted_jobs_finish(redis_server):
     """Without Redis a new submit fails typed and unsent; a submitted job still finishes."""
     emulator, image = emulator_with_image(duration=Duration.fixed(0.5))
@@ -197,6 +206,7 @@ async def test_submits_fail_closed_while_redis_is_down_and_submitted_jobs_finish
     assert unsent.task_id is None
 
 
+@pytest.mark.slow
 async def test_a_client_cannot_open_without_its_redis(redis_server):
     """Opening a client whose Redis is down fails typed after the bounded wait."""
     redis_server.stop()
@@ -221,6 +231,7 @@ def test_settings_are_checked_and_never_show_a_password():
         ra.AsyncRecraft(api_key="k", coordination="redis://127.0.0.1")  # type: ignore[arg-type]
 
 
+@pytest.mark.slow
 def test_a_client_without_coordination_imports_nothing_of_redis():
     """The default (coordination=None) never imports coredis."""
     code = (
@@ -235,6 +246,7 @@ def test_a_client_without_coordination_imports_nothing_of_redis():
     assert done.stdout.strip() == "False"
 
 
+@pytest.mark.slow
 async def test_a_failed_task_is_forgotten_so_a_retry_submits_again(redis_server):
     """A task that failed at the service is not handed to the next worker given the image."""
     from recraft_async.testing import Fault  # noqa: PLC0415 - an extra
@@ -251,6 +263,7 @@ async def test_a_failed_task_is_forgotten_so_a_retry_submits_again(redis_server)
     assert emulator.stats.tasks_created == 2
 
 
+@pytest.mark.slow
 async def test_submits_go_again_once_redis_is_back(redis_server):
     """After a fault, a restarted Redis lets submits through again, within the shared window."""
     emulator, image = emulator_with_image()
@@ -265,6 +278,7 @@ async def test_submits_go_again_once_redis_is_back(redis_server):
     assert emulator.stats.submit_requests == 1
 
 
+@pytest.mark.slow
 async def test_a_slow_redis_fails_submits_closed_after_the_bounded_wait(redis_server):
     """A Redis that answers nothing (DEBUG SLEEP) counts as away: the submit is not sent."""
     emulator, image = emulator_with_image()
@@ -280,6 +294,7 @@ async def test_a_slow_redis_fails_submits_closed_after_the_bounded_wait(redis_se
     assert emulator.stats.submit_requests == 0
 
 
+@pytest.mark.slow
 async def test_a_live_workers_claim_outlives_its_lease(redis_server):
     """The holder's heartbeat keeps its claim past the lease: nobody else may submit."""
     coordination = fleet(redis_server, lease=0.3)
@@ -303,6 +318,7 @@ async def test_a_live_workers_claim_outlives_its_lease(redis_server):
         await holder.close()
 
 
+@pytest.mark.slow
 async def test_a_worker_started_later_gets_the_result_another_paid_for(redis_server):
     """A client opened after another finished an image attaches to its task: one submit."""
     emulator, image = emulator_with_image()
@@ -325,6 +341,7 @@ def subscribers(server, channel: str) -> int:
     return int(answer[3][1:])  # *2, $len, channel, :count
 
 
+@pytest.mark.slow
 async def test_callbacks_reach_other_workers_again_after_redis_restarts(redis_server):
     """The listener survives a Redis restart: a later callback still wakes another's job."""
     emulator, image = emulator_with_image(duration=Duration.fixed(0.0))
@@ -346,6 +363,7 @@ async def test_callbacks_reach_other_workers_again_after_redis_restarts(redis_se
     assert result.task_id == job.task_id
 
 
+@pytest.mark.slow
 async def test_two_namespaces_share_nothing(redis_server):
     """Clients of two namespaces (two accounts) each submit the same image: no claim shared."""
     emulator, image = emulator_with_image()

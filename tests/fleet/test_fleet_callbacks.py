@@ -14,7 +14,7 @@ import recraft_async as ra
 from recraft_async._core._webhooks import DEFAULT_MAX_AGE, Seen, webhook_signature
 from recraft_async._fleet._redis import coordinator_of
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]  # a real redis-server: the full run's
 
 KEY = "fleet-webhook-key"
 

@@ -15,6 +15,7 @@ import sys
 import urllib.request
 from pathlib import Path
 
+import pytest
 from redis_server import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -22,6 +23,10 @@ WORKER = ROOT / "benchmarks" / "fleet_worker.py"
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 WORKERS = 4
 IMAGES = 24
+
+
+# Worker processes and a real redis-server: in the full run, not the quick loop.
+pytestmark = pytest.mark.slow
 
 
 @contextlib.contextmanager

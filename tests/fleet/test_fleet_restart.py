@@ -12,7 +12,7 @@ from redis_server import RedisServer, require_binary
 import recraft_async as ra
 from recraft_async._fleet._redis import coordinator_of
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]  # a real redis-server: the full run's
 
 
 def coordination(server, **options) -> ra.RedisCoordination:

@@ -17,9 +17,12 @@ ROOT = Path(__file__).resolve().parents[2]
 RUNNER = ROOT / "benchmarks" / "run.py"
 N = 6
 
-pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("uvicorn") is None, reason="needs the emulator extra"
-)
+pytestmark = [
+    pytest.mark.skipif(
+        importlib.util.find_spec("uvicorn") is None, reason="needs the emulator extra"
+    ),
+    pytest.mark.slow,  # benchmarks run as processes: in the full run, not the quick loop
+]
 
 
 @pytest.fixture(scope="module")

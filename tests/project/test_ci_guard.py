@@ -20,6 +20,10 @@ def test_expected_failure():
 """
 
 
+# pytest run as a process: in the full run, not the quick loop.
+pytestmark = pytest.mark.slow
+
+
 @pytest.mark.parametrize(("ci", "outcome"), [("true", "1 failed"), ("", "1 skipped")])
 def test_a_skip_fails_only_in_ci(tmp_path, ci, outcome):
     """Under CI=true the probe's skip is reported failed; elsewhere it stays a skip."""

@@ -44,6 +44,10 @@ _FLAGS = (
 )
 
 
+# The built site in a headless browser: in the full run, not the quick loop.
+pytestmark = pytest.mark.slow
+
+
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The site, built strictly into a temporary folder."""

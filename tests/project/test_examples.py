@@ -21,6 +21,10 @@ WEBHOOK_KEY = "whk-example"
 DEFAULT_FIRST_READ = 2.0
 
 
+# The examples as servers and processes, end to end: in the full run, not the quick loop.
+pytestmark = pytest.mark.slow
+
+
 def _free_port():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

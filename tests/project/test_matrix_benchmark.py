@@ -17,6 +17,10 @@ sys.modules["matrix"] = matrix  # attrs resolves the module's classes through it
 _SPEC.loader.exec_module(matrix)
 
 
+# The matrix benchmark: in the full run, not the quick loop.
+pytestmark = pytest.mark.slow
+
+
 @pytest.fixture(scope="module")
 def rows():
     """One service (1 s and 20 s tasks, sigma 0.5), one job at a time and a bulk of 40."""

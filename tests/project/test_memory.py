@@ -5,7 +5,10 @@ import tracemalloc
 
 import pytest
 
-pytestmark = pytest.mark.anyio
+# The seed's endpoints (/api/v1/recraft/...) in this module's respx mocks.
+RESPX_DIALECT = "recraft"
+
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]  # a soak: in the full run only
 
 JOBS = 20_000
 # Python's own allocations per queued job (tracemalloc, not RSS) with the default options:

@@ -24,6 +24,7 @@ def test_readme_has_one_runnable_example():
     assert "ra.AsyncRecraft(" in blocks[0]
 
 
+@pytest.mark.slow
 @pytest.mark.anyio
 async def test_readme_example_runs_against_a_local_server(tmp_path):
     """The first Python block, saved to a file and run, upscales real images offline."""

@@ -16,9 +16,12 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 BENCHMARKS = ROOT / "benchmarks"
 
-pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("uvicorn") is None, reason="needs the emulator extra"
-)
+pytestmark = [
+    pytest.mark.skipif(
+        importlib.util.find_spec("uvicorn") is None, reason="needs the emulator extra"
+    ),
+    pytest.mark.slow,  # benchmarks run as processes: in the full run, not the quick loop
+]
 
 
 def run(script, *options):
