@@ -48,6 +48,7 @@ def client_over(http: ra.AioHttpClient, base_url: str, **options: object) -> ra.
     return ra.AsyncRecraft(api_key=SECRET, base_url=base_url, http_client=http, **options)  # type: ignore[arg-type]
 
 
+@pytest.mark.slow  # a real server on a loopback port
 @pytest.mark.anyio
 @ASYNCIO_ONLY
 async def test_a_job_runs_end_to_end_over_aiohttp(tmp_path):
@@ -64,6 +65,7 @@ async def test_a_job_runs_end_to_end_over_aiohttp(tmp_path):
     assert emulator.stats.tasks_created == 1
 
 
+@pytest.mark.slow  # a real server on a loopback port
 @pytest.mark.anyio
 @ASYNCIO_ONLY
 async def test_no_key_goes_to_a_result_host(tmp_path):
@@ -84,6 +86,7 @@ async def test_no_key_goes_to_a_result_host(tmp_path):
     assert SECRET.encode() not in head
 
 
+@pytest.mark.slow  # a real server on a loopback port
 @pytest.mark.anyio
 @ASYNCIO_ONLY
 async def test_trickling_answer_times_out_on_every_attempt():
@@ -100,6 +103,7 @@ async def test_trickling_answer_times_out_on_every_attempt():
     assert all(b"authorization: bearer " + SECRET.encode() in r.lower() for r in requests)
 
 
+@pytest.mark.slow  # a real server on a loopback port
 @pytest.mark.anyio
 @ASYNCIO_ONLY
 async def test_oversized_compressed_answer_is_refused():
@@ -118,6 +122,7 @@ async def test_oversized_compressed_answer_is_refused():
             await client.credits()
 
 
+@pytest.mark.slow  # a real server on a loopback port
 @pytest.mark.anyio
 @ASYNCIO_ONLY
 async def test_connection_refused_is_a_typed_error_never_sent():
@@ -136,6 +141,7 @@ async def test_connection_refused_is_a_typed_error_never_sent():
     assert SECRET not in str(caught.value)
 
 
+@pytest.mark.slow  # a real server on a loopback port
 @pytest.mark.anyio
 @ASYNCIO_ONLY
 async def test_a_dropped_submit_is_uncertain_and_never_resent():
@@ -153,6 +159,7 @@ async def test_a_dropped_submit_is_uncertain_and_never_resent():
     assert emulator.stats.submits[("upscale", url)] == 1
 
 
+@pytest.mark.slow  # a real server on a loopback port
 @pytest.mark.anyio
 @ASYNCIO_ONLY
 async def test_an_answer_late_past_the_timeout_is_a_timeout():
@@ -169,6 +176,7 @@ async def test_an_answer_late_past_the_timeout_is_a_timeout():
     assert emulator.faults.pending("status") == 0
 
 
+@pytest.mark.slow  # a real server on a loopback port
 @pytest.mark.anyio
 @ASYNCIO_ONLY
 async def test_plain_http_never_goes_through_an_environment_proxy(monkeypatch):

@@ -4,12 +4,12 @@ import signal
 
 import httpx
 import pytest
-from conftest import envelope, record, wait_until
+from conftest import MARKET_READ, MARKET_SUBMIT, envelope, market_record, wait_until
 
 import recraft_async as ra
 
-UPSCALE = "/api/v1/recraft/upscale"
-READ = "/api/v1/recraft/upscale/record-info"
+UPSCALE = MARKET_SUBMIT
+READ = MARKET_READ
 NEVER_READ = ra.PollPolicy(initial=60.0, max_interval=60.0, timeout=600.0)  # within a test
 
 
@@ -36,11 +36,12 @@ def _route(kie) -> None:
     )
     kie.get(READ).mock(
         side_effect=lambda r: httpx.Response(
-            200, json=record(r.url.params["taskId"], flag=0, urls=())
+            200, json=market_record(r.url.params["taskId"], state="generating", urls=())
         )
     )
 
 
+@pytest.mark.slow  # a real signal, and the grace waited out on the real clock
 @pytest.mark.anyio
 async def test_the_signal_begins_the_shutdown_and_reaches_the_server(
     kie, make_client, server_handler

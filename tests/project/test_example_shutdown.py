@@ -46,6 +46,7 @@ async def _until(condition):
             await anyio.sleep(0.02)
 
 
+@pytest.mark.slow  # uvicorn and the emulator as processes, and SIGTERM
 @pytest.mark.anyio
 @pytest.mark.parametrize("graceful_timeout", [None, "10"], ids=["no-timeout", "timeout-10"])
 async def test_sigterm_stops_new_work_at_once_and_delivers_what_finished(

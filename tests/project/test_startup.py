@@ -31,12 +31,14 @@ def _loaded_after(code: str) -> set[str]:
     return set(json.loads(done.stdout.splitlines()[-1]))
 
 
+@pytest.mark.slow  # a fresh Python process
 def test_import_loads_none_of_the_heavy_packages():
     """``import recraft_async`` loads no HTTP stack, event loop, attrs, SQLite or tracing."""
     loaded = {name.split(".")[0] for name in _loaded_after("import recraft_async")}
     assert not loaded & set(HEAVY)
 
 
+@pytest.mark.slow  # a fresh Python process
 def test_the_version_answers_before_the_cli_loads():
     """``recraft-async --version`` loads neither the CLI nor anything heavy."""
     loaded = _loaded_after("from recraft_async._entry import main; main(['--version'])")
@@ -44,6 +46,7 @@ def test_the_version_answers_before_the_cli_loads():
     assert not {name.split(".")[0] for name in loaded} & set(HEAVY)
 
 
+@pytest.mark.slow  # a fresh Python process
 def test_a_client_without_tracing_or_journal_loads_no_sqlite_rich_or_tracing():
     """Making a client loads httpx but not OpenTelemetry, rich's console or the CLI."""
     loaded = _loaded_after(
