@@ -47,6 +47,10 @@ import recraft_async as ra
 from recraft_async.testing import sample_images
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from run import emulator_url  # noqa: E402 - a sibling script, found through the path above
+
 KEY = "sk-probe-0123456789abcdef0123"
 # name -> (key as given, whether surrounding-whitespace stripping makes it usable)
 VARIANTS: dict[str, tuple[str, bool]] = {
@@ -70,21 +74,8 @@ def shows_key(text: str) -> bool:
 @contextmanager
 def emulator() -> Iterator[str]:
     """The emulator as its own process on 127.0.0.1, accepting KEY; yields its URL."""
-    command = [sys.executable, "-m", "recraft_async.testing", "--port", "0",
-               "--api-key", KEY, "--duration", "fixed:0", "--time-scale", "1"]  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    process = subprocess.Popen(  # noqa: S603 - our own module, loopback only
-        command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env
-    )
-    try:
-        assert process.stdout is not None  # noqa: S101
-        url = process.stdout.readline().strip()
-        if not url.startswith("http://127.0.0.1:"):
-            raise RuntimeError(f"the emulator did not start: {url!r}")
+    with emulator_url(["--api-key", KEY, "--duration", "fixed:0", "--time-scale", "1"]) as url:
         yield url
-    finally:
-        process.kill()
-        process.wait(10)
 
 
 def side_door(url: str, data: bytes | None = None) -> Any:

@@ -40,7 +40,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
-from run import machine  # noqa: E402 - sibling scripts, found via HERE
+from run import emulator_url, machine  # noqa: E402 - sibling scripts, found via HERE
 from soak import make_image  # noqa: E402
 
 from recraft_async.testing import _images as images  # noqa: E402
@@ -95,26 +95,15 @@ def _env() -> dict[str, str]:
 @contextmanager
 def emulator(config: Config) -> Iterator[str]:
     """The emulator as its own process; yields its base URL."""
-    command = [
-        sys.executable, "-m", "recraft_async.testing", "--port", "0",
+    options = [
         "--time-scale", str(config.time_scale),
         "--duration", "lognormal:median=20,sigma=0.5", "--seed", str(config.seed),
     ]  # fmt: skip
     if config.fault_rate > 0:
         for fault in FAULTS:
-            command += ["--fault", f"{fault}@{config.fault_rate:g}"]
-    process = subprocess.Popen(  # noqa: S603 - our own module, loopback only
-        command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=_env()
-    )
-    try:
-        assert process.stdout is not None  # noqa: S101
-        url = process.stdout.readline().strip()
-        if not url.startswith("http://127.0.0.1:"):
-            raise RuntimeError(f"the emulator did not start: {url!r}")
+            options += ["--fault", f"{fault}@{config.fault_rate:g}"]
+    with emulator_url(options) as url:
         yield url
-    finally:
-        process.kill()
-        process.wait(10)
 
 
 def get(url: str) -> bytes:

@@ -360,6 +360,31 @@ def emulator_process(options: Sequence[str]) -> Iterator[tuple[str, str]]:
             process.wait()
 
 
+@contextmanager
+def emulator_url(options: Sequence[str]) -> Iterator[str]:
+    """``python -m recraft_async.testing`` on a free loopback port with ``options``; its URL.
+
+    The process ends with the block (killed: nothing of it is measured afterwards).
+    """
+    command = [PYTHON, "-m", "recraft_async.testing", "--host", "127.0.0.1", "--port", "0"]
+    process = subprocess.Popen(  # noqa: S603 - our own module, loopback only
+        [*command, *options],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=child_env(),
+    )
+    try:
+        assert process.stdout is not None  # noqa: S101
+        url = process.stdout.readline().strip()
+        if not url.startswith("http://127.0.0.1:"):
+            raise RuntimeError(f"the emulator did not start: {url!r}")
+        yield url
+    finally:
+        process.kill()
+        process.wait(10)
+
+
 def child_env() -> dict[str, str]:
     """The environment of the processes the benchmarks start: this checkout importable."""
     return {**os.environ, "PYTHONPATH": str(ROOT)}
