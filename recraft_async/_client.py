@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import attrs
 import httpx
 
+from ._background import BackgroundHost
 from ._bulk._journal import Journal
 from ._core import _jobs
 from ._core import _validate as check
@@ -220,6 +221,7 @@ class AsyncRecraft:
         self.state_file = settings.state_file
         self._settings = settings
         self._life = Lifecycle(settings)
+        self._host: BackgroundHost | None = None  # the task holding it open, after open()
         self._replays = ReplayGuard()  # verified callbacks within the freshness window
         # The client a with_options view shares its life with (and its _life and
         # _replays); itself for a client.
@@ -241,12 +243,35 @@ class AsyncRecraft:
     ) -> None:
         await self._own_life("close").close(stop=exc is not None)
 
+    async def open(self) -> AsyncRecraft:
+        """Open the client in a task of its own, for use across tasks and notebook cells.
+
+        ``async with`` is the usual way: the client is closed when the block ends. Where a
+        task ends between uses (a notebook runs each cell as a task of its own), ``await
+        client.open()`` instead: any task of this event loop may then use the client, and
+        ``await client.aclose()`` (or ``shutdown``), from any of them, closes it. If the
+        event loop ends first, the client stops as on leaving ``async with`` by an
+        exception: it logs the running jobs' task ids, for ``resume``. Returns the client.
+        """
+        life = self._own_life("open")
+        if self._host is not None or life.state != "new":
+            raise ClientNotOpenError(f"this client is {life.state}; make a new one")
+        self._host = BackgroundHost(life)
+        await self._host.start()
+        return self
+
     async def aclose(self) -> None:
         """Close the client as leaving ``async with`` normally does: wait for every job.
 
-        Call it from the task that opened the client. A second call does nothing.
+        Call it from the task that opened the client, or from any task after ``open()``.
+        A second call does nothing.
         """
-        await self._own_life("close").close(stop=False)
+        life = self._own_life("close")
+        if self._host is not None:
+            life.check_loop()
+            await self._host.close()
+        else:
+            await life.close(stop=False)
 
     async def shutdown(self, grace: float = 30.0) -> None:
         """Close gracefully, for a server's shutdown, within ``grace`` seconds.
@@ -257,10 +282,12 @@ class AsyncRecraft:
         running then are stopped and their task ids logged in one WARNING line, for
         ``client.resume``. A submit on the wire is let finish first, so its task id is
         never lost. Call it from any task of the client's event loop; from the task that
-        opened it, it also closes the connection pool, else leaving ``async with`` does
-        that.
+        opened it, or after ``open()``, it also closes the connection pool, else leaving
+        ``async with`` does that.
         """
         await self._own_life("close").shutdown(grace)
+        if self._host is not None:
+            await self._host.close()
 
     def _own_life(self, what: str) -> Lifecycle:
         """The client's life, for opening or closing it: never through a view."""

@@ -22,7 +22,7 @@ from ._core._scheduler import Scheduler
 from ._core._transport import Transport
 from ._core._warmstart import persist, restore
 from ._fleet._redis import coordinator_of
-from .errors import ClientNotOpenError
+from .errors import ClientNotOpenError, WrongEventLoopError
 
 if TYPE_CHECKING:
     from ._core._tracing import Tracer
@@ -99,7 +99,9 @@ class Lifecycle:
         self.check_loop()
         if self.scheduler is None or self.state != "open":
             raise ClientNotOpenError(
-                f"the client is {self.state}: use it inside 'async with AsyncRecraft(...)'"
+                f"the client is {self.state}: use it inside 'async with AsyncRecraft(...)',"
+                " or, to use it across tasks or notebook cells, open it with 'await"
+                " client.open()' and close it with 'await client.aclose()'"
             )
         return self.scheduler
 
@@ -143,9 +145,16 @@ class Lifecycle:
         self.check_loop()
         if self.state == "new":
             self.state = "closed"
-        scheduler, self.scheduler = self.scheduler, None
-        if scheduler is None:
+        if self.scheduler is None:
             return  # closed already
+        if self.home is not None and not self.home.is_current_task():
+            # anyio would say "Attempted to exit cancel scope in a different task".
+            raise WrongEventLoopError(
+                "this client was opened by another task (in a notebook: another cell), and"
+                " only that task can close it: close it there, or open the client with"
+                " 'await client.open()', which any task of its event loop may close"
+            )
+        scheduler, self.scheduler = self.scheduler, None
         self.state = "closing"
         try:
             await scheduler.close(stop=stop)

@@ -236,6 +236,11 @@ class Dispatcher:
             if not job.done():  # else cancelled between dispatch and start
                 await self._life(job)
         finally:
+            if not job.done():
+                # Cut off from outside (a cancel scope around the client, an event loop
+                # that ends): a stop all the same, whose task id is logged for resume.
+                job.cancel()
+                self._stopped.append(job)
             self._running.pop(job, None)
             self._in_flight.release()
             self._wakeup.set()

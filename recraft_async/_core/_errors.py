@@ -37,7 +37,7 @@ class ClientNotOpenError(RecraftError, RuntimeError):
 
 
 class WrongEventLoopError(RecraftError, RuntimeError):
-    """The client was used from another thread or event loop than the one it was opened in."""
+    """The client was used from another thread or event loop, or closed from another task."""
 
 
 class QueueFullError(RecraftError):

@@ -278,3 +278,28 @@ async def test_shutdown_reads_submitted_tasks_at_once_and_delivers_the_finished(
     assert "upscale:t3" in warning
     assert "t1" not in warning
     assert "t2" not in warning
+
+
+@pytest.mark.anyio
+async def test_a_cancel_scope_around_the_client_still_logs_the_stopped_task_ids(
+    kie, make_client, caplog
+):
+    """Cancelled from outside, the block logs every submitted job's task id, whatever ran first.
+
+    The outer cancel reaches the job's own task and the block's exit in either order (trio
+    shuffles them): each of 20 runs must log the task id.
+    """
+    _answer_submits(kie)
+    caplog.set_level(logging.WARNING, logger="recraft_async")
+    for _ in range(20):
+        caplog.clear()
+        with anyio.CancelScope() as outer:
+            async with make_client(poll=NEVER_READ) as client:
+                job = client.upscale("https://i.test/a.png")
+                await wait_until(lambda job=job: job.task_id is not None)
+                outer.cancel()
+                await anyio.sleep_forever()
+        assert job.status is ra.JobStatus.CANCELLED
+        warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+        assert warnings == [warnings[0]]
+        assert f"upscale:{job.task_id}" in warnings[0]
