@@ -5,18 +5,23 @@ import logging
 
 import httpx
 import pytest
-from conftest import API, envelope, record
+from conftest import API, MARKET_READ, MARKET_SUBMIT, envelope, market_record, record
 
 import recraft_async as ra
-
-# The seed's endpoints (/api/v1/recraft/...) in this module's respx mocks.
-RESPX_DIALECT = "recraft"
 
 pytestmark = [pytest.mark.anyio, pytest.mark.fake_clock]
 KEY = "sk-test-secret-123"
 
 
-def _accept(kie, operation="upscale", task_id="t1"):
+def _accept(kie, task_id="t1"):
+    """The default dialect's service: every submit gets ``task_id``, which has succeeded."""
+    submit = kie.post(MARKET_SUBMIT).respond(json=envelope({"taskId": task_id}))
+    kie.get(MARKET_READ).respond(json=market_record(task_id, urls=("https://cdn.test/o.png",)))
+    return submit
+
+
+def _accept_seed(kie, operation="upscale", task_id="t1"):
+    """The seed's per-product endpoints (dialect "recraft"), for its own bodies and checks."""
     submit = kie.post(f"/api/v1/recraft/{operation}").respond(json=envelope({"taskId": task_id}))
     kie.get(f"/api/v1/recraft/{operation}/record-info").respond(json=record(task_id))
     return submit
@@ -63,8 +68,8 @@ def _accept(kie, operation="upscale", task_id="t1"):
 async def test_exact_wire_bodies(kie, make_client, call, path, body):
     """Submits send exactly the seed's body, with the bearer key and JSON content type."""
     operation = path.rsplit("/", 1)[1]
-    submit = _accept(kie, operation)
-    async with make_client() as client:
+    submit = _accept_seed(kie, operation)
+    async with make_client(dialect="recraft") as client:
         result = await call(client)
     request = submit.calls.last.request
     assert json.loads(request.content) == body
@@ -113,7 +118,7 @@ BAD_CALLS = [
 @pytest.mark.parametrize(("why", "call"), BAD_CALLS, ids=[why for why, _ in BAD_CALLS])
 async def test_bad_input_raises_before_sending(kie, make_client, why, call):
     """Bad arguments raise InvalidInputError (a ValueError) at once and send nothing."""
-    async with make_client() as client:
+    async with make_client(dialect="recraft") as client:  # the seed's options are checked
         with pytest.raises(ra.InvalidInputError) as caught:
             call(client)
     assert isinstance(caught.value, ValueError)
@@ -210,11 +215,12 @@ def test_bad_configuration_is_refused(kwargs):
 async def test_key_never_in_repr_errors_or_logs(kie, make_client, caplog):
     """The key appears in no repr, exception text or log line, at any level."""
     caplog.set_level(logging.DEBUG)
-    kie.post("/api/v1/recraft/upscale").respond(
-        json=envelope(None, 401, "You do not have access permissions")
-    )
-    kie.get("/api/v1/recraft/remove-background/record-info").mock(
-        side_effect=[httpx.ConnectError("boom"), httpx.Response(200, json=record("t2"))]
+    kie.post(MARKET_SUBMIT).respond(json=envelope(None, 401, "You do not have access permissions"))
+    kie.get(MARKET_READ).mock(
+        side_effect=[
+            httpx.ConnectError("boom"),
+            httpx.Response(200, json=market_record("t2", model="recraft/remove-background")),
+        ]
     )
     client = make_client(max_retries=2)
     async with client:
