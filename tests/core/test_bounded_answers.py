@@ -15,7 +15,7 @@ import anyio
 import anyio.abc
 import httpx
 import pytest
-from conftest import envelope
+from conftest import MARKET_SUBMIT, envelope
 from loopback_server import http_head, trickle_server
 
 import recraft_async as ra
@@ -23,9 +23,6 @@ from recraft_async._core._files import MAX_DOWNLOAD_REDIRECTS, download_to
 from recraft_async._core._redact import Secret
 from recraft_async._core._transport import MAX_ANSWER_BYTES, Transport
 from recraft_async.errors import APITimeoutError, ProtocolError
-
-# The seed's endpoints (/api/v1/recraft/...) in this module's respx mocks.
-RESPX_DIALECT = "recraft"
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 CREDIT = "/api/v1/chat/credit"
@@ -66,11 +63,11 @@ async def test_trickling_submit_answer_is_uncertain_and_never_resent(make_client
         trickle_server(head, body) as (base, requests),
         make_client(base_url=base, timeout=0.3, max_retries=3) as client,
     ):
-        job = client.upscale("https://i.test/a.png", scale=4)
+        job = client.upscale("https://i.test/a.png")
         with pytest.raises(ra.SubmissionUncertainError) as caught:
             await job
     assert len(requests) == 1
-    assert requests[0].startswith(b"POST /api/v1/recraft/upscale")
+    assert requests[0].startswith(f"POST {MARKET_SUBMIT} ".encode())
     cause = caught.value.__cause__
     assert isinstance(cause, APITimeoutError)
     assert cause.request_sent is True

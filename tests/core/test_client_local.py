@@ -6,18 +6,21 @@ import sqlite3
 import anyio
 import httpx
 import pytest
-from conftest import envelope, image_bytes, record, wait_for, wait_until
+from conftest import (
+    MARKET_READ,
+    MARKET_SUBMIT,
+    envelope,
+    image_bytes,
+    market_record,
+    wait_for,
+    wait_until,
+)
 
 import recraft_async as ra
 from recraft_async._core._identity import fingerprint
 
-# The seed's endpoints (/api/v1/recraft/...) in this module's respx mocks.
-RESPX_DIALECT = "recraft"
-
 pytestmark = pytest.mark.anyio
 UPLOADS = "https://uploads.test"
-UPSCALE = "/api/v1/recraft/upscale"
-READ = "/api/v1/recraft/upscale/record-info"
 
 
 def _mock_upload(kie, url="https://files.test/u/a.png"):
@@ -36,13 +39,12 @@ async def test_path_input_is_uploaded_then_submitted(kie, make_client, tmp_path)
     path = tmp_path / "photo.png"
     path.write_bytes(image_bytes((64, 48)))
     upload = _mock_upload(kie)
-    submit = kie.post(UPSCALE).respond(json=envelope({"taskId": "t1"}))
-    kie.get(READ).respond(json=record("t1"))
+    submit = kie.post(MARKET_SUBMIT).respond(json=envelope({"taskId": "t1"}))
+    kie.get(MARKET_READ).respond(json=market_record("t1"))
     async with make_client(upload_base_url=UPLOADS) as client:
-        result = await client.upscale(path, scale=4)
-    assert (
-        json.loads(submit.calls.last.request.content)["image_url"] == "https://files.test/u/a.png"
-    )
+        result = await client.upscale(path)
+    sent_input = json.loads(submit.calls.last.request.content)["input"]
+    assert sent_input["image"] == "https://files.test/u/a.png"
     sent = upload.calls.last.request
     assert sent.headers["authorization"] == "Bearer sk-test-secret-123"
     assert b'name="file"; filename="photo.png"' in sent.content
@@ -52,8 +54,8 @@ async def test_path_input_is_uploaded_then_submitted(kie, make_client, tmp_path)
 async def test_bytes_input_is_uploaded(kie, make_client):
     """Image bytes are uploaded like a file."""
     upload = _mock_upload(kie)
-    kie.post("/api/v1/recraft/remove-background").respond(json=envelope({"taskId": "t1"}))
-    kie.get("/api/v1/recraft/remove-background/record-info").respond(json=record("t1"))
+    kie.post(MARKET_SUBMIT).respond(json=envelope({"taskId": "t1"}))
+    kie.get(MARKET_READ).respond(json=market_record("t1", model="recraft/remove-background"))
     async with make_client(upload_base_url=UPLOADS) as client:
         await client.remove_background(image_bytes())
     assert upload.call_count == 1
@@ -87,7 +89,8 @@ async def test_journal_write_ahead_then_task_id(kie, make_client, tmp_path):
     """SUBMITTING is committed before the submit leaves; the task id right after."""
     seen = []
     url = "https://i.test/a.png"
-    fp = fingerprint(ra.Operation.UPSCALE, url, {"scale": 2, "format": "png"})
+    # The default dialect sends no scale or format: the input's key holds none.
+    fp = fingerprint(ra.Operation.UPSCALE, url, {"scale": None, "format": ""})
     async with ra.Journal(tmp_path / "j.db") as journal:
 
         async def submit(request):
@@ -96,8 +99,8 @@ async def test_journal_write_ahead_then_task_id(kie, make_client, tmp_path):
             seen.append(entry.state)
             return httpx.Response(200, json=envelope({"taskId": "t1"}))
 
-        kie.post(UPSCALE).mock(side_effect=submit)
-        kie.get(READ).respond(json=record("t1"))
+        kie.post(MARKET_SUBMIT).mock(side_effect=submit)
+        kie.get(MARKET_READ).respond(json=market_record("t1"))
         async with make_client(journal=journal) as client:
             await client.upscale(url)
         entry = await journal.get(fp)
@@ -112,8 +115,8 @@ async def test_journal_write_ahead_then_task_id(kie, make_client, tmp_path):
 
 async def test_journal_resumes_instead_of_resubmitting(kie, make_client, tmp_path):
     """A second run of the same input polls the journalled task and submits nothing."""
-    submit = kie.post(UPSCALE).respond(json=envelope({"taskId": "t1"}))
-    kie.get(READ).respond(json=record("t1"))
+    submit = kie.post(MARKET_SUBMIT).respond(json=envelope({"taskId": "t1"}))
+    kie.get(MARKET_READ).respond(json=market_record("t1"))
     for _ in range(2):
         async with make_client(journal=ra.Journal(tmp_path / "j.db")) as client:
             result = await client.upscale("https://i.test/a.png")
@@ -123,7 +126,7 @@ async def test_journal_resumes_instead_of_resubmitting(kie, make_client, tmp_pat
 
 async def test_journal_keeps_uncertain_submits_uncertain(kie, make_client, tmp_path):
     """An uncertain submit is journalled, and a rerun refuses to resubmit it."""
-    submit = kie.post(UPSCALE).mock(side_effect=httpx.ReadTimeout("lost"))
+    submit = kie.post(MARKET_SUBMIT).mock(side_effect=httpx.ReadTimeout("lost"))
     for _ in range(2):
         async with make_client(journal=ra.Journal(tmp_path / "j.db")) as client:
             with pytest.raises(ra.SubmissionUncertainError):
@@ -136,13 +139,13 @@ async def test_journal_keeps_uncertain_submits_uncertain(kie, make_client, tmp_p
 
 async def test_journal_lets_refused_submits_run_again(kie, make_client, tmp_path):
     """A definite refusal is FAILED in the journal, and a rerun may submit again."""
-    submit = kie.post(UPSCALE).mock(
+    submit = kie.post(MARKET_SUBMIT).mock(
         side_effect=[
             httpx.Response(200, json=envelope(None, 402, "no credits")),
             httpx.Response(200, json=envelope({"taskId": "t2"})),
         ]
     )
-    kie.get(READ).respond(json=record("t2"))
+    kie.get(MARKET_READ).respond(json=market_record("t2"))
     async with make_client(journal=ra.Journal(tmp_path / "j.db")) as client:
         with pytest.raises(ra.InsufficientCreditsError):
             await client.upscale("https://i.test/a.png")
@@ -171,8 +174,8 @@ async def test_download_streams_without_the_key(kie, make_client, tmp_path):
     cdn = kie.get("https://cdn.test/out/x.png").respond(
         content=image, headers={"Content-Type": "image/png"}
     )
-    kie.post(UPSCALE).respond(json=envelope({"taskId": "t1"}))
-    kie.get(READ).respond(json=record("t1", urls=("https://cdn.test/out/x.png",)))
+    kie.post(MARKET_SUBMIT).respond(json=envelope({"taskId": "t1"}))
+    kie.get(MARKET_READ).respond(json=market_record("t1", urls=("https://cdn.test/out/x.png",)))
     async with make_client() as client:
         result = await client.upscale("https://i.test/shots/../../etc/passwd.png")
         path = await client.download(result, tmp_path / "out")
@@ -190,8 +193,8 @@ async def _journal_holds(journal, state):
 
 async def test_waiting_for_a_submit_slot_is_not_uncertain(kie, make_client, tmp_path):
     """A run stopped while a job waits for its rate slot leaves that input unsent, not UNCERTAIN."""
-    kie.post(UPSCALE).respond(json=envelope({"taskId": "t1"}))
-    kie.get(READ).respond(json=record("t1", flag=0, urls=()))
+    kie.post(MARKET_SUBMIT).respond(json=envelope({"taskId": "t1"}))
+    kie.get(MARKET_READ).respond(json=market_record("t1", state="generating"))
 
     class Stop(Exception):
         pass
@@ -223,7 +226,7 @@ async def test_uploads_stay_on_a_loopback_base_url(kie, tmp_path):
 
 async def test_the_wait_after_a_429_leaves_the_input_resumable(kie, make_client, tmp_path):
     """During the pause a 429 imposes, the journal says PENDING, not SUBMITTING."""
-    submit = kie.post(UPSCALE).respond(
+    submit = kie.post(MARKET_SUBMIT).respond(
         429, json={"code": 429, "msg": "Rate limit exceeded"}, headers={"Retry-After": "30"}
     )
 
@@ -249,7 +252,7 @@ async def test_the_wait_after_a_455_refusal_leaves_the_input_resumable(
     """KIE's 455 envelope refuses like a 429: during the wait after it the entry is PENDING."""
     import recraft_async._core._policy as policy_module  # noqa: PLC0415 - its backoff is stretched
 
-    submit = kie.post(UPSCALE).respond(200, json={"code": 455, "msg": "Service unavailable"})
+    submit = kie.post(MARKET_SUBMIT).respond(200, json={"code": 455, "msg": "Service unavailable"})
     # A long wait before the resend, as a 429's Retry-After gives: the state is read in it.
     monkeypatch.setattr(policy_module, "retry_delay", lambda *_args, **_kwargs: 30.0)
 
@@ -278,8 +281,8 @@ async def test_a_failing_journal_write_after_the_send_never_fails_the_job(
     kie, make_client, tmp_path, monkeypatch, caplog
 ):
     """The task is paid for: a journal that cannot record it is logged, the job succeeds."""
-    kie.post(UPSCALE).respond(json=envelope({"taskId": "t1"}))
-    kie.get(READ).respond(json=record("t1"))
+    kie.post(MARKET_SUBMIT).respond(json=envelope({"taskId": "t1"}))
+    kie.get(MARKET_READ).respond(json=market_record("t1"))
 
     async def broken(*_args):
         raise sqlite3.OperationalError("disk I/O error")
@@ -296,7 +299,7 @@ async def test_a_journal_that_cannot_take_the_intent_stops_the_send(
     kie, make_client, tmp_path, monkeypatch
 ):
     """Write-ahead: if the intent to submit cannot be journalled, nothing is sent."""
-    submit = kie.post(UPSCALE).respond(json=envelope({"taskId": "t1"}))
+    submit = kie.post(MARKET_SUBMIT).respond(json=envelope({"taskId": "t1"}))
 
     async def broken(*_args):
         raise sqlite3.OperationalError("database is locked")
@@ -310,7 +313,7 @@ async def test_a_journal_that_cannot_take_the_intent_stops_the_send(
 
 async def test_a_broken_journal_database_stops_the_send(kie, make_client, tmp_path):
     """The journal's own SQLite failure (a table gone) also stops the send, typed."""
-    submit = kie.post(UPSCALE).respond(json=envelope({"taskId": "t1"}))
+    submit = kie.post(MARKET_SUBMIT).respond(json=envelope({"taskId": "t1"}))
     async with make_client(journal=ra.Journal(tmp_path / "j.db")) as client:
         await client.journal._run(lambda conn: conn.execute("DROP TABLE entries"))
         with pytest.raises(ra.JournalStateError, match="no such table"):

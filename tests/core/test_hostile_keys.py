@@ -13,18 +13,14 @@ import traceback
 
 import httpx
 import pytest
-from conftest import API, envelope
+from conftest import API, MARKET_READ, MARKET_SUBMIT, envelope, market_record
 
 import recraft_async as ra
 from recraft_async import cli
 from recraft_async._core._keys import checked_key
 from recraft_async._core._redact import Secret, redact
 
-# The seed's endpoints (/api/v1/recraft/...) in this module's respx mocks.
-RESPX_DIALECT = "recraft"
-
 KEY = "sk-hostile-0123456789abcdef"
-UPSCALE = "/api/v1/recraft/upscale"
 IMAGE = "https://i.test/a.png"
 # What a Windows .env, a key file or a careless paste leaves around a key.
 SURROUNDINGS = {"CR": "\r", "CRLF": "\r\n", "space": " ", "tab and newline": "\t\n"}
@@ -60,10 +56,8 @@ async def test_surrounding_whitespace_is_stripped_before_the_key_is_sent(
     kie, make_client, monkeypatch, around, source
 ):
     """A key with a trailing CR, CRLF or space (argument or $KIE_API_KEY) is sent bare."""
-    route = kie.post(UPSCALE).respond(json=envelope({"taskId": "t1"}))
-    kie.get(url__regex=r"/record-info").respond(
-        json=envelope({"taskId": "t1", "successFlag": 1, "response": {"resultUrls": [IMAGE]}})
-    )
+    route = kie.post(MARKET_SUBMIT).respond(json=envelope({"taskId": "t1"}))
+    kie.get(MARKET_READ).respond(json=market_record("t1", urls=(IMAGE,)))
     if source == "environment":
         monkeypatch.setenv("KIE_API_KEY", around + KEY + around)
         options = {"api_key": None}
@@ -147,10 +141,10 @@ async def test_a_key_a_lower_library_quotes_leaves_through_no_output(
 ):
     """h11's message quoting the key reaches no error, event, dict, log record or journal row."""
     if path == "submit":
-        kie.post(UPSCALE).mock(side_effect=_quoting_error(tail))
+        kie.post(MARKET_SUBMIT).mock(side_effect=_quoting_error(tail))
     else:
-        kie.post(UPSCALE).respond(json=envelope({"taskId": "t1"}))
-        kie.get(url__regex=r"/record-info").mock(side_effect=_quoting_error(tail))
+        kie.post(MARKET_SUBMIT).respond(json=envelope({"taskId": "t1"}))
+        kie.get(MARKET_READ).mock(side_effect=_quoting_error(tail))
     seen: list[ra.JobEvent] = []
     journal = ra.Journal(tmp_path / "journal.sqlite")
     with caplog.at_level(logging.DEBUG, logger="recraft_async"):

@@ -6,18 +6,18 @@ import json
 import anyio
 import httpx
 import pytest
-from conftest import envelope, record
+from conftest import MARKET_READ, MARKET_SUBMIT, envelope, market_record, record
 
 import recraft_async as ra
 from recraft_async._core import _poll
 
-# The seed's endpoints (/api/v1/recraft/...) in this module's respx mocks.
-RESPX_DIALECT = "recraft"
-
 # Every test here mocks its I/O, so it runs on the fake clock: sleeps cost no wall time.
 pytestmark = [pytest.mark.anyio, pytest.mark.fake_clock]
-UPSCALE = "/api/v1/recraft/upscale"
-READ = "/api/v1/recraft/upscale/record-info"
+
+
+def running(task_id="t1"):
+    """A status answer of a task still generating."""
+    return market_record(task_id, state="generating")
 
 
 class FakeService:
@@ -45,15 +45,16 @@ class FakeService:
         task_id = request.url.params["taskId"]
         self.reads[task_id] += 1
         if self.reads[task_id] < self.reads_to_finish:
-            return httpx.Response(200, json=record(task_id, flag=0, urls=()))
+            return httpx.Response(200, json=running(task_id))
         if self.reads[task_id] == self.reads_to_finish:
             self.pending -= 1
-        return httpx.Response(200, json=record(task_id, urls=(f"https://cdn.test/{task_id}.png",)))
+        urls = (f"https://cdn.test/{task_id}.png",)
+        return httpx.Response(200, json=market_record(task_id, urls=urls))
 
     def install(self, kie):
         """Route the router's submits and reads here."""
-        submit = kie.post(UPSCALE).mock(side_effect=self.submit)
-        kie.get(READ).mock(side_effect=self.read)
+        submit = kie.post(MARKET_SUBMIT).mock(side_effect=self.submit)
+        kie.get(MARKET_READ).mock(side_effect=self.read)
         return submit
 
 
@@ -96,8 +97,8 @@ async def test_429_pauses_every_submit_of_the_client(kie, make_client, headers):
             return httpx.Response(429, json=envelope(None, 429, "too many"), headers=headers)
         return service.submit(request)
 
-    kie.post(UPSCALE).mock(side_effect=submit)
-    kie.get(READ).mock(side_effect=service.read)
+    kie.post(MARKET_SUBMIT).mock(side_effect=submit)
+    kie.get(MARKET_READ).mock(side_effect=service.read)
     async with make_client(max_in_flight=3, submit_rate=ra.Rate(1, per=0.01)) as client:
         jobs = [client.upscale(f"https://i.test/{i}.png") for i in range(3)]
     assert [job.status for job in jobs] == [ra.JobStatus.SUCCEEDED] * 3
@@ -107,7 +108,7 @@ async def test_429_pauses_every_submit_of_the_client(kie, make_client, headers):
 
 async def test_429_retries_are_bounded(kie, make_client):
     """A submit refused with 429 every time fails with RateLimitError after max_retries."""
-    route = kie.post(UPSCALE).respond(
+    route = kie.post(MARKET_SUBMIT).respond(
         429, json=envelope(None, 429, "slow down"), headers={"Retry-After": "0"}
     )
     async with make_client(max_retries=2) as client:
@@ -141,9 +142,9 @@ async def test_429_retries_are_bounded(kie, make_client):
 )
 async def test_never_resubmits_when_the_submit_may_have_landed(kie, make_client, failure):
     """An answer lost after sending fails the job as uncertain, with one request only."""
-    route = kie.post(UPSCALE).mock(side_effect=[failure])
+    route = kie.post(MARKET_SUBMIT).mock(side_effect=[failure])
     async with make_client(max_retries=5) as client:
-        job = client.upscale("https://i.test/a.png", scale=4)
+        job = client.upscale("https://i.test/a.png")
         with pytest.raises(ra.SubmissionUncertainError) as caught:
             await job
     assert route.call_count == 1
@@ -167,8 +168,8 @@ async def test_resubmits_what_provably_never_landed(kie, make_client, failure, m
     """Connect failures and KIE's 455/503 refusals are resent; the job then succeeds."""
     monkeypatch.setattr("recraft_async._core._policy.INITIAL_RETRY_DELAY", 0.01)
     service = FakeService(reads_to_finish=1)
-    route = kie.post(UPSCALE).mock(side_effect=[failure, failure, service.submit])
-    kie.get(READ).mock(side_effect=service.read)
+    route = kie.post(MARKET_SUBMIT).mock(side_effect=[failure, failure, service.submit])
+    kie.get(MARKET_READ).mock(side_effect=service.read)
     async with make_client() as client:
         result = await client.upscale("https://i.test/a.png")
     assert route.call_count == 3
@@ -178,7 +179,7 @@ async def test_resubmits_what_provably_never_landed(kie, make_client, failure, m
 async def test_connect_failures_exhausted_are_not_uncertain(kie, make_client, monkeypatch):
     """When every attempt failed to connect, the error says nothing was sent."""
     monkeypatch.setattr("recraft_async._core._policy.INITIAL_RETRY_DELAY", 0.01)
-    kie.post(UPSCALE).mock(side_effect=httpx.ConnectError("refused"))
+    kie.post(MARKET_SUBMIT).mock(side_effect=httpx.ConnectError("refused"))
     async with make_client(max_retries=1) as client:
         with pytest.raises(ra.APIConnectionError) as caught:
             await client.upscale("https://i.test/a.png")
@@ -198,7 +199,7 @@ async def test_connect_failures_exhausted_are_not_uncertain(kie, make_client, mo
 )
 async def test_definite_refusals_fail_without_retry(kie, make_client, code, cls):
     """A submit refused with a final code fails with that error after one request."""
-    route = kie.post(UPSCALE).respond(json=envelope(None, code, "refused"))
+    route = kie.post(MARKET_SUBMIT).respond(json=envelope(None, code, "refused"))
     async with make_client() as client:
         with pytest.raises(cls) as caught:
             await client.upscale("https://i.test/a.png")
@@ -222,8 +223,9 @@ async def test_definite_refusals_fail_without_retry(kie, make_client, code, cls)
 async def test_status_reads_retry_transient_failures(kie, make_client, glitch, monkeypatch):
     """A transient failure on a status read is retried and the job still succeeds."""
     monkeypatch.setattr("recraft_async._core._policy.INITIAL_RETRY_DELAY", 0.01)
-    kie.post(UPSCALE).respond(json=envelope({"taskId": "t1"}))
-    reads = kie.get(READ).mock(side_effect=[glitch, glitch, httpx.Response(200, json=record())])
+    kie.post(MARKET_SUBMIT).respond(json=envelope({"taskId": "t1"}))
+    done = httpx.Response(200, json=market_record())
+    reads = kie.get(MARKET_READ).mock(side_effect=[glitch, glitch, done])
     async with make_client() as client:
         result = await client.upscale("https://i.test/a.png")
     assert result.url == "https://cdn.test/o.png"
@@ -232,9 +234,10 @@ async def test_status_reads_retry_transient_failures(kie, make_client, glitch, m
 
 async def test_not_found_just_after_creation_is_retried(kie, make_client):
     """A fresh task answering 404 for its first reads still completes."""
-    kie.post(UPSCALE).respond(json=envelope({"taskId": "t1"}))
+    kie.post(MARKET_SUBMIT).respond(json=envelope({"taskId": "t1"}))
     missing = httpx.Response(200, json=envelope(None, 404, "task not found"))
-    reads = kie.get(READ).mock(side_effect=[missing, missing, httpx.Response(200, json=record())])
+    done = httpx.Response(200, json=market_record())
+    reads = kie.get(MARKET_READ).mock(side_effect=[missing, missing, done])
     async with make_client() as client:
         await client.upscale("https://i.test/a.png")
     assert reads.call_count == 3
@@ -243,8 +246,8 @@ async def test_not_found_just_after_creation_is_retried(kie, make_client):
 async def test_not_found_past_the_grace_fails(kie, make_client, monkeypatch):
     """A task still unknown after the grace period fails with NotFoundError."""
     monkeypatch.setattr(_poll, "NOT_FOUND_GRACE", 0.05)
-    kie.post(UPSCALE).respond(json=envelope({"taskId": "t1"}))
-    kie.get(READ).respond(json=envelope(None, 404, "task not found"))
+    kie.post(MARKET_SUBMIT).respond(json=envelope({"taskId": "t1"}))
+    kie.get(MARKET_READ).respond(json=envelope(None, 404, "task not found"))
     async with make_client() as client:
         with pytest.raises(ra.NotFoundError):
             await client.upscale("https://i.test/a.png")
@@ -252,8 +255,8 @@ async def test_not_found_past_the_grace_fails(kie, make_client, monkeypatch):
 
 async def test_poll_timeout_fails_with_task_id(kie, make_client):
     """A task still running at PollPolicy.timeout fails with JobTimeoutError and its id."""
-    kie.post(UPSCALE).respond(json=envelope({"taskId": "slow-1"}))
-    kie.get(READ).respond(json=record("slow-1", flag=0, urls=()))
+    kie.post(MARKET_SUBMIT).respond(json=envelope({"taskId": "slow-1"}))
+    kie.get(MARKET_READ).respond(json=running("slow-1"))
     poll = ra.PollPolicy(initial=0.01, factor=2, max_interval=0.05, timeout=0.2)
     async with make_client(poll=poll) as client:
         job = client.upscale("https://i.test/a.png")
@@ -268,13 +271,12 @@ async def test_poll_follows_the_policy_schedule(kie, make_client):
 
     def read(request):
         times.append(anyio.current_time())
-        flag = 1 if len(times) == 4 else 0
-        return httpx.Response(
-            200, json=record(flag=flag, urls=("https://o/x.png",) if flag else ())
-        )
+        if len(times) < 4:
+            return httpx.Response(200, json=running())
+        return httpx.Response(200, json=market_record(urls=("https://o/x.png",)))
 
-    kie.post(UPSCALE).respond(json=envelope({"taskId": "t1"}))
-    kie.get(READ).mock(side_effect=read)
+    kie.post(MARKET_SUBMIT).respond(json=envelope({"taskId": "t1"}))
+    kie.get(MARKET_READ).mock(side_effect=read)
     poll = ra.PollPolicy(initial=0.05, factor=2.0, max_interval=0.15, timeout=5)
     async with make_client(poll=poll) as client:
         await client.upscale("https://i.test/a.png")
@@ -284,17 +286,39 @@ async def test_poll_follows_the_policy_schedule(kie, make_client):
     assert all(gap >= want - 0.005 for gap, want in zip(gaps, wanted, strict=True))
 
 
-@pytest.mark.parametrize(("flag", "state"), [(2, "failed"), (3, "create-failed"), ("2", "failed")])
-async def test_failed_tasks_raise_task_failed(kie, make_client, flag, state):
-    """Status 2 and 3 raise TaskFailedError with id, state, code and message."""
-    kie.post(UPSCALE).respond(json=envelope({"taskId": "t1"}))
-    body = record(flag=flag, urls=())
-    body["data"].update(errorCode=422, errorMessage="image too small")
-    kie.get(READ).respond(json=body)
-    async with make_client() as client:
+async def _task_failure(client):
+    """The TaskFailedError an upscale on ``client`` ends in."""
+    async with client:
         with pytest.raises(ra.TaskFailedError) as caught:
             await client.upscale("https://i.test/a.png")
-    error = caught.value
+    return caught.value
+
+
+@pytest.mark.parametrize("code", ["422", 422], ids=["documented-str", "int"])
+async def test_failed_tasks_raise_task_failed(kie, make_client, code):
+    """A failed task raises TaskFailedError with its id, state, code and message."""
+    kie.post(MARKET_SUBMIT).respond(json=envelope({"taskId": "t1"}))
+    body = market_record(state="fail")
+    body["data"].update(failCode=code, failMsg="image too small")
+    kie.get(MARKET_READ).respond(json=body)
+    error = await _task_failure(make_client())
+    assert (error.task_id, error.state, error.code, error.message) == (
+        "t1",
+        "failed",
+        code,
+        "image too small",
+    )
+
+
+@pytest.mark.parametrize(("flag", "state"), [(2, "failed"), (3, "create-failed"), ("2", "failed")])
+async def test_seed_failed_tasks_raise_task_failed(kie, make_client, flag, state):
+    """The seed's status 2 and 3 (int or str) raise TaskFailedError: id, state, code, message."""
+    # Seed-only answers: a successFlag (3, create-failed, exists only there) and errorCode.
+    kie.post("/api/v1/recraft/upscale").respond(json=envelope({"taskId": "t1"}))
+    body = record(flag=flag, urls=())
+    body["data"].update(errorCode=422, errorMessage="image too small")
+    kie.get("/api/v1/recraft/upscale/record-info").respond(json=body)
+    error = await _task_failure(make_client(dialect="recraft"))
     assert (error.task_id, error.state, error.code, error.message) == (
         "t1",
         state,
@@ -305,8 +329,8 @@ async def test_failed_tasks_raise_task_failed(kie, make_client, flag, state):
 
 async def test_bad_record_is_read_again_until_the_timeout(kie, make_client):
     """A success without result URL is a ProtocolError (with the body) read patiently again."""
-    kie.post(UPSCALE).respond(json=envelope({"taskId": "t1"}))
-    reads = kie.get(READ).respond(json=record(urls=()))
+    kie.post(MARKET_SUBMIT).respond(json=envelope({"taskId": "t1"}))
+    reads = kie.get(MARKET_READ).respond(json=market_record(urls=()))
     poll = ra.PollPolicy(initial=0.01, factor=1.5, max_interval=0.05, timeout=0.6)
     async with make_client(poll=poll) as client:
         with pytest.raises(ra.JobTimeoutError) as caught:
@@ -323,8 +347,8 @@ async def test_bad_record_is_read_again_until_the_timeout(kie, make_client):
 async def test_job_transitions_are_logged_once_each(kie, make_client, caplog):
     """Our logger writes one line per job transition."""
     caplog.set_level("INFO", logger="recraft_async")
-    kie.post(UPSCALE).respond(json=envelope({"taskId": "t1"}))
-    kie.get(READ).respond(json=record())
+    kie.post(MARKET_SUBMIT).respond(json=envelope({"taskId": "t1"}))
+    kie.get(MARKET_READ).respond(json=market_record())
     async with make_client() as client:
         await client.upscale("https://i.test/a.png")
     lines = [r.getMessage() for r in caplog.records if r.name == "recraft_async"]
@@ -338,7 +362,7 @@ async def test_job_transitions_are_logged_once_each(kie, make_client, caplog):
 @pytest.mark.parametrize("status", [502, 503, 504])
 async def test_a_bare_gateway_error_after_the_send_is_uncertain(kie, make_client, status):
     """A gateway's 502/503/504 page after the submit went out may hide a task: never resent."""
-    submit = kie.post(UPSCALE).respond(status, text=f"<html><h1>{status}</h1></html>")
+    submit = kie.post(MARKET_SUBMIT).respond(status, text=f"<html><h1>{status}</h1></html>")
     async with make_client() as client:
         with pytest.raises(ra.SubmissionUncertainError):
             await client.upscale("https://i.test/a.png")
@@ -347,13 +371,13 @@ async def test_a_bare_gateway_error_after_the_send_is_uncertain(kie, make_client
 
 async def test_kies_own_503_refusal_is_resent(kie, make_client):
     """KIE's 503 envelope is its word that nothing was created: the submit is sent again."""
-    submit = kie.post(UPSCALE).mock(
+    submit = kie.post(MARKET_SUBMIT).mock(
         side_effect=[
             httpx.Response(503, json=envelope(None, 503, "service unavailable")),
             httpx.Response(200, json=envelope({"taskId": "t1"})),
         ]
     )
-    kie.get(READ).respond(json=record("t1"))
+    kie.get(MARKET_READ).respond(json=market_record("t1"))
     async with make_client() as client:
         assert (await client.upscale("https://i.test/a.png")).task_id == "t1"
     assert submit.call_count == 2
@@ -361,8 +385,8 @@ async def test_kies_own_503_refusal_is_resent(kie, make_client):
 
 async def test_a_record_for_another_task_is_never_the_result(kie, make_client):
     """A status answer naming another task is a ProtocolError, never someone else's image."""
-    kie.post(UPSCALE).respond(json=envelope({"taskId": "mine"}))
-    kie.get(READ).respond(json=record("theirs"))
+    kie.post(MARKET_SUBMIT).respond(json=envelope({"taskId": "mine"}))
+    kie.get(MARKET_READ).respond(json=market_record("theirs"))
     poll = ra.PollPolicy(initial=0.01, factor=1.5, max_interval=0.05, timeout=0.4)
     async with make_client(poll=poll) as client:
         with pytest.raises(ra.ProtocolError, match="answered task 'theirs'"):
