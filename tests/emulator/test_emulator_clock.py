@@ -24,6 +24,8 @@ from recraft_async.testing import Duration, KieEmulator
 SUBMIT = "/api/v1/jobs/createTask"
 RECORD = "/api/v1/jobs/recordInfo"
 LINK_PATH = "/api/v1/common/download-url"
+# The async tests: on the fake clock (the sync ones ignore both marks).
+pytestmark = [pytest.mark.anyio, pytest.mark.fake_clock]
 
 
 def on_the_loop(**options: object) -> tuple[KieEmulator, str]:
@@ -64,8 +66,6 @@ def test_a_callable_clock_sets_the_tasks_times():
     assert task.task_id == "task_recraft_1000000000000"  # epoch ms, then the counter
 
 
-@pytest.mark.anyio
-@pytest.mark.fake_clock
 async def test_the_submit_window_reopens_after_ten_virtual_seconds():
     """KIE's 20 submits per 10 s: the 21st answers 429, and one goes through 10 s later."""
     emu, url = on_the_loop()
@@ -82,8 +82,6 @@ async def test_the_submit_window_reopens_after_ten_virtual_seconds():
     assert emu.stats.rate_limited == 2
 
 
-@pytest.mark.anyio
-@pytest.mark.fake_clock
 async def test_the_read_window_reopens_after_one_virtual_second():
     """KIE's 10 reads per second: the 11th answers 429 until the window slides."""
     emu, url = on_the_loop(not_ready_for=0.0)
@@ -100,8 +98,6 @@ async def test_the_read_window_reopens_after_one_virtual_second():
     assert (early.status_code, late.status_code) == (429, 200)
 
 
-@pytest.mark.anyio
-@pytest.mark.fake_clock
 async def test_a_task_takes_its_duration_in_virtual_time():
     """A 20-second task: the client's result comes 20 virtual seconds after the submit."""
     emu, url = on_the_loop(duration=Duration.fixed(20.0))
@@ -116,8 +112,6 @@ async def test_a_task_takes_its_duration_in_virtual_time():
     assert 20.0 <= elapsed <= 22.0  # virtual seconds: a whole poll interval at most past the end
 
 
-@pytest.mark.anyio
-@pytest.mark.fake_clock
 async def test_the_not_ready_moment_passes_in_virtual_time():
     """``not_ready_for=60``: recordInfo says "recordInfo is null" for 60 virtual seconds."""
     emu, url = on_the_loop(not_ready_for=60.0, read_rate=None)
@@ -131,8 +125,6 @@ async def test_the_not_ready_moment_passes_in_virtual_time():
     assert after["data"]["state"] == "success"
 
 
-@pytest.mark.anyio
-@pytest.mark.fake_clock
 async def test_a_download_link_lives_twenty_virtual_minutes():
     """KIE's links answer for 1200 s, then 403; the result is rendered without a thread."""
     emu, url = on_the_loop(not_ready_for=0.0)
@@ -152,8 +144,6 @@ async def test_a_download_link_lives_twenty_virtual_minutes():
     assert emu.stats.downloads_refused == 1
 
 
-@pytest.mark.anyio
-@pytest.mark.fake_clock
 async def test_callback_retries_follow_their_delays_in_virtual_time():
     """Two 500s, then 200: attempts at the task's end, then 0.2 s and 0.5 s after each failure."""
     receiver = Receiver(statuses=(500, 500), clock=anyio.current_time)
