@@ -20,6 +20,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -375,11 +376,15 @@ def emulator_with_image(**options: Any) -> tuple[KieEmulator, str]:
 class Receiver:
     """A callback receiver (``app``): records every POST; answers scripted statuses, then 200."""
 
-    def __init__(self, statuses: tuple[int, ...] = ()) -> None:
+    def __init__(
+        self, statuses: tuple[int, ...] = (), clock: Callable[[], float] = time.time
+    ) -> None:
+        """``clock`` stamps the arrivals: pass an emulator's ``service.clock.wall`` to compare."""
         from starlette.applications import Starlette  # noqa: PLC0415 - an extra
         from starlette.routing import Route  # noqa: PLC0415 - an extra
 
         self.calls: list[tuple[dict[str, str], dict[str, Any], float]] = []
+        self._clock = clock
         self._statuses = list(statuses)
         self.app = Starlette(routes=[Route("/hook", self.hook, methods=["POST"])])
 
@@ -387,7 +392,7 @@ class Receiver:
         """Record one callback: (headers, body, arrival time)."""
         from starlette.responses import Response  # noqa: PLC0415 - an extra
 
-        self.calls.append((dict(request.headers), await request.json(), time.time()))
+        self.calls.append((dict(request.headers), await request.json(), self._clock()))
         return Response(status_code=self._statuses.pop(0) if self._statuses else 200)
 
     async def wait_for(self, count: int, timeout: float = 10.0) -> None:

@@ -6,7 +6,6 @@ except for 429 (and for unknown routes and methods, which answer 404 and 405).
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
@@ -142,7 +141,10 @@ class ApiRoutes:
                 return not_ready(task.status)
             await self._service.settle(task)
             record = task.record(
-                time.time(), base_of(request), market=market, objects=self._service.json_objects
+                self._service.clock.wall(),
+                base_of(request),
+                market=market,
+                objects=self._service.json_objects,
             )
             replayed = self._service.replayed(task, record) if market else None
             if replayed is not None:

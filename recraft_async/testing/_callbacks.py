@@ -14,7 +14,6 @@ import itertools
 import json
 import math
 import threading
-import time
 import urllib.parse
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Literal
@@ -25,6 +24,7 @@ import httpx
 from recraft_async._core._check import is_loopback_host
 from recraft_async._core._webhooks import webhook_signature
 
+from ._clock import Clock
 from ._stats import EmulatorStats
 from ._tasks import SUCCESS, Task, credit_number
 
@@ -106,8 +106,10 @@ class CallbackDispatcher:
         webhook_key: str | None,
         retry_delays: Sequence[float],
         transport: httpx.AsyncBaseTransport | None,
+        clock: Clock,
     ) -> None:
         self._stats = stats
+        self._clock = clock
         self._build = build  # task id -> (url, envelope), or None if the task is gone
         self._webhook_key = webhook_key
         self._retry_delays = tuple(retry_delays)
@@ -124,7 +126,7 @@ class CallbackDispatcher:
         return len(self._heap)
 
     def schedule(self, due: float, task_id: str, attempt: int = 0) -> None:
-        """Deliver the callback of ``task_id`` at wall-clock moment ``due``."""
+        """Deliver the callback of ``task_id`` at moment ``due`` of the clock's ``wall``."""
         with self._lock:
             heapq.heappush(self._heap, (due, next(self._order), task_id, attempt))
         wake = self._wake
@@ -152,7 +154,7 @@ class CallbackDispatcher:
         ):
             while True:
                 self._wake = anyio.Event()
-                now = time.time()
+                now = self._clock.wall()
                 with self._lock:
                     due = []
                     while self._heap and self._heap[0][0] <= now:
@@ -160,7 +162,10 @@ class CallbackDispatcher:
                     wait = self._heap[0][0] - now if self._heap else math.inf
                 for _, _, task_id, attempt in due:
                     group.start_soon(self._deliver, http, limiter, task_id, attempt)
-                wait = min(wait, _FOREIGN_WAKE)
+                if self._clock.real:
+                    # Only a real clock is shared with other threads; on the loop's clock
+                    # these looks would be thousands of needless wakes of a virtual wait.
+                    wait = min(wait, _FOREIGN_WAKE)
                 with anyio.move_on_after(wait):
                     await self._wake.wait()
 
@@ -176,7 +181,7 @@ class CallbackDispatcher:
             return
         headers = {"Content-Type": "application/json"}
         if self._webhook_key is not None:
-            timestamp = str(int(time.time()))
+            timestamp = str(int(self._clock.wall()))
             headers["X-Webhook-Timestamp"] = timestamp
             signature = webhook_signature(self._webhook_key, task_id, timestamp)
             headers["X-Webhook-Signature"] = signature
@@ -190,6 +195,6 @@ class CallbackDispatcher:
         if ok:
             self._stats.callbacks_delivered += 1
         elif attempt < len(self._retry_delays):
-            self.schedule(time.time() + self._retry_delays[attempt], task_id, attempt + 1)
+            self.schedule(self._clock.wall() + self._retry_delays[attempt], task_id, attempt + 1)
         else:
             self._stats.callbacks_failed += 1

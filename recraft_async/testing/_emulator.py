@@ -14,6 +14,7 @@ from recraft_async._core._models import Operation
 from recraft_async._core._policy import Rate
 
 from ._callbacks import CallbackShape
+from ._clock import ClockChoice
 from ._duration import Duration
 from ._faults import FaultPlan
 from ._replay import Replay
@@ -97,6 +98,17 @@ class KieEmulator:
     storage refuses an expired signed link; ``Fault.http(403)`` at ``Target.RESULT``
     makes the result host refuse at once.
 
+    ``clock`` is the time the account runs on: ``"real"`` (default: ``time.time()`` and
+    ``time.monotonic()``), ``"loop"`` (the event loop's clock, ``anyio.current_time()``,
+    offset once to the epoch) or a callable answering seconds. On ``"loop"`` an in-process
+    emulator (``http_client()``, no socket) runs on a test's fake clock (trio's
+    ``MockClock``, or a virtual asyncio loop): rate windows, processing times, link
+    lifetimes, ``not_ready_for`` and callback retry delays pass in virtual time, so a test
+    waits none of them for real. The "real seconds" above are then that clock's seconds.
+    On any clock but ``"real"`` the image work (Pillow's checks and results) runs inline
+    rather than in a worker thread, which a virtual clock would jump past; ``"loop"``
+    suits one event loop, not ``serve`` (its server has a loop of its own).
+
     ``service`` is the account itself, without HTTP (its tasks, stored files and rules).
     The settings above, ``credits``, ``faults`` and ``stats`` are its attributes, seen
     through the emulator: read on every request, so a test may change them between two.
@@ -156,6 +168,7 @@ class KieEmulator:
         replay: Replay | str | os.PathLike[str] | Mapping[str, Any] | None = None,
         not_ready_for: float = DEFAULT_NOT_READY_FOR,
         json_objects: bool = False,
+        clock: ClockChoice = "real",
     ) -> None:
         self.service = KieService(
             api_key=api_key,
@@ -177,6 +190,7 @@ class KieEmulator:
             replay=replay if replay is None or isinstance(replay, Replay) else Replay.load(replay),
             not_ready_for=not_ready_for,
             json_objects=json_objects,
+            clock=clock,
         )
         """The emulated account itself, without HTTP: its tasks, stored files and rules."""
         self.base_url = base_url.rstrip("/")

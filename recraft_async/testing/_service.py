@@ -13,12 +13,11 @@ import hmac
 import itertools
 import random
 import threading
-import time
 import types
 import urllib.parse
 import uuid
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -31,6 +30,7 @@ from recraft_async._core._policy import Rate
 
 from . import _images
 from ._callbacks import CALLBACK_SHAPES, CallbackDispatcher, CallbackShape, callback_body
+from ._clock import Clock, ClockChoice
 from ._duration import Duration
 from ._faults import Fault, FaultKind, FaultPlan, Target
 from ._replay import Replay
@@ -64,6 +64,7 @@ class NotReady:
 
 # (code, Retry-After seconds or None): why a submit was refused.
 Refusal = tuple[int, float | None]
+_R = TypeVar("_R")
 
 
 def file_url(base_url: str, key: str) -> str:
@@ -102,6 +103,7 @@ class KieService:
         replay: Replay | None = None,
         not_ready_for: float = DEFAULT_NOT_READY_FOR,
         json_objects: bool = False,
+        clock: ClockChoice = "real",
     ) -> None:
         if time_scale < 0:
             raise ValueError("time_scale must be >= 0")
@@ -111,6 +113,7 @@ class KieService:
         self.prices = {Operation(op): float(cost) for op, cost in merged.items()}
         if any(not cost >= 0 for cost in self.prices.values()):
             raise ValueError("prices must be >= 0")
+        self.clock = Clock(clock)
         self.api_key = api_key
         self.rate = rate
         self.read_rate = read_rate
@@ -141,6 +144,7 @@ class KieService:
             webhook_key=webhook_key,
             retry_delays=callback_retry_delays,
             transport=callback_transport,
+            clock=self.clock,
         )
 
     # -- the account's state -----------------------------------------------------------------
@@ -202,7 +206,7 @@ class KieService:
         if path.startswith(RESULTS_PREFIX):
             # A result used as input (remove the background, then upscale): made on demand.
             task = self._tasks.get(path[len(RESULTS_PREFIX) :].rpartition(".")[0])
-            if task is not None and task.status(time.time()) == SUCCESS:
+            if task is not None and task.status(self.clock.wall()) == SUCCESS:
                 return f"results/{task.result_name}"
         return None
 
@@ -211,7 +215,7 @@ class KieService:
     def result_expired(self, task: Task) -> bool:
         """Whether ``task``'s plain result URL has outlived ``result_url_lifetime``."""
         lifetime = self.result_url_lifetime
-        return lifetime is not None and time.time() > task.finished + lifetime
+        return lifetime is not None and self.clock.wall() > task.finished + lifetime
 
     def issue_link(self, url: str) -> str | None:
         """A token for a fresh link to a file this account made, or None for any other URL.
@@ -227,7 +231,7 @@ class KieService:
         path = urllib.parse.unquote(urllib.parse.urlsplit(url).path)
         token = uuid.uuid4().hex
         with self._lock:
-            self._links[token] = (path, time.time() + self.download_link_lifetime)
+            self._links[token] = (path, self.clock.wall() + self.download_link_lifetime)
         self.stats.download_links += 1
         return token
 
@@ -237,7 +241,7 @@ class KieService:
         if found is None:
             return None
         path, expires = found
-        return path, time.time() > expires
+        return path, self.clock.wall() > expires
 
     # -- the rules -------------------------------------------------------------------------------
 
@@ -254,7 +258,7 @@ class KieService:
         Synchronous on purpose: checking and taking the window slot happen with no await
         between them, so concurrent submits cannot slip past the limit together.
         """
-        now = time.monotonic()
+        now = self.clock.monotonic()
         retry = self._traffic.submit_refused(self.rate, now)
         if retry is not None:
             return 429, retry
@@ -268,7 +272,7 @@ class KieService:
 
         Synchronous like :meth:`admit`, and called as the read arrives, before any latency.
         """
-        return self._traffic.admit_read(self.read_rate, time.monotonic())
+        return self._traffic.admit_read(self.read_rate, self.clock.monotonic())
 
     def answer_delay(self) -> float:
         """Seconds to hold one answer back, drawn from ``latency``."""
@@ -287,7 +291,7 @@ class KieService:
         params: dict[str, Any],
     ) -> Task:
         """Create (and charge) a task after :meth:`admit` let it through."""
-        now = time.time()
+        now = self.clock.wall()
         fault = self.faults.draw(Target.TASK)
         key = self.resolve(image_url)
         task = Task(
@@ -346,12 +350,12 @@ class KieService:
         """
         self.stats.status_reads += 1
         # The busiest second of the service's (scaled) clock, for a read budget's proof.
-        self._traffic.note_read(time.monotonic(), self.time_scale or 1.0)
+        self._traffic.note_read(self.clock.monotonic(), self.time_scale or 1.0)
         task = self._tasks.get(task_id)
         if task is None or (operation is not None and task.operation is not operation):
             return None
         task.reads += 1
-        now = time.time()
+        now = self.clock.wall()
         if task.not_found_reads > 0 or now < task.hidden_until:
             task.not_found_reads = max(task.not_found_reads - 1, 0)
             return None
@@ -369,7 +373,7 @@ class KieService:
 
     async def settle(self, task: Task) -> None:
         """Fix the outcome of a task that has ended: check its input (off the event loop)."""
-        if not task.unchecked or time.time() < task.finished or task.image_key is None:
+        if not task.unchecked or self.clock.wall() < task.finished or task.image_key is None:
             return
         problem = await self._check(task.image_key, task.operation)
         if task.unchecked and problem is not None:
@@ -379,7 +383,7 @@ class KieService:
     async def render(self, task: Task) -> bytes | None:
         """The result of a successful task, computed (off the event loop) on first demand."""
         await self.settle(task)
-        if task.status(time.time()) != SUCCESS or task.image_key is None:
+        if task.status(self.clock.wall()) != SUCCESS or task.image_key is None:
             return None
         cache_key = (task.image_key, task.operation, task.scale, task.format)
         cached = self._renders.get(cache_key)
@@ -387,9 +391,9 @@ class KieService:
             return cached
         data = self._files[task.image_key]
         if task.operation is Operation.UPSCALE:
-            out = await anyio.to_thread.run_sync(_images.upscale, data, task.scale, task.format)
+            out = await self._offload(_images.upscale, data, task.scale, task.format)
         else:
-            out = await anyio.to_thread.run_sync(_images.remove_background, data)
+            out = await self._offload(_images.remove_background, data)
         self._renders[cache_key] = out
         return out
 
@@ -400,7 +404,7 @@ class KieService:
             return _ID_PREFIX[operation] + uuid.uuid4().hex[:20]
         # The documented shape (task_recraft_1765177373893): epoch ms, then a counter so
         # that tasks created within one millisecond differ.
-        return f"task_recraft_{round(time.time() * 1000)}{next(self._market_ids):03d}"
+        return f"task_recraft_{round(self.clock.wall() * 1000)}{next(self._market_ids):03d}"
 
     async def _check(self, key: str, operation: Operation) -> str | None:
         if key.startswith("results/") and key not in self._files:
@@ -412,11 +416,15 @@ class KieService:
         cached = self._checks.get((key, operation), ...)
         if cached is not ...:
             return cached
-        problem = await anyio.to_thread.run_sync(
-            _images.check_input, self._files[key], LIMITS[operation]
-        )
+        problem = await self._offload(_images.check_input, self._files[key], LIMITS[operation])
         self._checks[(key, operation)] = problem
         return problem
+
+    async def _offload(self, work: Callable[..., _R], *args: Any) -> _R:
+        """Pillow's work: in a worker thread on the real clock, else inline (see Clock.real)."""
+        if self.clock.real:
+            return await anyio.to_thread.run_sync(work, *args)
+        return work(*args)
 
     def _processing_time(self, operation: Operation) -> float:
         """Seconds (before ``time_scale``) a new task takes: the replayed trace's, else a sample."""
@@ -427,7 +435,7 @@ class KieService:
         """A market status answer in the replayed trace's shape, or None to answer as usual."""
         if self.replay is None:
             return None
-        elapsed = (time.time() - task.created) / (self.time_scale or 1.0)
+        elapsed = (self.clock.wall() - task.created) / (self.time_scale or 1.0)
         return self.replay.answer(task.operation, elapsed, record)
 
     def _charge(self, task: Task, cost: float) -> None:
@@ -454,5 +462,5 @@ class KieService:
         if task is None or not task.callback_url:
             return None
         await self.settle(task)
-        body = callback_body(task, time.time(), self.callback_shape, self._credits)
+        body = callback_body(task, self.clock.wall(), self.callback_shape, self._credits)
         return task.callback_url, body

@@ -159,6 +159,8 @@ class UploadRoutes:
                 "downloadUrl": file_url(base_of(request), key),
                 "fileSize": len(data),
                 "mimeType": sniff_mime(data),
-                "uploadedAt": _timestamp(dt.datetime.now(dt.timezone.utc)),
+                "uploadedAt": _timestamp(
+                    dt.datetime.fromtimestamp(self._service.clock.wall(), dt.timezone.utc)
+                ),
             },
         )

@@ -6,7 +6,6 @@ import functools
 import io
 import json
 import re
-import time
 from typing import Any
 
 import anyio
@@ -25,11 +24,13 @@ REMOVE = "/api/v1/recraft/remove-background"
 CREATE = "/api/v1/jobs/createTask"
 RECORD = "/api/v1/jobs/recordInfo"
 CIRCLE = red_circle()
-pytestmark = pytest.mark.anyio
+# In-process only: on the fake clock, the emulator on the loop's (its windows, task times
+# and latency pass in virtual time).
+pytestmark = [pytest.mark.anyio, pytest.mark.fake_clock]
 
 
 # Tasks of 50 ms; no read limit: these tests poll fast, and the limit has its own.
-make = functools.partial(make_emulator, duration=Duration.fixed(0.05), read_rate=None)
+make = functools.partial(make_emulator, duration=Duration.fixed(0.05), read_rate=None, clock="loop")
 
 
 async def read(client, path: str, task_id: str) -> Any:
@@ -114,11 +115,11 @@ async def test_market_task_ids_have_the_documented_shape_and_stay_unique():
     emu = make(rate=None)
     url = emu.add_image("c.png", CIRCLE)
     body = {"model": "recraft/remove-background", "input": {"image": url}}
-    before = int(time.time() * 1000)
+    before = int(emu.service.clock.wall() * 1000)
     async with emu.http_client(headers=EMULATOR_AUTH) as client:
         ids = [(await client.post(CREATE, json=body)).json()["data"]["taskId"] for _ in range(30)]
         seed = (await client.post(UPSCALE, json={"image_url": url})).json()["data"]["taskId"]
-    after = int(time.time() * 1000)
+    after = int(emu.service.clock.wall() * 1000)
     assert len(set(ids)) == 30
     for task_id in ids:
         match = re.fullmatch(r"task_recraft_(\d{13})(\d{3,})", task_id)
@@ -166,7 +167,7 @@ async def test_record_info_times_are_the_exact_epoch_milliseconds():
     """createTime/completeTime are epoch ms; completeTime is the fixed finish moment."""
     emu = make(duration=Duration.fixed(0.1))
     url = emu.add_image("c.png", CIRCLE)
-    before = time.time()
+    before = emu.service.clock.wall()
     async with emu.http_client(headers=EMULATOR_AUTH) as client:
         answer = await client.post(UPSCALE, json={"image_url": url})
         task_id = answer.json()["data"]["taskId"]
@@ -529,8 +530,8 @@ async def test_latency_delays_every_answer_of_the_service():
         elapsed = anyio.current_time() - started
         service_answers = len(delays)
         await client.get("/_emulator/stats")
-    assert elapsed >= 0.6
-    assert service_answers >= 2
+    assert elapsed == pytest.approx(0.6)  # virtual seconds: the submit's and the read's
+    assert service_answers == 2
     assert len(delays) == service_answers  # the side door answered without a delay
 
 

@@ -1,4 +1,10 @@
-"""Callbacks: the final record POSTed to a small loopback receiver, signed and retried."""
+"""Callbacks: the final record POSTed to a small receiver, signed and retried.
+
+The receiver listens on a loopback port where the default transport (loopback only) is
+the point; elsewhere it is an ASGI app reached in-process (``callback_transport``), and
+the test runs on the fake clock with the emulator on the loop's: retry delays and late
+callbacks pass in virtual time.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ import contextlib
 import functools
 import hashlib
 import hmac
+import itertools
 import threading
 from typing import Any
 
@@ -29,6 +36,23 @@ pytestmark = pytest.mark.anyio
 make = functools.partial(
     emulator_with_image, duration=Duration.fixed(0.02), callback_retry_delays=(0.01, 0.01)
 )
+
+
+def in_process(statuses: tuple[int, ...] = (), **options: Any) -> tuple[KieEmulator, str, Receiver]:
+    """``make(**options)`` on the loop's clock, delivering to an in-process receiver.
+
+    The receiver answers ``statuses`` first and stamps arrivals with the emulator's clock;
+    its hook is ``HOOK``.
+    """
+    emu: KieEmulator
+    # A lambda, not the bound method: the emulator is made below, once its receiver is.
+    receiver = Receiver(statuses, clock=lambda: emu.service.clock.wall())  # noqa: PLW0108
+    transport = httpx.ASGITransport(app=receiver.app)
+    emu, url = make(clock="loop", callback_transport=transport, **options)
+    return emu, url, receiver
+
+
+HOOK = "http://receiver.invalid/hook"  # reached through callback_transport only
 
 
 @contextlib.asynccontextmanager
@@ -84,14 +108,13 @@ async def test_callback_carries_the_final_record_and_a_valid_signature():
     assert emu.stats.callbacks_sent == emu.stats.callbacks_delivered == 1
 
 
-@pytest.mark.slow
+@pytest.mark.fake_clock
 async def test_unsigned_without_a_webhook_key_and_failures_say_501():
     """No key, no signature headers; a failed task's callback has code 501 and status 2."""
-    receiver = Receiver()
-    emu, url = make()
+    emu, url, receiver = in_process()
     emu.faults.next("task", Fault.task_failed("nope"))
-    async with listening(receiver) as hook, emu:
-        await submit(emu, {"image_url": url, "callBackUrl": hook})
+    async with emu:
+        await submit(emu, {"image_url": url, "callBackUrl": HOOK})
         await receiver.wait_for(1)
     headers, body, _ = receiver.calls[0]
     assert "x-webhook-signature" not in headers
@@ -99,15 +122,14 @@ async def test_unsigned_without_a_webhook_key_and_failures_say_501():
     assert body["data"]["successFlag"] == 2
 
 
-@pytest.mark.slow
+@pytest.mark.fake_clock
 async def test_market_task_callback_uses_the_market_record():
     """A createTask callback carries the market page's message, state and resultJson."""
-    receiver = Receiver()
-    emu, url = make()
-    async with listening(receiver) as hook, emu:
+    emu, url, receiver = in_process()
+    async with emu:
         task_id = await submit(
             emu,
-            {"model": "recraft/remove-background", "input": {"image": url}, "callBackUrl": hook},
+            {"model": "recraft/remove-background", "input": {"image": url}, "callBackUrl": HOOK},
             "/api/v1/jobs/createTask",
         )
         await receiver.wait_for(1)
@@ -121,28 +143,28 @@ async def test_market_task_callback_uses_the_market_record():
     assert data["remainedCredits"] == 100_000 - 1
 
 
-@pytest.mark.slow
+@pytest.mark.fake_clock
 async def test_failed_deliveries_are_retried():
-    """Two 500s then a 200: three attempts, one delivery."""
-    receiver = Receiver(statuses=(500, 500))
-    emu, url = make()
-    async with listening(receiver) as hook, emu:
-        await submit(emu, {"image_url": url, "callBackUrl": hook})
+    """Two 500s then a 200: three attempts, each retry its delay (10 ms) after the last."""
+    emu, url, receiver = in_process((500, 500))
+    async with emu:
+        await submit(emu, {"image_url": url, "callBackUrl": HOOK})
         await receiver.wait_for(3)
         await wait_until(lambda: emu.stats.callbacks_delivered == 1)
-    assert len(receiver.calls) == 3
+    arrivals = [at for _, _, at in receiver.calls]
+    gaps = [b - a for a, b in itertools.pairwise(arrivals)]
+    assert gaps == [pytest.approx(0.01, abs=1e-3)] * 2
     assert emu.stats.callbacks_sent == 3
     assert emu.stats.callbacks_delivered == 1
     assert emu.stats.callbacks_failed == 0
 
 
-@pytest.mark.slow
+@pytest.mark.fake_clock
 async def test_delivery_gives_up_after_the_retries():
     """A receiver that always fails gets 1 + len(retry delays) attempts."""
-    receiver = Receiver(statuses=(500,) * 10)
-    emu, url = make()
-    async with listening(receiver) as hook, emu:
-        await submit(emu, {"image_url": url, "callBackUrl": hook})
+    emu, url, receiver = in_process((500,) * 10)
+    async with emu:
+        await submit(emu, {"image_url": url, "callBackUrl": HOOK})
         await receiver.wait_for(3)
         await wait_until(lambda: emu.stats.callbacks_failed > 0)
     assert len(receiver.calls) == 3
@@ -161,33 +183,31 @@ async def test_unreachable_receiver_counts_as_a_failed_delivery():
     assert emu.stats.callbacks_sent == 3
 
 
-@pytest.mark.slow
+@pytest.mark.fake_clock
 async def test_duplicate_and_late_callbacks():
     """A duplicate fault sends the record twice; a late one waits its seconds."""
-    receiver = Receiver()
-    emu, url = make()
+    emu, url, receiver = in_process(not_ready_for=0.0)  # due as the task ends
     emu.faults.next("callback", Fault.duplicate_callback(2), Fault.late_callback(0.3))
-    async with listening(receiver) as hook, emu:
-        twice = await submit(emu, {"image_url": url, "callBackUrl": hook})
-        late = await submit(emu, {"image_url": url, "callBackUrl": hook})
+    async with emu:
+        twice = await submit(emu, {"image_url": url, "callBackUrl": HOOK})
+        late = await submit(emu, {"image_url": url, "callBackUrl": HOOK})
         await receiver.wait_for(3)
     ids = [body["data"]["taskId"] for _, body, _ in receiver.calls]
     assert ids.count(twice) == 2
     assert ids.count(late) == 1
     finished = {info.task_id: info.finished for info in emu.task_info()}
     late_arrival = next(at for _, body, at in receiver.calls if body["data"]["taskId"] == late)
-    assert late_arrival >= finished[late] + 0.3
+    assert late_arrival == pytest.approx(finished[late] + 0.3, abs=1e-3)
 
 
-@pytest.mark.slow
+@pytest.mark.fake_clock
 async def test_lost_callback_is_never_delivered():
     """A lost fault drops that task's callback for good; the next task's arrives."""
-    receiver = Receiver()
-    emu, url = make()
+    emu, url, receiver = in_process()
     emu.faults.next("callback", Fault.lost_callback())
-    async with listening(receiver) as hook, emu:
-        lost = await submit(emu, {"image_url": url, "callBackUrl": hook})
-        kept = await submit(emu, {"image_url": url, "callBackUrl": hook})
+    async with emu:
+        lost = await submit(emu, {"image_url": url, "callBackUrl": HOOK})
+        kept = await submit(emu, {"image_url": url, "callBackUrl": HOOK})
         await receiver.wait_for(1)
         await wait_until(lambda: emu.callbacks_pending == 0)
     ids = [body["data"]["taskId"] for _, body, _ in receiver.calls]
@@ -230,32 +250,28 @@ async def test_callbacks_in_process_through_a_custom_transport():
     )
 
 
-@pytest.mark.slow
+@pytest.mark.fake_clock
 async def test_callbacks_wait_until_the_emulator_runs():
     """Outside ``async with`` nothing is sent; entering it delivers what fell due."""
-    receiver = Receiver()
-    emu, url = make(duration=Duration.fixed(0))
-    async with listening(receiver) as hook:
-        await submit(emu, {"image_url": url, "callBackUrl": hook})
-        await anyio.sleep(0.05)
-        assert receiver.calls == []
-        assert emu.callbacks_pending == 1
-        async with emu:
-            await receiver.wait_for(1)
+    emu, url, receiver = in_process(duration=Duration.fixed(0))
+    await submit(emu, {"image_url": url, "callBackUrl": HOOK})
+    await anyio.sleep(60)
+    assert receiver.calls == []
+    assert emu.callbacks_pending == 1
+    async with emu:
+        await receiver.wait_for(1)
 
 
-@pytest.mark.slow
+@pytest.mark.fake_clock
 async def test_callbacks_scheduled_after_the_run_wait_for_the_next():
     """A task submitted after ``async with`` ended keeps its callback for the next run."""
-    receiver = Receiver()
-    emu, url = make(duration=Duration.fixed(0))
-    async with listening(receiver) as hook:
-        async with emu:
-            pass
-        await submit(emu, {"image_url": url, "callBackUrl": hook})
-        assert emu.callbacks_pending == 1
-        async with emu:
-            await receiver.wait_for(1)
+    emu, url, receiver = in_process(duration=Duration.fixed(0))
+    async with emu:
+        pass
+    await submit(emu, {"image_url": url, "callBackUrl": HOOK})
+    assert emu.callbacks_pending == 1
+    async with emu:
+        await receiver.wait_for(1)
 
 
 async def test_an_emulator_runs_once_at_a_time():

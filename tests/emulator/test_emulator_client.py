@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 import io
-import time
+from typing import Any
 
 import httpx
 import pytest
@@ -22,12 +21,25 @@ SAMPLES = samples()
 pytestmark = [pytest.mark.anyio]
 
 
-# Tasks of 20 ms, and no submit or read limit.
-make = functools.partial(make_emulator, duration=Duration.fixed(0.02), rate=None, read_rate=None)
+def make(mode: str, **options: Any) -> KieEmulator:
+    """Tasks of 20 ms, no submit or read limit; on the loop's clock when ``mode`` is in-process.
+
+    In-process the tests run on the fake clock (see ``mode``), and so does the emulator.
+    """
+    clock = "loop" if mode == "in-process" else "real"
+    options = {"duration": Duration.fixed(0.02), "rate": None, "read_rate": None, **options}
+    return make_emulator(**{"clock": clock, **options})
 
 
-# Through a real port (uvicorn) is the end-to-end variant: the full run's, not the quick loop's.
-@pytest.fixture(params=["in-process", pytest.param("loopback", marks=pytest.mark.slow)])
+# In-process on the fake clock: the windows, task times and retry waits pass in virtual
+# time. Through a real port (uvicorn) is the end-to-end variant, on the real clock: the
+# full run's, not the quick loop's.
+@pytest.fixture(
+    params=[
+        pytest.param("in-process", marks=pytest.mark.fake_clock),
+        pytest.param("loopback", marks=pytest.mark.slow),
+    ]
+)
 def mode(request) -> str:
     return str(request.param)
 
@@ -60,7 +72,7 @@ async def connected(emu: KieEmulator, mode: str, **options):
 
 async def test_jobs_round_trip_with_real_images(mode):
     """Upscale and background removal end to end; results read back with Pillow."""
-    emu = make()
+    emu = make(mode)
     urls = [emu.add_image(name, data) for name, data in SAMPLES]
     async with connected(emu, mode) as (client, http):
         ups = [client.upscale(url, scale=2, format="png") for url in urls]
@@ -82,7 +94,7 @@ async def test_jobs_round_trip_with_real_images(mode):
 
 async def test_market_dialect_end_to_end(mode):
     """The client's market dialect against the emulator's jobs API."""
-    emu = make()
+    emu = make(mode)
     url = emu.add_image(*SAMPLES[0])
     async with connected(emu, mode, dialect="market") as (client, _):
         up = await client.upscale(url)
@@ -98,7 +110,7 @@ async def test_market_dialect_end_to_end(mode):
 async def test_a_client_pacing_its_reads_meets_no_read_limit(mode):
     """With read_rate matching the emulator's read limit, status reads never see a 429."""
     # Half the emulator's limit on the client: a margin for reads bunched up in transit.
-    emu = make(read_rate=ra.Rate(6, per=0.5))
+    emu = make(mode, read_rate=ra.Rate(6, per=0.5))
     urls = [emu.add_image(f"{i}.png", SAMPLES[0][1]) for i in range(4)]
     async with connected(emu, mode, dialect="market", read_rate=ra.Rate(3, per=0.5)) as (
         client,
@@ -112,7 +124,7 @@ async def test_a_client_pacing_its_reads_meets_no_read_limit(mode):
 @pytest.mark.slow
 async def test_hundreds_of_jobs_each_paid_once(mode):
     """Many concurrent jobs finish and no image is submitted twice."""
-    emu = make(duration=Duration.lognormal(median=20, sigma=0.5), time_scale=0.002)
+    emu = make(mode, duration=Duration.lognormal(median=20, sigma=0.5), time_scale=0.002)
     urls = [emu.add_image(f"{i}.png", SAMPLES[i % 3][1]) for i in range(200)]
     async with connected(emu, mode, max_in_flight=100) as (client, _):
         jobs = [client.upscale(url) for url in urls]
@@ -126,7 +138,14 @@ async def test_hundreds_of_jobs_each_paid_once(mode):
 @pytest.mark.slow
 async def test_a_thousand_jobs_in_process():
     """A thousand real jobs on one emulator, each paid once, in seconds."""
-    emu = make(duration=Duration.lognormal(median=20, sigma=0.5), time_scale=0.005)
+    # On the real clock: a load test's work takes real time, which a virtual clock leaves
+    # out, so each task there needs more polls and the run takes longer.
+    emu = make(
+        "in-process",
+        clock="real",
+        duration=Duration.lognormal(median=20, sigma=0.5),
+        time_scale=0.005,
+    )
     urls = [emu.add_image(name, data) for name, data in SAMPLES]
     async with connected(emu, "in-process", max_in_flight=200) as (client, _):
         jobs = [
@@ -141,7 +160,7 @@ async def test_a_thousand_jobs_in_process():
 
 async def test_rate_limited_submits_are_retried_without_paying_twice(mode):
     """The emulator's 429s (client pacing off) delay jobs but never duplicate them."""
-    emu = make(rate=ra.Rate(5, per=0.2))
+    emu = make(mode, rate=ra.Rate(5, per=0.2))
     urls = [emu.add_image(f"{i}.png", SAMPLES[0][1]) for i in range(15)]
     async with connected(emu, mode, max_retries=10) as (client, _):
         results = [await job for job in [client.upscale(url) for url in urls]]
@@ -152,11 +171,11 @@ async def test_rate_limited_submits_are_retried_without_paying_twice(mode):
 
 async def test_an_injected_429_pauses_the_client_for_its_retry_after(mode):
     """A scripted 429 with Retry-After: the job waits that long, then lands once."""
-    emu = make()
+    emu = make(mode)
     url = emu.add_image(*SAMPLES[0])
     emu.faults.next("submit", Fault.http(429, retry_after=0.3))
     async with connected(emu, mode) as (client, _):
-        started = time.time()
+        started = emu.service.clock.wall()
         await client.upscale(url)
     (info,) = emu.task_info()
     assert emu.stats.submit_requests == 2
@@ -166,7 +185,7 @@ async def test_an_injected_429_pauses_the_client_for_its_retry_after(mode):
 
 async def test_client_pacing_avoids_429s(mode):
     """With submit_rate matching the emulator's limit the service never says 429."""
-    emu = make(rate=ra.Rate(5, per=0.2))
+    emu = make(mode, rate=ra.Rate(5, per=0.2))
     urls = [emu.add_image(f"{i}.png", SAMPLES[0][1]) for i in range(12)]
     async with connected(emu, mode, submit_rate=ra.Rate(5, per=0.25)) as (client, _):
         for job in [client.upscale(url) for url in urls]:
@@ -177,7 +196,7 @@ async def test_client_pacing_avoids_429s(mode):
 @pytest.mark.slow
 async def test_503s_before_processing_are_resubmitted_once_they_pass(mode):
     """The next 2 submits answer 503: the job still succeeds, with one task."""
-    emu = make()
+    emu = make(mode)
     url = emu.add_image(*SAMPLES[0])
     emu.faults.next("submit", Fault.http(503), Fault.http(503))
     async with connected(emu, mode) as (client, _):
@@ -191,7 +210,7 @@ async def test_503s_before_processing_are_resubmitted_once_they_pass(mode):
 )
 async def test_a_submit_that_landed_without_an_answer_is_not_resent(mode, fault):
     """Processed, then dropped or answered 500: SubmissionUncertainError, one paid task."""
-    emu = make()
+    emu = make(mode)
     url = emu.add_image(*SAMPLES[0])
     emu.faults.next("submit", fault)
     async with connected(emu, mode) as (client, _):
@@ -204,7 +223,7 @@ async def test_a_submit_that_landed_without_an_answer_is_not_resent(mode, fault)
 @pytest.mark.slow
 async def test_an_answer_delayed_past_the_timeout_is_not_resent():
     """A processed submit whose answer outlives the client's timeout is not paid again."""
-    emu = make()
+    emu = make("loopback")
     url = emu.add_image(*SAMPLES[0])
     emu.faults.next("submit", Fault.delay(1.0, processed=True))
     async with connected(emu, "loopback", timeout=0.2) as (client, _):
@@ -225,9 +244,10 @@ async def test_an_answer_delayed_past_the_timeout_is_not_resent():
     ],
     ids=lambda fault: f"{fault.kind.value}-{fault.code}",
 )
+@pytest.mark.fake_clock
 async def test_a_status_read_fault_is_survived(fault):
     """Each transient status-read failure is retried and the job succeeds."""
-    emu = make()
+    emu = make("in-process")
     url = emu.add_image(*SAMPLES[0])
     emu.faults.next("status", fault)
     async with connected(emu, "in-process") as (client, _):
@@ -239,7 +259,7 @@ async def test_a_status_read_fault_is_survived(fault):
 
 async def test_read_faults_on_a_real_connection_and_not_found_at_first():
     """A dropped read, a 500 and "not found" for the first reads, over loopback."""
-    emu = make()
+    emu = make("loopback")
     url = emu.add_image(*SAMPLES[0])
     emu.faults.next("status", Fault.drop(), Fault.http(500))
     emu.faults.next("task", Fault.not_found(2))
@@ -252,7 +272,7 @@ async def test_read_faults_on_a_real_connection_and_not_found_at_first():
 
 async def test_failed_tasks_raise_task_failed(mode):
     """Status 2 and 3 become TaskFailedError with the emulator's code and message."""
-    emu = make()
+    emu = make(mode)
     url = emu.add_image(*SAMPLES[0])
     emu.faults.next("task", Fault.task_failed("no luck"), Fault.creation_failed())
     async with connected(emu, mode) as (client, _):
@@ -269,7 +289,7 @@ async def test_failed_tasks_raise_task_failed(mode):
 
 async def test_wrong_key_and_empty_balance(mode):
     """401 and 402 in the body become AuthenticationError and InsufficientCreditsError."""
-    emu = make(credits=1.4)
+    emu = make(mode, credits=1.4)
     url = emu.add_image(*SAMPLES[0])
     async with connected(emu, mode, api_key="wrong") as (client, _):
         with pytest.raises(ra.AuthenticationError):
@@ -283,7 +303,7 @@ async def test_wrong_key_and_empty_balance(mode):
 
 async def test_resume_and_get_task(mode):
     """A task made earlier is read and awaited by id."""
-    emu = make()
+    emu = make(mode)
     url = emu.add_image(*SAMPLES[0])
     async with connected(emu, mode) as (client, _):
         first = await client.upscale(url)

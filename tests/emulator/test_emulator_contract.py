@@ -33,7 +33,7 @@ HOOK = "http://receiver.test/hook"
 CIRCLE = red_circle()
 TINY = sample_images(64)[0][1]  # below remove background's 256 px sides: the task fails
 JSON_STRINGS = {"resultJson", "param"}
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.fake_clock]
 
 
 def doc(name: str) -> Any:
@@ -88,8 +88,9 @@ def _assert_json_string(key: str, documented: str, answered: object, where: str)
         assert_shape(parsed, ours, where, exact=True)
 
 
-# Tasks of 20 ms, read as fast as the tests like.
-make = functools.partial(make_emulator, duration=Duration.fixed(0.02), read_rate=None)
+# Tasks of 20 ms, read as fast as the tests like; on the loop's clock, as the async tests
+# run on the fake clock (in-process only).
+make = functools.partial(make_emulator, duration=Duration.fixed(0.02), read_rate=None, clock="loop")
 
 
 async def create(client: httpx.AsyncClient, model: str, image: str, **extra: Any) -> str:

@@ -1,4 +1,8 @@
-"""Fault injection, in-process: every knob, scripted and by chance."""
+"""Fault injection, in-process: every knob, scripted and by chance.
+
+In-process only: the async tests run on the fake clock, the emulator on the loop's, so
+delays and hiding faults pass in virtual time.
+"""
 
 from __future__ import annotations
 
@@ -24,7 +28,9 @@ UPSCALE = "/api/v1/recraft/upscale"
 READ = "/api/v1/recraft/upscale/record-info"
 
 
-make = functools.partial(emulator_with_image, read_rate=None)  # no read limit
+make = functools.partial(emulator_with_image, read_rate=None, clock="loop")  # no read limit
+# Every async test: on the fake clock (sync tests ignore the mark).
+pytestmark = pytest.mark.fake_clock
 
 
 @pytest.mark.anyio
@@ -125,7 +131,7 @@ async def test_slow_answer_arrives_late():
         answer = await client.post(UPSCALE, json={"image_url": url})
         elapsed = anyio.current_time() - started
     assert answer.json()["code"] == 200
-    assert elapsed >= 0.19
+    assert elapsed == pytest.approx(0.2)  # virtual seconds
 
 
 @pytest.mark.anyio

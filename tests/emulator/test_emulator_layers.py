@@ -19,7 +19,7 @@ HOME = Path(__file__).resolve().parents[2] / "recraft_async" / "testing"
 LAYERS: dict[str, frozenset[str]] = {
     "leaf": frozenset(
         {"_tasks", "_faults", "_stats", "_duration", "_images", "_window", "_connections"}
-        | {"_callbacks", "_replay", "_traffic"}
+        | {"_callbacks", "_replay", "_traffic", "_clock"}
     ),
     "service": frozenset({"_service"}),
     "routes": frozenset({"_http", "_control", "_uploads", "_results", "_app"}),

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import anyio
 import pytest
 
 pytest.importorskip("PIL")
 pytest.importorskip("starlette")
 
-from conftest import EMULATOR_AUTH, emulator_with_image
+import conftest
+from conftest import EMULATOR_AUTH
 
 from recraft_async import Rate
 from recraft_async.testing import Duration, Fault, KieEmulator
@@ -16,7 +19,14 @@ from recraft_async.testing import Duration, Fault, KieEmulator
 SEED_READ = "/api/v1/recraft/upscale/record-info"
 RECORD = "/api/v1/jobs/recordInfo"
 LIMITED = {"code": 429, "msg": "Rate limit exceeded"}
-pytestmark = pytest.mark.anyio
+# In-process only: on the fake clock, the emulator on the loop's (its windows slide in
+# virtual time).
+pytestmark = [pytest.mark.anyio, pytest.mark.fake_clock]
+
+
+def emulator_with_image(**options: Any) -> tuple[KieEmulator, str]:
+    """``conftest.emulator_with_image`` on the loop's clock."""
+    return conftest.emulator_with_image(clock="loop", **options)
 
 
 async def submit(client, url: str) -> str:
