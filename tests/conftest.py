@@ -16,10 +16,12 @@ import io
 import json
 import os
 import selectors
+import signal
 import sqlite3
 import subprocess
 import sys
 import time
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -284,6 +286,58 @@ def cli(*args, cwd, timeout=60, env=None):
         cwd=cwd, env={**CLI_ENV, **(env or {})}, capture_output=True, text=True,
         timeout=timeout, check=False,
     )  # fmt: skip
+
+
+def cli_in_process(*args, cwd, env=None) -> subprocess.CompletedProcess[str]:
+    """``cli(*args)`` run in this process: no interpreter start-up, the same result.
+
+    For tests whose point is what the command does, not the process (a signal, a terminal,
+    the exit status the OS sees: those run ``cli``). The environment (``CLI_ENV``'s
+    settings and ``env``), the working folder and the signal handlers the command
+    installs are the test's again afterwards. A traceback ends it with status 1, as the
+    interpreter would.
+    """
+    from recraft_async import cli as command  # noqa: PLC0415 - the CLI's imports when used
+
+    argv = [str(arg) for arg in args]
+    out, err = io.StringIO(), io.StringIO()
+    with (
+        pytest.MonkeyPatch.context() as patch,
+        _signal_handlers_kept(signal.SIGINT, signal.SIGTERM),
+        contextlib.redirect_stdout(out),
+        contextlib.redirect_stderr(err),
+    ):
+        for name, value in {"KIE_API_KEY": "", "NO_COLOR": "1", **(env or {})}.items():
+            patch.setenv(name, value)
+        patch.chdir(cwd)
+        try:
+            code = command.main(argv)
+        except SystemExit as exc:  # argparse and usage errors leave through parser.exit
+            code = _exit_status(exc.code)
+        except Exception:  # noqa: BLE001 - what the interpreter does: a traceback, status 1
+            traceback.print_exc()
+            code = 1
+    return subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())
+
+
+def _exit_status(code: object) -> int:
+    """The status ``sys.exit(code)`` ends a process with (a message is printed, status 1)."""
+    if code is None or isinstance(code, int):
+        return code or 0
+    sys.stderr.write(f"{code}\n")
+    return 1
+
+
+@contextlib.contextmanager
+def _signal_handlers_kept(*signals: signal.Signals):
+    """Put back the handlers of ``signals`` that the code run inside replaced."""
+    saved = {number: signal.getsignal(number) for number in signals}
+    try:
+        yield
+    finally:
+        for number, handler in saved.items():
+            if handler is not None:  # None: not set from Python, nothing to put back
+                signal.signal(number, handler)
 
 
 @contextlib.contextmanager

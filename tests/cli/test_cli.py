@@ -1,4 +1,9 @@
-"""End to end: the recraft-async command in a subprocess, against loopback servers."""
+"""End to end: the recraft-async command against loopback servers.
+
+Most runs are in this process (``cli_in_process``): what they check is the command's
+work, not the process. A process stays where it is the point: the exit status the OS
+sees, a SIGKILL or SIGINT mid-batch.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ import pytest
 from conftest import (
     CLI_ENV,
     cli,
+    cli_in_process,
     emulator_process,
     images_in,
     journal_reaches,
@@ -27,7 +33,7 @@ from PIL import Image
 pytest.importorskip("recraft_async.testing")
 
 
-# The command line as a process, end to end: in the full run, not the quick loop.
+# End to end, with servers and processes: in the full run, not the quick loop.
 pytestmark = pytest.mark.slow
 
 
@@ -43,7 +49,7 @@ def test_upscale_folder_with_builtin_emulator(tmp_path):
     save_image(tmp_path / "in" / "a.png", (300, 200))
     save_image(tmp_path / "in" / "sub" / "b.jpg", (256, 256), "JPEG")
     save_image(tmp_path / "in" / "c.webp", (320, 240), "WEBP")
-    run = cli("upscale", "in", "--emulator", "--out", "out", "--json", cwd=tmp_path)
+    run = cli_in_process("upscale", "in", "--emulator", "--out", "out", "--json", cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     summary = json.loads(run.stdout)
     assert (summary["done"], summary["failed"], summary["uncertain"]) == (3, 0, 0)
@@ -51,7 +57,7 @@ def test_upscale_folder_with_builtin_emulator(tmp_path):
     assert sizes == {"a.png": (600, 400), "b.png": (512, 512), "c.png": (640, 480)}
     assert no_partials(tmp_path)
     # Run again: everything is already done, nothing new is written.
-    again = cli("upscale", "in", "--emulator", "--out", "out", "--json", cwd=tmp_path)
+    again = cli_in_process("upscale", "in", "--emulator", "--out", "out", "--json", cwd=tmp_path)
     assert again.returncode == 0
     assert json.loads(again.stdout)["done"] == 3
     assert len(images_in(tmp_path / "out")) == 3
@@ -61,18 +67,18 @@ def test_summary_shows_the_credits_the_service_stated(tmp_path):
     """Two crisp upscales at 0.5 credits: the summary says 1 credit, in text and in JSON."""
     save_image(tmp_path / "in" / "a.png", (64, 64))
     save_image(tmp_path / "in" / "b.png", (64, 64))
-    run = cli("upscale", "in", "--emulator", "--out", "out", "--json", cwd=tmp_path)
+    run = cli_in_process("upscale", "in", "--emulator", "--out", "out", "--json", cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout)["credits"] == pytest.approx(1)
     save_image(tmp_path / "more" / "c.png", (64, 64))
-    text = cli("upscale", "more", "--emulator", "--out", "out2", cwd=tmp_path)
+    text = cli_in_process("upscale", "more", "--emulator", "--out", "out2", cwd=tmp_path)
     assert "done: 1, failed: 0, uncertain: 0, credits: 0.5 (" in text.stdout
 
 
 def test_remove_bg_writes_transparent_png(tmp_path):
     """remove-bg answers a PNG with an alpha channel, named after the input."""
     save_image(tmp_path / "photo.jpg", (300, 300), "JPEG")
-    run = cli("remove-bg", "photo.jpg", "--emulator", cwd=tmp_path)
+    run = cli_in_process("remove-bg", "photo.jpg", "--emulator", cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     (out,) = images_in(tmp_path / "recraft-out")
     assert out.name == "photo.png"
@@ -88,7 +94,9 @@ def test_mixed_list_reports_each_problem_and_processes_the_rest(tmp_path):
     big.write_bytes(Image.new("RGB", (8, 8)).tobytes() + b"\0" * 10_600_000)
     big.write_bytes(save_image(tmp_path / "tmp.png", (300, 300)).read_bytes() + b"\0" * 10_600_000)
     (tmp_path / "list.txt").write_text("ok.png\nmissing.png\nnotes.txt\nbig.png\n")
-    run = cli("upscale", "@list.txt", "--emulator", "--out", "out", "--json", cwd=tmp_path)
+    run = cli_in_process(
+        "upscale", "@list.txt", "--emulator", "--out", "out", "--json", cwd=tmp_path
+    )
     assert run.returncode == 1, run.stderr
     summary = json.loads(run.stdout)
     assert summary["done"] == 1
@@ -122,7 +130,7 @@ def test_market_dialect_refuses_scale_and_format_as_usage_errors(tmp_path):
     """--scale/--format in the default (market) dialect exit 2 and say where they exist."""
     save_image(tmp_path / "a.png", (300, 300))
     for extra in (["--scale", "4"], ["--format", "jpg"]):
-        run = cli("upscale", "a.png", "--emulator", *extra, cwd=tmp_path)
+        run = cli_in_process("upscale", "a.png", "--emulator", *extra, cwd=tmp_path)
         assert run.returncode == 2, run.stderr
         assert "--dialect recraft" in run.stderr
     assert not (tmp_path / "recraft-out").exists()
@@ -131,12 +139,16 @@ def test_market_dialect_refuses_scale_and_format_as_usage_errors(tmp_path):
 def test_dialect_from_the_environment(tmp_path):
     """KIE_DIALECT=recraft lets --scale through; a misspelt KIE_DIALECT is a usage error."""
     save_image(tmp_path / "a.png", (300, 300))
-    run = cli("upscale", "a.png", "--emulator", "--scale", "4", "--json", cwd=tmp_path,
-              env={"KIE_DIALECT": "recraft"})  # fmt: skip
+    run = cli_in_process(
+        "upscale", "a.png", "--emulator", "--scale", "4", "--json", cwd=tmp_path,
+        env={"KIE_DIALECT": "recraft"}
+    )  # fmt: skip
     assert run.returncode == 0, run.stderr
     with Image.open(tmp_path / "recraft-out" / "a.png") as image:
         assert image.size == (1200, 1200)
-    run = cli("upscale", "a.png", "--emulator", cwd=tmp_path, env={"KIE_DIALECT": "marketplace"})
+    run = cli_in_process(
+        "upscale", "a.png", "--emulator", cwd=tmp_path, env={"KIE_DIALECT": "marketplace"}
+    )
     assert run.returncode == 2
     assert "KIE_DIALECT" in run.stderr
 
@@ -146,8 +158,9 @@ def test_account_error_stops_the_batch_in_one_line(tmp_path):
     with emulator_process("--time-scale", "0.01", "--credits", "0") as url:
         for i in range(5):
             save_image(tmp_path / f"{i}.png", (300 + i, 300))  # five different images
-        run = cli("upscale", ".", "--base-url", url, "--api-key", KEY, "--concurrency", "1",
-                  cwd=tmp_path)  # fmt: skip
+        run = cli_in_process(
+            "upscale", ".", "--base-url", url, "--api-key", KEY, "--concurrency", "1", cwd=tmp_path
+        )
         assert run.returncode == 1
         lines = [line for line in run.stdout.splitlines() if "[402]" in line]
         assert len(lines) == 1, run.stdout
@@ -158,11 +171,13 @@ def test_account_error_stops_the_batch_in_one_line(tmp_path):
 
 def test_credits_against_emulator_process(tmp_path, emulator):
     """The credits command prints the balance; a wrong key fails without being shown."""
-    run = cli("credits", "--base-url", emulator, "--api-key", KEY, "--json", cwd=tmp_path)
+    run = cli_in_process(
+        "credits", "--base-url", emulator, "--api-key", KEY, "--json", cwd=tmp_path
+    )
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout) == {"credits": 100000}
     secret = "sk-very-secret-123"
-    run = cli("credits", "--base-url", emulator, "--api-key", secret, cwd=tmp_path)
+    run = cli_in_process("credits", "--base-url", emulator, "--api-key", secret, cwd=tmp_path)
     assert run.returncode == 1
     assert "[401]" in run.stderr
     assert secret not in run.stdout + run.stderr
@@ -185,7 +200,7 @@ def test_sigkill_mid_batch_then_resume(tmp_path, emulator):
     proc.send_signal(signal.SIGKILL)
     proc.wait(10)
     assert states == {"SUBMITTED": 4, "PENDING": 4}, states
-    run = cli("resume", *common, "--json", cwd=tmp_path)
+    run = cli_in_process("resume", *common, "--json", cwd=tmp_path)
     assert run.returncode == 0, run.stdout + run.stderr
     assert json.loads(run.stdout)["done"] == 8
     outputs = images_in(tmp_path / "out")
@@ -196,7 +211,7 @@ def test_sigkill_mid_batch_then_resume(tmp_path, emulator):
             assert image.size[1] == 512
     assert no_partials(tmp_path)
     # Running the original command again finds everything done and sends nothing.
-    rerun = cli("upscale", "in", *common, "--json", cwd=tmp_path)
+    rerun = cli_in_process("upscale", "in", *common, "--json", cwd=tmp_path)
     assert rerun.returncode == 0
     assert json.loads(rerun.stdout)["done"] == 8
     stats = httpx.get(f"{emulator}/_emulator/stats").json()
@@ -218,7 +233,7 @@ def test_ctrl_c_stops_cleanly_with_resume_hint(tmp_path, emulator):
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
     assert "recraft-async resume" in err
-    run = cli("resume", *common, cwd=tmp_path)
+    run = cli_in_process("resume", *common, cwd=tmp_path)
     assert run.returncode == 0, run.stdout + run.stderr
     assert len(images_in(tmp_path / "out")) == 4
 
@@ -275,8 +290,10 @@ def test_hostile_result_url_cannot_escape_output_folder(tmp_path):
         work = tmp_path / "deep" / "work"
         save_image(work / "in.png", (300, 300))
         url = f"http://127.0.0.1:{server.server_port}"
-        run = cli("upscale", "in.png", "--base-url", url, "--api-key", "k", "--out", "out",
-                  "--poll-initial", "0.05", "--dialect", "recraft", cwd=work)  # fmt: skip
+        run = cli_in_process(
+            "upscale", "in.png", "--base-url", url, "--api-key", "k", "--out", "out",
+            "--poll-initial", "0.05", "--dialect", "recraft", cwd=work
+        )  # fmt: skip
     finally:
         server.shutdown()
     assert run.returncode == 0, run.stdout + run.stderr
@@ -287,11 +304,13 @@ def test_hostile_result_url_cannot_escape_output_folder(tmp_path):
 
 def test_newcomer_flow_samples_then_upscale_4x_jpg(tmp_path):
     """`samples` draws images; the seed's upscale --scale 4 --format jpg writes 4x JPEGs."""
-    made = cli("samples", "pics", cwd=tmp_path)
+    made = cli_in_process("samples", "pics", cwd=tmp_path)
     assert made.returncode == 0, made.stderr
     assert len(images_in(tmp_path / "pics")) == 3
-    run = cli("upscale", "pics", "--emulator", "--dialect", "recraft", "--scale", "4",
-              "--format", "jpg", cwd=tmp_path)  # fmt: skip
+    run = cli_in_process(
+        "upscale", "pics", "--emulator", "--dialect", "recraft", "--scale", "4", "--format", "jpg",
+        cwd=tmp_path
+    )  # fmt: skip
     assert run.returncode == 0, run.stderr
     outputs = images_in(tmp_path / "recraft-out")
     assert [p.suffix for p in outputs] == [".jpg"] * 3
@@ -305,8 +324,10 @@ def test_url_input_is_named_after_the_url(tmp_path, emulator):
     buffer = io.BytesIO()
     Image.new("RGB", (300, 300)).save(buffer, "PNG")
     url = httpx.post(f"{emulator}/_emulator/images/cat.png", content=buffer.getvalue()).json()
-    run = cli("upscale", url["url"], "--base-url", emulator, "--api-key", KEY,
-              "--poll-initial", "0.2", "--json", cwd=tmp_path)  # fmt: skip
+    run = cli_in_process(
+        "upscale", url["url"], "--base-url", emulator, "--api-key", KEY, "--poll-initial", "0.2",
+        "--json", cwd=tmp_path
+    )  # fmt: skip
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout)["outputs"][0]["output"].endswith("recraft-out/cat.png")
     stats = httpx.get(f"{emulator}/_emulator/stats").json()
@@ -318,13 +339,13 @@ def test_failed_task_is_retried_only_on_request(tmp_path):
     with emulator_process("--time-scale", "0.01", "--fault", "task=fail*1") as url:
         save_image(tmp_path / "a.png", (300, 300))
         common = ["--base-url", url, "--api-key", KEY, "--poll-initial", "0.05"]
-        first = cli("upscale", "a.png", *common, cwd=tmp_path)
+        first = cli_in_process("upscale", "a.png", *common, cwd=tmp_path)
         assert first.returncode == 1
         assert "failed     a.png: task" in first.stdout
-        again = cli("resume", *common, cwd=tmp_path)
+        again = cli_in_process("resume", *common, cwd=tmp_path)
         assert again.returncode == 0
         assert "1 input(s) failed earlier" in again.stderr
-        retry = cli("resume", "--retry-failed", *common, cwd=tmp_path)
+        retry = cli_in_process("resume", "--retry-failed", *common, cwd=tmp_path)
         assert retry.returncode == 0, retry.stdout + retry.stderr
         assert [p.name for p in images_in(tmp_path / "recraft-out")] == ["a.png"]
         stats = httpx.get(f"{url}/_emulator/stats").json()
@@ -334,17 +355,19 @@ def test_failed_task_is_retried_only_on_request(tmp_path):
 def test_api_key_file_is_read_and_beats_the_environment(tmp_path, emulator):
     """--api-key-file reads the key (newline stripped), over $KIE_API_KEY, with no warning."""
     (tmp_path / "key.txt").write_text(f"  {KEY}\n")
-    run = cli("credits", "--base-url", emulator, "--api-key-file", "key.txt", "--json",
-                  cwd=tmp_path, env={"KIE_API_KEY": "sk-wrong-key"})  # fmt: skip
+    run = cli_in_process(
+        "credits", "--base-url", emulator, "--api-key-file", "key.txt", "--json", cwd=tmp_path,
+        env={"KIE_API_KEY": "sk-wrong-key"}
+    )  # fmt: skip
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout) == {"credits": 100000}
     assert run.stderr == ""
-    assert "--api-key-file" in cli("credits", "--help", cwd=tmp_path).stdout
+    assert "--api-key-file" in cli_in_process("credits", "--help", cwd=tmp_path).stdout
 
 
 def test_api_key_option_warns_once_without_showing_the_key(tmp_path, emulator):
     """--api-key still works, with one stderr line saying the process list shows it."""
-    run = cli("credits", "--base-url", emulator, "--api-key", KEY, cwd=tmp_path)
+    run = cli_in_process("credits", "--base-url", emulator, "--api-key", KEY, cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     warnings = [line for line in run.stderr.splitlines() if "process list" in line]
     assert len(warnings) == 1, run.stderr
@@ -372,8 +395,9 @@ def test_unusable_api_key_file_is_a_usage_error(tmp_path, content, problem):
         path.write_bytes(content)
     elif content is not None:
         path.write_text(content)
-    run = cli("credits", "--base-url", "https://127.0.0.1:9", "--api-key-file", path,
-              cwd=tmp_path)  # fmt: skip
+    run = cli_in_process(
+        "credits", "--base-url", "https://127.0.0.1:9", "--api-key-file", path, cwd=tmp_path
+    )
     assert run.returncode == 2
     assert problem in run.stderr
     assert f"--api-key-file {path}" in run.stderr
@@ -383,7 +407,9 @@ def test_unusable_api_key_file_is_a_usage_error(tmp_path, content, problem):
 def test_both_key_options_are_refused(tmp_path):
     """--api-key and --api-key-file together are a usage error, not a silent choice."""
     (tmp_path / "key.txt").write_text(KEY)
-    run = cli("credits", "--api-key", "sk-secret-x", "--api-key-file", "key.txt", cwd=tmp_path)
+    run = cli_in_process(
+        "credits", "--api-key", "sk-secret-x", "--api-key-file", "key.txt", cwd=tmp_path
+    )
     assert run.returncode == 2
     assert "not allowed with argument" in run.stderr
 
@@ -391,7 +417,7 @@ def test_both_key_options_are_refused(tmp_path):
 def test_plain_http_to_localhost_is_refused_before_sending(tmp_path, emulator):
     """A name is resolved by DNS: plain http to localhost exits 2 and suggests 127.0.0.1."""
     by_name = emulator.replace("127.0.0.1", "localhost")
-    run = cli("credits", "--base-url", by_name, cwd=tmp_path, env={"KIE_API_KEY": KEY})
+    run = cli_in_process("credits", "--base-url", by_name, cwd=tmp_path, env={"KIE_API_KEY": KEY})
     assert run.returncode == 2
     assert "http://127.0.0.1:<port>" in run.stderr
     assert KEY not in run.stdout + run.stderr

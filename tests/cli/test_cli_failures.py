@@ -1,46 +1,38 @@
-"""The command line when inputs fail: local write errors, bad --out, reasons grouped."""
+"""The command line when inputs fail: local write errors, bad --out, reasons grouped.
+
+The runs are in this process (``cli_in_process``), but for the progress bar's, which
+needs a real terminal.
+"""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sys
-import textwrap
 import threading
 
 import pytest
-from conftest import CLI_ENV, ROOT, cli, emulator_process, images_in, save_image
+from conftest import CLI_ENV, cli_in_process, emulator_process, images_in, save_image
 from conftest import EMULATOR_KEY as KEY
 
-# Loaded by the CLI subprocess at start-up (sitecustomize): the disk is "full" for the
-# output of img1 only, as a real ENOSPC would come from the place step.
-_DISK_FULL_FOR_IMG1 = textwrap.dedent(
-    """
-    import errno
-    import recraft_async._core._files as files
+import recraft_async._core._files as files
 
-    _place = files._place
 
-    def place(tmp, root, stem, ext, digest):
+def _disk_full_for_img1(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The disk is "full" for img1's output alone: ENOSPC from the place step, as a real one."""
+    place = files._place
+
+    def full_for_img1(tmp, root, stem, ext, digest):
         if stem == "img1":
             raise OSError(errno.ENOSPC, "No space left on device")
-        return _place(tmp, root, stem, ext, digest)
+        return place(tmp, root, stem, ext, digest)
 
-    files._place = place
-    """
-)
+    monkeypatch.setattr(files, "_place", full_for_img1)
 
 
-# The command line as a process, end to end: in the full run, not the quick loop.
+# End to end, with servers and processes: in the full run, not the quick loop.
 pytestmark = pytest.mark.slow
-
-
-def _with_hook(tmp_path, source):
-    """Environment additions that make the CLI subprocess run ``source`` at start-up."""
-    hook = tmp_path / "hook"
-    hook.mkdir()
-    (hook / "sitecustomize.py").write_text(source)
-    return {"PYTHONPATH": f"{hook}{os.pathsep}{ROOT}"}
 
 
 def test_a_local_write_error_fails_one_input_and_resume_downloads_it(tmp_path):
@@ -50,11 +42,11 @@ def test_a_local_write_error_fails_one_input_and_resume_downloads_it(tmp_path):
     with emulator_process("--time-scale", "0.1", "--duration", "fixed:1") as url:
         common = ["--base-url", url, "--api-key", KEY, "--out", "out", "--poll-initial", "0.05",
                   "--json"]  # fmt: skip
-        first = cli(
-            "upscale", "in", *common, cwd=tmp_path, env=_with_hook(tmp_path, _DISK_FULL_FOR_IMG1)
-        )
+        with pytest.MonkeyPatch.context() as patch:
+            _disk_full_for_img1(patch)
+            first = cli_in_process("upscale", "in", *common, cwd=tmp_path)
         before_resume = [p.name for p in images_in(tmp_path / "out")]
-        resumed = cli("resume", *common, cwd=tmp_path)
+        resumed = cli_in_process("resume", *common, cwd=tmp_path)
     assert first.returncode == 1, first.stderr
     assert "Traceback" not in first.stderr
     summary = json.loads(first.stdout)
@@ -81,7 +73,7 @@ def test_out_naming_a_file_is_a_usage_error_before_anything_runs(tmp_path, comma
     save_image(tmp_path / "in" / "a.png", (256, 256))
     (tmp_path / "taken.png").write_bytes(b"the user's file")
     args = ["in"] if command == "upscale" else []
-    run = cli(command, *args, "--emulator", "--out", "taken.png", cwd=tmp_path)
+    run = cli_in_process(command, *args, "--emulator", "--out", "taken.png", cwd=tmp_path)
     assert run.returncode == 2, run.stdout + run.stderr
     assert "--out taken.png: a file, not a folder" in run.stderr
     assert "Traceback" not in run.stderr
@@ -92,17 +84,21 @@ def test_out_naming_a_file_is_a_usage_error_before_anything_runs(tmp_path, comma
 def test_a_journal_refuses_a_second_output_folder(tmp_path):
     """A journal keeps its batch's --out: another one exits 2; no --out uses the journal's."""
     save_image(tmp_path / "in" / "a.png", (256, 256))
-    first = cli("upscale", "in", "--emulator", "--out", "a", "--journal", "j.sqlite", cwd=tmp_path)
+    first = cli_in_process(
+        "upscale", "in", "--emulator", "--out", "a", "--journal", "j.sqlite", cwd=tmp_path
+    )
     assert first.returncode == 0, first.stderr
     for command in (["upscale", "in"], ["resume"]):
-        run = cli(*command, "--emulator", "--out", "b", "--journal", "j.sqlite", cwd=tmp_path)
+        run = cli_in_process(
+            *command, "--emulator", "--out", "b", "--journal", "j.sqlite", cwd=tmp_path
+        )
         assert run.returncode == 2, run.stdout + run.stderr
         assert "the journal j.sqlite holds the outputs of" in run.stderr
         assert "Traceback" not in run.stderr
     assert not (tmp_path / "b").exists()
     # Without --out, a new run with this journal writes where the batch did.
     save_image(tmp_path / "in" / "c.png", (300, 256))
-    again = cli("upscale", "in", "--emulator", "--journal", "j.sqlite", cwd=tmp_path)
+    again = cli_in_process("upscale", "in", "--emulator", "--journal", "j.sqlite", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert [p.name for p in images_in(tmp_path / "a")] == ["a.png", "c.png"]
     assert not (tmp_path / "recraft-out").exists()
@@ -116,8 +112,10 @@ def _failing_batch(tmp_path, *extra):
     (tmp_path / "more.txt").write_text("nope1.png\n")
     with emulator_process("--time-scale", "0.1", "--duration", "fixed:1",
                           "--fault", "task=fail*3") as url:  # fmt: skip
-        return cli("upscale", "in", "@more.txt", "--base-url", url, "--api-key", KEY,
-                   "--out", "out", "--poll-initial", "0.05", *extra, cwd=tmp_path)  # fmt: skip
+        return cli_in_process(
+            "upscale", "in", "@more.txt", "--base-url", url, "--api-key", KEY, "--out", "out",
+            "--poll-initial", "0.05", *extra, cwd=tmp_path
+        )  # fmt: skip
 
 
 def test_failures_are_grouped_by_reason_in_the_summary(tmp_path):
@@ -181,8 +179,8 @@ def test_the_bar_says_it_waits_on_processing(tmp_path):
 
     reader = threading.Thread(target=drain, daemon=True)
     reader.start()
-    # Processing takes seconds; the bar is told what the run waits on every second.
-    with emulator_process("--time-scale", "1", "--duration", "fixed:4") as url:
+    # Processing takes 2 s; the bar is told what the run waits on every second.
+    with emulator_process("--time-scale", "1", "--duration", "fixed:2") as url:
         env = {**CLI_ENV, "TERM": "xterm", "COLUMNS": "200", "LINES": "50"}
         proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
             [sys.executable, "-m", "recraft_async.cli", "upscale", "in", "--base-url", url,
@@ -211,8 +209,10 @@ def test_a_refusing_result_host_is_passed_by_a_fresh_link(tmp_path):
     with emulator_process(
         "--time-scale", "0.1", "--duration", "fixed:1", "--fault", "result=http:403*1"
     ) as url:
-        run = cli("upscale", "in", "--base-url", url, "--api-key", KEY, "--out", "out",
-                  "--poll-initial", "0.05", "--json", cwd=tmp_path)  # fmt: skip
+        run = cli_in_process(
+            "upscale", "in", "--base-url", url, "--api-key", KEY, "--out", "out", "--poll-initial",
+            "0.05", "--json", cwd=tmp_path
+        )  # fmt: skip
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout)["done"] == 2
     assert [p.name for p in images_in(tmp_path / "out")] == ["img0.png", "img1.png"]
@@ -225,8 +225,10 @@ def test_an_expired_result_and_link_fail_typed_with_the_task_id(tmp_path):
         "--time-scale", "0.1", "--duration", "fixed:1",
         "--result-url-lifetime", "0", "--download-link-lifetime", "0",
     ) as url:  # fmt: skip
-        run = cli("upscale", "in", "--base-url", url, "--api-key", KEY, "--out", "out",
-                  "--poll-initial", "0.05", "--json", cwd=tmp_path)  # fmt: skip
+        run = cli_in_process(
+            "upscale", "in", "--base-url", url, "--api-key", KEY, "--out", "out", "--poll-initial",
+            "0.05", "--json", cwd=tmp_path
+        )  # fmt: skip
     assert run.returncode == 1, run.stderr
     assert "Traceback" not in run.stderr
     summary = json.loads(run.stdout)

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import EMULATOR_KEY, cli, emulator_process, save_image
+from conftest import EMULATOR_KEY, cli_in_process, emulator_process, save_image
 
 INPUTS = 3
 DAMAGED = "img0.png"  # the input whose row the row damages hit
 
 
-# The command line as a process, end to end: in the full run, not the quick loop.
+# End to end, with an emulator process: in the full run, not the quick loop.
 pytestmark = pytest.mark.slow
 
 
@@ -88,7 +88,7 @@ def batch(tmp_path_factory):
     for i in range(INPUTS):
         save_image(folder / "in" / f"img{i}.png", (256, 256 + i))
     with emulator_process("--time-scale", "0.1", "--duration", "fixed:0.5") as url:
-        first = cli("upscale", "in", *_common(url), cwd=folder)
+        first = cli_in_process("upscale", "in", *_common(url), cwd=folder)
         assert first.returncode == 0, first.stderr
         journal = folder / "out" / "journal.sqlite"
         yield folder, url, journal.read_bytes()
@@ -123,7 +123,7 @@ def test_a_damaged_journal_file_is_refused_never_taken_as_new(batch, kind):
     folder, url, journal = _damaged(batch, damage)
     before, damaged_bytes = _submits(url), journal.read_bytes()
     for command in (["upscale", "in"], ["resume"]):
-        run = cli(*command, *_common(url), cwd=folder)
+        run = cli_in_process(*command, *_common(url), cwd=folder)
         assert run.returncode == 2, run.stdout + run.stderr
         assert "Traceback" not in run.stderr
         assert f"the journal {Path('out') / 'journal.sqlite'} cannot be read" in run.stderr
@@ -141,7 +141,7 @@ def test_a_damaged_row_is_reported_by_input_and_the_rest_goes_on(batch, kind):
     folder, url, _journal = _damaged(batch, damage)
     before = _submits(url)
     for command in (["upscale", "in"], ["resume"]):
-        run = cli(*command, *_common(url), cwd=folder)
+        run = cli_in_process(*command, *_common(url), cwd=folder)
         assert run.returncode == 1, run.stdout + run.stderr
         assert "Traceback" not in run.stderr
         summary = json.loads(run.stdout)

@@ -6,13 +6,13 @@ import json
 
 import httpx
 import pytest
-from conftest import EMULATOR_KEY, cli, emulator_process, save_image
+from conftest import EMULATOR_KEY, cli_in_process, emulator_process, save_image
 from PIL import Image
 
 pytest.importorskip("recraft_async.testing")
 
 
-# The command line as a process, end to end: in the full run, not the quick loop.
+# End to end, with an emulator process: in the full run, not the quick loop.
 pytestmark = pytest.mark.slow
 
 
@@ -23,8 +23,8 @@ def submits(url: str) -> int:
 
 def run_on(url: str, *argv: str, cwd):
     """The command line against the emulator process at ``url``."""
-    return cli(*argv, "--base-url", url, "--poll-initial", "0.05", cwd=cwd,
-               env={"KIE_API_KEY": EMULATOR_KEY})  # fmt: skip
+    options = ["--base-url", url, "--poll-initial", "0.05"]
+    return cli_in_process(*argv, *options, cwd=cwd, env={"KIE_API_KEY": EMULATOR_KEY})
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import anyio
 import pytest
 from conftest import (
     CLI_ENV,
-    cli,
+    cli_in_process,
     emulator_process,
     images_in,
     journal_reaches,
@@ -25,7 +25,7 @@ from recraft_async import Journal
 from recraft_async.testing import Duration, KieEmulator, serve
 from recraft_async.testing._tasks import Task
 
-# The command line as a process, end to end: in the full run, not the quick loop.
+# End to end, with servers and processes: in the full run, not the quick loop.
 pytestmark = pytest.mark.slow
 
 
@@ -124,11 +124,12 @@ def test_resume_with_only_the_journal_writes_to_the_batch_folder(tmp_path):
     elsewhere.mkdir()
     with emulator_process("--time-scale", "0.1", "--duration", "fixed:1") as url:
         common = ["--base-url", url, "--api-key", KEY, "--poll-initial", "0.05", "--json"]
-        first = cli("upscale", "in", "--out", "batch-out", "--journal", "j.sqlite", *common,
-                    cwd=tmp_path)  # fmt: skip
+        first = cli_in_process(
+            "upscale", "in", "--out", "batch-out", "--journal", "j.sqlite", *common, cwd=tmp_path
+        )
         assert first.returncode == 0, first.stderr
         (tmp_path / "batch-out" / "img1.png").unlink()  # lost since: resume fetches it again
-        run = cli("resume", "--journal", tmp_path / "j.sqlite", *common, cwd=elsewhere)
+        run = cli_in_process("resume", "--journal", tmp_path / "j.sqlite", *common, cwd=elsewhere)
     assert run.returncode == 0, run.stderr
     assert [p.name for p in images_in(tmp_path / "batch-out")] == ["img0.png", "img1.png",
                                                                     "img2.png"]  # fmt: skip
@@ -149,7 +150,7 @@ def test_leftover_partial_downloads_are_removed_on_the_next_run(tmp_path):
     # Another batch's download in progress in the same folder (its own journal).
     theirs = out / f".recraft-{Journal(tmp_path / 'other.sqlite').part_tag}-q7.part"
     theirs.write_bytes(b"another batch's half image")
-    run = cli("upscale", "in", "--emulator", "--out", "out", cwd=tmp_path)
+    run = cli_in_process("upscale", "in", "--emulator", "--out", "out", cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     assert "removed 2 partial download(s)" in run.stdout + run.stderr
     assert sorted(p.name for p in out.iterdir() if p.suffix == ".part") == sorted(
@@ -179,8 +180,8 @@ def test_two_runs_on_one_journal_the_second_is_refused(tmp_path):
         )  # fmt: skip
         journal = tmp_path / "out" / "journal.sqlite"
         journal_reaches(journal, lambda states: sum(states.values()) >= 4)
-        second = cli("upscale", "in", *common, cwd=tmp_path)
-        resumed = cli("resume", *common, cwd=tmp_path)
+        second = cli_in_process("upscale", "in", *common, cwd=tmp_path)
+        resumed = cli_in_process("resume", *common, cwd=tmp_path)
     finally:
         if runner is not None:
             runner.kill()

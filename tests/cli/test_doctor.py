@@ -7,7 +7,7 @@ import json
 
 import pytest
 import respx
-from conftest import cli
+from conftest import cli_in_process
 from doctor_stub import API, FILES, KEY, NOT_READABLE, SIGNATURE, UPLOADS, Stub
 
 from recraft_async._doctor import DoctorOptions, doctor
@@ -209,7 +209,7 @@ async def test_a_key_echoed_by_the_service_is_kept_out_of_the_output_and_trace(s
 def test_the_command_against_the_emulator_confirms_everything(tmp_path):
     """`doctor --emulator` runs offline, exits 0 and writes a trace without the key."""
     trace = tmp_path / "trace.json"
-    done = cli("doctor", "--emulator", "--trace", trace, cwd=tmp_path, timeout=120)
+    done = cli_in_process("doctor", "--emulator", "--trace", trace, cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     assert " different " not in done.stdout
     assert "confirmed" in row(done.stdout, "upscale: the result URL serves an image")
@@ -218,9 +218,8 @@ def test_the_command_against_the_emulator_confirms_everything(tmp_path):
     assert json.loads(text)["exchanges"]
 
 
-@pytest.mark.slow
 def test_the_command_without_a_key_is_a_usage_error(tmp_path):
     """No KIE_API_KEY and no --api-key-file: exit 2 before anything is sent."""
-    done = cli("doctor", "--yes", cwd=tmp_path)
+    done = cli_in_process("doctor", "--yes", cwd=tmp_path)
     assert done.returncode == 2
     assert "no API key" in done.stderr + done.stdout

@@ -36,8 +36,9 @@ def results(tmp_path_factory):
         str(N),
         "--warm-n",
         "3",
+        # A short window: each warm batch first waits one out (the window's seconds).
         "--rate",
-        "20/1",
+        "20/0.2",
         "--time-scale",
         "0.01",
         "--queued",

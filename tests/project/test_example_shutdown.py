@@ -16,8 +16,10 @@ from test_examples import WEBHOOK_KEY, _free_port, _open_fastapi_app, _wait_unti
 
 from recraft_async.testing import Duration, Fault, KieEmulator, sample_images, serve
 
-QUICK = SLOW = QUEUED = 10  # requests whose tasks end at once, never, or are never sent
-GRACE = 5.0  # the app's SHUTDOWN_GRACE: its 20 reads fit in it twice at 10 a second
+QUICK = SLOW = QUEUED = 5  # requests whose tasks end at once, never, or are never sent
+# The app's SHUTDOWN_GRACE, waited out whole (the slow tasks never end): its 10 reads fit
+# in it twice at 10 a second.
+GRACE = 2.0
 
 
 async def _post_all(http, image, count, answers, sent):
@@ -52,7 +54,7 @@ async def _until(condition):
 async def test_sigterm_stops_new_work_at_once_and_delivers_what_finished(
     graceful_timeout, tmp_path
 ):
-    """SIGTERM with 30 requests awaiting jobs: nothing sent after it, finished ones answered."""
+    """SIGTERM with 15 requests awaiting jobs: nothing sent after it, finished ones answered."""
     # Callbacks never arrive and reads are 600 s apart: only the shutdown's reads find an end.
     emulator = KieEmulator(time_scale=1.0, webhook_key=WEBHOOK_KEY, duration=Duration.fixed(0))
     emulator.faults.chance("callback", Fault.lost_callback(), 1.0)
@@ -84,10 +86,10 @@ async def test_sigterm_stops_new_work_at_once_and_delivers_what_finished(
 
 
 async def _serve_and_stop(emulator, graceful_timeout, log):
-    """The app under uvicorn, 30 requests, then SIGTERM: (answers, signal moment, exit code).
+    """The app under uvicorn, 15 requests, then SIGTERM: (answers, signal moment, exit code).
 
-    The first 10 tasks end at once, the next 10 never; the last 10 jobs wait in the
-    app's queue (MAX_IN_FLIGHT=20), unsent.
+    The first QUICK tasks end at once, the next SLOW never; the last QUEUED jobs wait in
+    the app's queue (MAX_IN_FLIGHT=QUICK + SLOW), unsent.
     """
     image = emulator.add_image(*sample_images()[0])
     port = _free_port()
