@@ -713,11 +713,18 @@ def _say(*parts: object, file: TextIO | None = None) -> None:
 
 
 def _print_resume_hint(args: argparse.Namespace) -> None:
-    _say(
+    hint = (
         f"\nrecraft-async: interrupted; the journal is intact. Finish with:\n"
-        f"  {resume_command(args)}",
-        file=sys.stderr,
+        f"  {resume_command(args)}"
     )
+    if getattr(args, "emulator", False):
+        # The built-in emulator lives in this process: its tasks end with it.
+        hint += (
+            "\nThe built-in emulator stopped with this run and forgot the tasks it had"
+            " started: that resume reports them failed (not found) after a few seconds;"
+            " a second one with --retry-failed makes them again (the emulator is free)."
+        )
+    _say(hint, file=sys.stderr)
 
 
 def resume_command(args: argparse.Namespace) -> str:

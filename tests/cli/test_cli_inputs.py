@@ -112,6 +112,7 @@ def test_resume_hint_after_an_emulator_run_works_as_printed(tmp_path, monkeypatc
     assert proc.returncode == 130, err
     (hint,) = [line.strip() for line in err.splitlines() if "recraft-async resume" in line]
     assert "--emulator" in shlex.split(hint)
+    assert "forgot the tasks it had started" in err  # and says what the resume can do
     # The resume's emulator is a new one, which never heard of the tasks submitted before
     # the signal: each is "not found" until the grace for a task just created is over.
     # That wait (10 s) is not what this test is about.
