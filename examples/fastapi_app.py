@@ -1,7 +1,7 @@
 # ruff: noqa: INP001 - a script beside the package, not a module of it
 """A FastAPI app: one client for the app's life, callbacks as wake-ups, a graceful exit.
 
-    pip install 'recraft-async' fastapi uvicorn
+    pip install . fastapi uvicorn         # in a clone of recraft-async
     KIE_API_KEY=... PUBLIC_URL=https://my.app uvicorn fastapi_app:app --app-dir examples
 
 ``POST /upscale`` with ``{"image_url": ...}`` waits for the upscale and answers the

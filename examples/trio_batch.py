@@ -1,7 +1,7 @@
 # ruff: noqa: INP001, T201 - a script beside the package, printing its progress
 """A batch on trio: start every upscale, save each result as soon as it is ready.
 
-    pip install 'recraft-async' trio
+    pip install . trio                    # in a clone of recraft-async
     KIE_API_KEY=... python examples/trio_batch.py out/ a.png https://example.com/b.jpg ...
 
 Every image (a local path or an http(s) URL) becomes a job at once; the client paces

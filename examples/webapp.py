@@ -1,7 +1,7 @@
 # ruff: noqa: INP001 - a script beside the package, not a module of it
 """A small web app: upscale on request, and take KIE's callbacks as hints.
 
-    pip install 'recraft-async[emulator]'          # for starlette and uvicorn
+    pip install '.[emulator]'             # in a clone: starlette and uvicorn
     KIE_API_KEY=... PUBLIC_URL=https://my.app uvicorn webapp:app --app-dir examples
 
 ``POST /upscale`` with ``{"image_url": ...}`` answers the result URL once the

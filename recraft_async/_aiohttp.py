@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from ._core import _validate as check
+from ._core._extras import needs_extra
 from ._lifecycle import pool_options
 from ._settings import DEFAULT_MAX_CONNECTIONS, DEFAULT_TIMEOUT
 from .errors import InvalidInputError, WrongEventLoopError
@@ -23,10 +24,7 @@ from .errors import InvalidInputError, WrongEventLoopError
 if TYPE_CHECKING:
     from typing_extensions import Self
 
-_MISSING_EXTRA = (
-    "AioHttpClient needs the package's aiohttp extra, recraft-async[aiohttp] "
-    "(it brings aiohttp and httpx-aiohttp)"
-)
+_MISSING_EXTRA = needs_extra("AioHttpClient", "aiohttp", "aiohttp and httpx-aiohttp")
 _TRIO_REFUSED = (
     "AioHttpClient runs on asyncio only (aiohttp is asyncio's); under {backend}, leave "
     "http_client unset: AsyncRecraft's own httpx pool works on trio and asyncio alike"

@@ -20,6 +20,7 @@ import httpx
 from ._bulk._journal import Journal
 from ._core import _validate as check
 from ._core._check import DialectName, check_dialect, is_loopback_host
+from ._core._extras import needs_extra
 from ._core._keys import key_from
 from ._core._policy import PollPolicy, Rate
 from ._core._redact import Secret
@@ -183,9 +184,7 @@ def _tracing(tracing: bool | None) -> bool:
         return False
     if not _otel_installed():
         if tracing:
-            raise InvalidInputError(
-                "tracing=True needs OpenTelemetry: pip install 'recraft-async[otel]'"
-            )
+            raise InvalidInputError(needs_extra("tracing=True", "otel", "OpenTelemetry"))
         return False
     return True
 

@@ -32,6 +32,7 @@ from ._bulk._journal import Journal, JournalState
 from ._bulk._progress import QuietReporter, Reporter, make_reporter
 from ._core._check import DIALECT_NAMES, DialectName
 from ._core._escape import printable
+from ._core._extras import EMULATOR_PACKAGES, needs_extra
 from ._core._keys import checked_key
 from ._core._logging import LOGGER_NAME, env_level
 from ._core._models import Operation
@@ -113,7 +114,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             from .testing.__main__ import main as serve_emulator  # noqa: PLC0415 - an extra
         except ImportError:
-            sys.stderr.write("recraft-async: error: pip install 'recraft-async[emulator]'\n")
+            needed = needs_extra("the emulator", "emulator", EMULATOR_PACKAGES)
+            sys.stderr.write(f"recraft-async: error: {needed}\n")
             return EXIT_USAGE
         return int(serve_emulator(arguments[1:], prog="recraft-async emulator"))
     parser = build_parser()
@@ -528,9 +530,7 @@ async def _client_options(args: argparse.Namespace) -> dict[str, Any]:
         try:
             import recraft_async.testing  # noqa: F401, PLC0415 - optional extra, checked here
         except ImportError as exc:
-            raise UsageError(
-                "--emulator needs the extra: pip install 'recraft-async[emulator]'"
-            ) from exc
+            raise UsageError(needs_extra("--emulator", "emulator", EMULATOR_PACKAGES)) from exc
         return options
     key = await _api_key(args)
     if not key:
@@ -753,7 +753,7 @@ async def _write_samples(folder: Path) -> int:
     try:
         from .testing import sample_images  # noqa: PLC0415 - optional extra
     except ImportError as exc:
-        raise UsageError("samples need the extra: pip install 'recraft-async[emulator]'") from exc
+        raise UsageError(needs_extra("samples", "emulator", EMULATOR_PACKAGES)) from exc
     await anyio.Path(folder).mkdir(parents=True, exist_ok=True)
     for name, data in await anyio.to_thread.run_sync(sample_images):
         await anyio.Path(folder / name).write_bytes(data)

@@ -26,6 +26,7 @@ import attrs
 
 from recraft_async._core._errors import RecraftError
 from recraft_async._core._escape import printable
+from recraft_async._core._extras import EMULATOR_PACKAGES, needs_extra
 from recraft_async._core._limits import PUBLISHED_PRICES
 from recraft_async._core._models import TRACE_FORMAT, Operation
 from recraft_async._core._policy import PollPolicy
@@ -100,7 +101,7 @@ async def run_command(args: argparse.Namespace, api_key: str | None, *, out: Tex
         try:
             from recraft_async.testing import KieEmulator, serve  # noqa: PLC0415 - the emulator extra
         except ImportError:
-            return _usage(out, "--emulator needs the extra: pip install 'recraft-async[emulator]'")
+            return _usage(out, needs_extra("--emulator", "emulator", EMULATOR_PACKAGES))
         emulator = KieEmulator(time_scale=_EMULATOR_TIME_SCALE)
         async with serve(emulator) as url:
             key = emulator.api_key

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from recraft_async._core._errors import InvalidInputError
+from recraft_async._core._extras import needs_extra
 from recraft_async._core._policy import Rate
 from recraft_async._core._validate import boolean_field, positive_field
 
@@ -114,9 +115,7 @@ def coordinator_of(
     try:
         from ._redis_coordinator import RedisCoordinator  # noqa: PLC0415 - an extra
     except ImportError as exc:
-        raise InvalidInputError(
-            "RedisCoordination needs coredis: pip install 'recraft-async[redis]'"
-        ) from exc
+        raise InvalidInputError(needs_extra("RedisCoordination", "redis", "coredis")) from exc
     return RedisCoordinator(
         coordination.url,
         namespace=coordination.namespace,
