@@ -118,11 +118,19 @@ class _Hooks:
 # -- 1. recraft-async ---------------------------------------------------------------------
 
 
+# The prior the default PollPolicy had before issue 18 (tasks of median 20 s, sigma 0.6):
+# it made a fresh client's first read wait for a likely finish. --old-prior puts it back,
+# to show what it gave (and cost) side by side with today's default, which has none.
+OLD_DEFAULT_PRIOR = ra.ProcessingTime(20.0, sigma=0.6)
+
+
 def _scaled_poll(args: argparse.Namespace) -> ra.PollPolicy:
-    """The client's default PollPolicy with every duration scaled: the prior's too."""
+    """The client's default PollPolicy with every duration scaled: its prior's too."""
     scale = args.time_scale
     prior = inspect.signature(ra.AsyncRecraft).parameters["poll"].default.prior
-    if prior is not None and not args.no_prior:
+    if args.old_prior:
+        prior = OLD_DEFAULT_PRIOR
+    if prior is not None:
         prior = attrs.evolve(prior, median=prior.median * scale)
     return ra.PollPolicy(
         initial=2.0 * scale,
@@ -130,7 +138,7 @@ def _scaled_poll(args: argparse.Namespace) -> ra.PollPolicy:
         max_interval=15.0 * scale,
         timeout=args.timeout * scale,
         reads_per_job=args.reads_per_job,
-        prior=None if args.no_prior else prior,
+        prior=prior,
     )
 
 
@@ -387,7 +395,9 @@ def parser() -> argparse.ArgumentParser:
     cli.add_argument("--reads-per-job", type=float, default=3.0)
     cli.add_argument("--timeout", type=float, default=900.0, help="recraft: unscaled seconds")
     cli.add_argument("--restart", action="store_true", help="recraft: warm batch, new client")
-    cli.add_argument("--no-prior", action="store_true", help="recraft: cold on the fixed schedule")
+    cli.add_argument(
+        "--old-prior", action="store_true", help="recraft: the default's prior before issue 18"
+    )
     cli.add_argument("--callbacks", action="store_true", help="recraft: callback_url + receiver")
     cli.add_argument("--no-read-budget", action="store_true", help="recraft: read_rate=None")
     cli.add_argument("--pool", type=int, default=0, help="recraft: own httpx pool of this size")

@@ -61,7 +61,7 @@ def test_every_family_reports_a_row(results):
     assert families == [
         "recraft-async",
         "recraft-async (warm)",
-        "recraft-async (no prior)",
+        "recraft-async (old prior)",
         "recraft-async (no read limit)",
         "recraft-async (no read limit) (warm)",
         "recraft-async (restarted)",
