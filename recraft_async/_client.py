@@ -255,7 +255,9 @@ class AsyncRecraft:
         """
         life = self._own_life("open")
         if self._host is not None or life.state != "new":
-            raise ClientNotOpenError(f"this client is {life.state}; make a new one")
+            raise ClientNotOpenError(
+                f"this client was opened before (it is {life.state}); make a new one"
+            )
         self._host = BackgroundHost(life)
         await self._host.start()
         return self

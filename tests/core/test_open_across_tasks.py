@@ -121,7 +121,7 @@ async def test_open_twice_or_through_a_view_is_refused(kie, make_client):
     _service(kie)
     client = await make_client().open()
     try:
-        with pytest.raises(ra.ClientNotOpenError, match="open; make a new one"):
+        with pytest.raises(ra.ClientNotOpenError, match=r"opened before .*make a new one"):
             await client.open()
         with pytest.raises(ra.ClientNotOpenError, match="shares its client's life"):
             await client.with_options(max_retries=0).open()
@@ -139,6 +139,8 @@ async def test_a_failed_open_raises_to_the_caller(make_client, tmp_path):
         await client.open()
     assert not isinstance(failed.value, ra.ClientNotOpenError)
     assert "state=open" not in repr(client)
+    with pytest.raises(ra.ClientNotOpenError, match="opened before"):
+        await client.open()  # a client opens once, even when its opening failed
     await client.aclose()  # nothing to close, and no hang
 
 
