@@ -188,7 +188,11 @@ class TaskFailedError(RecraftError):
         self.state = state
         """Its final state, as the service reports it."""
         self.code = code
-        """The service's error code for the task, if any."""
+        """The service's error code for the task, if any, as it sent it.
+
+        The market dialect's ``failCode`` is a string (``"422"``); the seed's endpoints
+        send a number. Compare with ``str(err.code)`` to handle both.
+        """
         self.message = None if message is None else _redact.redact(message)
         """The service's error message for the task, if any."""
 
